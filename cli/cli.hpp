@@ -1,0 +1,33 @@
+// cli: the `kforge` command. One file per subcommand; each registers its options on the app and
+// leaves a function that runs once parsing succeeded and returns the exit code:
+// 0 success, 1 a kernel was evaluated and is not ok, 2 bad input (one line on stderr says why).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common/common.hpp"
+
+namespace kforge::cli {
+
+constexpr int kExitOk = 0, kExitKernelFailed = 1, kExitBadInput = 2;
+
+struct Context {
+  std::string tasks_dir;              // --tasks-dir, $KFORGE_TASKS_DIR, ./tasks, or the source tree's
+  std::function<int()> run;           // set by the chosen subcommand
+  std::string resolved_tasks_dir() const;
+};
+
+// --db FILE, default $KFORGE_DB or ./kforge.db.
+void add_db_option(CLI::App& command, std::string& db_path);
+
+// Prints "kforge: <message>" to stderr and returns kExitBadInput.
+int report(const Error& error);
+
+void add_tasks_command(CLI::App& app, Context& context);
+void add_eval_command(CLI::App& app, Context& context);
+void add_db_command(CLI::App& app, Context& context);
+
+}  // namespace kforge::cli

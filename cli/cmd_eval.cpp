@@ -1,0 +1,201 @@
+// kforge eval: check and time one kernel file, or every seed of a task or suite, and store the
+// results in the kernel library.
+#include <cmath>
+#include <filesystem>
+
+#include "cli/cli.hpp"
+#include "evaluator/evaluator.hpp"
+#include "kernels_db/kernels_db.hpp"
+
+namespace kforge::cli {
+namespace {
+
+struct EvalArgs {
+  std::string task, suite, kernel, backend = "cpu", db_path;
+  bool json = false, check_only = false;
+  double timeout_s = 180;
+  std::uint64_t seed = 0;
+};
+
+KernelRecord kernel_record(const Task& task, const Candidate& candidate, const std::string& origin) {
+  const std::string params = nlohmann::json(candidate.param_bindings()).dump();
+  return {content_hash("cpu\n" + params + "\n" + candidate.source), task.id(), "cpu", candidate.entry,
+          candidate.source, params, origin};
+}
+
+EvaluationRecord evaluation_record(const Task& task, const EvalResult& r) {
+  EvaluationRecord e;
+  e.device = "cpu:" + host_cpu_name();
+  e.status = to_string(r.status);
+  e.message = r.message;
+  e.log = r.log;
+  e.atol = task.atol;
+  e.rtol = task.rtol;
+  e.seed = r.seed;
+  for (const auto& s : r.shapes) {
+    MeasurementRecord m;
+    m.shape = shape_label(s.dims);
+    m.bench = s.bench;
+    m.correct = s.correct;
+    m.max_abs_error = s.max_abs_error;
+    m.max_rel_error = s.max_rel_error;
+    if (s.timing) {
+      const TimingStats& t = *s.timing;
+      m.n = t.n;
+      m.min_us = t.min_us, m.median_us = t.median_us, m.p20_us = t.p20_us, m.p80_us = t.p80_us;
+      m.mean_us = t.mean_us, m.std_us = t.std_us, m.cv = t.cv, m.gbps = s.gbps, m.gflops = s.gflops;
+    }
+    e.measurements.push_back(std::move(m));
+  }
+  return e;
+}
+
+// Geometric mean of the bench shapes' medians, 0 when untimed: one number to rank variants by.
+double geomean_median_us(const EvalResult& r) {
+  double log_sum = 0;
+  int n = 0;
+  for (const auto& s : r.shapes)
+    if (s.timing && s.timing->median_us > 0) log_sum += std::log(s.timing->median_us), ++n;
+  return n ? std::exp(log_sum / n) : 0;
+}
+
+void print_result(const Task& task, const std::string& origin, const EvalResult& r) {
+  fmt::print("{} {} {}{}\n", task.id(), origin, to_string(r.status), r.message.empty() ? "" : ": " + r.message);
+  for (const auto& s : r.shapes) {
+    std::string line = fmt::format("  {} {:<16}", s.bench ? "bench" : "check", shape_label(s.dims));
+    if (!s.correct) {
+      std::vector<std::string> bad;
+      for (const auto& m : s.mismatches) bad.push_back(fmt::format("{}[{}]={} want {}", m.tensor, m.index, m.got, m.want));
+      line += fmt::format(" FAIL max_abs_err={:.3g}  {}", s.max_abs_error, fmt::join(bad, "; "));
+    } else if (s.timing) {
+      const TimingStats& t = *s.timing;
+      line += fmt::format(" median {:.2f} us  p20-p80 {:.2f}-{:.2f} us  n={} cv={:.1f}%", t.median_us, t.p20_us,
+                          t.p80_us, t.n, 100 * t.cv);
+      if (s.gbps > 0) line += fmt::format("  {:.1f} GB/s", s.gbps);
+      if (s.gflops > 0) line += fmt::format("  {:.2f} GFLOP/s", s.gflops);
+    } else {
+      line += fmt::format(" pass max_abs_err={:.3g}", s.max_abs_error);
+    }
+    fmt::print("{}\n", line);
+  }
+  if (r.status == EvalStatus::compile_error) fmt::print("{}\n", r.log);
+}
+
+int run_eval(const Context& context, const EvalArgs& args) {
+  if (args.backend != "cpu")
+    return report(make_error(ErrorKind::invalid_input, "backend '{}' is not available in this build (available: cpu)",
+                             args.backend));
+  const std::string root = context.resolved_tasks_dir();
+  std::vector<Task> tasks;
+  if (!args.task.empty()) {
+    auto task = find_task(root, args.task);
+    if (!task) return report(task.error());
+    tasks.push_back(std::move(*task));
+  } else if (!args.suite.empty()) {
+    if (!args.kernel.empty()) return report(make_error(ErrorKind::invalid_input, "--kernel needs --task, not --suite"));
+    auto all = load_tasks(root, args.suite);
+    if (!all) return report(all.error());
+    tasks = std::move(*all);
+  } else {
+    return report(make_error(ErrorKind::invalid_input, "say what to evaluate: --task SUITE/NAME [--kernel FILE] or --suite NAME"));
+  }
+
+  // Read the kernel before anything is written, so a bad file changes nothing.
+  std::optional<Candidate> user_kernel;
+  if (!args.kernel.empty()) {
+    auto source = read_file(args.kernel);
+    if (!source) return report(source.error());
+    auto candidate = parse_candidate(std::move(*source), args.kernel);
+    if (!candidate) return report(candidate.error());
+    user_kernel = std::move(*candidate);
+  }
+  auto store = KernelStore::open(args.db_path);
+  if (!store) return report(store.error());
+  auto compiler = HostCompiler::create();
+  if (!compiler) return report(compiler.error());
+
+  EvalOptions options;
+  options.timeout_s = args.timeout_s;
+  options.seed = args.seed;
+  options.time_bench_shapes = !args.check_only;
+
+  int exit_code = kExitOk;
+  nlohmann::json json_results = nlohmann::json::array();
+  struct Row { std::string task, variant, status; double geomean_us; };
+  std::vector<Row> rows;
+  for (auto& task : tasks) {
+    auto evaluator = Evaluator::create(task, *compiler);
+    if (!evaluator) return report(evaluator.error());
+
+    std::vector<std::pair<Candidate, std::string>> kernels;  // candidate, origin
+    if (user_kernel) {
+      kernels.emplace_back(*user_kernel, std::filesystem::path(args.kernel).filename().string());
+    } else {
+      for (const auto& path : task.seed_paths) {
+        const std::string name = std::filesystem::path(path).filename().string();
+        if (name.rfind("cpu_", 0) != 0) continue;
+        auto source = read_file(path);
+        auto candidate = source ? parse_candidate(std::move(*source), path) : Result<Candidate>(source.error());
+        if (!candidate) {
+          exit_code = report(candidate.error());
+          continue;
+        }
+        kernels.emplace_back(std::move(*candidate), name);
+      }
+    }
+    for (const auto& [candidate, origin] : kernels) {
+      if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
+      EvalResult result = evaluator->evaluate(candidate, origin, options);
+      auto id = store->record(kernel_record(task, candidate, origin), evaluation_record(task, result));
+      if (!id) return report(id.error());
+      if (result.status != EvalStatus::ok && exit_code == kExitOk) exit_code = kExitKernelFailed;
+      rows.push_back({task.id(), origin, to_string(result.status), geomean_median_us(result)});
+      if (args.json) {
+        nlohmann::json j = to_json(result);
+        j["task"] = task.id();
+        j["kernel"] = origin;
+        j["kernel_key"] = kernel_record(task, candidate, origin).key;
+        j["evaluation_id"] = *id;
+        json_results.push_back(j);
+      } else {
+        print_result(task, origin, result);
+      }
+    }
+  }
+  if (args.json) {
+    fmt::print("{}\n", json_results.size() == 1 && !args.task.empty() ? json_results[0].dump(2) : json_results.dump(2));
+    return exit_code;
+  }
+  if (rows.size() > 1) {
+    // Speedup against the task's naive seed, timed in this same run.
+    fmt::print("\n{:<16} {:<22} {:<14} {:>14} {:>10}\n", "TASK", "KERNEL", "STATUS", "GEOMEAN us", "vs naive");
+    for (const auto& row : rows) {
+      double naive = 0;
+      for (const auto& other : rows)
+        if (other.task == row.task && other.variant.find("naive") != std::string::npos) naive = other.geomean_us;
+      std::string speedup = naive > 0 && row.geomean_us > 0 ? fmt::format("{:.2f}x", naive / row.geomean_us) : "-";
+      fmt::print("{:<16} {:<22} {:<14} {:>14.2f} {:>10}\n", row.task, row.variant, row.status, row.geomean_us, speedup);
+    }
+  }
+  fmt::print("results stored in {}\n", args.db_path);
+  return exit_code;
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app, Context& context) {
+  auto args = std::make_shared<EvalArgs>();
+  auto* eval = app.add_subcommand("eval", "Check a kernel against its task's reference, time it, store the result");
+  eval->add_option("--task", args->task, "Task as SUITE/NAME, e.g. llm/rmsnorm");
+  eval->add_option("--suite", args->suite, "Every task of this suite (with no --kernel: every seed)");
+  eval->add_option("--kernel", args->kernel, "Kernel source file (default: the task's seeds)");
+  eval->add_option("--backend", args->backend, "Backend to run on (cpu)");
+  eval->add_option("--timeout", args->timeout_s, "Seconds one evaluation may take (default 180)");
+  eval->add_option("--seed", args->seed, "Input seed (default: a fresh secret one)");
+  eval->add_flag("--check-only", args->check_only, "Check correctness, skip timing");
+  eval->add_flag("--json", args->json, "Print the result as JSON");
+  add_db_option(*eval, args->db_path);
+  eval->callback([&context, args] { context.run = [&context, args] { return run_eval(context, *args); }; });
+}
+
+}  // namespace kforge::cli

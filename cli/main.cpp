@@ -1,0 +1,48 @@
+#include <cstdlib>
+#include <filesystem>
+
+#include "cli/cli.hpp"
+
+namespace kforge::cli {
+
+std::string Context::resolved_tasks_dir() const {
+  if (!tasks_dir.empty()) return tasks_dir;
+  if (const char* env = std::getenv("KFORGE_TASKS_DIR"); env && *env) return env;
+  if (std::filesystem::is_directory("tasks/llm")) return "tasks";
+  return KFORGE_DEFAULT_TASKS_DIR;
+}
+
+void add_db_option(CLI::App& command, std::string& db_path) {
+  const char* env = std::getenv("KFORGE_DB");
+  db_path = env && *env ? env : "kforge.db";
+  command.add_option("--db", db_path, "Kernel library file (default: $KFORGE_DB or ./kforge.db)");
+}
+
+int report(const Error& error) {
+  fmt::print(stderr, "kforge: {}\n", error.message);
+  return kExitBadInput;
+}
+
+}  // namespace kforge::cli
+
+int main(int argc, char** argv) {
+  using namespace kforge::cli;
+  CLI::App app{
+      "kforge: evolves, checks and benchmarks compute kernels, and keeps the fittest in a SQLite "
+      "kernel library."};
+  app.set_version_flag("--version", std::string("kforge ") + KFORGE_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  Context context;
+  app.add_option("--tasks-dir", context.tasks_dir,
+                 "Root of the task suites (default: $KFORGE_TASKS_DIR, ./tasks, or the source tree's)");
+  add_tasks_command(app, context);
+  add_eval_command(app, context);
+  add_db_command(app, context);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return context.run ? context.run() : kExitOk;
+}

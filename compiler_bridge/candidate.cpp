@@ -1,0 +1,183 @@
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "compiler_bridge/compiler_bridge.hpp"
+
+namespace kforge {
+namespace {
+
+std::string trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+// Splits at top-level commas (not inside parentheses).
+std::vector<std::string> split_top_level(std::string_view s) {
+  std::vector<std::string> parts;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || (s[i] == ',' && depth == 0)) {
+      parts.push_back(trim(s.substr(start, i - start)));
+      start = i + 1;
+    } else if (s[i] == '(') {
+      ++depth;
+    } else if (s[i] == ')') {
+      --depth;
+    }
+  }
+  return parts;
+}
+
+Result<std::int64_t> parse_int(const std::string& text) {
+  try {
+    size_t used = 0;
+    long long v = std::stoll(text, &used);
+    if (used == text.size()) return static_cast<std::int64_t>(v);
+  } catch (const std::exception&) {
+  }
+  return make_error(ErrorKind::invalid_input, "'{}' is not an integer", text);
+}
+
+// "BLOCK=256 in {64,128,256}" or "BLOCK=256"
+Result<KernelParam> parse_param(const std::string& text) {
+  static const std::regex form(R"(^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-?[0-9]+)(\s+in\s+\{([^}]*)\})?$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, form))
+    return make_error(ErrorKind::invalid_input,
+                      "'{}': expected NAME=VALUE or NAME=VALUE in {{A,B,...}}", text);
+  KernelParam param{m[1], std::stoll(m[2]), {}};
+  if (m[3].matched) {
+    for (const auto& item : split_top_level(m[4].str())) {
+      auto v = parse_int(item);
+      if (!v) return make_error(ErrorKind::invalid_input, "param {}: {}", param.name, v.error().message);
+      param.choices.push_back(*v);
+    }
+    if (std::find(param.choices.begin(), param.choices.end(), param.value) == param.choices.end())
+      return make_error(ErrorKind::invalid_input, "param {}: default {} is not one of its choices",
+                        param.name, param.value);
+  }
+  return param;
+}
+
+Result<std::vector<Expr>> parse_expr_list(const std::string& text) {
+  std::vector<Expr> out;
+  for (const auto& item : split_top_level(text)) {
+    auto e = Expr::parse(item);
+    if (!e) return e.error();
+    out.push_back(*e);
+  }
+  if (out.empty() || out.size() > 3)
+    return make_error(ErrorKind::invalid_input, "'{}': expected 1 to 3 dimensions", text);
+  return out;
+}
+
+// "grid=(M) block=(BLOCK) smem=(BLOCK/32)*4": key=value fields separated by spaces, where a
+// value runs until the next space outside parentheses.
+Result<LaunchSpec> parse_launch(const std::string& text) {
+  LaunchSpec launch;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == ' ' || text[i] == '\t') {
+      ++i;
+      continue;
+    }
+    size_t eq = text.find('=', i);
+    if (eq == std::string::npos)
+      return make_error(ErrorKind::invalid_input, "'{}': expected key=value", text.substr(i));
+    std::string key = trim(std::string_view(text).substr(i, eq - i));
+    size_t end = eq + 1;
+    for (int depth = 0; end < text.size() && (depth > 0 || (text[end] != ' ' && text[end] != '\t'));
+         ++end)
+      depth += text[end] == '(' ? 1 : text[end] == ')' ? -1 : 0;
+    std::string value = text.substr(eq + 1, end - eq - 1);
+    i = end;
+    if (key == "grid" || key == "block") {
+      std::string inner = value;
+      if (inner.size() >= 2 && inner.front() == '(' && inner.back() == ')')
+        inner = inner.substr(1, inner.size() - 2);
+      auto dims = parse_expr_list(inner);
+      if (!dims) return make_error(ErrorKind::invalid_input, "{}: {}", key, dims.error().message);
+      (key == "grid" ? launch.grid : launch.block) = *dims;
+    } else if (key == "smem") {
+      auto e = Expr::parse(value);
+      if (!e) return make_error(ErrorKind::invalid_input, "smem: {}", e.error().message);
+      launch.shared_bytes = *e;
+    } else {
+      return make_error(ErrorKind::invalid_input, "unknown launch field '{}' (known: grid, block, smem)",
+                        key);
+    }
+  }
+  if (launch.grid.empty() || launch.block.empty())
+    return make_error(ErrorKind::invalid_input, "'{}': a launch needs grid=(...) and block=(...)", text);
+  return launch;
+}
+
+}  // namespace
+
+Bindings Candidate::param_bindings() const {
+  Bindings out;
+  for (const auto& p : params) out[p.name] = p.value;
+  return out;
+}
+
+Result<Candidate> parse_candidate(std::string source, const std::string& origin) {
+  static const std::regex header(R"(^\s*//\s*@kforge\s+([A-Za-z_]+)\s*:\s*(.*)$)");
+  Candidate candidate;
+  std::set<std::string> seen_params;
+  size_t line_start = 0;
+  for (int line_no = 1; line_start < source.size(); ++line_no) {
+    size_t line_end = source.find('\n', line_start);
+    if (line_end == std::string::npos) line_end = source.size();
+    std::string line = source.substr(line_start, line_end - line_start);
+    line_start = line_end + 1;
+    if (line.find("@kforge") == std::string::npos) continue;
+
+    auto fail = [&](const std::string& what) {
+      return make_error(ErrorKind::invalid_input, "{}:{}: {}", origin, line_no, what);
+    };
+    std::smatch m;
+    if (!std::regex_match(line, m, header))
+      return fail("malformed @kforge line; expected '// @kforge key: value'");
+    std::string key = m[1], value = trim(m[2].str());
+    if (key == "entry") {
+      static const std::regex identifier("^[A-Za-z_][A-Za-z0-9_]*$");
+      if (!std::regex_match(value, identifier)) return fail(fmt::format("entry '{}' is not a C identifier", value));
+      if (!candidate.entry.empty()) return fail("a second entry line; a kernel has one entry");
+      candidate.entry = value;
+    } else if (key == "param") {
+      auto p = parse_param(value);
+      if (!p) return fail(p.error().message);
+      if (!seen_params.insert(p->name).second) return fail(fmt::format("param {} declared twice", p->name));
+      candidate.params.push_back(*p);
+    } else if (key == "launch") {
+      auto l = parse_launch(value);
+      if (!l) return fail("launch: " + l.error().message);
+      candidate.launches.push_back(*l);
+    } else if (key == "workspace") {
+      auto e = Expr::parse(value);
+      if (!e) return fail("workspace: " + e.error().message);
+      candidate.workspace_bytes = *e;
+    } else if (key == "about") {
+      candidate.about = value;
+    } else {
+      return fail(fmt::format("unknown key '{}' (known: entry, param, launch, workspace, about)", key));
+    }
+  }
+  if (candidate.entry.empty())
+    return make_error(ErrorKind::invalid_input,
+                      "{}: no '// @kforge entry: NAME' line saying which function to call", origin);
+  // The entry must be defined, not only named in the header.
+  const std::regex definition("\\b" + candidate.entry + "\\s*\\(");
+  std::string code = std::regex_replace(source, std::regex(R"(//[^\n]*)"), "");
+  if (!std::regex_search(code, definition))
+    return make_error(ErrorKind::invalid_input, "{}: the kernel does not define its entry '{}'",
+                      origin, candidate.entry);
+  candidate.source = std::move(source);
+  return candidate;
+}
+
+}  // namespace kforge

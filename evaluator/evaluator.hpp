@@ -1,0 +1,149 @@
+// evaluator: decides whether a candidate kernel is correct, and how fast it is.
+//
+// A task (tasks/<suite>/<task>/task.toml + reference.cpp + seeds/) says what an op computes, its
+// argument list and the shapes to check and to time. The evaluator loads tasks with errors that
+// name the file, field and value at fault; compiles the reference and the candidate through the
+// compiler_bridge, each with a trampoline generated from the task's signature; then, in a child
+// process so that a segfault or an endless loop only becomes a status, runs both on the same
+// seeded random inputs, compares every output elementwise (atol + rtol·|want|, NaN/Inf
+// positions must match) into poisoned buffers, and times the candidate on the bench shapes
+// (warm-up, adaptive repeats, cache flush between calls, robust statistics).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/common.hpp"
+#include "common/expr.hpp"
+#include "compiler_bridge/compiler_bridge.hpp"
+
+namespace kforge {
+
+// ---- tasks (format: tasks/README.md) ----------------------------------------------------------
+
+enum class DType { f32, i32 };
+enum class ArgRole { in, out, inout, size, scalar };
+
+// How an input tensor is filled: normal(mean, std), uniform(lo, hi) or int(lo, hi) inclusive.
+struct Distribution {
+  enum class Kind { normal, uniform, integers } kind = Kind::normal;
+  double a = 0, b = 1;
+};
+
+struct TaskArg {
+  std::string name;
+  DType dtype = DType::f32;
+  ArgRole role = ArgRole::in;
+  std::vector<Expr> shape;  // tensors only
+  Distribution dist;        // in / inout tensors
+  double value = 0;         // scalars
+  bool is_tensor() const { return role == ArgRole::in || role == ArgRole::out || role == ArgRole::inout; }
+};
+
+struct Task {
+  std::string suite, name;  // id() = "suite/name"
+  std::string dir;          // the task folder
+  std::string category, description;
+  std::vector<TaskArg> args;
+  double atol = 0, rtol = 0;
+  std::optional<Expr> flops, bytes;  // per call, over the size symbols
+  std::vector<Expr> constraints;     // must be non-zero for every shape
+  std::vector<Bindings> bench_shapes, check_shapes;
+  std::string reference_path;
+  std::vector<std::string> seed_paths;  // seeds/*, sorted
+
+  std::string id() const { return suite + "/" + name; }
+  std::vector<std::string> size_symbols() const;
+};
+
+// Loads one task folder. On failure the message lists every problem found, one per line, each
+// as "<dir>/task.toml: <field>: <what is wrong>".
+Result<Task> load_task(const std::string& dir);
+
+// Every task of `suite` (or of every suite) under `root`, sorted by id.
+Result<std::vector<Task>> load_tasks(const std::string& root, const std::string& suite = "");
+
+// Finds "suite/name" under `root`.
+Result<Task> find_task(const std::string& root, const std::string& id);
+
+// "M=16,N=4096"
+std::string shape_label(const Bindings& dims);
+
+// The C++ that calls `entry` from `kforge_call(void* const* args)`, one pointer per task argument
+// (tensor data, or the address of a size or scalar). Appended to every CPU source.
+std::string trampoline_source(const Task& task, const std::string& entry);
+
+// ---- evaluation -------------------------------------------------------------------------------
+
+enum class EvalStatus { ok, compile_error, incorrect, crash, timeout, runtime_error };
+std::string to_string(EvalStatus status);
+
+struct EvalOptions {
+  double timeout_s = 180;         // the whole child evaluation
+  std::uint64_t seed = 0;         // input seed; 0 draws one from the OS
+  bool time_bench_shapes = true;  // false: correctness only
+  double warmup_s = 0.025;        // and at least 3 calls
+  int min_repeats = 10, max_repeats = 1000;
+  double max_time_per_shape_s = 1.0;
+  double target_relative_se = 0.005;  // stop once stderr(mean) < 0.5% of the median
+  bool flush_cache = true;            // write 2x the last-level cache (at most 64 MiB) between calls
+};
+
+struct TimingStats {
+  int n = 0;
+  double min_us = 0, median_us = 0, p20_us = 0, p80_us = 0, mean_us = 0, std_us = 0, cv = 0;
+};
+
+struct Mismatch {
+  std::string tensor;
+  std::int64_t index = 0;
+  double got = 0, want = 0;
+};
+
+struct ShapeResult {
+  Bindings dims;
+  bool bench = false;  // a bench shape (timed) or a check shape
+  bool correct = false;
+  double max_abs_error = 0, max_rel_error = 0;
+  std::vector<Mismatch> mismatches;  // the first few
+  std::optional<TimingStats> timing;
+  double gbps = 0, gflops = 0;  // from the task's byte and FLOP formulas, when timed
+};
+
+struct EvalResult {
+  EvalStatus status = EvalStatus::runtime_error;
+  std::string message;  // one line saying why, for anything but ok
+  std::string log;      // compiler log (full) for compile_error
+  std::vector<ShapeResult> shapes;
+  std::uint64_t seed = 0;
+};
+
+nlohmann::json to_json(const EvalResult& result);
+Result<EvalResult> eval_result_from_json(const nlohmann::json& j);
+
+// Holds a task with its compiled reference, and evaluates candidates against it.
+class Evaluator {
+ public:
+  // Compiles the task's reference.cpp; a reference that does not compile is an error here.
+  static Result<Evaluator> create(Task task, const HostCompiler& compiler);
+
+  // Compiles `candidate` and runs the correctness and timing protocol in a child process.
+  // Every failure of the candidate is a status in the result, never an Error.
+  EvalResult evaluate(const Candidate& candidate, const std::string& file_name,
+                      const EvalOptions& options = {}) const;
+
+  const Task& task() const { return task_; }
+
+ private:
+  Evaluator(Task task, const HostCompiler& compiler, std::string reference_path)
+      : task_(std::move(task)), compiler_(&compiler), reference_binary_(std::move(reference_path)) {}
+  Task task_;
+  const HostCompiler* compiler_;
+  std::string reference_binary_;
+};
+
+}  // namespace kforge

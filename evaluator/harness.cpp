@@ -1,0 +1,391 @@
+// The evaluation protocol: compile, then run the reference and the candidate in a child process
+// on the same seeded inputs, compare, and time.
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+
+#include "evaluator/evaluator.hpp"
+
+namespace kforge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using CallFn = void (*)(void* const*);
+constexpr int kMaxMismatches = 5;
+
+size_t dtype_size(DType) { return 4; }  // f32 and i32 today
+
+// 64-byte aligned, uninitialised storage for one argument.
+struct Buffer {
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::byte[], Free> data;
+  size_t bytes = 0;
+
+  static Buffer make(size_t bytes) {
+    Buffer b;
+    b.bytes = bytes;
+    size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    b.data.reset(static_cast<std::byte*>(std::aligned_alloc(64, rounded)));
+    if (!b.data) throw std::bad_alloc();
+    return b;
+  }
+  Buffer clone() const {
+    Buffer b = make(bytes);
+    std::memcpy(b.data.get(), data.get(), bytes);
+    return b;
+  }
+};
+
+// One call's arguments: a buffer per task argument (tensor data, or one size/scalar value) and
+// the pointer array the trampoline reads.
+struct CallArgs {
+  std::vector<Buffer> buffers;
+  std::vector<void*> pointers() const {
+    std::vector<void*> out;
+    for (const auto& b : buffers) out.push_back(b.data.get());
+    return out;
+  }
+};
+
+std::int64_t element_count(const TaskArg& arg, const Bindings& dims) {
+  std::int64_t count = 1;
+  for (const auto& d : arg.shape) count *= d.eval(dims).value();  // validated by the loader
+  return count;
+}
+
+void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
+  const size_t n = buffer.bytes / dtype_size(arg.dtype);
+  const Distribution& d = arg.dist;
+  if (arg.dtype == DType::i32) {
+    auto* p = reinterpret_cast<std::int32_t*>(buffer.data.get());
+    std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
+    for (size_t i = 0; i < n; ++i) p[i] = static_cast<std::int32_t>(pick(rng));
+    return;
+  }
+  auto* p = reinterpret_cast<float*>(buffer.data.get());
+  if (d.kind == Distribution::Kind::normal) {
+    std::normal_distribution<float> pick(static_cast<float>(d.a), static_cast<float>(d.b));
+    for (size_t i = 0; i < n; ++i) p[i] = pick(rng);
+  } else if (d.kind == Distribution::Kind::uniform) {
+    std::uniform_real_distribution<float> pick(static_cast<float>(d.a), static_cast<float>(d.b));
+    for (size_t i = 0; i < n; ++i) p[i] = pick(rng);
+  } else {
+    std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
+    for (size_t i = 0; i < n; ++i) p[i] = static_cast<float>(pick(rng));
+  }
+}
+
+CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng) {
+  CallArgs call;
+  for (const auto& arg : task.args) {
+    if (arg.is_tensor()) {
+      Buffer b = Buffer::make(static_cast<size_t>(element_count(arg, dims)) * dtype_size(arg.dtype));
+      if (arg.role == ArgRole::out) std::memset(b.data.get(), 0, b.bytes);
+      else fill(b, arg, rng);
+      call.buffers.push_back(std::move(b));
+    } else {
+      Buffer b = Buffer::make(4);
+      if (arg.role == ArgRole::size) {
+        std::int32_t v = static_cast<std::int32_t>(dims.at(arg.name));
+        std::memcpy(b.data.get(), &v, 4);
+      } else if (arg.dtype == DType::f32) {
+        float v = static_cast<float>(arg.value);
+        std::memcpy(b.data.get(), &v, 4);
+      } else {
+        std::int32_t v = static_cast<std::int32_t>(arg.value);
+        std::memcpy(b.data.get(), &v, 4);
+      }
+      call.buffers.push_back(std::move(b));
+    }
+  }
+  return call;
+}
+
+// The candidate's own copy: inputs shared by value (copied), outputs poisoned with 0xFF (a NaN
+// in f32), inout tensors copied from the initial values.
+CallArgs candidate_args(const Task& task, const CallArgs& initial) {
+  CallArgs call;
+  for (size_t i = 0; i < task.args.size(); ++i) {
+    Buffer b = initial.buffers[i].clone();
+    if (task.args[i].role == ArgRole::out) std::memset(b.data.get(), 0xFF, b.bytes);
+    call.buffers.push_back(std::move(b));
+  }
+  return call;
+}
+
+double element(const Buffer& b, DType dtype, size_t i) {
+  if (dtype == DType::i32) return reinterpret_cast<const std::int32_t*>(b.data.get())[i];
+  return reinterpret_cast<const float*>(b.data.get())[i];
+}
+
+void compare(const Task& task, const CallArgs& got, const CallArgs& want, ShapeResult& out) {
+  out.correct = true;
+  for (size_t a = 0; a < task.args.size(); ++a) {
+    const TaskArg& arg = task.args[a];
+    if (arg.role != ArgRole::out && arg.role != ArgRole::inout) continue;
+    const size_t n = want.buffers[a].bytes / dtype_size(arg.dtype);
+    for (size_t i = 0; i < n; ++i) {
+      double g = element(got.buffers[a], arg.dtype, i), w = element(want.buffers[a], arg.dtype, i);
+      bool ok;
+      if (std::isnan(w) || std::isnan(g)) {
+        ok = std::isnan(w) && std::isnan(g);
+      } else if (std::isinf(w) || std::isinf(g)) {
+        ok = g == w;
+      } else {
+        double abs_error = std::fabs(g - w);
+        out.max_abs_error = std::max(out.max_abs_error, abs_error);
+        if (w != 0) out.max_rel_error = std::max(out.max_rel_error, abs_error / std::fabs(w));
+        ok = abs_error <= task.atol + task.rtol * std::fabs(w);
+      }
+      if (!ok) {
+        if (out.correct || out.mismatches.size() < kMaxMismatches)
+          out.mismatches.push_back({arg.name, static_cast<std::int64_t>(i), g, w});
+        out.correct = false;
+      }
+    }
+  }
+}
+
+// Twice the last-level cache, capped: VMs report the whole socket's L3 (300 MiB here), and
+// writing 600 MiB before each call would cost ~60 ms of flushing per sample.
+size_t flush_bytes() {
+  long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  long llc = l3 > 0 ? l3 : l2 > 0 ? l2 : 32l << 20;
+  return std::min<size_t>(2 * static_cast<size_t>(llc), 64u << 20);
+}
+
+TimingStats summarize(std::vector<double> samples_us) {
+  std::sort(samples_us.begin(), samples_us.end());
+  TimingStats s;
+  s.n = static_cast<int>(samples_us.size());
+  auto quantile = [&](double q) {
+    double pos = q * (s.n - 1);
+    size_t lo = static_cast<size_t>(pos);
+    size_t hi = std::min(lo + 1, samples_us.size() - 1);
+    return samples_us[lo] + (pos - lo) * (samples_us[hi] - samples_us[lo]);
+  };
+  s.min_us = samples_us.front();
+  s.median_us = quantile(0.5);
+  s.p20_us = quantile(0.2);
+  s.p80_us = quantile(0.8);
+  double sum = 0, sq = 0;
+  for (double v : samples_us) sum += v;
+  s.mean_us = sum / s.n;
+  for (double v : samples_us) sq += (v - s.mean_us) * (v - s.mean_us);
+  s.std_us = s.n > 1 ? std::sqrt(sq / (s.n - 1)) : 0;
+  s.cv = s.mean_us > 0 ? s.std_us / s.mean_us : 0;
+  return s;
+}
+
+TimingStats time_calls(CallFn fn, const std::vector<void*>& args, const EvalOptions& options,
+                       std::vector<std::byte>& flush_buffer) {
+  auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const auto warmup_start = Clock::now();
+  for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls) fn(args.data());
+
+  std::vector<double> samples;
+  const auto start = Clock::now();
+  unsigned char flush_value = 0;
+  for (;;) {
+    if (!flush_buffer.empty()) std::memset(flush_buffer.data(), ++flush_value, flush_buffer.size());
+    const auto t0 = Clock::now();
+    fn(args.data());
+    const auto t1 = Clock::now();
+    samples.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    const int n = static_cast<int>(samples.size());
+    if (n >= options.max_repeats) break;
+    if (n < options.min_repeats) continue;
+    if (seconds_since(start) >= options.max_time_per_shape_s) break;
+    TimingStats s = summarize(samples);
+    if (s.std_us / std::sqrt(n) < options.target_relative_se * s.median_us) break;
+  }
+  return summarize(samples);
+}
+
+// Runs in the child: everything that executes candidate code.
+EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, const EvalOptions& options,
+                        std::uint64_t seed) {
+  EvalResult result;
+  result.seed = seed;
+  std::vector<std::pair<Bindings, bool>> shapes;
+  for (const auto& d : task.check_shapes) shapes.emplace_back(d, false);
+  for (const auto& d : task.bench_shapes) shapes.emplace_back(d, true);
+
+  std::vector<std::byte> flush_buffer;
+  if (options.flush_cache && options.time_bench_shapes) flush_buffer.resize(flush_bytes());
+
+  // Correctness first, on every shape; timing only once all of them pass.
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    std::mt19937_64 rng(seed ^ (0x9E3779B97F4A7C15ull * (s + 1)));
+    ShapeResult shape;
+    shape.dims = shapes[s].first;
+    shape.bench = shapes[s].second;
+    CallArgs want = make_inputs(task, shape.dims, rng);
+    CallArgs got = candidate_args(task, want);
+    reference(want.pointers().data());
+    candidate(got.pointers().data());
+    compare(task, got, want, shape);
+    result.shapes.push_back(std::move(shape));
+  }
+  for (const auto& shape : result.shapes) {
+    if (shape.correct) continue;
+    const Mismatch& m = shape.mismatches.front();
+    result.status = EvalStatus::incorrect;
+    result.message = fmt::format("{}[{}] = {} (want {}) at {}; max abs error {:.3g}", m.tensor, m.index, m.got,
+                                 m.want, shape_label(shape.dims), shape.max_abs_error);
+    return result;
+  }
+
+  if (options.time_bench_shapes) {
+    for (auto& shape : result.shapes) {
+      if (!shape.bench) continue;
+      std::mt19937_64 rng(seed + 1);
+      CallArgs args = make_inputs(task, shape.dims, rng);
+      shape.timing = time_calls(candidate, args.pointers(), options, flush_buffer);
+      const double seconds = shape.timing->median_us * 1e-6;
+      if (task.bytes && seconds > 0) shape.gbps = static_cast<double>(task.bytes->eval(shape.dims).value()) / seconds / 1e9;
+      if (task.flops && seconds > 0) shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
+    }
+  }
+  result.status = EvalStatus::ok;
+  return result;
+}
+
+std::uint64_t secret_seed() {
+  std::uint64_t seed = 0;
+  while (seed == 0)
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+  return seed;
+}
+
+Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
+                                const std::string& file_name) {
+  CompileRequest request;
+  request.file_name = file_name;
+  request.source = "#line 1 \"" + file_name + "\"\n" + candidate.source + "\n#line 1 \"kforge-trampoline\"\n" +
+                   trampoline_source(task, candidate.entry);
+  request.defines = candidate.param_bindings();
+  return compiler.compile(request);
+}
+
+}  // namespace
+
+std::string to_string(EvalStatus status) {
+  switch (status) {
+    case EvalStatus::ok: return "ok";
+    case EvalStatus::compile_error: return "compile_error";
+    case EvalStatus::incorrect: return "incorrect";
+    case EvalStatus::crash: return "crash";
+    case EvalStatus::timeout: return "timeout";
+    case EvalStatus::runtime_error: return "runtime_error";
+  }
+  return "runtime_error";
+}
+
+std::string trampoline_source(const Task& task, const std::string& entry) {
+  std::vector<std::string> params, call;
+  for (size_t i = 0; i < task.args.size(); ++i) {
+    const TaskArg& arg = task.args[i];
+    const char* scalar = arg.dtype == DType::f32 ? "float" : "int";
+    if (arg.is_tensor()) {
+      std::string type = fmt::format("{}{}*", arg.role == ArgRole::in ? "const " : "", scalar);
+      params.push_back(type);
+      call.push_back(fmt::format("static_cast<{}>(a[{}])", type, i));
+    } else {
+      params.push_back(scalar);
+      call.push_back(fmt::format("*static_cast<const {}*>(a[{}])", scalar, i));
+    }
+  }
+  return fmt::format(
+      "// Generated by kforge from {}'s signature: the one function the harness calls.\n"
+      "extern \"C\" void {}({});\n"
+      "extern \"C\" void kforge_call(void* const* a) {{\n  {}({});\n}}\n",
+      task.id(), entry, fmt::join(params, ", "), entry, fmt::join(call, ",\n    "));
+}
+
+Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler) {
+  auto source = read_file(task.reference_path);
+  if (!source) return source.error();
+  auto reference = parse_candidate(std::move(*source), task.reference_path);
+  if (!reference) return reference.error();
+  auto binary = compile_for_task(compiler, task, *reference, "reference.cpp");
+  if (!binary)
+    return make_error(ErrorKind::invalid_input, "{}: the reference does not compile:\n{}", task.reference_path,
+                      binary.error().message);
+  return Evaluator(std::move(task), compiler, binary->path);
+}
+
+EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& file_name,
+                               const EvalOptions& options) const {
+  EvalResult result;
+  result.seed = options.seed ? options.seed : secret_seed();
+  auto binary = compile_for_task(*compiler_, task_, candidate, file_name);
+  if (!binary) {
+    result.status = binary.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
+    result.log = binary.error().message;
+    // The first error line is the most useful one-line summary.
+    size_t at = result.log.find("error");
+    size_t line_start = at == std::string::npos ? 0 : result.log.rfind('\n', at) + 1;
+    if (at != std::string::npos && line_start > at) line_start = 0;
+    result.message = result.log.substr(line_start, result.log.find('\n', line_start) - line_start);
+    return result;
+  }
+
+  auto child = run_in_child(
+      [&](int output_fd) {
+        dup2(STDERR_FILENO, STDOUT_FILENO);  // the candidate's prints must not reach our stdout
+        EvalResult r;
+        r.seed = result.seed;
+        auto reference = SharedLibrary::open(reference_binary_);
+        auto library = SharedLibrary::open(binary->path);
+        auto ref_fn = reference ? reference->symbol("kforge_call") : Result<void*>(reference.error());
+        auto cand_fn = library ? library->symbol("kforge_call") : Result<void*>(library.error());
+        if (!ref_fn || !cand_fn) {
+          r.status = EvalStatus::runtime_error;
+          r.message = (!ref_fn ? ref_fn : cand_fn).error().message;
+        } else {
+          r = run_protocol(task_, reinterpret_cast<CallFn>(*ref_fn), reinterpret_cast<CallFn>(*cand_fn), options,
+                           result.seed);
+        }
+        std::string text = to_json(r).dump();
+        for (size_t done = 0; done < text.size();) {
+          ssize_t n = write(output_fd, text.data() + done, text.size() - done);
+          if (n <= 0) _exit(3);
+          done += static_cast<size_t>(n);
+        }
+      },
+      options.timeout_s);
+
+  if (!child) {
+    result.status = EvalStatus::runtime_error;
+    result.message = child.error().message;
+  } else if (child->timed_out) {
+    result.status = EvalStatus::timeout;
+    result.message = fmt::format("timeout after {:g} s", options.timeout_s);
+  } else if (child->signal != 0) {
+    result.status = EvalStatus::crash;
+    result.message = "crash: " + signal_name(child->signal);
+  } else if (child->exit_code != 0) {
+    result.status = EvalStatus::crash;
+    result.message = fmt::format("crash: the kernel exited the process with code {}", child->exit_code);
+  } else {
+    auto parsed = nlohmann::json::parse(child->output, nullptr, false);
+    auto decoded = parsed.is_discarded() ? Result<EvalResult>(make_error(ErrorKind::internal, "unreadable"))
+                                         : eval_result_from_json(parsed);
+    if (decoded) return *decoded;
+    result.status = EvalStatus::runtime_error;
+    result.message = "the evaluation process sent an unreadable result";
+  }
+  result.log = binary->log;
+  return result;
+}
+
+}  // namespace kforge

@@ -1,0 +1,83 @@
+#include <cmath>
+
+#include "evaluator/evaluator.hpp"
+
+namespace kforge {
+
+using nlohmann::json;
+
+namespace {
+// JSON has no NaN or Inf, and a poisoned output reads as NaN: keep them as strings.
+json number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return v;
+}
+double number_from(const json& j) {
+  if (j.is_number()) return j.get<double>();
+  const std::string s = j.get<std::string>();
+  return s == "inf" ? INFINITY : s == "-inf" ? -INFINITY : NAN;
+}
+}  // namespace
+
+json to_json(const EvalResult& result) {
+  json shapes = json::array();
+  for (const auto& s : result.shapes) {
+    json mismatches = json::array();
+    for (const auto& m : s.mismatches)
+      mismatches.push_back({{"tensor", m.tensor}, {"index", m.index}, {"got", number(m.got)}, {"want", number(m.want)}});
+    json shape = {{"dims", s.dims},
+                  {"kind", s.bench ? "bench" : "check"},
+                  {"correct", s.correct},
+                  {"max_abs_error", s.max_abs_error},
+                  {"max_rel_error", s.max_rel_error},
+                  {"mismatches", mismatches}};
+    if (s.timing) {
+      const TimingStats& t = *s.timing;
+      shape["timing"] = {{"n", t.n},           {"min_us", t.min_us},   {"median_us", t.median_us},
+                         {"p20_us", t.p20_us}, {"p80_us", t.p80_us},   {"mean_us", t.mean_us},
+                         {"std_us", t.std_us}, {"cv", t.cv}};
+      shape["gbps"] = s.gbps;
+      shape["gflops"] = s.gflops;
+    }
+    shapes.push_back(shape);
+  }
+  return {{"status", to_string(result.status)}, {"message", result.message}, {"log", result.log},
+          {"seed", result.seed},                {"shapes", shapes}};
+}
+
+Result<EvalResult> eval_result_from_json(const json& j) {
+  try {
+    EvalResult r;
+    const std::string status = j.at("status");
+    for (auto s : {EvalStatus::ok, EvalStatus::compile_error, EvalStatus::incorrect, EvalStatus::crash,
+                   EvalStatus::timeout, EvalStatus::runtime_error})
+      if (to_string(s) == status) r.status = s;
+    r.message = j.at("message");
+    r.log = j.at("log");
+    r.seed = j.at("seed");
+    for (const auto& s : j.at("shapes")) {
+      ShapeResult shape;
+      for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = v.get<std::int64_t>();
+      shape.bench = s.at("kind") == "bench";
+      shape.correct = s.at("correct");
+      shape.max_abs_error = s.at("max_abs_error");
+      shape.max_rel_error = s.at("max_rel_error");
+      for (const auto& m : s.at("mismatches"))
+        shape.mismatches.push_back({m.at("tensor"), m.at("index"), number_from(m.at("got")), number_from(m.at("want"))});
+      if (s.contains("timing")) {
+        const json& t = s["timing"];
+        shape.timing = TimingStats{t.at("n"),      t.at("min_us"),  t.at("median_us"), t.at("p20_us"),
+                                   t.at("p80_us"), t.at("mean_us"), t.at("std_us"),    t.at("cv")};
+        shape.gbps = s.at("gbps");
+        shape.gflops = s.at("gflops");
+      }
+      r.shapes.push_back(std::move(shape));
+    }
+    return r;
+  } catch (const json::exception& e) {
+    return make_error(ErrorKind::internal, "malformed evaluation result: {}", e.what());
+  }
+}
+
+}  // namespace kforge

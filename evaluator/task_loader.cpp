@@ -1,0 +1,332 @@
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include <toml++/toml.h>
+
+#include "evaluator/evaluator.hpp"
+
+namespace fs = std::filesystem;
+
+namespace kforge {
+namespace {
+
+const std::set<std::string> kCategories = {
+    "activation", "normalization", "reduction", "pooling", "matmul", "convolution", "loss", "index",
+    "resize",     "fuse",          "math",      "optimizer", "attention", "broadcast", "quant"};
+const std::set<std::string> kTopLevelKeys = {"name",   "category",    "description", "args",
+                                             "bench",  "check",       "tolerance",   "flops",
+                                             "bytes",  "constraints"};
+const std::set<std::string> kArgKeys = {"name", "type", "role", "shape", "dist", "value"};
+
+// Collects every problem of one task.toml, each prefixed with the file and the field.
+class Problems {
+ public:
+  explicit Problems(std::string file) : file_(std::move(file)) {}
+  template <class... Args>
+  void add(const std::string& field, fmt::format_string<Args...> format, Args&&... args) {
+    lines_.push_back(fmt::format("{}: {}: {}", file_, field, fmt::format(format, std::forward<Args>(args)...)));
+  }
+  bool empty() const { return lines_.empty(); }
+  Error error() const { return Error{ErrorKind::invalid_input, fmt::format("{}", fmt::join(lines_, "\n"))}; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> lines_;
+};
+
+std::optional<Distribution> parse_distribution(const std::string& text) {
+  static const std::regex form(R"(^\s*(normal|uniform|int)\s*\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, form)) return std::nullopt;
+  Distribution d;
+  d.kind = m[1] == "normal" ? Distribution::Kind::normal
+           : m[1] == "uniform" ? Distribution::Kind::uniform
+                               : Distribution::Kind::integers;
+  try {
+    d.a = std::stod(m[2]);
+    d.b = std::stod(m[3]);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (d.kind != Distribution::Kind::normal && d.a > d.b) return std::nullopt;
+  if (d.kind == Distribution::Kind::normal && d.b < 0) return std::nullopt;
+  return d;
+}
+
+std::optional<Expr> parse_formula(const toml::table& table, const std::string& key,
+                                  const std::set<std::string>& symbols, Problems& problems) {
+  const toml::node* node = table.get(key);
+  if (!node) return std::nullopt;
+  auto text = node->value<std::string>();
+  if (!text) {
+    problems.add(key, "expected a string expression");
+    return std::nullopt;
+  }
+  auto expr = Expr::parse(*text);
+  if (!expr) {
+    problems.add(key, "{}", expr.error().message);
+    return std::nullopt;
+  }
+  for (const auto& s : expr->symbols())
+    if (!symbols.count(s)) problems.add(key, "unknown symbol '{}'", s);
+  return *expr;
+}
+
+void load_shapes(const toml::table& table, const std::string& key, const Task& task,
+                 std::vector<Bindings>& out, Problems& problems) {
+  const toml::array* shapes = table.get_as<toml::array>(key);
+  if (!shapes || shapes->empty()) {
+    problems.add(key, "missing: a list of shapes like [{{ {} }}]",
+                 fmt::join(task.size_symbols(), " = 1, "));
+    return;
+  }
+  const auto symbols = task.size_symbols();
+  for (size_t i = 0; i < shapes->size(); ++i) {
+    std::string field = fmt::format("{}[{}]", key, i);
+    const toml::table* shape = (*shapes)[i].as_table();
+    if (!shape) {
+      problems.add(field, "expected a table like {{ N = 4096 }}");
+      continue;
+    }
+    Bindings dims;
+    for (const auto& [k, v] : *shape) {
+      std::string name(k.str());
+      auto value = v.value<std::int64_t>();
+      if (std::find(symbols.begin(), symbols.end(), name) == symbols.end())
+        problems.add(field, "'{}' is not a size argument of the task", name);
+      else if (!value || *value < 1 || *value > INT32_MAX)
+        problems.add(field + "." + name, "expected an integer from 1 to {}", INT32_MAX);
+      else
+        dims[name] = *value;
+    }
+    for (const auto& s : symbols)
+      if (!shape->contains(s)) problems.add(field, "no value for '{}'", s);
+    if (dims.size() != symbols.size()) continue;
+    for (const auto& c : task.constraints) {
+      auto holds = c.eval(dims);
+      if (holds && *holds == 0) problems.add(field, "violates the constraint '{}'", c.text());
+    }
+    for (const auto& arg : task.args)
+      for (const auto& dim : arg.shape)
+        if (auto extent = dim.eval(dims); extent && *extent < 0)
+          problems.add(field, "gives {} a negative extent '{}' = {}", arg.name, dim.text(), *extent);
+    out.push_back(dims);
+  }
+}
+
+void load_args(const toml::table& table, Task& task, Problems& problems) {
+  const toml::array* args = table.get_as<toml::array>("args");
+  if (!args || args->empty()) {
+    problems.add("args", "missing: the ordered argument list");
+    return;
+  }
+  // Sizes first, so shapes may name a size declared after the tensor.
+  std::set<std::string> sizes;
+  for (const auto& node : *args)
+    if (const auto* a = node.as_table(); a && a->get("role") && a->get("role")->value<std::string>() == "size")
+      if (auto n = a->get("name") ? a->get("name")->value<std::string>() : std::nullopt) sizes.insert(*n);
+
+  std::set<std::string> names;
+  for (size_t i = 0; i < args->size(); ++i) {
+    std::string field = fmt::format("args[{}]", i);
+    const toml::table* a = (*args)[i].as_table();
+    if (!a) {
+      problems.add(field, "expected a table {{ name = ..., type = ..., role = ... }}");
+      continue;
+    }
+    for (const auto& [k, v] : *a)
+      if (!kArgKeys.count(std::string(k.str())))
+        problems.add(field, "unknown key '{}' (known: name, type, role, shape, dist, value)", k.str());
+    TaskArg arg;
+    auto name = a->get("name") ? a->get("name")->value<std::string>() : std::nullopt;
+    static const std::regex identifier("^[A-Za-z_][A-Za-z0-9_]*$");
+    if (!name || !std::regex_match(*name, identifier)) {
+      problems.add(field + ".name", "missing or not an identifier");
+    } else {
+      arg.name = *name;
+      if (!names.insert(arg.name).second) problems.add(field + ".name", "'{}' is used twice", arg.name);
+    }
+    auto type = a->get("type") ? a->get("type")->value<std::string>() : std::nullopt;
+    if (type == "f32") arg.dtype = DType::f32;
+    else if (type == "i32") arg.dtype = DType::i32;
+    else problems.add(field + ".type", "'{}' is not a known type (f32, i32)", type.value_or(""));
+
+    auto role = a->get("role") ? a->get("role")->value<std::string>() : std::nullopt;
+    static const std::map<std::string, ArgRole> roles = {{"in", ArgRole::in},       {"out", ArgRole::out},
+                                                         {"inout", ArgRole::inout}, {"size", ArgRole::size},
+                                                         {"scalar", ArgRole::scalar}};
+    if (auto it = role ? roles.find(*role) : roles.end(); it != roles.end()) arg.role = it->second;
+    else problems.add(field + ".role", "'{}' is not a role (in, out, inout, size, scalar)", role.value_or(""));
+
+    if (arg.is_tensor()) {
+      const toml::array* shape = a->get_as<toml::array>("shape");
+      if (!shape || shape->empty()) problems.add(field + ".shape", "missing: a tensor needs a shape like [\"M\", \"N\"]");
+      for (size_t d = 0; shape && d < shape->size(); ++d) {
+        auto text = (*shape)[d].value<std::string>();
+        if (auto n = (*shape)[d].value<std::int64_t>()) text = std::to_string(*n);
+        auto expr = text ? Expr::parse(*text) : Result<Expr>(make_error(ErrorKind::invalid_input, "expected a string"));
+        if (!expr) {
+          problems.add(field + ".shape", "{}", expr.error().message);
+          continue;
+        }
+        for (const auto& s : expr->symbols())
+          if (!sizes.count(s)) problems.add(field + ".shape", "unknown symbol '{}'", s);
+        arg.shape.push_back(*expr);
+      }
+      if (arg.role != ArgRole::out) {
+        auto dist_text = a->get("dist") ? a->get("dist")->value<std::string>() : std::nullopt;
+        auto dist = dist_text ? parse_distribution(*dist_text) : std::nullopt;
+        if (!dist_text) problems.add(field + ".dist", "missing: how to fill it, e.g. \"normal(0, 1)\"");
+        else if (!dist)
+          problems.add(field + ".dist", "'{}' is not normal(mean, std), uniform(lo, hi) or int(lo, hi)", *dist_text);
+        else arg.dist = *dist;
+      }
+    } else if (arg.role == ArgRole::size) {
+      if (arg.dtype != DType::i32) problems.add(field + ".type", "a size must be i32");
+    } else if (arg.role == ArgRole::scalar) {
+      auto value = a->get("value") ? a->get("value")->value<double>() : std::nullopt;
+      if (!value) problems.add(field + ".value", "missing: a scalar needs a value");
+      else arg.value = *value;
+    }
+    task.args.push_back(std::move(arg));
+  }
+  bool has_output = std::any_of(task.args.begin(), task.args.end(), [](const TaskArg& a) {
+    return a.role == ArgRole::out || a.role == ArgRole::inout;
+  });
+  if (!has_output) problems.add("args", "no tensor with role out or inout: nothing to check");
+}
+
+}  // namespace
+
+std::vector<std::string> Task::size_symbols() const {
+  std::vector<std::string> out;
+  for (const auto& a : args)
+    if (a.role == ArgRole::size) out.push_back(a.name);
+  return out;
+}
+
+std::string shape_label(const Bindings& dims) {
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : dims) parts.push_back(fmt::format("{}={}", k, v));
+  return fmt::format("{}", fmt::join(parts, ","));
+}
+
+Result<Task> load_task(const std::string& dir) {
+  const fs::path folder = fs::path(dir).lexically_normal();
+  const std::string file = (folder / "task.toml").string();
+  if (!fs::is_directory(folder)) return make_error(ErrorKind::invalid_input, "{}: no such task folder", dir);
+  if (!fs::exists(file)) return make_error(ErrorKind::invalid_input, "{}: missing", file);
+
+  toml::table table;
+  try {
+    table = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    return make_error(ErrorKind::invalid_input, "{}:{}:{}: {}", file, e.source().begin.line,
+                      e.source().begin.column, e.description());
+  }
+
+  Problems problems(file);
+  Task task;
+  task.dir = folder.string();
+  task.name = folder.filename().string();
+  task.suite = folder.parent_path().filename().string();
+
+  for (const auto& [k, v] : table)
+    if (!kTopLevelKeys.count(std::string(k.str())))
+      problems.add(std::string(k.str()), "unknown key (known: {})", fmt::join(kTopLevelKeys, ", "));
+  auto name = table["name"].value<std::string>();
+  if (!name) problems.add("name", "missing");
+  else if (*name != task.name) problems.add("name", "'{}' differs from the folder name '{}'", *name, task.name);
+  auto category = table["category"].value<std::string>();
+  if (!category) problems.add("category", "missing");
+  else if (!kCategories.count(*category))
+    problems.add("category", "'{}' is not one of {}", *category, fmt::join(kCategories, ", "));
+  else task.category = *category;
+  auto description = table["description"].value<std::string>();
+  if (!description || description->empty()) problems.add("description", "missing: one paragraph of semantics");
+  else task.description = *description;
+
+  load_args(table, task, problems);
+  const auto sizes = task.size_symbols();
+  const std::set<std::string> size_set(sizes.begin(), sizes.end());
+
+  if (const toml::node* node = table.get("constraints")) {
+    const toml::array* list = node->as_array();
+    if (!list) problems.add("constraints", "expected a list of expressions like [\"N % 4 == 0\"]");
+    for (size_t i = 0; list && i < list->size(); ++i) {
+      toml::table one;
+      one.insert("c", (*list)[i]);
+      if (auto c = parse_formula(one, "c", size_set, problems)) task.constraints.push_back(*c);
+    }
+  }
+  task.flops = parse_formula(table, "flops", size_set, problems);
+  task.bytes = parse_formula(table, "bytes", size_set, problems);
+
+  // Tolerance: f32 defaults 1e-4/1e-4 (KernelBench); integer outputs compare exactly.
+  bool float_output = std::any_of(task.args.begin(), task.args.end(), [](const TaskArg& a) {
+    return (a.role == ArgRole::out || a.role == ArgRole::inout) && a.dtype == DType::f32;
+  });
+  task.atol = task.rtol = float_output ? 1e-4 : 0.0;
+  if (const toml::node* tol = table.get("tolerance")) {
+    const toml::table* t = tol->as_table();
+    if (!t) problems.add("tolerance", "expected {{ atol = ..., rtol = ... }}");
+    for (const char* key : {"atol", "rtol"}) {
+      if (!t || !t->contains(key)) continue;
+      auto v = (*t)[key].value<double>();
+      if (!v || *v < 0) problems.add(fmt::format("tolerance.{}", key), "expected a number >= 0");
+      else (std::string(key) == "atol" ? task.atol : task.rtol) = *v;
+    }
+  }
+
+  load_shapes(table, "bench", task, task.bench_shapes, problems);
+  load_shapes(table, "check", task, task.check_shapes, problems);
+
+  task.reference_path = (folder / "reference.cpp").string();
+  if (!fs::exists(task.reference_path)) problems.add("reference.cpp", "missing: the task needs a reference implementation");
+  if (fs::is_directory(folder / "seeds")) {
+    for (const auto& entry : fs::directory_iterator(folder / "seeds"))
+      if (entry.is_regular_file()) task.seed_paths.push_back(entry.path().string());
+    std::sort(task.seed_paths.begin(), task.seed_paths.end());
+  }
+  if (!problems.empty()) return problems.error();
+  return task;
+}
+
+Result<std::vector<Task>> load_tasks(const std::string& root, const std::string& suite) {
+  if (!fs::is_directory(root))
+    return make_error(ErrorKind::invalid_input, "{}: no tasks directory (set --tasks-dir or KFORGE_TASKS_DIR)", root);
+  std::vector<fs::path> suites;
+  if (!suite.empty()) {
+    if (!fs::is_directory(fs::path(root) / suite))
+      return make_error(ErrorKind::invalid_input, "suite '{}': no folder {}/{}", suite, root, suite);
+    suites.push_back(fs::path(root) / suite);
+  } else {
+    for (const auto& e : fs::directory_iterator(root))
+      if (e.is_directory()) suites.push_back(e.path());
+  }
+  std::vector<Task> tasks;
+  std::vector<std::string> errors;
+  for (const auto& s : suites)
+    for (const auto& e : fs::directory_iterator(s)) {
+      if (!e.is_directory()) continue;
+      auto task = load_task(e.path().string());
+      if (task) tasks.push_back(std::move(*task));
+      else errors.push_back(task.error().message);
+    }
+  if (!errors.empty()) return Error{ErrorKind::invalid_input, fmt::format("{}", fmt::join(errors, "\n"))};
+  std::sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.id() < b.id(); });
+  return tasks;
+}
+
+Result<Task> find_task(const std::string& root, const std::string& id) {
+  static const std::regex form("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$");
+  if (!std::regex_match(id, form))
+    return make_error(ErrorKind::invalid_input, "task '{}': expected SUITE/NAME, e.g. llm/rmsnorm", id);
+  if (!fs::is_directory(fs::path(root) / id))
+    return make_error(ErrorKind::invalid_input, "task '{}': no folder {}/{}", id, root, id);
+  return load_task((fs::path(root) / id).string());
+}
+
+}  // namespace kforge

@@ -1,0 +1,13 @@
+// @kforge entry: rmsnorm_reference
+// @kforge about: the oracle: scalar, accumulates in double
+#include <cmath>
+
+extern "C" void rmsnorm_reference(const float* x, const float* w, float* y, int M, int N, float eps) {
+  for (long m = 0; m < M; ++m) {
+    const float* row = x + m * N;
+    double sum_squares = 0;
+    for (long n = 0; n < N; ++n) sum_squares += double(row[n]) * row[n];
+    const double scale = 1.0 / std::sqrt(sum_squares / N + eps);
+    for (long n = 0; n < N; ++n) y[m * N + n] = float(row[n] * scale * w[n]);
+  }
+}
