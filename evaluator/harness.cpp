@@ -19,6 +19,9 @@ using Clock = std::chrono::steady_clock;
 using CallFn = void (*)(void* const*);
 constexpr int kMaxMismatches = 5;
 
+// "nan" whatever its sign bit (the 0xFF poison is a negative NaN), else the shortest exact form.
+std::string format_value(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
+
 size_t dtype_size(DType) { return 4; }  // f32 and i32 today
 
 // 64-byte aligned, uninitialised storage for one argument.
@@ -239,8 +242,9 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
     if (shape.correct) continue;
     const Mismatch& m = shape.mismatches.front();
     result.status = EvalStatus::incorrect;
-    result.message = fmt::format("{}[{}] = {} (want {}) at {}; max abs error {:.3g}", m.tensor, m.index, m.got,
-                                 m.want, shape_label(shape.dims), shape.max_abs_error);
+    result.message = fmt::format("{}[{}] = {} (want {}) at {}; max abs error {:.3g}", m.tensor, m.index,
+                                 format_value(m.got), format_value(m.want), shape_label(shape.dims),
+                                 shape.max_abs_error);
     return result;
   }
 
@@ -373,9 +377,9 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
   } else if (child->signal != 0) {
     result.status = EvalStatus::crash;
     result.message = "crash: " + signal_name(child->signal);
-  } else if (child->exit_code != 0) {
+  } else if (child->exit_code != 0 || child->output.empty()) {
     result.status = EvalStatus::crash;
-    result.message = fmt::format("crash: the kernel exited the process with code {}", child->exit_code);
+    result.message = fmt::format("crash: the kernel ended the process (exit code {})", child->exit_code);
   } else {
     auto parsed = nlohmann::json::parse(child->output, nullptr, false);
     auto decoded = parsed.is_discarded() ? Result<EvalResult>(make_error(ErrorKind::internal, "unreadable"))

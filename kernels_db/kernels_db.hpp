@@ -74,6 +74,9 @@ class KernelStore {
   // Every kernel with its latest evaluation, newest first; `task` filters when not empty.
   Result<std::vector<KernelSummary>> list(const std::string& task = "") const;
 
+  // The kernel stored under `key`, source included; an empty optional when there is none.
+  Result<std::optional<KernelRecord>> find_kernel(const std::string& key) const;
+
   int schema_version() const;
   const std::string& path() const { return path_; }
 

@@ -120,7 +120,7 @@ void load_measurements(sqlite3* db, EvaluationRecord& e) {
   Statement st(db,
                "SELECT shape, kind, correct, max_abs_error, max_rel_error, n, min_us, median_us, p20_us, "
                "p80_us, mean_us, std_us, cv, gbps, gflops FROM measurement WHERE evaluation_id = ? "
-               "ORDER BY kind DESC, rowid");
+               "ORDER BY rowid");
   st.bind_int(1, e.id);
   while (st.step() == SQLITE_ROW) {
     MeasurementRecord m;
@@ -270,6 +270,17 @@ Result<std::vector<KernelSummary>> KernelStore::list(const std::string& task) co
   }
   if (rc != SQLITE_DONE) return make_error(ErrorKind::database, "{}: {}", path_, st.error().message);
   return out;
+}
+
+Result<std::optional<KernelRecord>> KernelStore::find_kernel(const std::string& key) const {
+  Statement st(db_,
+               "SELECT kernel_key, task, backend, entry, source, params_json, origin FROM kernel WHERE kernel_key = ?");
+  st.bind(1, key);
+  int rc = st.step();
+  if (rc == SQLITE_DONE) return std::optional<KernelRecord>();
+  if (rc != SQLITE_ROW) return make_error(ErrorKind::database, "{}: {}", path_, st.error().message);
+  return std::optional<KernelRecord>(
+      KernelRecord{st.text(0), st.text(1), st.text(2), st.text(3), st.text(4), st.text(5), st.text(6)});
 }
 
 int KernelStore::schema_version() const { return user_version(db_); }

@@ -1,0 +1,192 @@
+// The evaluator against real kernels: the shipped seeds pass, and each kind of broken kernel
+// (tests/kernels/) ends as the right status while this test process carries on.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "evaluator/evaluator.hpp"
+
+namespace fs = std::filesystem;
+using namespace kforge;
+
+namespace {
+
+const std::string kSource = KFORGE_SOURCE_DIR;
+
+const HostCompiler& compiler() {
+  static HostCompiler c = [] {
+    auto r = HostCompiler::create({.compiler = "", .cache_dir = KFORGE_TEST_CACHE_DIR});
+    if (!r) throw std::runtime_error(r.error().message);
+    return std::move(*r);
+  }();
+  return c;
+}
+
+Evaluator evaluator_for(const std::string& root, const std::string& id) {
+  auto task = find_task(root, id);
+  if (!task) throw std::runtime_error(task.error().message);
+  auto e = Evaluator::create(std::move(*task), compiler());
+  if (!e) throw std::runtime_error(e.error().message);
+  return std::move(*e);
+}
+
+Candidate load_kernel(const std::string& path) {
+  auto source = read_file(path);
+  if (!source) throw std::runtime_error(source.error().message);
+  auto c = parse_candidate(std::move(*source), path);
+  if (!c) throw std::runtime_error(c.error().message);
+  return std::move(*c);
+}
+
+EvalOptions check_only(double timeout_s = 60) {
+  EvalOptions o;
+  o.time_bench_shapes = false;
+  o.timeout_s = timeout_s;
+  return o;
+}
+
+EvalResult eval_rmsnorm(const std::string& kernel, const EvalOptions& options = check_only()) {
+  static Evaluator rmsnorm = evaluator_for(kSource + "/tasks", "llm/rmsnorm");
+  return rmsnorm.evaluate(load_kernel(kSource + "/tests/kernels/" + kernel), kernel, options);
+}
+
+TEST(Evaluator, EveryShippedCpuSeedIsCorrect) {
+  auto tasks = load_tasks(kSource + "/tasks");
+  ASSERT_TRUE(tasks.ok()) << tasks.error().message;
+  int seeds = 0;
+  for (const auto& task : *tasks) {
+    auto evaluator = Evaluator::create(task, compiler());
+    ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
+    for (const auto& path : task.seed_paths) {
+      if (fs::path(path).filename().string().rfind("cpu_", 0) != 0) continue;
+      EvalResult r = evaluator->evaluate(load_kernel(path), path, check_only());
+      EXPECT_EQ(r.status, EvalStatus::ok) << path << ": " << r.message;
+      EXPECT_EQ(r.shapes.size(), task.check_shapes.size() + task.bench_shapes.size());
+      ++seeds;
+    }
+  }
+  EXPECT_GE(seeds, 6);
+}
+
+TEST(Evaluator, CorrectKernelIsTimedWithStatistics) {
+  Evaluator scale = evaluator_for(kSource + "/tests/data/tasks", "tiny/scale");
+  EvalOptions options;
+  options.seed = 42;
+  EvalResult r = scale.evaluate(load_kernel(kSource + "/tests/data/tasks/tiny/scale/seeds/cpu_naive.cpp"), "k.cpp",
+                                options);
+  ASSERT_EQ(r.status, EvalStatus::ok) << r.message;
+  EXPECT_EQ(r.seed, 42u);
+  int timed = 0;
+  for (const auto& s : r.shapes) {
+    EXPECT_TRUE(s.correct);
+    EXPECT_EQ(s.timing.has_value(), s.bench);
+    if (!s.timing) continue;
+    ++timed;
+    EXPECT_GE(s.timing->n, options.min_repeats);
+    EXPECT_LE(s.timing->n, options.max_repeats);
+    EXPECT_GT(s.timing->median_us, 0);
+    EXPECT_LE(s.timing->min_us, s.timing->p20_us);
+    EXPECT_LE(s.timing->p20_us, s.timing->median_us);
+    EXPECT_LE(s.timing->median_us, s.timing->p80_us);
+    EXPECT_GT(s.gbps, 0);
+  }
+  EXPECT_EQ(timed, 1);
+}
+
+TEST(Evaluator, OffByOneAtTheTailIsRejectedWithItsFirstMismatch) {
+  EvalResult r = eval_rmsnorm("rmsnorm_off_by_one.cpp");
+  ASSERT_EQ(r.status, EvalStatus::incorrect) << r.message;
+  // The first check shape is M=1,N=1: its only element is the one never written, so it still
+  // holds the poison (NaN) the harness filled the output with.
+  const ShapeResult& first = r.shapes.front();
+  EXPECT_FALSE(first.correct);
+  ASSERT_FALSE(first.mismatches.empty());
+  EXPECT_EQ(first.mismatches[0].tensor, "y");
+  EXPECT_EQ(first.mismatches[0].index, 0);
+  EXPECT_TRUE(std::isnan(first.mismatches[0].got));
+  EXPECT_FALSE(std::isnan(first.mismatches[0].want));
+  // On M=3,N=17 the misses are exactly the last element of each row.
+  for (const auto& s : r.shapes) {
+    if (s.dims.at("N") != 17) continue;
+    ASSERT_EQ(s.mismatches.size(), 3u);
+    EXPECT_EQ(s.mismatches[0].index, 16);
+    EXPECT_EQ(s.mismatches[1].index, 33);
+    EXPECT_EQ(s.mismatches[2].index, 50);
+  }
+  EXPECT_NE(r.message.find("y[0] = nan (want "), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("at M=1,N=1"), std::string::npos) << r.message;
+}
+
+TEST(Evaluator, SegfaultBecomesACrashStatus) {
+  EvalResult r = eval_rmsnorm("rmsnorm_segfault.cpp");
+  EXPECT_EQ(r.status, EvalStatus::crash);
+  EXPECT_EQ(r.message, "crash: SIGSEGV");
+}
+
+TEST(Evaluator, AbortBecomesACrashStatus) {
+  EvalResult r = eval_rmsnorm("rmsnorm_abort.cpp");
+  EXPECT_EQ(r.status, EvalStatus::crash);
+  EXPECT_EQ(r.message, "crash: SIGABRT");
+}
+
+TEST(Evaluator, QuietExitIsACrashNotAPass) {
+  EvalResult r = eval_rmsnorm("rmsnorm_exit.cpp");
+  EXPECT_EQ(r.status, EvalStatus::crash);
+  EXPECT_NE(r.message.find("ended the process"), std::string::npos) << r.message;
+}
+
+TEST(Evaluator, EndlessKernelTimesOut) {
+  auto start = std::chrono::steady_clock::now();
+  EvalResult r = eval_rmsnorm("rmsnorm_endless.cpp", check_only(1.5));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.status, EvalStatus::timeout);
+  EXPECT_EQ(r.message, "timeout after 1.5 s");
+  EXPECT_LT(seconds, 30);
+}
+
+TEST(Evaluator, CompileErrorKeepsTheLog) {
+  EvalResult r = eval_rmsnorm("rmsnorm_syntax_error.cpp");
+  EXPECT_EQ(r.status, EvalStatus::compile_error);
+  EXPECT_NE(r.log.find("rmsnorm_syntax_error.cpp:4"), std::string::npos) << r.log;
+  EXPECT_NE(r.message.find("error"), std::string::npos) << r.message;
+}
+
+TEST(Evaluator, WrongSignatureIsACompileError) {
+  EvalResult r = eval_rmsnorm("rmsnorm_wrong_signature.cpp");
+  EXPECT_EQ(r.status, EvalStatus::compile_error);
+  EXPECT_NE(r.log.find("conflicting declaration of C function"), std::string::npos) << r.log;
+}
+
+TEST(Evaluator, ReferenceThatDoesNotCompileIsATaskError) {
+  fs::path root = fs::path(::testing::TempDir()) / ("kforge-badref-" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "tiny");
+  fs::copy(kSource + "/tests/data/tasks/tiny/scale", root / "tiny" / "scale", fs::copy_options::recursive);
+  std::ofstream(root / "tiny" / "scale" / "reference.cpp")
+      << "// @kforge entry: scale_reference\nextern \"C\" void scale_reference(const float* x) { x = ; }\n";
+  auto task = find_task(root.string(), "tiny/scale");
+  ASSERT_TRUE(task.ok());
+  auto e = Evaluator::create(std::move(*task), compiler());
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("reference.cpp: the reference does not compile"), std::string::npos)
+      << e.error().message;
+  fs::remove_all(root);
+}
+
+TEST(Evaluator, ResultSurvivesAJsonRoundTrip) {
+  EvalResult r = eval_rmsnorm("rmsnorm_off_by_one.cpp");
+  auto back = eval_result_from_json(to_json(r));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->status, r.status);
+  EXPECT_EQ(back->message, r.message);
+  ASSERT_EQ(back->shapes.size(), r.shapes.size());
+  EXPECT_TRUE(std::isnan(back->shapes[0].mismatches[0].got));
+  EXPECT_EQ(back->shapes[0].dims, r.shapes[0].dims);
+}
+
+}  // namespace
