@@ -1,0 +1,95 @@
+// The evaluator's own overhead for one candidate on a tiny kernel (tests/data/tasks/tiny/scale,
+// N=1024: the kernel itself runs in about a microsecond), with and without a compile-cache hit.
+// What is measured is everything `kforge eval` pays per candidate: compile (or cache lookup),
+// fork, loading, correctness on every shape, and the timing protocol's warm-up and repeats.
+//
+//   build/bench/bench_evaluator      (prints both, then their ratio, measured in the same run)
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
+#include "evaluator/evaluator.hpp"
+
+namespace fs = std::filesystem;
+using namespace kforge;
+
+namespace {
+
+struct Fixture {
+  std::string cache_dir = fs::temp_directory_path() / ("kforge-bench-" + std::to_string(getpid()));
+  HostCompiler compiler = HostCompiler::create({.compiler = "", .cache_dir = cache_dir}).value();
+  Task task = find_task(KFORGE_SOURCE_DIR "/tests/data/tasks", "tiny/scale").value();
+  Evaluator evaluator = Evaluator::create(task, compiler).value();
+  Candidate kernel =
+      parse_candidate(read_file(task.seed_paths.front()).value(), task.seed_paths.front()).value();
+  ~Fixture() { fs::remove_all(cache_dir); }
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+EvalOptions options_for(const benchmark::State& state) {
+  EvalOptions options;
+  options.time_bench_shapes = state.range(0) != 0;
+  return options;
+}
+
+// range(0): 0 = correctness only (the harness's own cost), 1 = the full protocol with timing.
+void BM_EvaluateCacheHit(benchmark::State& state) {
+  Fixture& f = fixture();
+  const EvalOptions options = options_for(state);
+  f.evaluator.evaluate(f.kernel, "k.cpp", options);  // compiles once, outside the timed loop
+  for (auto _ : state) {
+    EvalResult r = f.evaluator.evaluate(f.kernel, "k.cpp", options);
+    if (r.status != EvalStatus::ok) state.SkipWithError(r.message.c_str());
+  }
+}
+
+void BM_EvaluateCacheMiss(benchmark::State& state) {
+  Fixture& f = fixture();
+  const EvalOptions options = options_for(state);
+  int variant = 0;
+  for (auto _ : state) {
+    Candidate unique = f.kernel;  // a new comment makes a new content hash: a real compile
+    unique.source += fmt::format("\n// variant {} {}\n", getpid(), variant++);
+    EvalResult r = f.evaluator.evaluate(unique, "k.cpp", options);
+    if (r.status != EvalStatus::ok) state.SkipWithError(r.message.c_str());
+  }
+}
+
+// Real time: the work happens in child processes, invisible to this process's CPU clock.
+BENCHMARK(BM_EvaluateCacheHit)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_EvaluateCacheMiss)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+
+// Keeps each benchmark's mean time so the two can be compared as a ratio.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  RatioReporter() : ConsoleReporter(OO_Tabular) {}
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& run : runs)
+      if (run.run_type == Run::RT_Iteration) milliseconds_[run.benchmark_name()] = run.GetAdjustedRealTime();  // in kMillisecond
+    ConsoleReporter::ReportRuns(runs);
+  }
+  std::map<std::string, double> milliseconds_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  for (const char* mode : {"0", "1"}) {
+    auto hit = reporter.milliseconds_.find(fmt::format("BM_EvaluateCacheHit/{}/min_time:3.000/real_time", mode));
+    auto miss = reporter.milliseconds_.find(fmt::format("BM_EvaluateCacheMiss/{}/min_time:3.000/real_time", mode));
+    if (hit == reporter.milliseconds_.end() || miss == reporter.milliseconds_.end() || hit->second <= 0) continue;
+    fmt::print("{}: cache miss {:.1f} ms / cache hit {:.1f} ms = {:.2f}x\n",
+               mode[0] == '0' ? "correctness only" : "with timing     ", miss->second, hit->second,
+               miss->second / hit->second);
+  }
+  benchmark::Shutdown();
+}
