@@ -1,4 +1,5 @@
 // kforge db: query the kernel library.
+#include <algorithm>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -43,16 +44,22 @@ int run_list(const std::string& db_path, const std::string& task, bool json) {
     fmt::print("{}\n", out.dump(2));
     return kExitOk;
   }
-  fmt::print("{:<12} {:<14} {:<22} {:<8} {:<14} {:>12} {:>5}  {}\n", "KERNEL", "TASK", "ORIGIN", "BACKEND", "STATUS",
-             "GEOMEAN us", "EVALS", "EVALUATED");
+  size_t task_width = 4, origin_width = 6;
+  for (const auto& k : *kernels) {
+    task_width = std::max(task_width, k.kernel.task.size());
+    origin_width = std::max(origin_width, k.kernel.origin.size());
+  }
+  fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>5}  {}\n", "KERNEL", "TASK", task_width, "ORIGIN",
+             origin_width, "BACKEND", "STATUS", "GEOMEAN us", "EVALS", "EVALUATED");
   for (const auto& k : *kernels) {
     double log_sum = 0;
     int n = 0;
     for (const auto& m : k.latest.measurements)
       if (m.n && m.median_us > 0) log_sum += std::log(m.median_us), ++n;
     std::string median = n ? fmt::format("{:.2f}", std::exp(log_sum / n)) : "-";
-    fmt::print("{:<12} {:<14} {:<22} {:<8} {:<14} {:>12} {:>5}  {}\n", k.kernel.key.substr(0, 12), k.kernel.task,
-               k.kernel.origin, k.kernel.backend, k.latest.status, median, k.evaluations, k.latest.created_at);
+    fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>5}  {}\n", k.kernel.key.substr(0, 12), k.kernel.task,
+               task_width, k.kernel.origin, origin_width, k.kernel.backend, k.latest.status, median, k.evaluations,
+               k.latest.created_at);
   }
   if (kernels->empty()) fmt::print("(no kernels in {})\n", db_path);
   return kExitOk;

@@ -19,7 +19,7 @@ struct EvalArgs {
 
 KernelRecord kernel_record(const Task& task, const Candidate& candidate, const std::string& origin) {
   const std::string params = nlohmann::json(candidate.param_bindings()).dump();
-  return {content_hash("cpu\n" + params + "\n" + candidate.source), task.id(), "cpu", candidate.entry,
+  return {content_hash(task.id() + "\ncpu\n" + params + "\n" + candidate.source), task.id(), "cpu", candidate.entry,
           candidate.source, params, origin};
 }
 
@@ -60,13 +60,18 @@ double geomean_median_us(const EvalResult& r) {
 }
 
 void print_result(const Task& task, const std::string& origin, const EvalResult& r) {
-  fmt::print("{} {} {}{}\n", task.id(), origin, to_string(r.status), r.message.empty() ? "" : ": " + r.message);
+  // Messages such as "crash: SIGSEGV" or "timeout after 10 s" already say the status.
+  const std::string status = to_string(r.status);
+  const std::string why = r.message.rfind(status, 0) == 0 ? r.message
+                          : r.message.empty()            ? status
+                                                         : status + ": " + r.message;
+  fmt::print("{} {} {}\n", task.id(), origin, why);
   for (const auto& s : r.shapes) {
     std::string line = fmt::format("  {} {:<16}", s.bench ? "bench" : "check", shape_label(s.dims));
     if (!s.correct) {
       std::vector<std::string> bad;
       for (const auto& m : s.mismatches) bad.push_back(fmt::format("{}[{}]={} want {}", m.tensor, m.index, m.got, m.want));
-      line += fmt::format(" FAIL max_abs_err={:.3g}  {}", s.max_abs_error, fmt::join(bad, "; "));
+      line += fmt::format(" FAIL {} wrong, max_abs_err={:.3g}  {}", s.wrong_elements, s.max_abs_error, fmt::join(bad, "; "));
     } else if (s.timing) {
       const TimingStats& t = *s.timing;
       line += fmt::format(" median {:.2f} us  p20-p80 {:.2f}-{:.2f} us  n={} cv={:.1f}%", t.median_us, t.p20_us,
@@ -87,6 +92,8 @@ int run_eval(const Context& context, const EvalArgs& args) {
                              args.backend));
   const std::string root = context.resolved_tasks_dir();
   std::vector<Task> tasks;
+  if (!args.task.empty() && !args.suite.empty())
+    return report(make_error(ErrorKind::invalid_input, "give --task or --suite, not both"));
   if (!args.task.empty()) {
     auto task = find_task(root, args.task);
     if (!task) return report(task.error());
@@ -143,6 +150,9 @@ int run_eval(const Context& context, const EvalArgs& args) {
         kernels.emplace_back(std::move(*candidate), name);
       }
     }
+    if (kernels.empty() && exit_code == kExitOk)
+      return report(make_error(ErrorKind::invalid_input, "{}: no seeds/cpu_*.cpp to evaluate (give --kernel FILE)",
+                               task.id()));
     for (const auto& [candidate, origin] : kernels) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);

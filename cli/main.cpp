@@ -42,7 +42,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage mistake is bad input like any other.
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitBadInput;
   }
   return context.run ? context.run() : kExitOk;
 }

@@ -49,7 +49,7 @@ struct Task {
   std::string dir;          // the task folder
   std::string category, description;
   std::vector<TaskArg> args;
-  double atol = 0, rtol = 0;
+  double atol = 0, rtol = 0;  // for f32 outputs; i32 outputs compare exactly
   std::optional<Expr> flops, bytes;  // per call, over the size symbols
   std::vector<Expr> constraints;     // must be non-zero for every shape
   std::vector<Bindings> bench_shapes, check_shapes;
@@ -109,6 +109,7 @@ struct ShapeResult {
   bool bench = false;  // a bench shape (timed) or a check shape
   bool correct = false;
   double max_abs_error = 0, max_rel_error = 0;
+  std::int64_t wrong_elements = 0;
   std::vector<Mismatch> mismatches;  // the first few
   std::optional<TimingStats> timing;
   double gbps = 0, gflops = 0;  // from the task's byte and FLOP formulas, when timed

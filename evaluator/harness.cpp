@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <sstream>
 
 #include "evaluator/evaluator.hpp"
 
@@ -62,6 +63,13 @@ std::int64_t element_count(const TaskArg& arg, const Bindings& dims) {
   std::int64_t count = 1;
   for (const auto& d : arg.shape) count *= d.eval(dims).value();  // validated by the loader
   return count;
+}
+
+std::int64_t output_elements(const Task& task, const Bindings& dims) {
+  std::int64_t total = 0;
+  for (const auto& arg : task.args)
+    if (arg.role == ArgRole::out || arg.role == ArgRole::inout) total += element_count(arg, dims);
+  return total;
 }
 
 void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
@@ -146,10 +154,11 @@ void compare(const Task& task, const CallArgs& got, const CallArgs& want, ShapeR
         double abs_error = std::fabs(g - w);
         out.max_abs_error = std::max(out.max_abs_error, abs_error);
         if (w != 0) out.max_rel_error = std::max(out.max_rel_error, abs_error / std::fabs(w));
-        ok = abs_error <= task.atol + task.rtol * std::fabs(w);
+        ok = arg.dtype == DType::i32 ? g == w : abs_error <= task.atol + task.rtol * std::fabs(w);
       }
       if (!ok) {
-        if (out.correct || out.mismatches.size() < kMaxMismatches)
+        ++out.wrong_elements;
+        if (out.mismatches.size() < kMaxMismatches)
           out.mismatches.push_back({arg.name, static_cast<std::int64_t>(i), g, w});
         out.correct = false;
       }
@@ -242,9 +251,9 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
     if (shape.correct) continue;
     const Mismatch& m = shape.mismatches.front();
     result.status = EvalStatus::incorrect;
-    result.message = fmt::format("{}[{}] = {} (want {}) at {}; max abs error {:.3g}", m.tensor, m.index,
+    result.message = fmt::format("{}[{}] = {} (want {}) at {}; {} of {} output elements wrong", m.tensor, m.index,
                                  format_value(m.got), format_value(m.want), shape_label(shape.dims),
-                                 shape.max_abs_error);
+                                 shape.wrong_elements, output_elements(task, shape.dims));
     return result;
   }
 
@@ -270,12 +279,27 @@ std::uint64_t secret_seed() {
   return seed;
 }
 
+// The line of a compiler log most worth one line of summary: the first diagnostic error or
+// unresolved symbol (not collect2's "ld returned 1 exit status"), else the first line.
+std::string first_error_line(const std::string& log) {
+  std::istringstream lines(log);
+  std::string line, first;
+  while (std::getline(lines, line)) {
+    if (first.empty()) first = line;
+    if ((line.find("error:") != std::string::npos && line.find("collect2") == std::string::npos) ||
+        line.find("undefined reference") != std::string::npos)
+      return line;
+  }
+  return first;
+}
+
 Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
                                 const std::string& file_name) {
   CompileRequest request;
   request.file_name = file_name;
-  request.source = "#line 1 \"" + file_name + "\"\n" + candidate.source + "\n#line 1 \"kforge-trampoline\"\n" +
-                   trampoline_source(task, candidate.entry);
+  // The scratch file carries the kernel's own name and its text from line 1, so the compiler's
+  // line numbers and excerpts are the kernel's; only the appended trampoline is renamed.
+  request.source = candidate.source + "\n#line 1 \"kforge-trampoline\"\n" + trampoline_source(task, candidate.entry);
   request.defines = candidate.param_bindings();
   return compiler.compile(request);
 }
@@ -335,11 +359,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
   if (!binary) {
     result.status = binary.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
     result.log = binary.error().message;
-    // The first error line is the most useful one-line summary.
-    size_t at = result.log.find("error");
-    size_t line_start = at == std::string::npos ? 0 : result.log.rfind('\n', at) + 1;
-    if (at != std::string::npos && line_start > at) line_start = 0;
-    result.message = result.log.substr(line_start, result.log.find('\n', line_start) - line_start);
+    result.message = first_error_line(result.log);
     return result;
   }
 

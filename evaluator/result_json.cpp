@@ -31,6 +31,7 @@ json to_json(const EvalResult& result) {
                   {"correct", s.correct},
                   {"max_abs_error", s.max_abs_error},
                   {"max_rel_error", s.max_rel_error},
+                  {"wrong_elements", s.wrong_elements},
                   {"mismatches", mismatches}};
     if (s.timing) {
       const TimingStats& t = *s.timing;
@@ -63,6 +64,7 @@ Result<EvalResult> eval_result_from_json(const json& j) {
       shape.correct = s.at("correct");
       shape.max_abs_error = s.at("max_abs_error");
       shape.max_rel_error = s.at("max_rel_error");
+      shape.wrong_elements = s.at("wrong_elements");
       for (const auto& m : s.at("mismatches"))
         shape.mismatches.push_back({m.at("tensor"), m.at("index"), number_from(m.at("got")), number_from(m.at("want"))});
       if (s.contains("timing")) {

@@ -78,8 +78,9 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
                  std::vector<Bindings>& out, Problems& problems) {
   const toml::array* shapes = table.get_as<toml::array>(key);
   if (!shapes || shapes->empty()) {
-    problems.add(key, "missing: a list of shapes like [{{ {} }}]",
-                 fmt::join(task.size_symbols(), " = 1, "));
+    std::vector<std::string> example;
+    for (const auto& s : task.size_symbols()) example.push_back(s + " = 1");
+    problems.add(key, "missing: a list of shapes like [{{ {} }}]", fmt::join(example, ", "));
     return;
   }
   const auto symbols = task.size_symbols();
@@ -181,6 +182,8 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
         if (!dist_text) problems.add(field + ".dist", "missing: how to fill it, e.g. \"normal(0, 1)\"");
         else if (!dist)
           problems.add(field + ".dist", "'{}' is not normal(mean, std), uniform(lo, hi) or int(lo, hi)", *dist_text);
+        else if (arg.dtype == DType::i32 && dist->kind != Distribution::Kind::integers)
+          problems.add(field + ".dist", "'{}': an i32 tensor takes int(lo, hi)", *dist_text);
         else arg.dist = *dist;
       }
     } else if (arg.role == ArgRole::size) {

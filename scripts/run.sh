@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-build/kforge eval --suite llm "$@"
+build/kforge eval --suite llm
 build/kforge db list

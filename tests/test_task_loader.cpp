@@ -111,6 +111,11 @@ TEST_F(TaskLoaderTest, BadDistribution) {
   EXPECT_CONTAINS(load_error("normal(0, 1)", "uniform(1, -1)"), "args[0].dist: 'uniform(1, -1)'");
 }
 
+TEST_F(TaskLoaderTest, IntegerTensorNeedsAnIntegerDistribution) {
+  EXPECT_CONTAINS(load_error("type = \"f32\", role = \"in\"", "type = \"i32\", role = \"in\""),
+                  "args[0].dist: 'normal(0, 1)': an i32 tensor takes int(lo, hi)");
+}
+
 TEST_F(TaskLoaderTest, ScalarWithoutValue) {
   EXPECT_CONTAINS(load_error(", value = 2.0", ""), "args[3].value: missing");
 }
@@ -148,7 +153,7 @@ TEST_F(TaskLoaderTest, ShapeValueOutOfRange) {
 }
 
 TEST_F(TaskLoaderTest, MissingShapes) {
-  EXPECT_CONTAINS(load_error("check = [ { N = 1 }, { N = 3 } ]", ""), "check: missing");
+  EXPECT_CONTAINS(load_error("check = [ { N = 1 }, { N = 3 } ]", ""), "check: missing: a list of shapes like [{ N = 1 }]");
 }
 
 TEST_F(TaskLoaderTest, ConstraintViolated) {
