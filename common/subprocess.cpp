@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0)
     return make_error(ErrorKind::internal, "pipe: {}", std::strerror(errno));
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);
@@ -31,6 +33,9 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
   }
   if (pid == 0) {
     setpgid(0, 0);  // own group, so a timeout also kills what the child started
+    // Dies with us: if kforge is interrupted, an endless kernel must not keep spinning.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
     close(fds[0]);
     int null_fd = open("/dev/null", O_RDONLY);
     dup2(null_fd, STDIN_FILENO);
