@@ -11,7 +11,9 @@
 #pragma omp declare simd
 static inline float exp_nonpositive(float x) {
   x = x < -87.0f ? -87.0f : x;
-  const float k = __builtin_roundf(x * 1.44269504f);
+  // Round to nearest by adding and removing 1.5 * 2^23 (the f32 mantissa drops the fraction):
+  // roundf() does not vectorise and would cost a library call per element.
+  const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
   const float r = x - k * 0.693145752f - k * 1.42860677e-6f;
   float p = 1.0f / 720;
   p = p * r + 1.0f / 120;
