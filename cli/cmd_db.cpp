@@ -1,6 +1,5 @@
 // kforge db: query the kernel library.
 #include <algorithm>
-#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -34,14 +33,14 @@ int run_list(const std::string& db_path, const std::string& task, bool json) {
                      {"task", k.kernel.task},
                      {"backend", k.kernel.backend},
                      {"entry", k.kernel.entry},
-                     {"params", nlohmann::json::parse(k.kernel.params_json)},
+                     {"params", nlohmann::json::parse(k.kernel.params_json, nullptr, false)},
                      {"origin", k.kernel.origin},
                      {"evaluations", k.evaluations},
                      {"latest", {{"evaluation_id", k.latest.id}, {"status", k.latest.status},
                                  {"message", k.latest.message}, {"device", k.latest.device},
                                  {"created_at", k.latest.created_at}, {"measurements", measurements}}}});
     }
-    fmt::print("{}\n", out.dump(2));
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kExitOk;
   }
   size_t task_width = 4, origin_width = 6;
@@ -52,11 +51,8 @@ int run_list(const std::string& db_path, const std::string& task, bool json) {
   fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>5}  {}\n", "KERNEL", "TASK", task_width, "ORIGIN",
              origin_width, "BACKEND", "STATUS", "GEOMEAN us", "EVALS", "EVALUATED");
   for (const auto& k : *kernels) {
-    double log_sum = 0;
-    int n = 0;
-    for (const auto& m : k.latest.measurements)
-      if (m.n && m.median_us > 0) log_sum += std::log(m.median_us), ++n;
-    std::string median = n ? fmt::format("{:.2f}", std::exp(log_sum / n)) : "-";
+    const double geomean = geomean_median_us(k.latest);
+    std::string median = geomean > 0 ? fmt::format("{:.2f}", geomean) : "-";
     fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>5}  {}\n", k.kernel.key.substr(0, 12), k.kernel.task,
                task_width, k.kernel.origin, origin_width, k.kernel.backend, k.latest.status, median, k.evaluations,
                k.latest.created_at);

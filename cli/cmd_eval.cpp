@@ -1,6 +1,5 @@
 // kforge eval: check and time one kernel file, or every seed of a task or suite, and store the
 // results in the kernel library.
-#include <cmath>
 #include <filesystem>
 
 #include "cli/cli.hpp"
@@ -48,15 +47,6 @@ EvaluationRecord evaluation_record(const Task& task, const EvalResult& r) {
     e.measurements.push_back(std::move(m));
   }
   return e;
-}
-
-// Geometric mean of the bench shapes' medians, 0 when untimed: one number to rank variants by.
-double geomean_median_us(const EvalResult& r) {
-  double log_sum = 0;
-  int n = 0;
-  for (const auto& s : r.shapes)
-    if (s.timing && s.timing->median_us > 0) log_sum += std::log(s.timing->median_us), ++n;
-  return n ? std::exp(log_sum / n) : 0;
 }
 
 void print_result(const Task& task, const std::string& origin, const EvalResult& r) {
@@ -156,15 +146,17 @@ int run_eval(const Context& context, const EvalArgs& args) {
     for (const auto& [candidate, origin] : kernels) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);
-      auto id = store->record(kernel_record(task, candidate, origin), evaluation_record(task, result));
+      const KernelRecord kernel = kernel_record(task, candidate, origin);
+      const EvaluationRecord evaluation = evaluation_record(task, result);
+      auto id = store->record(kernel, evaluation);
       if (!id) return report(id.error());
       if (result.status != EvalStatus::ok && exit_code == kExitOk) exit_code = kExitKernelFailed;
-      rows.push_back({task.id(), origin, to_string(result.status), geomean_median_us(result)});
+      rows.push_back({task.id(), origin, to_string(result.status), geomean_median_us(evaluation)});
       if (args.json) {
         nlohmann::json j = to_json(result);
         j["task"] = task.id();
         j["kernel"] = origin;
-        j["kernel_key"] = kernel_record(task, candidate, origin).key;
+        j["kernel_key"] = kernel.key;
         j["evaluation_id"] = *id;
         json_results.push_back(j);
       } else {
@@ -173,7 +165,9 @@ int run_eval(const Context& context, const EvalArgs& args) {
     }
   }
   if (args.json) {
-    fmt::print("{}\n", json_results.size() == 1 && !args.task.empty() ? json_results[0].dump(2) : json_results.dump(2));
+    const auto& out = json_results.size() == 1 && !args.task.empty() ? json_results[0] : json_results;
+    // A compiler log may hold bytes that are not UTF-8: replace them rather than fail.
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return exit_code;
   }
   if (rows.size() > 1) {
@@ -200,8 +194,10 @@ void add_eval_command(CLI::App& app, Context& context) {
   eval->add_option("--suite", args->suite, "Every task of this suite (with no --kernel: every seed)");
   eval->add_option("--kernel", args->kernel, "Kernel source file (default: the task's seeds)");
   eval->add_option("--backend", args->backend, "Backend to run on (cpu)");
-  eval->add_option("--timeout", args->timeout_s, "Seconds one evaluation may take (default 180)");
-  eval->add_option("--seed", args->seed, "Input seed (default: a fresh secret one)");
+  eval->add_option("--timeout", args->timeout_s, "Seconds one evaluation may take (default 180)")
+      ->check(CLI::Range(0.1, 86400.0));
+  eval->add_option("--seed", args->seed, "Input seed, a positive integer (default: a fresh secret one)")
+      ->check(CLI::PositiveNumber);
   eval->add_flag("--check-only", args->check_only, "Check correctness, skip timing");
   eval->add_flag("--json", args->json, "Print the result as JSON");
   add_db_option(*eval, args->db_path);

@@ -46,5 +46,10 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitBadInput;
   }
-  return context.run ? context.run() : kExitOk;
+  try {
+    return context.run ? context.run() : kExitOk;
+  } catch (const std::exception& e) {  // a bug: still one line and a non-zero exit, no abort
+    fmt::print(stderr, "kforge: internal error: {}\n", e.what());
+    return kExitBadInput;
+  }
 }

@@ -93,9 +93,10 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
                                   double timeout_s);
 
 // Forks a child that runs `body` with the write end of a pipe, and collects what it writes
-// there until it exits or `timeout_s` passes (then its process group is killed). The child
-// leaves with _exit(0) when `body` returns. For work that may crash or hang: a segfault becomes
-// ProcessResult::signal, an endless loop timed_out.
+// there until it exits or `timeout_s` passes (then its process group is killed). In the child
+// every other inherited descriptor but stdin/out/err is closed; it leaves with _exit(0) when
+// `body` returns, _exit(4) if it throws, and dies with the parent. For work that may crash or
+// hang: a segfault becomes ProcessResult::signal, an endless loop timed_out.
 Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body,
                                    double timeout_s);
 

@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -13,6 +14,8 @@ std::string content_hash(std::string_view data) {
 }
 
 Result<std::string> read_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return make_error(ErrorKind::io, "{}: is a directory, not a file", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(ErrorKind::io, "{}: cannot open for reading", path);
   std::ostringstream text;

@@ -7,12 +7,17 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 
 #include "common/common.hpp"
 
 namespace kforge {
+namespace {
+constexpr int kChildOutputFd = 3;
+}  // namespace
 
 std::string signal_name(int signal) {
   const char* abbrev = sigabbrev_np(signal);
@@ -25,6 +30,7 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
   if (pipe2(fds, O_CLOEXEC) != 0)
     return make_error(ErrorKind::internal, "pipe: {}", std::strerror(errno));
   const pid_t parent = getpid();
+  std::fflush(nullptr);  // or the child would write our buffered output a second time
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);
@@ -39,13 +45,26 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
     close(fds[0]);
     int null_fd = open("/dev/null", O_RDONLY);
     dup2(null_fd, STDIN_FILENO);
-    body(fds[1]);
+    // Only stdin/out/err and the result pipe survive: code run in the child must not reach the
+    // parent's files (an open kernel library, above all).
+    dup2(fds[1], kChildOutputFd);
+    close_range(kChildOutputFd + 1, ~0U, 0);
+    try {
+      body(kChildOutputFd);
+    } catch (const std::exception& e) {
+      dprintf(STDERR_FILENO, "kforge child: %s\n", e.what());
+      _exit(4);
+    } catch (...) {
+      _exit(4);
+    }
     _exit(0);
   }
   setpgid(pid, pid);
   close(fds[1]);
 
   ProcessResult result;
+  if (!(timeout_s > 0)) timeout_s = 0;  // also NaN
+  timeout_s = std::min(timeout_s, 1e7);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   char buffer[4096];
   for (;;) {
@@ -57,7 +76,7 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
       break;
     }
     pollfd p{fds[0], POLLIN, 0};
-    int ready = poll(&p, 1, static_cast<int>(left.count()));
+    int ready = poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
     if (ready <= 0) continue;  // EINTR or the deadline: the loop head decides
     ssize_t n = read(fds[0], buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
@@ -71,6 +90,10 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
   while (!result.timed_out) {
     pid_t done = waitpid(pid, &status, WNOHANG);
     if (done == pid) break;
+    if (done < 0 && errno != EINTR) {  // e.g. SIGCHLD ignored: the child was reaped for us
+      kill(-pid, SIGKILL);
+      return make_error(ErrorKind::internal, "waitpid: {} (is SIGCHLD ignored?)", std::strerror(errno));
+    }
     if (std::chrono::steady_clock::now() >= deadline) {
       result.timed_out = true;
       kill(-pid, SIGKILL);

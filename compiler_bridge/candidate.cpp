@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cctype>
 #include <regex>
 #include <set>
 
@@ -49,7 +50,9 @@ Result<KernelParam> parse_param(const std::string& text) {
   if (!std::regex_match(text, m, form))
     return make_error(ErrorKind::invalid_input,
                       "'{}': expected NAME=VALUE or NAME=VALUE in {{A,B,...}}", text);
-  KernelParam param{m[1], std::stoll(m[2]), {}};
+  auto value = parse_int(m[2]);
+  if (!value) return make_error(ErrorKind::invalid_input, "param {}: {}", m[1].str(), value.error().message);
+  KernelParam param{m[1], *value, {}};
   if (m[3].matched) {
     for (const auto& item : split_top_level(m[4].str())) {
       auto v = parse_int(item);
@@ -116,6 +119,27 @@ Result<LaunchSpec> parse_launch(const std::string& text) {
   return launch;
 }
 
+// Whether `name(` appears as a whole word outside // comments. (A hand loop: std::regex
+// recurses per character and overflows the stack on a long line.)
+bool defines_function(const std::string& source, const std::string& name) {
+  auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  size_t line_start = 0;
+  while (line_start < source.size()) {
+    size_t line_end = source.find('\n', line_start);
+    if (line_end == std::string::npos) line_end = source.size();
+    std::string_view line(source.data() + line_start, line_end - line_start);
+    line = line.substr(0, line.find("//"));
+    for (size_t at = line.find(name); at != std::string_view::npos; at = line.find(name, at + 1)) {
+      if (at > 0 && word_char(line[at - 1])) continue;
+      size_t after = at + name.size();
+      while (after < line.size() && (line[after] == ' ' || line[after] == '\t')) ++after;
+      if (after < line.size() && line[after] == '(') return true;
+    }
+    line_start = line_end + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 Bindings Candidate::param_bindings() const {
@@ -140,6 +164,7 @@ Result<Candidate> parse_candidate(std::string source, const std::string& origin)
       return make_error(ErrorKind::invalid_input, "{}:{}: {}", origin, line_no, what);
     };
     std::smatch m;
+    if (line.size() > 4096) return fail("a @kforge line longer than 4096 characters");
     if (!std::regex_match(line, m, header))
       return fail("malformed @kforge line; expected '// @kforge key: value'");
     std::string key = m[1], value = trim(m[2].str());
@@ -171,9 +196,7 @@ Result<Candidate> parse_candidate(std::string source, const std::string& origin)
     return make_error(ErrorKind::invalid_input,
                       "{}: no '// @kforge entry: NAME' line saying which function to call", origin);
   // The entry must be defined, not only named in the header.
-  const std::regex definition("\\b" + candidate.entry + "\\s*\\(");
-  std::string code = std::regex_replace(source, std::regex(R"(//[^\n]*)"), "");
-  if (!std::regex_search(code, definition))
+  if (!defines_function(source, candidate.entry))
     return make_error(ErrorKind::invalid_input, "{}: the kernel does not define its entry '{}'",
                       origin, candidate.entry);
   candidate.source = std::move(source);

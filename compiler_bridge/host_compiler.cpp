@@ -103,13 +103,17 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
     }
   } cleanup{scratch};
 
-  const std::string file_name = fs::path(request.file_name).filename().string();
+  // The compiler picks the language by extension: whatever the kernel file is called, compile
+  // it as C++ under its own name, so the log still points at it.
+  std::string file_name = fs::path(request.file_name).filename().string();
+  const std::string extension = fs::path(file_name).extension().string();
+  if (extension != ".cpp" && extension != ".cc" && extension != ".cxx") file_name += ".cpp";
   if (auto s = write_file(scratch / file_name, request.source); !s) return s.error();
 
   std::vector<std::string> argv = {options_.compiler};
   for (const auto& flag : flags()) argv.push_back(flag);
   for (const auto& [name, value] : request.defines) argv.push_back(fmt::format("-D{}={}", name, value));
-  argv.insert(argv.end(), {file_name, "-o", "kernel.so"});
+  argv.insert(argv.end(), {"./" + file_name, "-o", "kforge-output.so"});
 
   auto run = run_process(argv, scratch.string(), options_.timeout_s);
   if (!run) return run.error();
@@ -123,7 +127,7 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
   binary.log = run->output;
   // rename() is atomic: a concurrent compile of the same key leaves one complete file.
   std::error_code ec;
-  fs::rename(scratch / "kernel.so", binary.path, ec);
+  fs::rename(scratch / "kforge-output.so", binary.path, ec);
   if (ec) return make_error(ErrorKind::io, "{}: cannot store in cache: {}", binary.path, ec.message());
   return binary;
 }

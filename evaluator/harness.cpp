@@ -197,19 +197,34 @@ TimingStats summarize(std::vector<double> samples_us) {
   return s;
 }
 
-TimingStats time_calls(CallFn fn, const std::vector<void*>& args, const EvalOptions& options,
-                       std::vector<std::byte>& flush_buffer) {
+// Times `fn` on `args`. Before every call, outside the timed window, the outputs are poisoned
+// again (and inout tensors restored from `initial`), so every timed call must really compute:
+// the caller verifies what the last one wrote, and a kernel cannot tell which call is the last.
+TimingStats time_calls(const Task& task, CallFn fn, CallArgs& args, const CallArgs& initial,
+                       const EvalOptions& options, std::vector<std::byte>& flush_buffer) {
   auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const std::vector<void*> pointers = args.pointers();
+  auto reset_outputs = [&] {
+    for (size_t i = 0; i < task.args.size(); ++i) {
+      if (task.args[i].role == ArgRole::out) std::memset(args.buffers[i].data.get(), 0xFF, args.buffers[i].bytes);
+      if (task.args[i].role == ArgRole::inout)
+        std::memcpy(args.buffers[i].data.get(), initial.buffers[i].data.get(), args.buffers[i].bytes);
+    }
+  };
   const auto warmup_start = Clock::now();
-  for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls) fn(args.data());
+  for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls) {
+    reset_outputs();
+    fn(pointers.data());
+  }
 
   std::vector<double> samples;
   const auto start = Clock::now();
   unsigned char flush_value = 0;
   for (;;) {
+    reset_outputs();
     if (!flush_buffer.empty()) std::memset(flush_buffer.data(), ++flush_value, flush_buffer.size());
     const auto t0 = Clock::now();
-    fn(args.data());
+    fn(pointers.data());
     const auto t1 = Clock::now();
     samples.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
     const int n = static_cast<int>(samples.size());
@@ -234,9 +249,12 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
   std::vector<std::byte> flush_buffer;
   if (options.flush_cache && options.time_bench_shapes) flush_buffer.resize(flush_bytes());
 
-  // Correctness first, on every shape; timing only once all of them pass.
+  // Correctness first, on every shape; timing only once all of them pass. Each shape's inputs
+  // come from their own stream, so the timing phase can regenerate the very same inputs.
+  auto shape_rng = [seed](size_t s) { return std::mt19937_64(seed ^ (0x9E3779B97F4A7C15ull * (s + 1))); };
+  std::vector<CallArgs> expected(shapes.size());  // reference outputs of the bench shapes
   for (size_t s = 0; s < shapes.size(); ++s) {
-    std::mt19937_64 rng(seed ^ (0x9E3779B97F4A7C15ull * (s + 1)));
+    auto rng = shape_rng(s);
     ShapeResult shape;
     shape.dims = shapes[s].first;
     shape.bench = shapes[s].second;
@@ -245,6 +263,11 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
     reference(want.pointers().data());
     candidate(got.pointers().data());
     compare(task, got, want, shape);
+    if (shape.bench) {
+      for (size_t i = 0; i < task.args.size(); ++i)  // keep the outputs only
+        if (task.args[i].role != ArgRole::out && task.args[i].role != ArgRole::inout) want.buffers[i] = Buffer{};
+      expected[s] = std::move(want);
+    }
     result.shapes.push_back(std::move(shape));
   }
   for (const auto& shape : result.shapes) {
@@ -258,11 +281,25 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
   }
 
   if (options.time_bench_shapes) {
-    for (auto& shape : result.shapes) {
+    for (size_t s = 0; s < shapes.size(); ++s) {
+      ShapeResult& shape = result.shapes[s];
       if (!shape.bench) continue;
-      std::mt19937_64 rng(seed + 1);
-      CallArgs args = make_inputs(task, shape.dims, rng);
-      shape.timing = time_calls(candidate, args.pointers(), options, flush_buffer);
+      auto rng = shape_rng(s);
+      const CallArgs initial = make_inputs(task, shape.dims, rng);
+      CallArgs args = candidate_args(task, initial);
+      shape.timing = time_calls(task, candidate, args, initial, options, flush_buffer);
+      ShapeResult last_call;
+      compare(task, args, expected[s], last_call);
+      if (!last_call.correct) {
+        const Mismatch& m = last_call.mismatches.front();
+        result.status = EvalStatus::incorrect;
+        result.message = fmt::format("the timed calls computed something else: {}[{}] = {} (want {}) at {}", m.tensor,
+                                     m.index, format_value(m.got), format_value(m.want), shape_label(shape.dims));
+        shape.correct = false;
+        shape.wrong_elements = last_call.wrong_elements;
+        shape.mismatches = last_call.mismatches;
+        return result;
+      }
       const double seconds = shape.timing->median_us * 1e-6;
       if (task.bytes && seconds > 0) shape.gbps = static_cast<double>(task.bytes->eval(shape.dims).value()) / seconds / 1e9;
       if (task.flops && seconds > 0) shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
@@ -270,6 +307,25 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
   }
   result.status = EvalStatus::ok;
   return result;
+}
+
+// A result the harness could have produced: every shape of the task, in order, and for ok every
+// shape correct and every bench shape timed. Rejects the crudest forgeries by the candidate,
+// which runs in the same process; isolating it from the result channel is the worker's job.
+bool consistent(const Task& task, const EvalResult& r, const EvalOptions& options) {
+  std::vector<std::pair<Bindings, bool>> expected;
+  for (const auto& d : task.check_shapes) expected.emplace_back(d, false);
+  for (const auto& d : task.bench_shapes) expected.emplace_back(d, true);
+  if (r.status == EvalStatus::runtime_error && r.shapes.empty()) return true;  // could not load a library
+  if (r.shapes.size() != expected.size()) return false;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const ShapeResult& s = r.shapes[i];
+    if (s.dims != expected[i].first || s.bench != expected[i].second) return false;
+    if (r.status == EvalStatus::ok &&
+        (!s.correct || (s.bench && options.time_bench_shapes && (!s.timing || s.timing->n < options.min_repeats))))
+      return false;
+  }
+  return r.status == EvalStatus::ok || r.status == EvalStatus::incorrect || r.status == EvalStatus::runtime_error;
 }
 
 std::uint64_t secret_seed() {
@@ -355,6 +411,12 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
                                const EvalOptions& options) const {
   EvalResult result;
   result.seed = options.seed ? options.seed : secret_seed();
+  if (candidate.workspace_bytes) {
+    result.status = EvalStatus::compile_error;
+    result.message = "the cpu backend allocates no workspace: drop the '@kforge workspace' line and allocate "
+                     "scratch memory inside the kernel";
+    return result;
+  }
   auto binary = compile_for_task(*compiler_, task_, candidate, file_name);
   if (!binary) {
     result.status = binary.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
@@ -385,6 +447,9 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
           if (n <= 0) _exit(3);
           done += static_cast<size_t>(n);
         }
+        // Leave now, before the libraries' destructors: dlclose would unmap libgomp under the
+        // kernel's idle OpenMP threads, which then crash the process (SIGSEGV) on their way out.
+        _exit(0);
       },
       options.timeout_s);
 
@@ -404,12 +469,17 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
     auto parsed = nlohmann::json::parse(child->output, nullptr, false);
     auto decoded = parsed.is_discarded() ? Result<EvalResult>(make_error(ErrorKind::internal, "unreadable"))
                                          : eval_result_from_json(parsed);
-    if (decoded) return *decoded;
+    if (decoded && consistent(task_, *decoded, options)) {
+      decoded->log = binary->log;
+      return *decoded;
+    }
+    // Only candidate code could have written this: the harness's own results are consistent.
     result.status = EvalStatus::runtime_error;
-    result.message = "the evaluation process sent an unreadable result";
+    result.message = "the evaluation process sent a malformed result (did the kernel write to its descriptors?)";
   }
   result.log = binary->log;
   return result;
 }
+
 
 }  // namespace kforge

@@ -18,6 +18,8 @@ const std::set<std::string> kCategories = {
 const std::set<std::string> kTopLevelKeys = {"name",   "category",    "description", "args",
                                              "bench",  "check",       "tolerance",   "flops",
                                              "bytes",  "constraints"};
+// Tensors of one shape (each allocated twice: the reference's copy and the candidate's).
+constexpr std::int64_t kMaxTaskBytes = std::int64_t{4} << 30;
 const std::set<std::string> kArgKeys = {"name", "type", "role", "shape", "dist", "value"};
 
 // Collects every problem of one task.toml, each prefixed with the file and the field.
@@ -55,9 +57,9 @@ std::optional<Distribution> parse_distribution(const std::string& text) {
   return d;
 }
 
-std::optional<Expr> parse_formula(const toml::table& table, const std::string& key,
+// An expression over the size symbols, from a TOML string; `key` names it in errors.
+std::optional<Expr> parse_formula(const toml::node* node, const std::string& key,
                                   const std::set<std::string>& symbols, Problems& problems) {
-  const toml::node* node = table.get(key);
   if (!node) return std::nullopt;
   auto text = node->value<std::string>();
   if (!text) {
@@ -105,14 +107,39 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
     for (const auto& s : symbols)
       if (!shape->contains(s)) problems.add(field, "no value for '{}'", s);
     if (dims.size() != symbols.size()) continue;
+    // Everything the harness will evaluate for this shape must evaluate now, so that a task's
+    // mistake is reported here and never blamed on a kernel later.
+    // Expressions with an unknown symbol were reported once already, not again per shape.
+    auto evaluable = [&](const Expr& e) {
+      const auto used = e.symbols();
+      return std::all_of(used.begin(), used.end(), [&](const std::string& s) { return dims.count(s) > 0; });
+    };
     for (const auto& c : task.constraints) {
+      if (!evaluable(c)) continue;
       auto holds = c.eval(dims);
-      if (holds && *holds == 0) problems.add(field, "violates the constraint '{}'", c.text());
+      if (!holds) problems.add(field, "constraint {}", holds.error().message);
+      else if (*holds == 0) problems.add(field, "violates the constraint '{}'", c.text());
     }
-    for (const auto& arg : task.args)
-      for (const auto& dim : arg.shape)
-        if (auto extent = dim.eval(dims); extent && *extent < 0)
-          problems.add(field, "gives {} a negative extent '{}' = {}", arg.name, dim.text(), *extent);
+    for (const auto* formula : {&task.flops, &task.bytes})
+      if (*formula && evaluable(**formula))
+        if (auto v = (*formula)->eval(dims); !v) problems.add(field, "{}", v.error().message);
+    std::int64_t total_bytes = 0;
+    for (const auto& arg : task.args) {
+      std::int64_t elements = 1;
+      for (const auto& dim : arg.shape) {
+        if (!evaluable(dim)) continue;
+        auto extent = dim.eval(dims);
+        if (!extent) problems.add(field, "{} extent {}", arg.name, extent.error().message);
+        else if (*extent < 0) problems.add(field, "gives {} a negative extent '{}' = {}", arg.name, dim.text(), *extent);
+        else if (__builtin_mul_overflow(elements, *extent, &elements) || elements > kMaxTaskBytes) elements = kMaxTaskBytes;
+      }
+      total_bytes += 4 * elements;
+    }
+    if (total_bytes >= kMaxTaskBytes)
+      problems.add(field, "needs {} MiB or more of tensors; the limit is {} MiB", total_bytes >> 20, kMaxTaskBytes >> 20);
+    for (const auto* list : {&task.check_shapes, &task.bench_shapes})
+      if (std::find(list->begin(), list->end(), dims) != list->end())
+        problems.add(field, "repeats the shape {} (bench and check shapes must all differ)", shape_label(dims));
     out.push_back(dims);
   }
 }
@@ -219,8 +246,9 @@ std::string shape_label(const Bindings& dims) {
 Result<Task> load_task(const std::string& dir) {
   const fs::path folder = fs::path(dir).lexically_normal();
   const std::string file = (folder / "task.toml").string();
-  if (!fs::is_directory(folder)) return make_error(ErrorKind::invalid_input, "{}: no such task folder", dir);
-  if (!fs::exists(file)) return make_error(ErrorKind::invalid_input, "{}: missing", file);
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) return make_error(ErrorKind::invalid_input, "{}: no such task folder", dir);
+  if (!fs::is_regular_file(file, ec)) return make_error(ErrorKind::invalid_input, "{}: missing", file);
 
   toml::table table;
   try {
@@ -258,14 +286,12 @@ Result<Task> load_task(const std::string& dir) {
   if (const toml::node* node = table.get("constraints")) {
     const toml::array* list = node->as_array();
     if (!list) problems.add("constraints", "expected a list of expressions like [\"N % 4 == 0\"]");
-    for (size_t i = 0; list && i < list->size(); ++i) {
-      toml::table one;
-      one.insert("c", (*list)[i]);
-      if (auto c = parse_formula(one, "c", size_set, problems)) task.constraints.push_back(*c);
-    }
+    for (size_t i = 0; list && i < list->size(); ++i)
+      if (auto c = parse_formula(list->get(i), fmt::format("constraints[{}]", i), size_set, problems))
+        task.constraints.push_back(*c);
   }
-  task.flops = parse_formula(table, "flops", size_set, problems);
-  task.bytes = parse_formula(table, "bytes", size_set, problems);
+  task.flops = parse_formula(table.get("flops"), "flops", size_set, problems);
+  task.bytes = parse_formula(table.get("bytes"), "bytes", size_set, problems);
 
   // Tolerance: f32 defaults 1e-4/1e-4 (KernelBench); integer outputs compare exactly.
   bool float_output = std::any_of(task.args.begin(), task.args.end(), [](const TaskArg& a) {
@@ -275,6 +301,8 @@ Result<Task> load_task(const std::string& dir) {
   if (const toml::node* tol = table.get("tolerance")) {
     const toml::table* t = tol->as_table();
     if (!t) problems.add("tolerance", "expected {{ atol = ..., rtol = ... }}");
+    for (const auto& [k, v] : t ? *t : toml::table{})
+      if (k.str() != "atol" && k.str() != "rtol") problems.add("tolerance", "unknown key '{}' (known: atol, rtol)", k.str());
     for (const char* key : {"atol", "rtol"}) {
       if (!t || !t->contains(key)) continue;
       auto v = (*t)[key].value<double>();
@@ -298,11 +326,12 @@ Result<Task> load_task(const std::string& dir) {
 }
 
 Result<std::vector<Task>> load_tasks(const std::string& root, const std::string& suite) {
-  if (!fs::is_directory(root))
+  std::error_code ec;
+  if (!fs::is_directory(root, ec))
     return make_error(ErrorKind::invalid_input, "{}: no tasks directory (set --tasks-dir or KFORGE_TASKS_DIR)", root);
   std::vector<fs::path> suites;
   if (!suite.empty()) {
-    if (!fs::is_directory(fs::path(root) / suite))
+    if (suite.find('/') != std::string::npos || suite.front() == '.' || !fs::is_directory(fs::path(root) / suite, ec))
       return make_error(ErrorKind::invalid_input, "suite '{}': no folder {}/{}", suite, root, suite);
     suites.push_back(fs::path(root) / suite);
   } else {
@@ -324,10 +353,11 @@ Result<std::vector<Task>> load_tasks(const std::string& root, const std::string&
 }
 
 Result<Task> find_task(const std::string& root, const std::string& id) {
-  static const std::regex form("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$");
+  static const std::regex form("^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*$");
   if (!std::regex_match(id, form))
     return make_error(ErrorKind::invalid_input, "task '{}': expected SUITE/NAME, e.g. llm/rmsnorm", id);
-  if (!fs::is_directory(fs::path(root) / id))
+  std::error_code ec;
+  if (!fs::is_directory(fs::path(root) / id, ec))
     return make_error(ErrorKind::invalid_input, "task '{}': no folder {}/{}", id, root, id);
   return load_task((fs::path(root) / id).string());
 }

@@ -26,12 +26,8 @@ int main(int argc, char** argv) {
   double best_us = INFINITY;
   for (const auto& k : *kernels) {
     if (k.latest.status != "ok") continue;
-    double log_sum = 0;
-    int n = 0;
-    for (const auto& m : k.latest.measurements)
-      if (m.n) log_sum += std::log(m.median_us), ++n;
-    double us = n ? std::exp(log_sum / n) : INFINITY;  // geometric mean over the bench shapes
-    if (us < best_us) best = &k, best_us = us;
+    const double us = kforge::geomean_median_us(k.latest);  // over the timed bench shapes
+    if (us > 0 && us < best_us) best = &k, best_us = us;
   }
   if (!best) {
     std::fprintf(stderr, "no passing, timed kernel for %s in %s\n", argv[2], argv[1]);

@@ -60,13 +60,18 @@ struct KernelSummary {
   int evaluations = 0;
 };
 
+// Geometric mean of the timed shapes' medians, in microseconds; 0 when nothing was timed. The
+// one number kforge ranks a kernel's evaluation by.
+double geomean_median_us(const EvaluationRecord& evaluation);
+
 class KernelStore {
  public:
   static constexpr int kSchemaVersion = 1;
 
   // Opens (creating if needed, unless read_only) and migrates the schema. Refuses a file from a
   // newer schema, a corrupt file, or a path that cannot be opened, with one line saying which.
-  static Result<KernelStore> open(const std::string& path, bool read_only = false);
+  // A writer blocked by another process's transaction waits up to `busy_timeout_ms`, then fails.
+  static Result<KernelStore> open(const std::string& path, bool read_only = false, int busy_timeout_ms = 30000);
 
   // Stores the kernel (once per key) and one evaluation with its measurements, atomically.
   Result<std::int64_t> record(const KernelRecord& kernel, const EvaluationRecord& evaluation);

@@ -1,5 +1,7 @@
 #include <sqlite3.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 
@@ -147,12 +149,22 @@ void load_measurements(sqlite3* db, EvaluationRecord& e) {
 
 }  // namespace
 
-Result<KernelStore> KernelStore::open(const std::string& path, bool read_only) {
+double geomean_median_us(const EvaluationRecord& evaluation) {
+  double log_sum = 0;
+  int n = 0;
+  for (const auto& m : evaluation.measurements)
+    if (m.n && m.median_us > 0) log_sum += std::log(m.median_us), ++n;
+  return n ? std::exp(log_sum / n) : 0;
+}
+
+Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, int busy_timeout_ms) {
   namespace fs = std::filesystem;
-  const fs::path parent = fs::absolute(path).parent_path();
-  if (!fs::is_directory(parent))
+  if (path.empty()) return make_error(ErrorKind::io, "the kernel library path is empty");
+  std::error_code ec;
+  const fs::path parent = fs::absolute(path, ec).parent_path();
+  if (ec || !fs::is_directory(parent, ec))
     return make_error(ErrorKind::io, "{}: cannot open the kernel library: no directory {}", path, parent.string());
-  if (read_only && !fs::exists(path))
+  if (read_only && !fs::exists(path, ec))
     return make_error(ErrorKind::io, "{}: no such kernel library (run kforge eval or search first)", path);
 
   sqlite3* db = nullptr;
@@ -164,7 +176,7 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only) {
     return e;
   }
   KernelStore store(db, path);
-  sqlite3_busy_timeout(db, 30000);
+  sqlite3_busy_timeout(db, busy_timeout_ms);
   auto fail = [&](const Error& e) {
     return make_error(ErrorKind::database, "{}: {}", path, e.message);
   };
@@ -176,6 +188,12 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only) {
     if (check.text(0) != "ok") return make_error(ErrorKind::database, "{}: corrupt: {}", path, check.text(0));
   }
   const int version = user_version(db);
+  // Version 0 is a new, empty file; a version-0 file with tables belongs to someone else.
+  if (version == 0) {
+    Statement tables(db, "SELECT count(*) FROM sqlite_master");
+    if (tables.step() == SQLITE_ROW && tables.integer(0) > 0)
+      return make_error(ErrorKind::database, "{}: an SQLite database, but not a kforge kernel library", path);
+  }
   if (version > kSchemaVersion)
     return make_error(ErrorKind::database,
                       "{}: schema version {} is newer than this kforge understands ({}); use a newer kforge",
@@ -262,7 +280,7 @@ Result<std::vector<KernelSummary>> KernelStore::list(const std::string& task) co
     s.latest.message = st.text(9);
     s.latest.atol = st.real(10);
     s.latest.rtol = st.real(11);
-    s.latest.seed = std::stoull(st.text(12));
+    s.latest.seed = std::strtoull(st.text(12).c_str(), nullptr, 10);
     s.latest.created_at = st.text(13);
     s.evaluations = static_cast<int>(st.integer(14));
     load_measurements(db_, s.latest);

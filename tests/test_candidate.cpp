@@ -68,6 +68,16 @@ TEST(Candidate, BadHeaderLinesSayWhichLine) {
             std::string::npos);
   EXPECT_NE(error_of("// @kforge entry: f\n// @kforge entry: g\n" + body).find("a second entry line"), std::string::npos);
   EXPECT_NE(error_of("// @kforge entry f\n" + body).find("k.cpp:1: malformed @kforge line"), std::string::npos);
+  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge param: B=99999999999999999999\n" + body)
+                .find("param B: '99999999999999999999' is not an integer"),
+            std::string::npos);
+}
+
+TEST(Candidate, HugeLinesAreHandled) {
+  const std::string long_comment = "// " + std::string(200000, 'x') + "\n";
+  auto c = parse_candidate("// @kforge entry: f\n" + long_comment + "extern \"C\" void f() {}\n", "k.cpp");
+  EXPECT_TRUE(c.ok());
+  EXPECT_NE(error_of("// @kforge entry: " + std::string(5000, 'f') + "\n").find("longer than 4096"), std::string::npos);
 }
 
 }  // namespace

@@ -73,6 +73,16 @@ TEST(Evaluator, EveryShippedCpuSeedIsCorrect) {
   EXPECT_GE(seeds, 6);
 }
 
+TEST(Evaluator, OpenMpKernelsEndCleanlyEveryTime) {
+  // Unloading libgomp under a kernel's idle OpenMP threads crashed about every other run.
+  static Evaluator rmsnorm = evaluator_for(kSource + "/tasks", "llm/rmsnorm");
+  const Candidate seed = load_kernel(kSource + "/tasks/llm/rmsnorm/seeds/cpu_omp_simd.cpp");
+  for (int i = 0; i < 10; ++i) {
+    EvalResult r = rmsnorm.evaluate(seed, "cpu_omp_simd.cpp", check_only());
+    ASSERT_EQ(r.status, EvalStatus::ok) << "run " << i << ": " << r.message;
+  }
+}
+
 TEST(Evaluator, CorrectKernelIsTimedWithStatistics) {
   Evaluator scale = evaluator_for(kSource + "/tests/data/tasks", "tiny/scale");
   EvalOptions options;

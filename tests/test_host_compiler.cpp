@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <filesystem>
 
@@ -66,6 +69,13 @@ TEST_F(HostCompilerTest, UnresolvedSymbolsFailAtLinkTime) {
   EXPECT_NE(binary.error().message.find("undefined reference to `g'"), std::string::npos) << binary.error().message;
 }
 
+TEST_F(HostCompilerTest, AnyFileNameCompilesAsCpp) {
+  for (const char* name : {"naive", "kernel.so", "k.txt"}) {
+    auto binary = compiler_->compile({kAdd, name, {{"OFFSET", 0}}});
+    EXPECT_TRUE(binary.ok()) << name << ": " << binary.error().message;
+  }
+}
+
 TEST_F(HostCompilerTest, MissingCompilerIsAClearError) {
   auto c = HostCompiler::create({.compiler = "no-such-compiler-xyz", .cache_dir = cache_.string()});
   ASSERT_FALSE(c.ok());
@@ -81,6 +91,23 @@ TEST(RunProcess, CapturesOutputExitCodeAndTimeout) {
   auto slow = run_process({"sh", "-c", "exec >&-; exec 2>&-; sleep 30"}, "", 0.3);
   ASSERT_TRUE(slow.ok());
   EXPECT_TRUE(slow->timed_out) << "a child that closes its output and hangs must still time out";
+}
+
+TEST(RunInChild, ClosesInheritedDescriptorsAndSurvivesThrows) {
+  int fd = open("/dev/null", O_RDONLY);
+  ASSERT_GE(fd, 3);
+  auto r = run_in_child(
+      [fd](int out) {
+        const char* answer = fcntl(fd, F_GETFD) == -1 ? "closed" : "open";
+        (void)!write(out, answer, strlen(answer));
+      },
+      10);
+  close(fd);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->output, "closed");
+  auto thrown = run_in_child([](int) { throw std::runtime_error("boom"); }, 10);
+  ASSERT_TRUE(thrown.ok());
+  EXPECT_EQ(thrown->exit_code, 4) << "an exception must end the child, not run the caller's code";
 }
 
 }  // namespace

@@ -166,7 +166,37 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
       << store.error().message;
 }
 
-TEST_F(KernelStoreTest, LockedDatabaseWaitsThenReportsInsteadOfCorrupting) {
+TEST_F(KernelStoreTest, ForeignSqliteDatabaseIsRefused) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path_.c_str(), &db);
+  sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  auto store = KernelStore::open(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("not a kforge kernel library"), std::string::npos);
+  EXPECT_EQ(count("sqlite_master"), 1) << "nothing was added to someone else's database";
+}
+
+TEST_F(KernelStoreTest, EmptyPathIsAClearError) {
+  EXPECT_NE(KernelStore::open("").error().message.find("path is empty"), std::string::npos);
+}
+
+TEST_F(KernelStoreTest, LockedPastTheBusyTimeoutFailsCleanly) {
+  auto store = KernelStore::open(path_, false, /*busy_timeout_ms=*/100);
+  ASSERT_TRUE(store.ok());
+  sqlite3* other = nullptr;
+  sqlite3_open(path_.c_str(), &other);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto r = store->record(kernel(), evaluation());
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("database is locked"), std::string::npos) << r.error().message;
+  EXPECT_EQ(count("kernel"), 0);
+  ASSERT_TRUE(store->record(kernel(), evaluation()).ok()) << "the store works again once the lock is gone";
+}
+
+TEST_F(KernelStoreTest, LockedDatabaseWaitsForTheLock) {
   auto store = KernelStore::open(path_);
   ASSERT_TRUE(store.ok());
   // Another connection holds the write lock past our busy timeout: the write fails cleanly.

@@ -165,6 +165,32 @@ TEST_F(TaskLoaderTest, FormulaWithUnknownSymbol) {
   EXPECT_CONTAINS(load_error("bytes = \"8*N\"", "bytes = \"8**N\""), "bytes: '8**N': unexpected '*' at column 3");
 }
 
+TEST_F(TaskLoaderTest, RepeatedShape) {
+  EXPECT_CONTAINS(load_error("{ N = 3 }", "{ N = 8 }"), "check[1]: repeats the shape N=8");
+}
+
+TEST_F(TaskLoaderTest, FormulaThatFailsOnAShapeIsTheTasksFault) {
+  EXPECT_CONTAINS(load_error("bytes = \"8*N\"", "bytes = \"8*N/(N-1)\""), "check[0]: '8*N/(N-1)': division by zero");
+}
+
+TEST_F(TaskLoaderTest, ShapeTooLargeToAllocate) {
+  EXPECT_CONTAINS(load_error("{ N = 8 }", "{ N = 2000000000 }"), "bench[0]: needs 15258 MiB or more of tensors");
+}
+
+TEST_F(TaskLoaderTest, ConstraintErrorsNameTheConstraint) {
+  EXPECT_CONTAINS(load_error("\"N >= 1\"", "\"N >= \""), "constraints[0]: 'N >= ': expected a value");
+}
+
+TEST_F(TaskLoaderTest, UnknownToleranceKey) {
+  EXPECT_CONTAINS(load_error("flops", "tolerance = { atl = 1 }\nflops"), "tolerance: unknown key 'atl'");
+}
+
+TEST_F(TaskLoaderTest, TaskIdsCannotLeaveTheTasksFolder) {
+  EXPECT_CONTAINS(find_task(root_.parent_path().string(), "../suite").error().message, "expected SUITE/NAME");
+  EXPECT_CONTAINS(find_task(root_.parent_path().string(), std::string(300, 'a') + "/t").error().message,
+                  "no folder");
+}
+
 TEST_F(TaskLoaderTest, BadTolerance) {
   EXPECT_CONTAINS(load_error("flops", "tolerance = { atol = -1 }\nflops"), "tolerance.atol: expected a number >= 0");
 }

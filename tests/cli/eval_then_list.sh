@@ -14,3 +14,12 @@ json=$("$kforge" db list --db "$db" --json)
 echo "$json" | grep -q '"evaluations": 2'
 echo "$json" | grep -q '"median_us"'
 [ "$(echo "$json" | grep -c '"kernel_key"')" -eq 1 ]
+
+# A failed evaluation is stored and listed with its status.
+broken=$(dirname "$db")/eval-then-list-broken.cpp
+sed 's/alpha \* x\[i\]/alpha + x[i]/' "$seed" > "$broken"
+if "$kforge" eval --tasks-dir "$tasks" --task tiny/scale --kernel "$broken" --db "$db" >/dev/null; then
+  echo "a wrong kernel exited 0"; exit 1
+fi
+"$kforge" db list --db "$db" | grep -Eq "tiny/scale +eval-then-list-broken.cpp +cpu +incorrect +- +1 "
+[ "$("$kforge" db list --db "$db" --json | grep -c '"kernel_key"')" -eq 2 ]

@@ -10,7 +10,12 @@ seed=$tasks/llm/rmsnorm/seeds/cpu_naive.cpp
 
 "$kforge" eval --task llm/rmsnorm --kernel "$kernels/rmsnorm_endless.cpp" --db "$db" >/dev/null 2>&1 &
 victim=$!
-sleep 2
+# Wait until the evaluation child runs (it is the second process with these arguments).
+for _ in $(seq 100); do
+  [ "$(pgrep -fc -- "--db $db")" -ge 2 ] && break
+  sleep 0.1
+done
+[ "$(pgrep -fc -- "--db $db")" -ge 2 ] || { echo "the evaluation child never started"; exit 1; }
 kill -9 "$victim"
 wait "$victim" 2>/dev/null || true
 sleep 0.5
