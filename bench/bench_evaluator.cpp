@@ -22,8 +22,7 @@ struct Fixture {
   HostCompiler compiler = HostCompiler::create({.compiler = "", .cache_dir = cache_dir}).value();
   Task task = find_task(KFORGE_SOURCE_DIR "/tests/data/tasks", "tiny/scale").value();
   Evaluator evaluator = Evaluator::create(task, compiler).value();
-  Candidate kernel =
-      parse_candidate(read_file(task.seed_paths.front()).value(), task.seed_paths.front()).value();
+  Candidate kernel = parse_candidate(read_file(task.seed_paths.front()).value(), task.seed_paths.front()).value();
   ~Fixture() { fs::remove_all(cache_dir); }
 };
 
@@ -71,7 +70,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
   RatioReporter() : ConsoleReporter(OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs)
-      if (run.run_type == Run::RT_Iteration) milliseconds_[run.benchmark_name()] = run.GetAdjustedRealTime();  // in kMillisecond
+      if (run.run_type == Run::RT_Iteration)
+        milliseconds_[run.benchmark_name()] = run.GetAdjustedRealTime();  // in kMillisecond
     ConsoleReporter::ReportRuns(runs);
   }
   std::map<std::string, double> milliseconds_;

@@ -3,10 +3,9 @@
 // 0 success, 1 a kernel was evaluated and is not ok, 2 bad input (one line on stderr says why).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "common/common.hpp"
 
@@ -15,8 +14,8 @@ namespace kforge::cli {
 constexpr int kExitOk = 0, kExitKernelFailed = 1, kExitBadInput = 2;
 
 struct Context {
-  std::string tasks_dir;              // --tasks-dir, $KFORGE_TASKS_DIR, ./tasks, or the source tree's
-  std::function<int()> run;           // set by the chosen subcommand
+  std::string tasks_dir;     // --tasks-dir, $KFORGE_TASKS_DIR, ./tasks, or the source tree's
+  std::function<int()> run;  // set by the chosen subcommand
   std::string resolved_tasks_dir() const;
 };
 

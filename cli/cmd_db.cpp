@@ -1,6 +1,5 @@
 // kforge db: query the kernel library.
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
@@ -10,12 +9,15 @@ namespace kforge::cli {
 namespace {
 
 nlohmann::json measurement_json(const MeasurementRecord& m) {
-  nlohmann::json j = {{"shape", m.shape}, {"kind", m.bench ? "bench" : "check"}, {"correct", m.correct},
-                      {"max_abs_error", m.max_abs_error}, {"max_rel_error", m.max_rel_error}};
+  nlohmann::json j = {{"shape", m.shape},
+                      {"kind", m.bench ? "bench" : "check"},
+                      {"correct", m.correct},
+                      {"max_abs_error", m.max_abs_error},
+                      {"max_rel_error", m.max_rel_error}};
   if (m.n)
-    j["timing"] = {{"n", *m.n},           {"min_us", m.min_us}, {"median_us", m.median_us}, {"p20_us", m.p20_us},
-                   {"p80_us", m.p80_us},  {"mean_us", m.mean_us}, {"std_us", m.std_us},   {"cv", m.cv},
-                   {"gbps", m.gbps},      {"gflops", m.gflops}};
+    j["timing"] = {{"n", *m.n},          {"min_us", m.min_us},   {"median_us", m.median_us}, {"p20_us", m.p20_us},
+                   {"p80_us", m.p80_us}, {"mean_us", m.mean_us}, {"std_us", m.std_us},       {"cv", m.cv},
+                   {"gbps", m.gbps},     {"gflops", m.gflops}};
   return j;
 }
 
@@ -36,9 +38,13 @@ int run_list(const std::string& db_path, const std::string& task, bool json) {
                      {"params", nlohmann::json::parse(k.kernel.params_json, nullptr, false)},
                      {"origin", k.kernel.origin},
                      {"evaluations", k.evaluations},
-                     {"latest", {{"evaluation_id", k.latest.id}, {"status", k.latest.status},
-                                 {"message", k.latest.message}, {"device", k.latest.device},
-                                 {"created_at", k.latest.created_at}, {"measurements", measurements}}}});
+                     {"latest",
+                      {{"evaluation_id", k.latest.id},
+                       {"status", k.latest.status},
+                       {"message", k.latest.message},
+                       {"device", k.latest.device},
+                       {"created_at", k.latest.created_at},
+                       {"measurements", measurements}}}});
     }
     fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kExitOk;
@@ -75,9 +81,8 @@ void add_db_command(CLI::App& app, Context& context) {
   list->add_option("--task", args->task, "Only kernels of this task (SUITE/NAME)");
   list->add_flag("--json", args->json, "Print a JSON array");
   add_db_option(*list, args->db_path);
-  list->callback([&context, args] {
-    context.run = [args] { return run_list(args->db_path, args->task, args->json); };
-  });
+  list->callback(
+      [&context, args] { context.run = [args] { return run_list(args->db_path, args->task, args->json); }; });
 }
 
 }  // namespace kforge::cli

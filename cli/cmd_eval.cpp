@@ -18,8 +18,13 @@ struct EvalArgs {
 
 KernelRecord kernel_record(const Task& task, const Candidate& candidate, const std::string& origin) {
   const std::string params = nlohmann::json(candidate.param_bindings()).dump();
-  return {content_hash(task.id() + "\ncpu\n" + params + "\n" + candidate.source), task.id(), "cpu", candidate.entry,
-          candidate.source, params, origin};
+  return {content_hash(task.id() + "\ncpu\n" + params + "\n" + candidate.source),
+          task.id(),
+          "cpu",
+          candidate.entry,
+          candidate.source,
+          params,
+          origin};
 }
 
 EvaluationRecord evaluation_record(const Task& task, const EvalResult& r) {
@@ -53,15 +58,17 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
   // Messages such as "crash: SIGSEGV" or "timeout after 10 s" already say the status.
   const std::string status = to_string(r.status);
   const std::string why = r.message.rfind(status, 0) == 0 ? r.message
-                          : r.message.empty()            ? status
-                                                         : status + ": " + r.message;
+                          : r.message.empty()             ? status
+                                                          : status + ": " + r.message;
   fmt::print("{} {} {}\n", task.id(), origin, why);
   for (const auto& s : r.shapes) {
     std::string line = fmt::format("  {} {:<16}", s.bench ? "bench" : "check", shape_label(s.dims));
     if (!s.correct) {
       std::vector<std::string> bad;
-      for (const auto& m : s.mismatches) bad.push_back(fmt::format("{}[{}]={} want {}", m.tensor, m.index, m.got, m.want));
-      line += fmt::format(" FAIL {} wrong, max_abs_err={:.3g}  {}", s.wrong_elements, s.max_abs_error, fmt::join(bad, "; "));
+      for (const auto& m : s.mismatches)
+        bad.push_back(fmt::format("{}[{}]={} want {}", m.tensor, m.index, m.got, m.want));
+      line += fmt::format(" FAIL {} wrong, max_abs_err={:.3g}  {}", s.wrong_elements, s.max_abs_error,
+                          fmt::join(bad, "; "));
     } else if (s.timing) {
       const TimingStats& t = *s.timing;
       line += fmt::format(" median {:.2f} us  p20-p80 {:.2f}-{:.2f} us  n={} cv={:.1f}%", t.median_us, t.p20_us,
@@ -94,7 +101,8 @@ int run_eval(const Context& context, const EvalArgs& args) {
     if (!all) return report(all.error());
     tasks = std::move(*all);
   } else {
-    return report(make_error(ErrorKind::invalid_input, "say what to evaluate: --task SUITE/NAME [--kernel FILE] or --suite NAME"));
+    return report(make_error(ErrorKind::invalid_input,
+                             "say what to evaluate: --task SUITE/NAME [--kernel FILE] or --suite NAME"));
   }
 
   // Read the kernel before anything is written, so a bad file changes nothing.
@@ -118,7 +126,10 @@ int run_eval(const Context& context, const EvalArgs& args) {
 
   int exit_code = kExitOk;
   nlohmann::json json_results = nlohmann::json::array();
-  struct Row { std::string task, variant, status; double geomean_us; };
+  struct Row {
+    std::string task, variant, status;
+    double geomean_us;
+  };
   std::vector<Row> rows;
   for (auto& task : tasks) {
     auto evaluator = Evaluator::create(task, *compiler);
@@ -141,8 +152,8 @@ int run_eval(const Context& context, const EvalArgs& args) {
       }
     }
     if (kernels.empty() && exit_code == kExitOk)
-      return report(make_error(ErrorKind::invalid_input, "{}: no seeds/cpu_*.cpp to evaluate (give --kernel FILE)",
-                               task.id()));
+      return report(
+          make_error(ErrorKind::invalid_input, "{}: no seeds/cpu_*.cpp to evaluate (give --kernel FILE)", task.id()));
     for (const auto& [candidate, origin] : kernels) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);

@@ -7,14 +7,21 @@
 namespace kforge::cli {
 namespace {
 
-const char* dtype_name(DType d) { return d == DType::f32 ? "f32" : "i32"; }
+const char* dtype_name(DType d) {
+  return d == DType::f32 ? "f32" : "i32";
+}
 const char* role_name(ArgRole r) {
   switch (r) {
-    case ArgRole::in: return "in";
-    case ArgRole::out: return "out";
-    case ArgRole::inout: return "inout";
-    case ArgRole::size: return "size";
-    case ArgRole::scalar: return "scalar";
+    case ArgRole::in:
+      return "in";
+    case ArgRole::out:
+      return "out";
+    case ArgRole::inout:
+      return "inout";
+    case ArgRole::size:
+      return "size";
+    case ArgRole::scalar:
+      return "scalar";
   }
   return "";
 }
@@ -26,7 +33,8 @@ std::string signature(const Task& task) {
     if (a.is_tensor()) {
       std::vector<std::string> dims;
       for (const auto& d : a.shape) dims.push_back(d.text());
-      parts.push_back(fmt::format("{} {}[{}] {}", a.name, dtype_name(a.dtype), fmt::join(dims, ","), role_name(a.role)));
+      parts.push_back(
+          fmt::format("{} {}[{}] {}", a.name, dtype_name(a.dtype), fmt::join(dims, ","), role_name(a.role)));
     } else if (a.role == ArgRole::scalar) {
       parts.push_back(fmt::format("{}={:g}", a.name, a.value));
     } else {

@@ -8,6 +8,8 @@
 // (see expr.hpp), which task shapes and kernel launch lines are written in.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -16,8 +18,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace kforge {
 
@@ -89,16 +89,14 @@ struct ProcessResult {
 // Runs argv[0] (looked up in PATH) in `cwd` with stdin closed, capturing its output. After
 // `timeout_s` seconds the child's whole process group is killed. Fails only when the child
 // cannot be started.
-Result<ProcessResult> run_process(const std::vector<std::string>& argv, const std::string& cwd,
-                                  double timeout_s);
+Result<ProcessResult> run_process(const std::vector<std::string>& argv, const std::string& cwd, double timeout_s);
 
 // Forks a child that runs `body` with the write end of a pipe, and collects what it writes
 // there until it exits or `timeout_s` passes (then its process group is killed). In the child
 // every other inherited descriptor but stdin/out/err is closed; it leaves with _exit(0) when
 // `body` returns, _exit(4) if it throws, and dies with the parent. For work that may crash or
 // hang: a segfault becomes ProcessResult::signal, an endless loop timed_out.
-Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body,
-                                   double timeout_s);
+Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body, double timeout_s);
 
 // "SIGSEGV", "SIGABRT", ... for a signal number.
 std::string signal_name(int signal);

@@ -97,8 +97,7 @@ class Parser {
     if (std::isdigit(static_cast<unsigned char>(c))) {
       std::int64_t value = 0;
       while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) {
-        if (__builtin_mul_overflow(value, 10, &value) ||
-            __builtin_add_overflow(value, text_[pos_] - '0', &value))
+        if (__builtin_mul_overflow(value, 10, &value) || __builtin_add_overflow(value, text_[pos_] - '0', &value))
           return fail("number too large");
         ++pos_;
       }
@@ -106,8 +105,7 @@ class Parser {
     }
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       size_t start = pos_;
-      while (pos_ < text_.size() &&
-             (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
+      while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
         ++pos_;
       std::string name(text_.substr(start, pos_ - start));
       if (!take("(")) return NodePtr(new Expr::Node{Kind::symbol, 0, name, {}});
@@ -132,11 +130,8 @@ class Parser {
   size_t pos_ = 0;
 };
 
-Result<std::int64_t> evaluate(const Expr::Node& node, const Bindings& bindings,
-                              const std::string& text) {
-  auto error = [&](std::string what) {
-    return Error{ErrorKind::invalid_input, fmt::format("'{}': {}", text, what)};
-  };
+Result<std::int64_t> evaluate(const Expr::Node& node, const Bindings& bindings, const std::string& text) {
+  auto error = [&](std::string what) { return Error{ErrorKind::invalid_input, fmt::format("'{}': {}", text, what)}; };
   switch (node.kind) {
     case Kind::number:
       return node.number;

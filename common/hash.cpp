@@ -1,8 +1,8 @@
+#include <xxhash.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <xxhash.h>
 
 #include "common/common.hpp"
 

@@ -5,9 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -24,11 +24,9 @@ std::string signal_name(int signal) {
   return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", signal);
 }
 
-Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body,
-                                   double timeout_s) {
+Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body, double timeout_s) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0)
-    return make_error(ErrorKind::internal, "pipe: {}", std::strerror(errno));
+  if (pipe2(fds, O_CLOEXEC) != 0) return make_error(ErrorKind::internal, "pipe: {}", std::strerror(errno));
   const pid_t parent = getpid();
   std::fflush(nullptr);  // or the child would write our buffered output a second time
   pid_t pid = fork();
@@ -68,8 +66,7 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   char buffer[4096];
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
       kill(-pid, SIGKILL);
@@ -111,8 +108,7 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
   return result;
 }
 
-Result<ProcessResult> run_process(const std::vector<std::string>& argv, const std::string& cwd,
-                                  double timeout_s) {
+Result<ProcessResult> run_process(const std::vector<std::string>& argv, const std::string& cwd, double timeout_s) {
   std::vector<char*> c_argv;
   for (const auto& arg : argv) c_argv.push_back(const_cast<char*>(arg.c_str()));
   c_argv.push_back(nullptr);

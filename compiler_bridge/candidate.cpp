@@ -48,8 +48,7 @@ Result<KernelParam> parse_param(const std::string& text) {
   static const std::regex form(R"(^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-?[0-9]+)(\s+in\s+\{([^}]*)\})?$)");
   std::smatch m;
   if (!std::regex_match(text, m, form))
-    return make_error(ErrorKind::invalid_input,
-                      "'{}': expected NAME=VALUE or NAME=VALUE in {{A,B,...}}", text);
+    return make_error(ErrorKind::invalid_input, "'{}': expected NAME=VALUE or NAME=VALUE in {{A,B,...}}", text);
   auto value = parse_int(m[2]);
   if (!value) return make_error(ErrorKind::invalid_input, "param {}: {}", m[1].str(), value.error().message);
   KernelParam param{m[1], *value, {}};
@@ -60,8 +59,8 @@ Result<KernelParam> parse_param(const std::string& text) {
       param.choices.push_back(*v);
     }
     if (std::find(param.choices.begin(), param.choices.end(), param.value) == param.choices.end())
-      return make_error(ErrorKind::invalid_input, "param {}: default {} is not one of its choices",
-                        param.name, param.value);
+      return make_error(ErrorKind::invalid_input, "param {}: default {} is not one of its choices", param.name,
+                        param.value);
   }
   return param;
 }
@@ -93,15 +92,13 @@ Result<LaunchSpec> parse_launch(const std::string& text) {
       return make_error(ErrorKind::invalid_input, "'{}': expected key=value", text.substr(i));
     std::string key = trim(std::string_view(text).substr(i, eq - i));
     size_t end = eq + 1;
-    for (int depth = 0; end < text.size() && (depth > 0 || (text[end] != ' ' && text[end] != '\t'));
-         ++end)
+    for (int depth = 0; end < text.size() && (depth > 0 || (text[end] != ' ' && text[end] != '\t')); ++end)
       depth += text[end] == '(' ? 1 : text[end] == ')' ? -1 : 0;
     std::string value = text.substr(eq + 1, end - eq - 1);
     i = end;
     if (key == "grid" || key == "block") {
       std::string inner = value;
-      if (inner.size() >= 2 && inner.front() == '(' && inner.back() == ')')
-        inner = inner.substr(1, inner.size() - 2);
+      if (inner.size() >= 2 && inner.front() == '(' && inner.back() == ')') inner = inner.substr(1, inner.size() - 2);
       auto dims = parse_expr_list(inner);
       if (!dims) return make_error(ErrorKind::invalid_input, "{}: {}", key, dims.error().message);
       (key == "grid" ? launch.grid : launch.block) = *dims;
@@ -110,8 +107,7 @@ Result<LaunchSpec> parse_launch(const std::string& text) {
       if (!e) return make_error(ErrorKind::invalid_input, "smem: {}", e.error().message);
       launch.shared_bytes = *e;
     } else {
-      return make_error(ErrorKind::invalid_input, "unknown launch field '{}' (known: grid, block, smem)",
-                        key);
+      return make_error(ErrorKind::invalid_input, "unknown launch field '{}' (known: grid, block, smem)", key);
     }
   }
   if (launch.grid.empty() || launch.block.empty())
@@ -165,8 +161,7 @@ Result<Candidate> parse_candidate(std::string source, const std::string& origin)
     };
     std::smatch m;
     if (line.size() > 4096) return fail("a @kforge line longer than 4096 characters");
-    if (!std::regex_match(line, m, header))
-      return fail("malformed @kforge line; expected '// @kforge key: value'");
+    if (!std::regex_match(line, m, header)) return fail("malformed @kforge line; expected '// @kforge key: value'");
     std::string key = m[1], value = trim(m[2].str());
     if (key == "entry") {
       static const std::regex identifier("^[A-Za-z_][A-Za-z0-9_]*$");
@@ -193,12 +188,12 @@ Result<Candidate> parse_candidate(std::string source, const std::string& origin)
     }
   }
   if (candidate.entry.empty())
-    return make_error(ErrorKind::invalid_input,
-                      "{}: no '// @kforge entry: NAME' line saying which function to call", origin);
+    return make_error(ErrorKind::invalid_input, "{}: no '// @kforge entry: NAME' line saying which function to call",
+                      origin);
   // The entry must be defined, not only named in the header.
   if (!defines_function(source, candidate.entry))
-    return make_error(ErrorKind::invalid_input, "{}: the kernel does not define its entry '{}'",
-                      origin, candidate.entry);
+    return make_error(ErrorKind::invalid_input, "{}: the kernel does not define its entry '{}'", origin,
+                      candidate.entry);
   candidate.source = std::move(source);
   return candidate;
 }

@@ -35,8 +35,8 @@ struct LaunchSpec {
 
 struct Candidate {
   std::string source;
-  std::string entry;               // the extern "C" function the harness calls
-  std::string about;               // one line: what this variant does differently
+  std::string entry;  // the extern "C" function the harness calls
+  std::string about;  // one line: what this variant does differently
   std::vector<KernelParam> params;
   std::vector<LaunchSpec> launches;  // run in order
   std::optional<Expr> workspace_bytes;
@@ -64,9 +64,9 @@ struct Binary {
 };
 
 struct HostCompilerOptions {
-  std::string compiler;     // empty: $CXX, else g++
-  std::string cache_dir;    // empty: default_cache_dir()
-  double timeout_s = 120;   // a compile running longer is killed and reported
+  std::string compiler;    // empty: $CXX, else g++
+  std::string cache_dir;   // empty: default_cache_dir()
+  double timeout_s = 120;  // a compile running longer is killed and reported
 };
 
 class HostCompiler {
@@ -84,8 +84,8 @@ class HostCompiler {
 
  private:
   HostCompilerOptions options_;
-  std::string version_;       // first line of `compiler --version`
-  std::string host_cpu_;      // -march=native means the binary is only good for this CPU
+  std::string version_;   // first line of `compiler --version`
+  std::string host_cpu_;  // -march=native means the binary is only good for this CPU
   std::vector<std::string> flags() const;
 };
 

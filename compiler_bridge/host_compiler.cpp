@@ -12,8 +12,9 @@ namespace fs = std::filesystem;
 namespace kforge {
 namespace {
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
-
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
 
 Status write_file(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
@@ -53,13 +54,12 @@ Result<HostCompiler> HostCompiler::create(HostCompilerOptions options) {
   fs::create_directories(fs::path(options.cache_dir) / "cpu", ec);
   fs::create_directories(fs::path(options.cache_dir) / "tmp", ec);
   if (ec || access((options.cache_dir + "/tmp").c_str(), W_OK) != 0)
-    return make_error(ErrorKind::io, "compile cache {}: not writable (set KFORGE_CACHE_DIR)",
-                      options.cache_dir);
+    return make_error(ErrorKind::io, "compile cache {}: not writable (set KFORGE_CACHE_DIR)", options.cache_dir);
 
   auto version = run_process({options.compiler, "--version"}, "", 30);
   if (!version || version->exit_code != 0)
-    return make_error(ErrorKind::invalid_input, "host compiler '{}' does not run: {}",
-                      options.compiler, version ? first_line(version->output) : version.error().message);
+    return make_error(ErrorKind::invalid_input, "host compiler '{}' does not run: {}", options.compiler,
+                      version ? first_line(version->output) : version.error().message);
   HostCompiler compiler;
   compiler.options_ = std::move(options);
   compiler.version_ = first_line(version->output);
@@ -118,8 +118,8 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
   auto run = run_process(argv, scratch.string(), options_.timeout_s);
   if (!run) return run.error();
   if (run->timed_out)
-    return make_error(ErrorKind::compile, "{}: compile timeout after {} s\n{}", file_name,
-                      options_.timeout_s, run->output);
+    return make_error(ErrorKind::compile, "{}: compile timeout after {} s\n{}", file_name, options_.timeout_s,
+                      run->output);
   if (run->exit_code != 0) {
     std::string log = run->output.empty() ? fmt::format("{} failed with no output", argv[0]) : run->output;
     return Error{ErrorKind::compile, log};

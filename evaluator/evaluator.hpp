@@ -11,11 +11,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/common.hpp"
 #include "common/expr.hpp"
@@ -49,7 +48,7 @@ struct Task {
   std::string dir;          // the task folder
   std::string category, description;
   std::vector<TaskArg> args;
-  double atol = 0, rtol = 0;  // for f32 outputs; i32 outputs compare exactly
+  double atol = 0, rtol = 0;         // for f32 outputs; i32 outputs compare exactly
   std::optional<Expr> flops, bytes;  // per call, over the size symbols
   std::vector<Expr> constraints;     // must be non-zero for every shape
   std::vector<Bindings> bench_shapes, check_shapes;
@@ -134,8 +133,7 @@ class Evaluator {
 
   // Compiles `candidate` and runs the correctness and timing protocol in a child process.
   // Every failure of the candidate is a status in the result, never an Error.
-  EvalResult evaluate(const Candidate& candidate, const std::string& file_name,
-                      const EvalOptions& options = {}) const;
+  EvalResult evaluate(const Candidate& candidate, const std::string& file_name, const EvalOptions& options = {}) const;
 
   const Task& task() const { return task_; }
 

@@ -21,9 +21,13 @@ using CallFn = void (*)(void* const*);
 constexpr int kMaxMismatches = 5;
 
 // "nan" whatever its sign bit (the 0xFF poison is a negative NaN), else the shortest exact form.
-std::string format_value(double v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
+std::string format_value(double v) {
+  return std::isnan(v) ? "nan" : fmt::format("{}", v);
+}
 
-size_t dtype_size(DType) { return 4; }  // f32 and i32 today
+size_t dtype_size(DType) {
+  return 4;
+}  // f32 and i32 today
 
 // 64-byte aligned, uninitialised storage for one argument.
 struct Buffer {
@@ -99,8 +103,10 @@ CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rn
   for (const auto& arg : task.args) {
     if (arg.is_tensor()) {
       Buffer b = Buffer::make(static_cast<size_t>(element_count(arg, dims)) * dtype_size(arg.dtype));
-      if (arg.role == ArgRole::out) std::memset(b.data.get(), 0, b.bytes);
-      else fill(b, arg, rng);
+      if (arg.role == ArgRole::out)
+        std::memset(b.data.get(), 0, b.bytes);
+      else
+        fill(b, arg, rng);
       call.buffers.push_back(std::move(b));
     } else {
       Buffer b = Buffer::make(4);
@@ -200,8 +206,8 @@ TimingStats summarize(std::vector<double> samples_us) {
 // Times `fn` on `args`. Before every call, outside the timed window, the outputs are poisoned
 // again (and inout tensors restored from `initial`), so every timed call must really compute:
 // the caller verifies what the last one wrote, and a kernel cannot tell which call is the last.
-TimingStats time_calls(const Task& task, CallFn fn, CallArgs& args, const CallArgs& initial,
-                       const EvalOptions& options, std::vector<std::byte>& flush_buffer) {
+TimingStats time_calls(const Task& task, CallFn fn, CallArgs& args, const CallArgs& initial, const EvalOptions& options,
+                       std::vector<std::byte>& flush_buffer) {
   auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const std::vector<void*> pointers = args.pointers();
   auto reset_outputs = [&] {
@@ -301,8 +307,10 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
         return result;
       }
       const double seconds = shape.timing->median_us * 1e-6;
-      if (task.bytes && seconds > 0) shape.gbps = static_cast<double>(task.bytes->eval(shape.dims).value()) / seconds / 1e9;
-      if (task.flops && seconds > 0) shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
+      if (task.bytes && seconds > 0)
+        shape.gbps = static_cast<double>(task.bytes->eval(shape.dims).value()) / seconds / 1e9;
+      if (task.flops && seconds > 0)
+        shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
     }
   }
   result.status = EvalStatus::ok;
@@ -331,7 +339,8 @@ bool consistent(const Task& task, const EvalResult& r, const EvalOptions& option
 std::uint64_t secret_seed() {
   std::uint64_t seed = 0;
   while (seed == 0)
-    if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+      seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
   return seed;
 }
 
@@ -364,12 +373,18 @@ Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, 
 
 std::string to_string(EvalStatus status) {
   switch (status) {
-    case EvalStatus::ok: return "ok";
-    case EvalStatus::compile_error: return "compile_error";
-    case EvalStatus::incorrect: return "incorrect";
-    case EvalStatus::crash: return "crash";
-    case EvalStatus::timeout: return "timeout";
-    case EvalStatus::runtime_error: return "runtime_error";
+    case EvalStatus::ok:
+      return "ok";
+    case EvalStatus::compile_error:
+      return "compile_error";
+    case EvalStatus::incorrect:
+      return "incorrect";
+    case EvalStatus::crash:
+      return "crash";
+    case EvalStatus::timeout:
+      return "timeout";
+    case EvalStatus::runtime_error:
+      return "runtime_error";
   }
   return "runtime_error";
 }
@@ -413,8 +428,9 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
   result.seed = options.seed ? options.seed : secret_seed();
   if (candidate.workspace_bytes) {
     result.status = EvalStatus::compile_error;
-    result.message = "the cpu backend allocates no workspace: drop the '@kforge workspace' line and allocate "
-                     "scratch memory inside the kernel";
+    result.message =
+        "the cpu backend allocates no workspace: drop the '@kforge workspace' line and allocate "
+        "scratch memory inside the kernel";
     return result;
   }
   auto binary = compile_for_task(*compiler_, task_, candidate, file_name);
@@ -480,6 +496,5 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
   result.log = binary->log;
   return result;
 }
-
 
 }  // namespace kforge

@@ -25,7 +25,8 @@ json to_json(const EvalResult& result) {
   for (const auto& s : result.shapes) {
     json mismatches = json::array();
     for (const auto& m : s.mismatches)
-      mismatches.push_back({{"tensor", m.tensor}, {"index", m.index}, {"got", number(m.got)}, {"want", number(m.want)}});
+      mismatches.push_back(
+          {{"tensor", m.tensor}, {"index", m.index}, {"got", number(m.got)}, {"want", number(m.want)}});
     json shape = {{"dims", s.dims},
                   {"kind", s.bench ? "bench" : "check"},
                   {"correct", s.correct},
@@ -35,16 +36,18 @@ json to_json(const EvalResult& result) {
                   {"mismatches", mismatches}};
     if (s.timing) {
       const TimingStats& t = *s.timing;
-      shape["timing"] = {{"n", t.n},           {"min_us", t.min_us},   {"median_us", t.median_us},
-                         {"p20_us", t.p20_us}, {"p80_us", t.p80_us},   {"mean_us", t.mean_us},
-                         {"std_us", t.std_us}, {"cv", t.cv}};
+      shape["timing"] = {{"n", t.n},           {"min_us", t.min_us},   {"median_us", t.median_us}, {"p20_us", t.p20_us},
+                         {"p80_us", t.p80_us}, {"mean_us", t.mean_us}, {"std_us", t.std_us},       {"cv", t.cv}};
       shape["gbps"] = s.gbps;
       shape["gflops"] = s.gflops;
     }
     shapes.push_back(shape);
   }
-  return {{"status", to_string(result.status)}, {"message", result.message}, {"log", result.log},
-          {"seed", result.seed},                {"shapes", shapes}};
+  return {{"status", to_string(result.status)},
+          {"message", result.message},
+          {"log", result.log},
+          {"seed", result.seed},
+          {"shapes", shapes}};
 }
 
 Result<EvalResult> eval_result_from_json(const json& j) {
@@ -66,7 +69,8 @@ Result<EvalResult> eval_result_from_json(const json& j) {
       shape.max_rel_error = s.at("max_rel_error");
       shape.wrong_elements = s.at("wrong_elements");
       for (const auto& m : s.at("mismatches"))
-        shape.mismatches.push_back({m.at("tensor"), m.at("index"), number_from(m.at("got")), number_from(m.at("want"))});
+        shape.mismatches.push_back(
+            {m.at("tensor"), m.at("index"), number_from(m.at("got")), number_from(m.at("want"))});
       if (s.contains("timing")) {
         const json& t = s["timing"];
         shape.timing = TimingStats{t.at("n"),      t.at("min_us"),  t.at("median_us"), t.at("p20_us"),

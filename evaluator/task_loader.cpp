@@ -1,9 +1,9 @@
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <set>
-
-#include <toml++/toml.h>
 
 #include "evaluator/evaluator.hpp"
 
@@ -12,12 +12,11 @@ namespace fs = std::filesystem;
 namespace kforge {
 namespace {
 
-const std::set<std::string> kCategories = {
-    "activation", "normalization", "reduction", "pooling", "matmul", "convolution", "loss", "index",
-    "resize",     "fuse",          "math",      "optimizer", "attention", "broadcast", "quant"};
-const std::set<std::string> kTopLevelKeys = {"name",   "category",    "description", "args",
-                                             "bench",  "check",       "tolerance",   "flops",
-                                             "bytes",  "constraints"};
+const std::set<std::string> kCategories = {"activation",  "normalization", "reduction", "pooling",   "matmul",
+                                           "convolution", "loss",          "index",     "resize",    "fuse",
+                                           "math",        "optimizer",     "attention", "broadcast", "quant"};
+const std::set<std::string> kTopLevelKeys = {"name",  "category",  "description", "args",  "bench",
+                                             "check", "tolerance", "flops",       "bytes", "constraints"};
 // Tensors of one shape (each allocated twice: the reference's copy and the candidate's).
 constexpr std::int64_t kMaxTaskBytes = std::int64_t{4} << 30;
 const std::set<std::string> kArgKeys = {"name", "type", "role", "shape", "dist", "value"};
@@ -43,7 +42,7 @@ std::optional<Distribution> parse_distribution(const std::string& text) {
   std::smatch m;
   if (!std::regex_match(text, m, form)) return std::nullopt;
   Distribution d;
-  d.kind = m[1] == "normal" ? Distribution::Kind::normal
+  d.kind = m[1] == "normal"    ? Distribution::Kind::normal
            : m[1] == "uniform" ? Distribution::Kind::uniform
                                : Distribution::Kind::integers;
   try {
@@ -58,8 +57,8 @@ std::optional<Distribution> parse_distribution(const std::string& text) {
 }
 
 // An expression over the size symbols, from a TOML string; `key` names it in errors.
-std::optional<Expr> parse_formula(const toml::node* node, const std::string& key,
-                                  const std::set<std::string>& symbols, Problems& problems) {
+std::optional<Expr> parse_formula(const toml::node* node, const std::string& key, const std::set<std::string>& symbols,
+                                  Problems& problems) {
   if (!node) return std::nullopt;
   auto text = node->value<std::string>();
   if (!text) {
@@ -76,8 +75,8 @@ std::optional<Expr> parse_formula(const toml::node* node, const std::string& key
   return *expr;
 }
 
-void load_shapes(const toml::table& table, const std::string& key, const Task& task,
-                 std::vector<Bindings>& out, Problems& problems) {
+void load_shapes(const toml::table& table, const std::string& key, const Task& task, std::vector<Bindings>& out,
+                 Problems& problems) {
   const toml::array* shapes = table.get_as<toml::array>(key);
   if (!shapes || shapes->empty()) {
     std::vector<std::string> example;
@@ -117,8 +116,10 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
     for (const auto& c : task.constraints) {
       if (!evaluable(c)) continue;
       auto holds = c.eval(dims);
-      if (!holds) problems.add(field, "constraint {}", holds.error().message);
-      else if (*holds == 0) problems.add(field, "violates the constraint '{}'", c.text());
+      if (!holds)
+        problems.add(field, "constraint {}", holds.error().message);
+      else if (*holds == 0)
+        problems.add(field, "violates the constraint '{}'", c.text());
     }
     for (const auto* formula : {&task.flops, &task.bytes})
       if (*formula && evaluable(**formula))
@@ -129,14 +130,18 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
       for (const auto& dim : arg.shape) {
         if (!evaluable(dim)) continue;
         auto extent = dim.eval(dims);
-        if (!extent) problems.add(field, "{} extent {}", arg.name, extent.error().message);
-        else if (*extent < 0) problems.add(field, "gives {} a negative extent '{}' = {}", arg.name, dim.text(), *extent);
-        else if (__builtin_mul_overflow(elements, *extent, &elements) || elements > kMaxTaskBytes) elements = kMaxTaskBytes;
+        if (!extent)
+          problems.add(field, "{} extent {}", arg.name, extent.error().message);
+        else if (*extent < 0)
+          problems.add(field, "gives {} a negative extent '{}' = {}", arg.name, dim.text(), *extent);
+        else if (__builtin_mul_overflow(elements, *extent, &elements) || elements > kMaxTaskBytes)
+          elements = kMaxTaskBytes;
       }
       total_bytes += 4 * elements;
     }
     if (total_bytes >= kMaxTaskBytes)
-      problems.add(field, "needs {} MiB or more of tensors; the limit is {} MiB", total_bytes >> 20, kMaxTaskBytes >> 20);
+      problems.add(field, "needs {} MiB or more of tensors; the limit is {} MiB", total_bytes >> 20,
+                   kMaxTaskBytes >> 20);
     for (const auto* list : {&task.check_shapes, &task.bench_shapes})
       if (std::find(list->begin(), list->end(), dims) != list->end())
         problems.add(field, "repeats the shape {} (bench and check shapes must all differ)", shape_label(dims));
@@ -177,20 +182,28 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
       if (!names.insert(arg.name).second) problems.add(field + ".name", "'{}' is used twice", arg.name);
     }
     auto type = a->get("type") ? a->get("type")->value<std::string>() : std::nullopt;
-    if (type == "f32") arg.dtype = DType::f32;
-    else if (type == "i32") arg.dtype = DType::i32;
-    else problems.add(field + ".type", "'{}' is not a known type (f32, i32)", type.value_or(""));
+    if (type == "f32")
+      arg.dtype = DType::f32;
+    else if (type == "i32")
+      arg.dtype = DType::i32;
+    else
+      problems.add(field + ".type", "'{}' is not a known type (f32, i32)", type.value_or(""));
 
     auto role = a->get("role") ? a->get("role")->value<std::string>() : std::nullopt;
-    static const std::map<std::string, ArgRole> roles = {{"in", ArgRole::in},       {"out", ArgRole::out},
-                                                         {"inout", ArgRole::inout}, {"size", ArgRole::size},
+    static const std::map<std::string, ArgRole> roles = {{"in", ArgRole::in},
+                                                         {"out", ArgRole::out},
+                                                         {"inout", ArgRole::inout},
+                                                         {"size", ArgRole::size},
                                                          {"scalar", ArgRole::scalar}};
-    if (auto it = role ? roles.find(*role) : roles.end(); it != roles.end()) arg.role = it->second;
-    else problems.add(field + ".role", "'{}' is not a role (in, out, inout, size, scalar)", role.value_or(""));
+    if (auto it = role ? roles.find(*role) : roles.end(); it != roles.end())
+      arg.role = it->second;
+    else
+      problems.add(field + ".role", "'{}' is not a role (in, out, inout, size, scalar)", role.value_or(""));
 
     if (arg.is_tensor()) {
       const toml::array* shape = a->get_as<toml::array>("shape");
-      if (!shape || shape->empty()) problems.add(field + ".shape", "missing: a tensor needs a shape like [\"M\", \"N\"]");
+      if (!shape || shape->empty())
+        problems.add(field + ".shape", "missing: a tensor needs a shape like [\"M\", \"N\"]");
       for (size_t d = 0; shape && d < shape->size(); ++d) {
         auto text = (*shape)[d].value<std::string>();
         if (auto n = (*shape)[d].value<std::int64_t>()) text = std::to_string(*n);
@@ -206,25 +219,28 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
       if (arg.role != ArgRole::out) {
         auto dist_text = a->get("dist") ? a->get("dist")->value<std::string>() : std::nullopt;
         auto dist = dist_text ? parse_distribution(*dist_text) : std::nullopt;
-        if (!dist_text) problems.add(field + ".dist", "missing: how to fill it, e.g. \"normal(0, 1)\"");
+        if (!dist_text)
+          problems.add(field + ".dist", "missing: how to fill it, e.g. \"normal(0, 1)\"");
         else if (!dist)
           problems.add(field + ".dist", "'{}' is not normal(mean, std), uniform(lo, hi) or int(lo, hi)", *dist_text);
         else if (arg.dtype == DType::i32 && dist->kind != Distribution::Kind::integers)
           problems.add(field + ".dist", "'{}': an i32 tensor takes int(lo, hi)", *dist_text);
-        else arg.dist = *dist;
+        else
+          arg.dist = *dist;
       }
     } else if (arg.role == ArgRole::size) {
       if (arg.dtype != DType::i32) problems.add(field + ".type", "a size must be i32");
     } else if (arg.role == ArgRole::scalar) {
       auto value = a->get("value") ? a->get("value")->value<double>() : std::nullopt;
-      if (!value) problems.add(field + ".value", "missing: a scalar needs a value");
-      else arg.value = *value;
+      if (!value)
+        problems.add(field + ".value", "missing: a scalar needs a value");
+      else
+        arg.value = *value;
     }
     task.args.push_back(std::move(arg));
   }
-  bool has_output = std::any_of(task.args.begin(), task.args.end(), [](const TaskArg& a) {
-    return a.role == ArgRole::out || a.role == ArgRole::inout;
-  });
+  bool has_output = std::any_of(task.args.begin(), task.args.end(),
+                                [](const TaskArg& a) { return a.role == ArgRole::out || a.role == ArgRole::inout; });
   if (!has_output) problems.add("args", "no tensor with role out or inout: nothing to check");
 }
 
@@ -254,8 +270,8 @@ Result<Task> load_task(const std::string& dir) {
   try {
     table = toml::parse_file(file);
   } catch (const toml::parse_error& e) {
-    return make_error(ErrorKind::invalid_input, "{}:{}:{}: {}", file, e.source().begin.line,
-                      e.source().begin.column, e.description());
+    return make_error(ErrorKind::invalid_input, "{}:{}:{}: {}", file, e.source().begin.line, e.source().begin.column,
+                      e.description());
   }
 
   Problems problems(file);
@@ -268,16 +284,22 @@ Result<Task> load_task(const std::string& dir) {
     if (!kTopLevelKeys.count(std::string(k.str())))
       problems.add(std::string(k.str()), "unknown key (known: {})", fmt::join(kTopLevelKeys, ", "));
   auto name = table["name"].value<std::string>();
-  if (!name) problems.add("name", "missing");
-  else if (*name != task.name) problems.add("name", "'{}' differs from the folder name '{}'", *name, task.name);
+  if (!name)
+    problems.add("name", "missing");
+  else if (*name != task.name)
+    problems.add("name", "'{}' differs from the folder name '{}'", *name, task.name);
   auto category = table["category"].value<std::string>();
-  if (!category) problems.add("category", "missing");
+  if (!category)
+    problems.add("category", "missing");
   else if (!kCategories.count(*category))
     problems.add("category", "'{}' is not one of {}", *category, fmt::join(kCategories, ", "));
-  else task.category = *category;
+  else
+    task.category = *category;
   auto description = table["description"].value<std::string>();
-  if (!description || description->empty()) problems.add("description", "missing: one paragraph of semantics");
-  else task.description = *description;
+  if (!description || description->empty())
+    problems.add("description", "missing: one paragraph of semantics");
+  else
+    task.description = *description;
 
   load_args(table, task, problems);
   const auto sizes = task.size_symbols();
@@ -302,12 +324,15 @@ Result<Task> load_task(const std::string& dir) {
     const toml::table* t = tol->as_table();
     if (!t) problems.add("tolerance", "expected {{ atol = ..., rtol = ... }}");
     for (const auto& [k, v] : t ? *t : toml::table{})
-      if (k.str() != "atol" && k.str() != "rtol") problems.add("tolerance", "unknown key '{}' (known: atol, rtol)", k.str());
+      if (k.str() != "atol" && k.str() != "rtol")
+        problems.add("tolerance", "unknown key '{}' (known: atol, rtol)", k.str());
     for (const char* key : {"atol", "rtol"}) {
       if (!t || !t->contains(key)) continue;
       auto v = (*t)[key].value<double>();
-      if (!v || *v < 0) problems.add(fmt::format("tolerance.{}", key), "expected a number >= 0");
-      else (std::string(key) == "atol" ? task.atol : task.rtol) = *v;
+      if (!v || *v < 0)
+        problems.add(fmt::format("tolerance.{}", key), "expected a number >= 0");
+      else
+        (std::string(key) == "atol" ? task.atol : task.rtol) = *v;
     }
   }
 
@@ -315,7 +340,8 @@ Result<Task> load_task(const std::string& dir) {
   load_shapes(table, "check", task, task.check_shapes, problems);
 
   task.reference_path = (folder / "reference.cpp").string();
-  if (!fs::exists(task.reference_path)) problems.add("reference.cpp", "missing: the task needs a reference implementation");
+  if (!fs::exists(task.reference_path))
+    problems.add("reference.cpp", "missing: the task needs a reference implementation");
   if (fs::is_directory(folder / "seeds")) {
     for (const auto& entry : fs::directory_iterator(folder / "seeds"))
       if (entry.is_regular_file()) task.seed_paths.push_back(entry.path().string());
@@ -344,8 +370,10 @@ Result<std::vector<Task>> load_tasks(const std::string& root, const std::string&
     for (const auto& e : fs::directory_iterator(s)) {
       if (!e.is_directory()) continue;
       auto task = load_task(e.path().string());
-      if (task) tasks.push_back(std::move(*task));
-      else errors.push_back(task.error().message);
+      if (task)
+        tasks.push_back(std::move(*task));
+      else
+        errors.push_back(task.error().message);
     }
   if (!errors.empty()) return Error{ErrorKind::invalid_input, fmt::format("{}", fmt::join(errors, "\n"))};
   std::sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.id() < b.id(); });

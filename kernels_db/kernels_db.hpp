@@ -21,9 +21,9 @@ struct sqlite3;
 namespace kforge {
 
 struct KernelRecord {
-  std::string key;          // content hash
-  std::string task;         // "llm/rmsnorm"
-  std::string backend;      // "cpu"
+  std::string key;      // content hash
+  std::string task;     // "llm/rmsnorm"
+  std::string backend;  // "cpu"
   std::string entry;
   std::string source;
   std::string params_json;  // {"BLOCK":256}
@@ -41,15 +41,15 @@ struct MeasurementRecord {
 };
 
 struct EvaluationRecord {
-  std::int64_t id = 0;      // assigned by the store
+  std::int64_t id = 0;  // assigned by the store
   std::string kernel_key;
-  std::string device;       // "cpu:AMD EPYC 7B13"
-  std::string status;       // ok, compile_error, incorrect, crash, timeout, runtime_error
+  std::string device;  // "cpu:AMD EPYC 7B13"
+  std::string status;  // ok, compile_error, incorrect, crash, timeout, runtime_error
   std::string message;
   std::string log;
   double atol = 0, rtol = 0;
   std::uint64_t seed = 0;
-  std::string created_at;   // UTC, ISO 8601; assigned by the store
+  std::string created_at;  // UTC, ISO 8601; assigned by the store
   std::vector<MeasurementRecord> measurements;
 };
 

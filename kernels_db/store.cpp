@@ -177,9 +177,7 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
   }
   KernelStore store(db, path);
   sqlite3_busy_timeout(db, busy_timeout_ms);
-  auto fail = [&](const Error& e) {
-    return make_error(ErrorKind::database, "{}: {}", path, e.message);
-  };
+  auto fail = [&](const Error& e) { return make_error(ErrorKind::database, "{}: {}", path, e.message); };
 
   // quick_check also tells a non-database file ("file is not a database") from a real one.
   {
@@ -196,8 +194,8 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
   }
   if (version > kSchemaVersion)
     return make_error(ErrorKind::database,
-                      "{}: schema version {} is newer than this kforge understands ({}); use a newer kforge",
-                      path, version, kSchemaVersion);
+                      "{}: schema version {} is newer than this kforge understands ({}); use a newer kforge", path,
+                      version, kSchemaVersion);
   if (read_only) {
     if (version < kSchemaVersion)
       return make_error(ErrorKind::database, "{}: schema version {} needs migrating; open it read-write once", path,
@@ -212,7 +210,8 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
       if (auto m = exec(db, kMigrations[v]); !m) return m;
       return exec(db, fmt::format("PRAGMA user_version = {}", v + 1).c_str());
     });
-    if (!s) return make_error(ErrorKind::database, "{}: migration to schema {} failed: {}", path, v + 1, s.error().message);
+    if (!s)
+      return make_error(ErrorKind::database, "{}: migration to schema {} failed: {}", path, v + 1, s.error().message);
   }
   return store;
 }
@@ -301,11 +300,15 @@ Result<std::optional<KernelRecord>> KernelStore::find_kernel(const std::string& 
       KernelRecord{st.text(0), st.text(1), st.text(2), st.text(3), st.text(4), st.text(5), st.text(6)});
 }
 
-int KernelStore::schema_version() const { return user_version(db_); }
+int KernelStore::schema_version() const {
+  return user_version(db_);
+}
 
 KernelStore::KernelStore(KernelStore&& other) noexcept
     : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
 
-KernelStore::~KernelStore() { sqlite3_close(db_); }
+KernelStore::~KernelStore() {
+  sqlite3_close(db_);
+}
 
 }  // namespace kforge

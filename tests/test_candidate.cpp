@@ -51,22 +51,28 @@ TEST(Candidate, EntryIsRequiredAndMustBeDefined) {
 
 TEST(Candidate, BadHeaderLinesSayWhichLine) {
   const std::string body = "extern \"C\" void f() {}\n";
-  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge entrypoint: g\n" + body).find("k.cpp:2: unknown key 'entrypoint'"),
-            std::string::npos);
-  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge param: BLOCK\n" + body).find("k.cpp:2: 'BLOCK': expected NAME=VALUE"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("// @kforge entry: f\n// @kforge entrypoint: g\n" + body).find("k.cpp:2: unknown key 'entrypoint'"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of("// @kforge entry: f\n// @kforge param: BLOCK\n" + body).find("k.cpp:2: 'BLOCK': expected NAME=VALUE"),
+      std::string::npos);
   EXPECT_NE(error_of("// @kforge entry: f\n// @kforge param: B=3 in {1,2}\n" + body).find("default 3 is not one of"),
             std::string::npos);
-  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge param: B=1\n// @kforge param: B=2\n" + body).find("declared twice"),
-            std::string::npos);
-  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge launch: grid=(M)\n" + body).find("needs grid=(...) and block=(...)"),
-            std::string::npos);
-  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge launch: grid=(M+) block=(1)\n" + body).find("k.cpp:2: launch: grid:"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("// @kforge entry: f\n// @kforge param: B=1\n// @kforge param: B=2\n" + body).find("declared twice"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of("// @kforge entry: f\n// @kforge launch: grid=(M)\n" + body).find("needs grid=(...) and block=(...)"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of("// @kforge entry: f\n// @kforge launch: grid=(M+) block=(1)\n" + body).find("k.cpp:2: launch: grid:"),
+      std::string::npos);
   EXPECT_NE(error_of("// @kforge entry: f\n// @kforge launch: grid=(1) block=(1) warps=4\n" + body)
                 .find("unknown launch field 'warps'"),
             std::string::npos);
-  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge entry: g\n" + body).find("a second entry line"), std::string::npos);
+  EXPECT_NE(error_of("// @kforge entry: f\n// @kforge entry: g\n" + body).find("a second entry line"),
+            std::string::npos);
   EXPECT_NE(error_of("// @kforge entry f\n" + body).find("k.cpp:1: malformed @kforge line"), std::string::npos);
   EXPECT_NE(error_of("// @kforge entry: f\n// @kforge param: B=99999999999999999999\n" + body)
                 .find("param B: '99999999999999999999' is not an integer"),

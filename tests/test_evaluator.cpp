@@ -1,11 +1,10 @@
 // The evaluator against real kernels: the shipped seeds pass, and each kind of broken kernel
 // (tests/kernels/) ends as the right status while this test process carries on.
 #include <gtest/gtest.h>
-
-#include <cmath>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -87,8 +86,8 @@ TEST(Evaluator, CorrectKernelIsTimedWithStatistics) {
   Evaluator scale = evaluator_for(kSource + "/tests/data/tasks", "tiny/scale");
   EvalOptions options;
   options.seed = 42;
-  EvalResult r = scale.evaluate(load_kernel(kSource + "/tests/data/tasks/tiny/scale/seeds/cpu_naive.cpp"), "k.cpp",
-                                options);
+  EvalResult r =
+      scale.evaluate(load_kernel(kSource + "/tests/data/tasks/tiny/scale/seeds/cpu_naive.cpp"), "k.cpp", options);
   ASSERT_EQ(r.status, EvalStatus::ok) << r.message;
   EXPECT_EQ(r.seed, 42u);
   int timed = 0;

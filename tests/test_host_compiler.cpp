@@ -1,10 +1,8 @@
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
-
 #include <filesystem>
 
 #include "compiler_bridge/compiler_bridge.hpp"

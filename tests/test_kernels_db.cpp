@@ -24,8 +24,8 @@ class KernelStoreTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   static KernelRecord kernel() {
-    return {"abc123", "llm/rmsnorm", "cpu", "rmsnorm_f32", "// @kforge entry: rmsnorm_f32\n...", R"({"BLOCK":256})",
-            "cpu_naive.cpp"};
+    return {"abc123",           "llm/rmsnorm",  "cpu", "rmsnorm_f32", "// @kforge entry: rmsnorm_f32\n...",
+            R"({"BLOCK":256})", "cpu_naive.cpp"};
   }
   static EvaluationRecord evaluation(const std::string& status = "ok") {
     EvaluationRecord e;

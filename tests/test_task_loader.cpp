@@ -125,8 +125,9 @@ TEST_F(TaskLoaderTest, DuplicateArgName) {
 }
 
 TEST_F(TaskLoaderTest, NoOutput) {
-  EXPECT_CONTAINS(load_error("role = \"out\", shape = [\"N\"] }", "role = \"in\", shape = [\"N\"], dist = \"int(0, 3)\" }"),
-                  "args: no tensor with role out or inout");
+  EXPECT_CONTAINS(
+      load_error("role = \"out\", shape = [\"N\"] }", "role = \"in\", shape = [\"N\"], dist = \"int(0, 3)\" }"),
+      "args: no tensor with role out or inout");
 }
 
 TEST_F(TaskLoaderTest, MissingAndUnknownCategory) {
@@ -153,7 +154,8 @@ TEST_F(TaskLoaderTest, ShapeValueOutOfRange) {
 }
 
 TEST_F(TaskLoaderTest, MissingShapes) {
-  EXPECT_CONTAINS(load_error("check = [ { N = 1 }, { N = 3 } ]", ""), "check: missing: a list of shapes like [{ N = 1 }]");
+  EXPECT_CONTAINS(load_error("check = [ { N = 1 }, { N = 3 } ]", ""),
+                  "check: missing: a list of shapes like [{ N = 1 }]");
 }
 
 TEST_F(TaskLoaderTest, ConstraintViolated) {
@@ -187,8 +189,7 @@ TEST_F(TaskLoaderTest, UnknownToleranceKey) {
 
 TEST_F(TaskLoaderTest, TaskIdsCannotLeaveTheTasksFolder) {
   EXPECT_CONTAINS(find_task(root_.parent_path().string(), "../suite").error().message, "expected SUITE/NAME");
-  EXPECT_CONTAINS(find_task(root_.parent_path().string(), std::string(300, 'a') + "/t").error().message,
-                  "no folder");
+  EXPECT_CONTAINS(find_task(root_.parent_path().string(), std::string(300, 'a') + "/t").error().message, "no folder");
 }
 
 TEST_F(TaskLoaderTest, BadTolerance) {
