@@ -28,5 +28,6 @@ int report(const Error& error);
 void add_tasks_command(CLI::App& app, Context& context);
 void add_eval_command(CLI::App& app, Context& context);
 void add_db_command(CLI::App& app, Context& context);
+void add_backend_commands(CLI::App& app, Context& context);
 
 }  // namespace kforge::cli

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   add_tasks_command(app, context);
   add_eval_command(app, context);
   add_db_command(app, context);
+  add_backend_commands(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

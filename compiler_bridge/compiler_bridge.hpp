@@ -4,10 +4,14 @@
 // the entry, which tunable params exist and how the kernel is launched), compiles sources with a
 // backend's compiler into a binary cached on disk by content hash, and loads binaries. It knows
 // nothing of tasks, correctness or timing: the evaluator above decides what to compile and why.
-// Backends today: `cpu`, the host C++ compiler (`$CXX` or g++) producing a shared object.
+// Backends: `cpu` (the host C++ compiler, `$CXX` or g++, to a shared object), `cuda` (NVRTC to
+// CUBIN or PTX), `hip` (hiprtc to a code object), and `null` (compiles nothing, for plumbing
+// tests). One compile cache on disk serves them all.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,20 +52,101 @@ struct Candidate {
 // Parses the header lines of `source`. `origin` (a file name) starts every error message.
 Result<Candidate> parse_candidate(std::string source, const std::string& origin);
 
-// ---- the host C++ backend -------------------------------------------------------------------
+// ---- binaries and the shared compile cache ----------------------------------------------------
+
+// What a GPU compiler reports about a kernel's resources; -1 where unknown (or not applicable).
+struct ResourceUsage {
+  int registers = -1;     // per thread
+  int spill_bytes = -1;   // spill stores + loads
+  int shared_bytes = -1;  // static shared memory per block
+};
 
 struct CompileRequest {
   std::string source;
   std::string file_name = "kernel.cpp";  // how the compiler log refers to the source
   Bindings defines;                      // -DNAME=value
+  std::string arch;                      // target: sm_90, gfx90a, ...; empty: the backend's default
 };
 
 struct Binary {
-  std::string path;  // the shared object, inside the compile cache
-  std::string key;   // content hash of everything that shaped the binary
-  std::string log;   // compiler output (warnings), empty when it was a cache hit
+  std::string backend;  // "cpu", "cuda", "hip"
+  std::string arch;     // what it was compiled for ("native" on the cpu)
+  std::string format;   // "so", "cubin", "ptx", "hsaco"
+  std::string path;     // the file, inside the compile cache
+  std::string key;      // content hash of everything that shaped the binary
+  std::string log;      // compiler output (warnings, resource usage)
   bool cache_hit = false;
+  ResourceUsage usage;
+  std::int64_t size_bytes = 0;
 };
+
+// Compiled binaries on disk, shared by every backend and by concurrent kforge processes:
+// <dir>/<backend>/<key>.<ext> plus <key>.log; files appear by atomic rename only.
+class CompileCache {
+ public:
+  // `dir` empty: default_cache_dir(). Creates the directory.
+  static Result<CompileCache> open(std::string dir = "");
+
+  // The cached binary for `key`, with its log, if present.
+  std::optional<Binary> lookup(const std::string& backend, const std::string& key, const std::string& format) const;
+  // Moves `file` (written in a scratch directory of this cache) into place, with `log` beside it.
+  Status store(Binary& binary, const std::string& file) const;
+  // Writes `bytes` to a temporary file and stores it.
+  Status store_bytes(Binary& binary, const std::string& bytes) const;
+  // A fresh scratch directory, removed by the caller.
+  Result<std::string> make_scratch_dir() const;
+
+  struct Usage {
+    std::int64_t files = 0, bytes = 0;
+  };
+  std::map<std::string, Usage> usage() const;  // per backend
+  Status clear() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+// ---- backends ---------------------------------------------------------------------------------
+
+struct DeviceInfo {
+  std::string backend;           // "cuda"
+  int index = 0;                 // within the backend
+  std::string name;              // "NVIDIA H200"
+  std::string arch;              // "sm_90", "gfx90a", "native"
+  int compute_units = 0;         // SMs / CUs / cores
+  std::int64_t memory_bytes = 0;
+  std::int64_t l2_bytes = 0;
+  int clock_khz = 0, memory_clock_khz = 0;
+  int warp_size = 0;
+};
+
+// One backend: a compiler (source -> binary, pure and cached) and the devices it can run on. Each
+// backend lives in one file pair; vendor libraries are dlopen'ed, so a missing one makes the
+// backend unavailable with a reason instead of stopping kforge from starting.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // "cpu", "cuda", "hip", "null".
+  virtual std::string name() const = 0;
+  // Whether this machine can compile for the backend; the error says what is missing.
+  virtual Status compiler_status() const = 0;
+  // The compiler and its version, e.g. "NVRTC 13.0".
+  virtual std::string compiler_version() const = 0;
+  // The arch compiled for when a request names none: the first device's, else a fixed default.
+  virtual std::string default_arch() const = 0;
+  // Source -> binary through the shared cache; a compiler error is ErrorKind::compile with the log.
+  virtual Result<Binary> compile(const CompileRequest& request) const = 0;
+  // The devices present; the error says why there are none ("libcuda.so.1 not found").
+  virtual Result<std::vector<DeviceInfo>> devices() const = 0;
+};
+
+// Every backend kforge knows, in a fixed order (cpu, cuda, hip, null), sharing `cache`.
+std::vector<std::unique_ptr<Backend>> make_backends(const CompileCache& cache);
+// One of them by name; an unknown name is an error listing the known ones.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& name, const CompileCache& cache);
+
+// ---- the host C++ backend ---------------------------------------------------------------------
 
 struct HostCompilerOptions {
   std::string compiler;    // empty: $CXX, else g++
@@ -71,7 +156,7 @@ struct HostCompilerOptions {
 
 class HostCompiler {
  public:
-  // Finds the compiler and its version, and makes the cache directory.
+  // Finds the compiler and its version, and opens the cache.
   static Result<HostCompiler> create(HostCompilerOptions options = {});
 
   // Compiles to a shared object with -O3 -march=native -fopenmp -shared -fPIC, or returns the
@@ -79,11 +164,11 @@ class HostCompiler {
   Result<Binary> compile(const CompileRequest& request) const;
 
   std::string cache_key(const CompileRequest& request) const;
-  const std::string& cache_dir() const { return options_.cache_dir; }
   const std::string& version() const { return version_; }
 
  private:
   HostCompilerOptions options_;
+  std::optional<CompileCache> cache_;
   std::string version_;   // first line of `compiler --version`
   std::string host_cpu_;  // -march=native means the binary is only good for this CPU
   std::vector<std::string> flags() const;

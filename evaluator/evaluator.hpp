@@ -76,6 +76,10 @@ std::string shape_label(const Bindings& dims);
 // (tensor data, or the address of a size or scalar). Appended to every CPU source.
 std::string trampoline_source(const Task& task, const std::string& entry);
 
+// `extern "C" __global__ void entry(<the task's argument types>);` for CUDA and HIP sources:
+// appended to a GPU kernel, it turns a signature that differs from the task's into a compile error.
+std::string gpu_entry_declaration(const Task& task, const std::string& entry);
+
 // ---- evaluation -------------------------------------------------------------------------------
 
 enum class EvalStatus { ok, compile_error, incorrect, crash, timeout, runtime_error };

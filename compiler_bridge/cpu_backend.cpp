@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "compiler_bridge/compiler_bridge.hpp"
+#include "compiler_bridge/backends.hpp"
 
 namespace fs = std::filesystem;
 
@@ -14,14 +14,6 @@ namespace {
 
 std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
-}
-
-Status write_file(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) return make_error(ErrorKind::io, "{}: cannot write", path.string());
-  return {};
 }
 
 }  // namespace
@@ -37,24 +29,13 @@ std::string host_cpu_name() {
   return "unknown cpu";
 }
 
-std::string default_cache_dir() {
-  if (const char* dir = getenv("KFORGE_CACHE_DIR"); dir && *dir) return dir;
-  if (const char* xdg = getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/kforge";
-  if (const char* home = getenv("HOME"); home && *home) return std::string(home) + "/.cache/kforge";
-  return "/tmp/kforge-cache";
-}
-
 Result<HostCompiler> HostCompiler::create(HostCompilerOptions options) {
   if (options.compiler.empty()) {
     const char* cxx = getenv("CXX");
     options.compiler = cxx && *cxx ? cxx : "g++";
   }
-  if (options.cache_dir.empty()) options.cache_dir = default_cache_dir();
-  std::error_code ec;
-  fs::create_directories(fs::path(options.cache_dir) / "cpu", ec);
-  fs::create_directories(fs::path(options.cache_dir) / "tmp", ec);
-  if (ec || access((options.cache_dir + "/tmp").c_str(), W_OK) != 0)
-    return make_error(ErrorKind::io, "compile cache {}: not writable (set KFORGE_CACHE_DIR)", options.cache_dir);
+  auto cache = CompileCache::open(options.cache_dir);
+  if (!cache) return cache.error();
 
   auto version = run_process({options.compiler, "--version"}, "", 30);
   if (!version || version->exit_code != 0)
@@ -62,6 +43,7 @@ Result<HostCompiler> HostCompiler::create(HostCompilerOptions options) {
                       version ? first_line(version->output) : version.error().message);
   HostCompiler compiler;
   compiler.options_ = std::move(options);
+  compiler.cache_.emplace(std::move(*cache));
   compiler.version_ = first_line(version->output);
   compiler.host_cpu_ = host_cpu_name();
   return compiler;
@@ -83,18 +65,14 @@ std::string HostCompiler::cache_key(const CompileRequest& request) const {
 }
 
 Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
-  Binary binary;
-  binary.key = cache_key(request);
-  binary.path = fmt::format("{}/cpu/{}.so", options_.cache_dir, binary.key);
-  if (fs::exists(binary.path)) {
-    binary.cache_hit = true;
-    return binary;
+  const std::string key = cache_key(request);
+  if (auto hit = cache_->lookup("cpu", key, "so")) {
+    hit->arch = "native";
+    return *hit;
   }
-
-  std::string scratch_template = options_.cache_dir + "/tmp/build-XXXXXX";
-  if (!mkdtemp(scratch_template.data()))
-    return make_error(ErrorKind::io, "{}: cannot make a scratch directory", scratch_template);
-  const fs::path scratch = scratch_template;
+  auto scratch_dir = cache_->make_scratch_dir();
+  if (!scratch_dir) return scratch_dir.error();
+  const fs::path scratch = *scratch_dir;
   struct Cleanup {
     fs::path dir;
     ~Cleanup() {
@@ -108,7 +86,11 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
   std::string file_name = fs::path(request.file_name).filename().string();
   const std::string extension = fs::path(file_name).extension().string();
   if (extension != ".cpp" && extension != ".cc" && extension != ".cxx") file_name += ".cpp";
-  if (auto s = write_file(scratch / file_name, request.source); !s) return s.error();
+  {
+    std::ofstream out(scratch / file_name, std::ios::binary);
+    out << request.source;
+    if (!out) return make_error(ErrorKind::io, "{}: cannot write", (scratch / file_name).string());
+  }
 
   std::vector<std::string> argv = {options_.compiler};
   for (const auto& flag : flags()) argv.push_back(flag);
@@ -120,15 +102,11 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
   if (run->timed_out)
     return make_error(ErrorKind::compile, "{}: compile timeout after {} s\n{}", file_name, options_.timeout_s,
                       run->output);
-  if (run->exit_code != 0) {
-    std::string log = run->output.empty() ? fmt::format("{} failed with no output", argv[0]) : run->output;
-    return Error{ErrorKind::compile, log};
-  }
-  binary.log = run->output;
-  // rename() is atomic: a concurrent compile of the same key leaves one complete file.
-  std::error_code ec;
-  fs::rename(scratch / "kforge-output.so", binary.path, ec);
-  if (ec) return make_error(ErrorKind::io, "{}: cannot store in cache: {}", binary.path, ec.message());
+  if (run->exit_code != 0)
+    return Error{ErrorKind::compile,
+                 run->output.empty() ? fmt::format("{} failed with no output", argv[0]) : run->output};
+  Binary binary{"cpu", "native", "so", "", key, run->output, false, {}, 0};
+  if (auto s = cache_->store(binary, (scratch / "kforge-output.so").string()); !s) return s.error();
   return binary;
 }
 
@@ -156,5 +134,45 @@ SharedLibrary& SharedLibrary::operator=(SharedLibrary&& other) noexcept {
 SharedLibrary::~SharedLibrary() {
   if (handle_) dlclose(handle_);
 }
+
+}  // namespace kforge
+
+namespace kforge {
+namespace {
+
+// The host as a backend: the host compiler, and the machine's CPU as the one device.
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const CompileCache& cache) : compiler_(HostCompiler::create({.compiler = "", .cache_dir = cache.dir()})) {}
+
+  std::string name() const override { return "cpu"; }
+  Status compiler_status() const override {
+    if (!compiler_) return compiler_.error();
+    return {};
+  }
+  std::string compiler_version() const override { return compiler_ ? compiler_->version() : "(no host compiler)"; }
+  std::string default_arch() const override { return "native"; }
+  Result<Binary> compile(const CompileRequest& request) const override {
+    if (!compiler_) return compiler_.error();
+    return compiler_->compile(request);
+  }
+  Result<std::vector<DeviceInfo>> devices() const override {
+    DeviceInfo info;
+    info.backend = "cpu";
+    info.name = host_cpu_name();
+    info.arch = "native";
+    info.compute_units = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    info.memory_bytes = static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+    info.l2_bytes = std::max(0L, sysconf(_SC_LEVEL2_CACHE_SIZE));
+    return std::vector<DeviceInfo>{info};
+  }
+
+ private:
+  Result<HostCompiler> compiler_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const CompileCache& cache) { return std::make_unique<CpuBackend>(cache); }
 
 }  // namespace kforge
