@@ -85,8 +85,10 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
 
 int run_eval(const Context& context, const EvalArgs& args) {
   if (args.backend != "cpu")
-    return report(make_error(ErrorKind::invalid_input, "backend '{}' is not available in this build (available: cpu)",
-                             args.backend));
+    return report(make_error(ErrorKind::invalid_input,
+                             "backend '{}' cannot run kernels yet: eval runs on cpu; 'kforge compile --backend {}' "
+                             "compiles for it",
+                             args.backend, args.backend));
   const std::string root = context.resolved_tasks_dir();
   std::vector<Task> tasks;
   if (!args.task.empty() && !args.suite.empty())
