@@ -80,9 +80,13 @@ std::string trampoline_source(const Task& task, const std::string& entry);
 // appended to a GPU kernel, it turns a signature that differs from the task's into a compile error.
 std::string gpu_entry_declaration(const Task& task, const std::string& entry);
 
+// Why a CPU kernel's source is refused before compiling ("line 3: 'fork' starts processes: ..."),
+// or nothing when it passes. Comments are ignored.
+std::optional<std::string> static_check(const std::string& source);
+
 // ---- evaluation -------------------------------------------------------------------------------
 
-enum class EvalStatus { ok, compile_error, incorrect, crash, timeout, runtime_error };
+enum class EvalStatus { ok, compile_error, incorrect, crash, timeout, runtime_error, rejected_cheat };
 std::string to_string(EvalStatus status);
 
 struct EvalOptions {

@@ -383,6 +383,8 @@ std::string to_string(EvalStatus status) {
       return "crash";
     case EvalStatus::timeout:
       return "timeout";
+    case EvalStatus::rejected_cheat:
+      return "rejected_cheat";
     case EvalStatus::runtime_error:
       return "runtime_error";
   }
@@ -436,6 +438,11 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
                                const EvalOptions& options) const {
   EvalResult result;
   result.seed = options.seed ? options.seed : secret_seed();
+  if (auto reason = static_check(candidate.source)) {
+    result.status = EvalStatus::rejected_cheat;
+    result.message = *reason;
+    return result;
+  }
   if (candidate.workspace_bytes) {
     result.status = EvalStatus::compile_error;
     result.message =

@@ -55,7 +55,7 @@ Result<EvalResult> eval_result_from_json(const json& j) {
     EvalResult r;
     const std::string status = j.at("status");
     for (auto s : {EvalStatus::ok, EvalStatus::compile_error, EvalStatus::incorrect, EvalStatus::crash,
-                   EvalStatus::timeout, EvalStatus::runtime_error})
+                   EvalStatus::timeout, EvalStatus::runtime_error, EvalStatus::rejected_cheat})
       if (to_string(s) == status) r.status = s;
     r.message = j.at("message");
     r.log = j.at("log");

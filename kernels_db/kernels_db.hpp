@@ -66,7 +66,7 @@ double geomean_median_us(const EvaluationRecord& evaluation);
 
 class KernelStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed, unless read_only) and migrates the schema. Refuses a file from a
   // newer schema, a corrupt file, or a path that cannot be opened, with one line saying which.

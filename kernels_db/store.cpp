@@ -44,6 +44,24 @@ CREATE TABLE measurement(
   mean_us REAL, std_us REAL, cv REAL, gbps REAL, gflops REAL,
   PRIMARY KEY(evaluation_id, shape));
 )sql",
+    // 2: the evaluator's rejected_cheat status. SQLite cannot change a CHECK in place: rebuild.
+    R"sql(
+CREATE TABLE evaluation_v2(
+  evaluation_id INTEGER PRIMARY KEY,
+  kernel_key    TEXT NOT NULL REFERENCES kernel(kernel_key),
+  device        TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK(status IN
+                  ('ok','compile_error','incorrect','crash','timeout','runtime_error','rejected_cheat')),
+  message       TEXT NOT NULL,
+  log           TEXT NOT NULL,
+  atol REAL NOT NULL, rtol REAL NOT NULL,
+  seed          TEXT NOT NULL,
+  created_at    TEXT NOT NULL);
+INSERT INTO evaluation_v2 SELECT * FROM evaluation;
+DROP TABLE evaluation;
+ALTER TABLE evaluation_v2 RENAME TO evaluation;
+CREATE INDEX evaluation_by_kernel ON evaluation(kernel_key, evaluation_id);
+)sql",
 };
 constexpr int kMigrationCount = sizeof kMigrations / sizeof kMigrations[0];
 static_assert(kMigrationCount == KernelStore::kSchemaVersion);
@@ -203,7 +221,8 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
     return store;
   }
   if (auto s = exec(db, "PRAGMA journal_mode=WAL"); !s) return fail(s.error());
-  (void)exec(db, "PRAGMA foreign_keys=ON");
+  // Migrations rebuild tables, which foreign-key enforcement would refuse mid-way; it is turned
+  // on once the schema is current.
   for (int v = version; v < kSchemaVersion; ++v) {
     auto s = transaction(db, [&]() -> Status {
       if (user_version(db) != v) return {};  // another process migrated meanwhile
@@ -213,6 +232,7 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
     if (!s)
       return make_error(ErrorKind::database, "{}: migration to schema {} failed: {}", path, v + 1, s.error().message);
   }
+  (void)exec(db, "PRAGMA foreign_keys=ON");
   return store;
 }
 

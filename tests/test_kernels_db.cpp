@@ -161,7 +161,7 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
   sqlite3_close(db);
   auto store = KernelStore::open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (1)"),
+  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (2)"),
             std::string::npos)
       << store.error().message;
 }
@@ -212,6 +212,44 @@ TEST_F(KernelStoreTest, LockedDatabaseWaitsForTheLock) {
   sqlite3_close(other);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(count("evaluation"), 1);
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(KernelStoreTest, MigratesAVersion1FileKeepingItsRows) {
+  // A library as kforge 0.1 wrote it (schema 1), with one evaluation.
+  sqlite3* db = nullptr;
+  sqlite3_open(path_.c_str(), &db);
+  const char* v1 = R"sql(
+    CREATE TABLE kernel(kernel_key TEXT PRIMARY KEY, task TEXT NOT NULL, backend TEXT NOT NULL, entry TEXT NOT NULL,
+      source TEXT NOT NULL, params_json TEXT NOT NULL, origin TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE evaluation(evaluation_id INTEGER PRIMARY KEY, kernel_key TEXT NOT NULL REFERENCES kernel(kernel_key),
+      device TEXT NOT NULL, status TEXT NOT NULL CHECK(status IN
+      ('ok','compile_error','incorrect','crash','timeout','runtime_error')), message TEXT NOT NULL, log TEXT NOT NULL,
+      atol REAL NOT NULL, rtol REAL NOT NULL, seed TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE INDEX evaluation_by_kernel ON evaluation(kernel_key, evaluation_id);
+    CREATE TABLE measurement(evaluation_id INTEGER NOT NULL REFERENCES evaluation(evaluation_id), shape TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK(kind IN ('bench','check')), correct INTEGER NOT NULL, max_abs_error REAL,
+      max_rel_error REAL, n INTEGER, min_us REAL, median_us REAL, p20_us REAL, p80_us REAL, mean_us REAL, std_us REAL,
+      cv REAL, gbps REAL, gflops REAL, PRIMARY KEY(evaluation_id, shape));
+    INSERT INTO kernel VALUES('k1', 'llm/rmsnorm', 'cpu', 'f', 'src', '{}', 'old.cpp', '2026-01-01T00:00:00Z');
+    INSERT INTO evaluation VALUES(1, 'k1', 'cpu:x', 'ok', '', '', 1e-4, 1e-4, '5', '2026-01-01T00:00:00Z');
+    INSERT INTO measurement(evaluation_id, shape, kind, correct, n, median_us) VALUES(1, 'N=1', 'bench', 1, 10, 3.5);
+    PRAGMA user_version = 1;)sql";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_EQ(store->schema_version(), 2);
+  auto list = store->list();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->front().kernel.origin, "old.cpp");
+  ASSERT_EQ(list->front().latest.measurements.size(), 1u);
+  EXPECT_DOUBLE_EQ(list->front().latest.measurements[0].median_us, 3.5);
+  EXPECT_TRUE(store->record(kernel(), evaluation("rejected_cheat")).ok()) << "the status schema 2 adds";
 }
 
 }  // namespace

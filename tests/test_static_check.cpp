@@ -1,0 +1,35 @@
+#include <gtest/gtest.h>
+
+#include "evaluator/evaluator.hpp"
+
+using kforge::static_check;
+
+namespace {
+
+TEST(StaticCheck, HonestKernelsPass) {
+  EXPECT_FALSE(static_check("#include <cmath>\nextern \"C\" void f(const float* x, float* y, int n) {\n"
+                            "#pragma omp parallel for simd\n  for (int i = 0; i < n; ++i) y[i] = std::exp(x[i]);\n}\n"));
+  // Words that merely contain a refused one, and refused words inside comments, are fine.
+  EXPECT_FALSE(static_check("int forked_rows = 0; // we never fork() here\n/* system( */ int threads = 2;"));
+}
+
+TEST(StaticCheck, EachEscapeIsRefusedWithItsReasonAndLine) {
+  struct Case {
+    const char* source;
+    const char* expect;
+  };
+  for (const Case& c : {Case{"void f() {\n  fork();\n}", "line 2: 'fork' starts processes"},
+                        Case{"void f() { system(\"rm -rf /\"); }", "'system' starts programs"},
+                        Case{"#include <thread>\nvoid f() {}", "'thread' starts threads that outlive the call"},
+                        Case{"void f() { auto t = std::chrono::steady_clock::now(); }", "'chrono' reads timers"},
+                        Case{"void f() { dlopen(0, 0); }", "'dlopen' loads code"},
+                        Case{"void f() { const char* p = \"/proc/self/maps\"; }", "'/proc/' reads /proc"},
+                        Case{"void f() { asm volatile(\"\" ::: \"memory\"); }", "'asm' uses inline assembly"},
+                        Case{"void f() { syscall(60, 0); }", "'syscall' makes raw system calls"}}) {
+    auto reason = static_check(c.source);
+    ASSERT_TRUE(reason.has_value()) << c.source;
+    EXPECT_NE(reason->find(c.expect), std::string::npos) << *reason;
+  }
+}
+
+}  // namespace
