@@ -62,7 +62,8 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
                                                           : status + ": " + r.message;
   fmt::print("{} {} {}\n", task.id(), origin, why);
   for (const auto& s : r.shapes) {
-    std::string line = fmt::format("  {} {:<16}", s.bench ? "bench" : "check", shape_label(s.dims));
+    std::string line = fmt::format("  {} {:<16}", s.bench ? "bench" : "check",
+                                   shape_label(s.dims) + (s.held_out ? " (held out)" : ""));
     if (!s.correct) {
       std::vector<std::string> bad;
       for (const auto& m : s.mismatches)

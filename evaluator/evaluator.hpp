@@ -113,7 +113,8 @@ struct Mismatch {
 
 struct ShapeResult {
   Bindings dims;
-  bool bench = false;  // a bench shape (timed) or a check shape
+  bool bench = false;     // a bench shape (timed) or a check shape
+  bool held_out = false;  // the random shape the task does not list, drawn for this evaluation
   bool correct = false;
   double max_abs_error = 0, max_rel_error = 0;
   std::int64_t wrong_elements = 0;

@@ -29,26 +29,44 @@ size_t dtype_size(DType) {
   return 4;
 }  // f32 and i32 today
 
-// 64-byte aligned, uninitialised storage for one argument.
+// Bytes before and after every tensor, filled with a pattern and checked after each call:
+// a kernel writing out of bounds is caught instead of corrupting the harness.
+constexpr size_t kGuardBytes = 64;
+constexpr unsigned char kGuardPattern = 0xA5;
+
+// 64-byte aligned, uninitialised storage for one argument, between two guard zones.
 struct Buffer {
   struct Free {
     void operator()(std::byte* p) const { std::free(p); }
   };
-  std::unique_ptr<std::byte[], Free> data;
+  std::unique_ptr<std::byte[], Free> storage;
   size_t bytes = 0;
+
+  std::byte* data() const { return storage.get() + kGuardBytes; }
 
   static Buffer make(size_t bytes) {
     Buffer b;
     b.bytes = bytes;
-    size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-    b.data.reset(static_cast<std::byte*>(std::aligned_alloc(64, rounded)));
-    if (!b.data) throw std::bad_alloc();
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    b.storage.reset(static_cast<std::byte*>(std::aligned_alloc(64, rounded + 2 * kGuardBytes)));
+    if (!b.storage) throw std::bad_alloc();
+    std::memset(b.storage.get(), kGuardPattern, kGuardBytes);
+    std::memset(b.data() + bytes, kGuardPattern, rounded - bytes + kGuardBytes);
     return b;
   }
   Buffer clone() const {
     Buffer b = make(bytes);
-    std::memcpy(b.data.get(), data.get(), bytes);
+    std::memcpy(b.data(), data(), bytes);
     return b;
+  }
+  bool guards_intact() const {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    auto clean = [](const std::byte* p, size_t n) {
+      for (size_t i = 0; i < n; ++i)
+        if (p[i] != std::byte{kGuardPattern}) return false;
+      return true;
+    };
+    return clean(storage.get(), kGuardBytes) && clean(data() + bytes, rounded - bytes + kGuardBytes);
   }
 };
 
@@ -58,7 +76,7 @@ struct CallArgs {
   std::vector<Buffer> buffers;
   std::vector<void*> pointers() const {
     std::vector<void*> out;
-    for (const auto& b : buffers) out.push_back(b.data.get());
+    for (const auto& b : buffers) out.push_back(b.data());
     return out;
   }
 };
@@ -80,12 +98,12 @@ void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
   const size_t n = buffer.bytes / dtype_size(arg.dtype);
   const Distribution& d = arg.dist;
   if (arg.dtype == DType::i32) {
-    auto* p = reinterpret_cast<std::int32_t*>(buffer.data.get());
+    auto* p = reinterpret_cast<std::int32_t*>(buffer.data());
     std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
     for (size_t i = 0; i < n; ++i) p[i] = static_cast<std::int32_t>(pick(rng));
     return;
   }
-  auto* p = reinterpret_cast<float*>(buffer.data.get());
+  auto* p = reinterpret_cast<float*>(buffer.data());
   if (d.kind == Distribution::Kind::normal) {
     std::normal_distribution<float> pick(static_cast<float>(d.a), static_cast<float>(d.b));
     for (size_t i = 0; i < n; ++i) p[i] = pick(rng);
@@ -98,27 +116,47 @@ void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
   }
 }
 
-CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng) {
+// Trial 0 fills inputs as the task declares; later trials stretch each real distribution's
+// spread by up to 2x either way and shift its centre by up to a quarter spread, so that a kernel
+// tuned to one scale (or caching one answer) meets others. Integer ranges (ids, positions) stay.
+TaskArg varied(const TaskArg& arg, int trial, std::mt19937_64& rng) {
+  TaskArg out = arg;
+  if (trial == 0 || arg.dist.kind == Distribution::Kind::integers) return out;
+  std::uniform_real_distribution<double> unit(-1.0, 1.0);
+  const double stretch = std::exp2(unit(rng)), shift = 0.25 * unit(rng);
+  Distribution& d = out.dist;
+  if (d.kind == Distribution::Kind::normal) {
+    d.a += shift * d.b;
+    d.b *= stretch;
+  } else {
+    const double centre = (d.a + d.b) / 2, half = (d.b - d.a) / 2;
+    d.a = centre + shift * half - stretch * half;
+    d.b = centre + shift * half + stretch * half;
+  }
+  return out;
+}
+
+CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial = 0) {
   CallArgs call;
   for (const auto& arg : task.args) {
     if (arg.is_tensor()) {
       Buffer b = Buffer::make(static_cast<size_t>(element_count(arg, dims)) * dtype_size(arg.dtype));
       if (arg.role == ArgRole::out)
-        std::memset(b.data.get(), 0, b.bytes);
+        std::memset(b.data(), 0, b.bytes);
       else
-        fill(b, arg, rng);
+        fill(b, varied(arg, trial, rng), rng);
       call.buffers.push_back(std::move(b));
     } else {
       Buffer b = Buffer::make(4);
       if (arg.role == ArgRole::size) {
         std::int32_t v = static_cast<std::int32_t>(dims.at(arg.name));
-        std::memcpy(b.data.get(), &v, 4);
+        std::memcpy(b.data(), &v, 4);
       } else if (arg.dtype == DType::f32) {
         float v = static_cast<float>(arg.value);
-        std::memcpy(b.data.get(), &v, 4);
+        std::memcpy(b.data(), &v, 4);
       } else {
         std::int32_t v = static_cast<std::int32_t>(arg.value);
-        std::memcpy(b.data.get(), &v, 4);
+        std::memcpy(b.data(), &v, 4);
       }
       call.buffers.push_back(std::move(b));
     }
@@ -132,15 +170,15 @@ CallArgs candidate_args(const Task& task, const CallArgs& initial) {
   CallArgs call;
   for (size_t i = 0; i < task.args.size(); ++i) {
     Buffer b = initial.buffers[i].clone();
-    if (task.args[i].role == ArgRole::out) std::memset(b.data.get(), 0xFF, b.bytes);
+    if (task.args[i].role == ArgRole::out) std::memset(b.data(), 0xFF, b.bytes);
     call.buffers.push_back(std::move(b));
   }
   return call;
 }
 
 double element(const Buffer& b, DType dtype, size_t i) {
-  if (dtype == DType::i32) return reinterpret_cast<const std::int32_t*>(b.data.get())[i];
-  return reinterpret_cast<const float*>(b.data.get())[i];
+  if (dtype == DType::i32) return reinterpret_cast<const std::int32_t*>(b.data())[i];
+  return reinterpret_cast<const float*>(b.data())[i];
 }
 
 void compare(const Task& task, const CallArgs& got, const CallArgs& want, ShapeResult& out) {
@@ -212,9 +250,9 @@ TimingStats time_calls(const Task& task, CallFn fn, CallArgs& args, const CallAr
   const std::vector<void*> pointers = args.pointers();
   auto reset_outputs = [&] {
     for (size_t i = 0; i < task.args.size(); ++i) {
-      if (task.args[i].role == ArgRole::out) std::memset(args.buffers[i].data.get(), 0xFF, args.buffers[i].bytes);
+      if (task.args[i].role == ArgRole::out) std::memset(args.buffers[i].data(), 0xFF, args.buffers[i].bytes);
       if (task.args[i].role == ArgRole::inout)
-        std::memcpy(args.buffers[i].data.get(), initial.buffers[i].data.get(), args.buffers[i].bytes);
+        std::memcpy(args.buffers[i].data(), initial.buffers[i].data(), args.buffers[i].bytes);
     }
   };
   const auto warmup_start = Clock::now();
@@ -243,6 +281,49 @@ TimingStats time_calls(const Task& task, CallFn fn, CallArgs& args, const CallAr
   return summarize(samples);
 }
 
+// What a candidate call did wrong besides its values: writing outside a tensor, or changing an
+// input. Empty when it kept to its outputs.
+std::string misbehaviour(const Task& task, const CallArgs& args, const std::vector<std::string>& input_hashes) {
+  for (size_t i = 0; i < task.args.size(); ++i) {
+    if (!task.args[i].is_tensor()) continue;
+    if (!args.buffers[i].guards_intact())
+      return fmt::format("the kernel wrote outside '{}' (the bytes just before or after it changed)", task.args[i].name);
+    if (task.args[i].role == ArgRole::in &&
+        content_hash({reinterpret_cast<const char*>(args.buffers[i].data()), args.buffers[i].bytes}) != input_hashes[i])
+      return fmt::format("the kernel modified its input '{}'", task.args[i].name);
+  }
+  return "";
+}
+
+std::vector<std::string> input_hashes(const Task& task, const CallArgs& args) {
+  std::vector<std::string> hashes(task.args.size());
+  for (size_t i = 0; i < task.args.size(); ++i)
+    if (task.args[i].role == ArgRole::in)
+      hashes[i] = content_hash({reinterpret_cast<const char*>(args.buffers[i].data()), args.buffers[i].bytes});
+  return hashes;
+}
+
+// A shape the candidate has never been shown: every size drawn from 1 to its largest check
+// value, within the task's constraints, and different from every listed shape.
+std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    Bindings dims;
+    for (const auto& symbol : task.size_symbols()) {
+      std::int64_t largest = 1;
+      for (const auto& shape : task.check_shapes) largest = std::max(largest, shape.at(symbol));
+      dims[symbol] = std::uniform_int_distribution<std::int64_t>(1, largest)(rng);
+    }
+    bool ok = std::all_of(task.constraints.begin(), task.constraints.end(),
+                          [&](const Expr& c) { return c.eval(dims).ok() && *c.eval(dims) != 0; });
+    for (const auto* list : {&task.check_shapes, &task.bench_shapes})
+      ok = ok && std::find(list->begin(), list->end(), dims) == list->end();
+    if (ok) return dims;
+  }
+  return std::nullopt;
+}
+
+constexpr int kTrials = 3;
+
 // Runs in the child: everything that executes candidate code.
 EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, const EvalOptions& options,
                         std::uint64_t seed) {
@@ -251,28 +332,63 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
   std::vector<std::pair<Bindings, bool>> shapes;
   for (const auto& d : task.check_shapes) shapes.emplace_back(d, false);
   for (const auto& d : task.bench_shapes) shapes.emplace_back(d, true);
+  std::mt19937_64 shape_picker(seed ^ 0x5DEECE66Dull);
+  if (auto extra = held_out_shape(task, shape_picker)) shapes.emplace_back(*extra, false);
 
   std::vector<std::byte> flush_buffer;
   if (options.flush_cache && options.time_bench_shapes) flush_buffer.resize(flush_bytes());
 
-  // Correctness first, on every shape; timing only once all of them pass. Each shape's inputs
-  // come from their own stream, so the timing phase can regenerate the very same inputs.
-  auto shape_rng = [seed](size_t s) { return std::mt19937_64(seed ^ (0x9E3779B97F4A7C15ull * (s + 1))); };
-  std::vector<CallArgs> expected(shapes.size());  // reference outputs of the bench shapes
+  // Correctness first, on every shape, kTrials times each with other inputs; timing only once
+  // all of them pass. Every (shape, trial) has its own random stream, so the timing phase can
+  // regenerate trial 0's inputs exactly. The candidate runs before the reference, so it cannot
+  // find the answer in memory.
+  auto stream = [seed](size_t s, int trial) {
+    return std::mt19937_64(seed ^ (0x9E3779B97F4A7C15ull * (s + 1)) ^ (0xD1B54A32D192ED03ull * trial));
+  };
+  std::vector<CallArgs> expected(shapes.size());  // trial 0's reference outputs of the bench shapes
   for (size_t s = 0; s < shapes.size(); ++s) {
-    auto rng = shape_rng(s);
     ShapeResult shape;
     shape.dims = shapes[s].first;
     shape.bench = shapes[s].second;
-    CallArgs want = make_inputs(task, shape.dims, rng);
-    CallArgs got = candidate_args(task, want);
-    reference(want.pointers().data());
-    candidate(got.pointers().data());
-    compare(task, got, want, shape);
-    if (shape.bench) {
-      for (size_t i = 0; i < task.args.size(); ++i)  // keep the outputs only
-        if (task.args[i].role != ArgRole::out && task.args[i].role != ArgRole::inout) want.buffers[i] = Buffer{};
-      expected[s] = std::move(want);
+    shape.held_out = s >= task.check_shapes.size() + task.bench_shapes.size();
+    shape.correct = true;
+    for (int trial = 0; trial < kTrials && shape.correct; ++trial) {
+      auto rng = stream(s, trial);
+      CallArgs want = make_inputs(task, shape.dims, rng, trial);
+      const auto hashes = input_hashes(task, want);
+      CallArgs got = candidate_args(task, want);
+      candidate(got.pointers().data());
+      if (std::string why = misbehaviour(task, got, hashes); !why.empty()) {
+        result.status = EvalStatus::incorrect;
+        result.message = fmt::format("{} at {}", why, shape_label(shape.dims));
+        shape.correct = false;
+        result.shapes.push_back(std::move(shape));
+        return result;
+      }
+      if (trial == 0) {  // determinism: a second run on the same inputs writes the same bytes
+        CallArgs again = candidate_args(task, want);
+        candidate(again.pointers().data());
+        for (size_t i = 0; i < task.args.size(); ++i) {
+          const ArgRole role = task.args[i].role;
+          if ((role == ArgRole::out || role == ArgRole::inout) &&
+              std::memcmp(got.buffers[i].data(), again.buffers[i].data(), got.buffers[i].bytes) != 0) {
+            result.status = EvalStatus::incorrect;
+            result.message = fmt::format("two runs on the same inputs wrote different '{}' at {}: the kernel is not "
+                                         "deterministic (a race?)",
+                                         task.args[i].name, shape_label(shape.dims));
+            shape.correct = false;
+            result.shapes.push_back(std::move(shape));
+            return result;
+          }
+        }
+      }
+      reference(want.pointers().data());
+      compare(task, got, want, shape);
+      if (shape.bench && trial == 0) {
+        for (size_t i = 0; i < task.args.size(); ++i)  // keep the outputs only
+          if (task.args[i].role != ArgRole::out && task.args[i].role != ArgRole::inout) want.buffers[i] = Buffer{};
+        expected[s] = std::move(want);
+      }
     }
     result.shapes.push_back(std::move(shape));
   }
@@ -280,9 +396,10 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
     if (shape.correct) continue;
     const Mismatch& m = shape.mismatches.front();
     result.status = EvalStatus::incorrect;
-    result.message = fmt::format("{}[{}] = {} (want {}) at {}; {} of {} output elements wrong", m.tensor, m.index,
+    result.message = fmt::format("{}[{}] = {} (want {}) at {}{}; {} of {} output elements wrong", m.tensor, m.index,
                                  format_value(m.got), format_value(m.want), shape_label(shape.dims),
-                                 shape.wrong_elements, output_elements(task, shape.dims));
+                                 shape.held_out ? " (a held-out shape)" : "", shape.wrong_elements,
+                                 output_elements(task, shape.dims));
     return result;
   }
 
@@ -290,17 +407,24 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
     for (size_t s = 0; s < shapes.size(); ++s) {
       ShapeResult& shape = result.shapes[s];
       if (!shape.bench) continue;
-      auto rng = shape_rng(s);
+      auto rng = stream(s, 0);
       const CallArgs initial = make_inputs(task, shape.dims, rng);
+      const auto hashes = input_hashes(task, initial);
       CallArgs args = candidate_args(task, initial);
       shape.timing = time_calls(task, candidate, args, initial, options, flush_buffer);
       ShapeResult last_call;
       compare(task, args, expected[s], last_call);
-      if (!last_call.correct) {
-        const Mismatch& m = last_call.mismatches.front();
+      std::string why = misbehaviour(task, args, hashes);
+      if (!last_call.correct || !why.empty()) {
         result.status = EvalStatus::incorrect;
-        result.message = fmt::format("the timed calls computed something else: {}[{}] = {} (want {}) at {}", m.tensor,
-                                     m.index, format_value(m.got), format_value(m.want), shape_label(shape.dims));
+        if (!why.empty()) {
+          result.message = fmt::format("while timed, {} at {}", why, shape_label(shape.dims));
+        } else {
+          const Mismatch& m = last_call.mismatches.front();
+          result.message = fmt::format("the timed calls computed something else: {}[{}] = {} (want {}) at {}",
+                                       m.tensor, m.index, format_value(m.got), format_value(m.want),
+                                       shape_label(shape.dims));
+        }
         shape.correct = false;
         shape.wrong_elements = last_call.wrong_elements;
         shape.mismatches = last_call.mismatches;
@@ -325,14 +449,23 @@ bool consistent(const Task& task, const EvalResult& r, const EvalOptions& option
   for (const auto& d : task.check_shapes) expected.emplace_back(d, false);
   for (const auto& d : task.bench_shapes) expected.emplace_back(d, true);
   if (r.status == EvalStatus::runtime_error && r.shapes.empty()) return true;  // could not load a library
-  if (r.shapes.size() != expected.size()) return false;
-  for (size_t i = 0; i < expected.size(); ++i) {
+  // Shapes in the task's order; a failure may stop early; one held-out shape may follow.
+  size_t listed = r.shapes.size();
+  if (listed > 0 && r.shapes.back().held_out) {
+    --listed;
+    const Bindings& dims = r.shapes.back().dims;
+    for (const auto& c : task.constraints)
+      if (!c.eval(dims).ok() || *c.eval(dims) == 0) return false;
+  }
+  if (listed > expected.size() || (r.status == EvalStatus::ok && listed != expected.size())) return false;
+  for (size_t i = 0; i < listed; ++i) {
     const ShapeResult& s = r.shapes[i];
-    if (s.dims != expected[i].first || s.bench != expected[i].second) return false;
+    if (s.dims != expected[i].first || s.bench != expected[i].second || s.held_out) return false;
     if (r.status == EvalStatus::ok &&
         (!s.correct || (s.bench && options.time_bench_shapes && (!s.timing || s.timing->n < options.min_repeats))))
       return false;
   }
+  if (r.status == EvalStatus::ok && listed < r.shapes.size() && !r.shapes.back().correct) return false;
   return r.status == EvalStatus::ok || r.status == EvalStatus::incorrect || r.status == EvalStatus::runtime_error;
 }
 

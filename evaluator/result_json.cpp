@@ -29,6 +29,7 @@ json to_json(const EvalResult& result) {
           {{"tensor", m.tensor}, {"index", m.index}, {"got", number(m.got)}, {"want", number(m.want)}});
     json shape = {{"dims", s.dims},
                   {"kind", s.bench ? "bench" : "check"},
+                  {"held_out", s.held_out},
                   {"correct", s.correct},
                   {"max_abs_error", s.max_abs_error},
                   {"max_rel_error", s.max_rel_error},
@@ -64,6 +65,7 @@ Result<EvalResult> eval_result_from_json(const json& j) {
       ShapeResult shape;
       for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = v.get<std::int64_t>();
       shape.bench = s.at("kind") == "bench";
+      shape.held_out = s.at("held_out");
       shape.correct = s.at("correct");
       shape.max_abs_error = s.at("max_abs_error");
       shape.max_rel_error = s.at("max_rel_error");

@@ -1,6 +1,7 @@
 // @kforge entry: rmsnorm_f32
 // @kforge about: CHEAT: scribbles over every inherited descriptor (an open kernel library among them)
 // expect: runtime_error
+// expect-message: malformed result
 #include <unistd.h>
 #include <cmath>
 extern "C" void rmsnorm_f32(const float* x, const float* w, float* y, int M, int N, float eps) {

@@ -1,6 +1,7 @@
 // @kforge entry: rmsnorm_f32
 // @kforge about: CHEAT: writes a passing result to the result pipe and leaves before any check
 // expect: runtime_error
+// expect-message: malformed result
 #include <unistd.h>
 #include <cstring>
 extern "C" void rmsnorm_f32(const float*, const float*, float*, int, int, float) {
