@@ -97,8 +97,16 @@ struct EvalOptions {
   int min_repeats = 10, max_repeats = 1000;
   double max_time_per_shape_s = 1.0;
   double target_relative_se = 0.005;  // stop once stderr(mean) < 0.5% of the median
+  std::uint64_t memory_limit_bytes = std::uint64_t{16} << 30;  // the child's address space
+  bool sandbox = true;  // rlimits and the seccomp filter around the child (tests/sandbox/)
   bool flush_cache = true;            // write 2x the last-level cache (at most 64 MiB) between calls
 };
+
+// Confines the calling process (the evaluation child, after loading the kernels): rlimits on core
+// files, file size (0), open files, address space and CPU time, and a seccomp filter refusing
+// fork/exec, non-thread clones, sockets, ptrace, signals to other processes, executable memory,
+// and writing, creating or changing files. Irreversible.
+Status enter_sandbox(const EvalOptions& options);
 
 struct TimingStats {
   int n = 0;

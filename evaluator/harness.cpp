@@ -600,9 +600,10 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
         auto library = SharedLibrary::open(binary->path);
         auto ref_fn = reference ? reference->symbol("kforge_call") : Result<void*>(reference.error());
         auto cand_fn = library ? library->symbol("kforge_call") : Result<void*>(library.error());
-        if (!ref_fn || !cand_fn) {
+        Status sandbox = options.sandbox ? enter_sandbox(options) : Status{};
+        if (!ref_fn || !cand_fn || !sandbox) {
           r.status = EvalStatus::runtime_error;
-          r.message = (!ref_fn ? ref_fn : cand_fn).error().message;
+          r.message = !sandbox ? sandbox.error().message : (!ref_fn ? ref_fn : cand_fn).error().message;
         } else {
           r = run_protocol(task_, reinterpret_cast<CallFn>(*ref_fn), reinterpret_cast<CallFn>(*cand_fn), options,
                            result.seed);

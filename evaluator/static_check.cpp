@@ -43,12 +43,14 @@ const Rule kRules[] = {
 
 bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
-// The source without comments, so that a comment mentioning fork() is no reason to refuse.
+// The source without comments and #include lines: a comment mentioning fork(), or including
+// <signal.h> for its types, is no reason to refuse; using what they declare is.
 std::string strip_comments(const std::string& source) {
   std::string out;
   out.reserve(source.size());
   for (size_t i = 0; i < source.size(); ++i) {
-    if (source.compare(i, 2, "//") == 0) {
+    const bool line_start = i == 0 || source[i - 1] == '\n';
+    if (source.compare(i, 2, "//") == 0 || (line_start && source.compare(i, 8, "#include") == 0)) {
       i = source.find('\n', i);
       if (i == std::string::npos) break;
       out += '\n';
