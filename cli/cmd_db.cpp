@@ -17,7 +17,8 @@ nlohmann::json measurement_json(const MeasurementRecord& m) {
   if (m.n)
     j["timing"] = {{"n", *m.n},          {"min_us", m.min_us},   {"median_us", m.median_us}, {"p20_us", m.p20_us},
                    {"p80_us", m.p80_us}, {"mean_us", m.mean_us}, {"std_us", m.std_us},       {"cv", m.cv},
-                   {"gbps", m.gbps},     {"gflops", m.gflops}};
+                   {"gbps", m.gbps},     {"gflops", m.gflops},     {"baseline_median_us", m.baseline_median_us},
+                   {"speedup", m.speedup}};
   return j;
 }
 
@@ -41,6 +42,8 @@ int run_list(const std::string& db_path, const std::string& task, bool json) {
                      {"latest",
                       {{"evaluation_id", k.latest.id},
                        {"status", k.latest.status},
+                       {"baseline", k.latest.baseline},
+                       {"speedup", k.latest.speedup},
                        {"message", k.latest.message},
                        {"device", k.latest.device},
                        {"created_at", k.latest.created_at},
@@ -54,14 +57,15 @@ int run_list(const std::string& db_path, const std::string& task, bool json) {
     task_width = std::max(task_width, k.kernel.task.size());
     origin_width = std::max(origin_width, k.kernel.origin.size());
   }
-  fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>5}  {}\n", "KERNEL", "TASK", task_width, "ORIGIN",
-             origin_width, "BACKEND", "STATUS", "GEOMEAN us", "EVALS", "EVALUATED");
+  fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>8} {:>5}  {}\n", "KERNEL", "TASK", task_width, "ORIGIN",
+             origin_width, "BACKEND", "STATUS", "GEOMEAN us", "SPEEDUP", "EVALS", "EVALUATED");
   for (const auto& k : *kernels) {
     const double geomean = geomean_median_us(k.latest);
     std::string median = geomean > 0 ? fmt::format("{:.2f}", geomean) : "-";
-    fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>5}  {}\n", k.kernel.key.substr(0, 12), k.kernel.task,
-               task_width, k.kernel.origin, origin_width, k.kernel.backend, k.latest.status, median, k.evaluations,
-               k.latest.created_at);
+    const std::string speedup = k.latest.speedup > 0 ? fmt::format("{:.2f}x", k.latest.speedup) : "-";
+    fmt::print("{:<12} {:<{}} {:<{}} {:<8} {:<14} {:>12} {:>8} {:>5}  {}\n", k.kernel.key.substr(0, 12), k.kernel.task,
+               task_width, k.kernel.origin, origin_width, k.kernel.backend, k.latest.status, median, speedup,
+               k.evaluations, k.latest.created_at);
   }
   if (kernels->empty()) fmt::print("(no kernels in {})\n", db_path);
   return kExitOk;

@@ -128,6 +128,8 @@ struct ShapeResult {
   std::int64_t wrong_elements = 0;
   std::vector<Mismatch> mismatches;  // the first few
   std::optional<TimingStats> timing;
+  std::optional<TimingStats> baseline_timing;  // the task's baseline, timed interleaved
+  double speedup = 0;                          // baseline median / candidate median
   double gbps = 0, gflops = 0;  // from the task's byte and FLOP formulas, when timed
 };
 
@@ -137,6 +139,8 @@ struct EvalResult {
   std::string log;      // compiler log (full) for compile_error
   std::vector<ShapeResult> shapes;
   std::uint64_t seed = 0;
+  std::string baseline;  // the kernel speedups are measured against ("cpu_naive.cpp")
+  double speedup = 0;    // geometric mean over the bench shapes; 0 when untimed
 };
 
 nlohmann::json to_json(const EvalResult& result);
@@ -145,7 +149,8 @@ Result<EvalResult> eval_result_from_json(const nlohmann::json& j);
 // Holds a task with its compiled reference, and evaluates candidates against it.
 class Evaluator {
  public:
-  // Compiles the task's reference.cpp; a reference that does not compile is an error here.
+  // Compiles the task's reference.cpp, and its baseline (seeds/cpu_naive.cpp) when present; either
+  // failing to compile is an error here.
   static Result<Evaluator> create(Task task, const HostCompiler& compiler);
 
   // Compiles `candidate` and runs the correctness and timing protocol in a child process.
@@ -160,6 +165,7 @@ class Evaluator {
   Task task_;
   const HostCompiler* compiler_;
   std::string reference_binary_;
+  std::string baseline_binary_, baseline_name_;  // the task's seeds/cpu_naive.cpp, when it has one
 };
 
 }  // namespace kforge

@@ -241,44 +241,52 @@ TimingStats summarize(std::vector<double> samples_us) {
   return s;
 }
 
-// Times `fn` on `args`. Before every call, outside the timed window, the outputs are poisoned
-// again (and inout tensors restored from `initial`), so every timed call must really compute:
-// the caller verifies what the last one wrote, and a kernel cannot tell which call is the last.
-TimingStats time_calls(const Task& task, CallFn fn, CallArgs& args, const CallArgs& initial, const EvalOptions& options,
-                       std::vector<std::byte>& flush_buffer) {
+// One timed function: the candidate or the baseline, with its own arguments.
+struct Timed {
+  CallFn fn;
+  CallArgs args;
+  std::vector<double> samples_us;
+};
+
+// Times the candidate (timed[0]) and, when given, the baseline (timed[1]) interleaved, call for
+// call, so both see the same machine. Before every call, outside the timed window, the outputs
+// are poisoned again (inout tensors restored from `initial`) and the caches flushed: every timed
+// call must really compute, and the caller verifies what the candidate's last call wrote, which
+// it cannot know is the last.
+void time_interleaved(const Task& task, std::vector<Timed>& timed, const CallArgs& initial, const EvalOptions& options,
+                      std::vector<std::byte>& flush_buffer) {
   auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
-  const std::vector<void*> pointers = args.pointers();
-  auto reset_outputs = [&] {
+  unsigned char flush_value = 0;
+  auto call = [&](Timed& t, bool record) {
     for (size_t i = 0; i < task.args.size(); ++i) {
-      if (task.args[i].role == ArgRole::out) std::memset(args.buffers[i].data(), 0xFF, args.buffers[i].bytes);
+      if (task.args[i].role == ArgRole::out) std::memset(t.args.buffers[i].data(), 0xFF, t.args.buffers[i].bytes);
       if (task.args[i].role == ArgRole::inout)
-        std::memcpy(args.buffers[i].data(), initial.buffers[i].data(), args.buffers[i].bytes);
+        std::memcpy(t.args.buffers[i].data(), initial.buffers[i].data(), t.args.buffers[i].bytes);
     }
+    const std::vector<void*> pointers = t.args.pointers();
+    if (record && !flush_buffer.empty()) std::memset(flush_buffer.data(), ++flush_value, flush_buffer.size());
+    const auto t0 = Clock::now();
+    t.fn(pointers.data());
+    const auto t1 = Clock::now();
+    if (record) t.samples_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   };
   const auto warmup_start = Clock::now();
-  for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls) {
-    reset_outputs();
-    fn(pointers.data());
-  }
+  for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls)
+    for (auto& t : timed) call(t, false);
 
-  std::vector<double> samples;
   const auto start = Clock::now();
-  unsigned char flush_value = 0;
+  auto settled = [&](const Timed& t) {
+    const TimingStats s = summarize(t.samples_us);
+    return s.std_us / std::sqrt(s.n) < options.target_relative_se * s.median_us;
+  };
   for (;;) {
-    reset_outputs();
-    if (!flush_buffer.empty()) std::memset(flush_buffer.data(), ++flush_value, flush_buffer.size());
-    const auto t0 = Clock::now();
-    fn(pointers.data());
-    const auto t1 = Clock::now();
-    samples.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-    const int n = static_cast<int>(samples.size());
+    for (auto& t : timed) call(t, true);
+    const int n = static_cast<int>(timed[0].samples_us.size());
     if (n >= options.max_repeats) break;
     if (n < options.min_repeats) continue;
     if (seconds_since(start) >= options.max_time_per_shape_s) break;
-    TimingStats s = summarize(samples);
-    if (s.std_us / std::sqrt(n) < options.target_relative_se * s.median_us) break;
+    if (std::all_of(timed.begin(), timed.end(), settled)) break;
   }
-  return summarize(samples);
 }
 
 // What a candidate call did wrong besides its values: writing outside a tensor, or changing an
@@ -325,8 +333,8 @@ std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
 constexpr int kTrials = 3;
 
 // Runs in the child: everything that executes candidate code.
-EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, const EvalOptions& options,
-                        std::uint64_t seed) {
+EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, CallFn baseline,
+                        const EvalOptions& options, std::uint64_t seed) {
   EvalResult result;
   result.seed = seed;
   std::vector<std::pair<Bindings, bool>> shapes;
@@ -410,8 +418,16 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
       auto rng = stream(s, 0);
       const CallArgs initial = make_inputs(task, shape.dims, rng);
       const auto hashes = input_hashes(task, initial);
-      CallArgs args = candidate_args(task, initial);
-      shape.timing = time_calls(task, candidate, args, initial, options, flush_buffer);
+      std::vector<Timed> timed;
+      timed.push_back({candidate, candidate_args(task, initial), {}});
+      if (baseline) timed.push_back({baseline, candidate_args(task, initial), {}});
+      time_interleaved(task, timed, initial, options, flush_buffer);
+      shape.timing = summarize(timed[0].samples_us);
+      if (baseline) {
+        shape.baseline_timing = summarize(timed[1].samples_us);
+        shape.speedup = shape.baseline_timing->median_us / shape.timing->median_us;
+      }
+      const CallArgs& args = timed[0].args;
       ShapeResult last_call;
       compare(task, args, expected[s], last_call);
       std::string why = misbehaviour(task, args, hashes);
@@ -437,6 +453,11 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, co
         shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
     }
   }
+  double log_sum = 0;
+  int timed_shapes = 0;
+  for (const auto& shape : result.shapes)
+    if (shape.speedup > 0) log_sum += std::log(shape.speedup), ++timed_shapes;
+  if (timed_shapes) result.speedup = std::exp(log_sum / timed_shapes);
   result.status = EvalStatus::ok;
   return result;
 }
@@ -564,7 +585,20 @@ Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler) {
   if (!binary)
     return make_error(ErrorKind::invalid_input, "{}: the reference does not compile:\n{}", task.reference_path,
                       binary.error().message);
-  return Evaluator(std::move(task), compiler, binary->path);
+  Evaluator evaluator(std::move(task), compiler, binary->path);
+  // The baseline every candidate's speedup is measured against, in the same child, interleaved.
+  const std::string baseline_path = evaluator.task_.dir + "/seeds/cpu_naive.cpp";
+  if (auto baseline_source = read_file(baseline_path)) {
+    auto baseline = parse_candidate(std::move(*baseline_source), baseline_path);
+    if (!baseline) return baseline.error();
+    auto baseline_binary = compile_for_task(compiler, evaluator.task_, *baseline, "cpu_naive.cpp");
+    if (!baseline_binary)
+      return make_error(ErrorKind::invalid_input, "{}: the baseline does not compile:\n{}", baseline_path,
+                        baseline_binary.error().message);
+    evaluator.baseline_binary_ = baseline_binary->path;
+    evaluator.baseline_name_ = "cpu_naive.cpp";
+  }
+  return evaluator;
 }
 
 EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& file_name,
@@ -597,6 +631,14 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
         EvalResult r;
         r.seed = result.seed;
         auto reference = SharedLibrary::open(reference_binary_);
+        std::optional<SharedLibrary> baseline;
+        CallFn baseline_fn = nullptr;
+        if (!baseline_binary_.empty() && options.time_bench_shapes)
+          if (auto lib = SharedLibrary::open(baseline_binary_))
+            if (auto fn = lib->symbol("kforge_call")) {
+              baseline_fn = reinterpret_cast<CallFn>(*fn);
+              baseline.emplace(std::move(*lib));
+            }
         auto library = SharedLibrary::open(binary->path);
         auto ref_fn = reference ? reference->symbol("kforge_call") : Result<void*>(reference.error());
         auto cand_fn = library ? library->symbol("kforge_call") : Result<void*>(library.error());
@@ -605,7 +647,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
           r.status = EvalStatus::runtime_error;
           r.message = !sandbox ? sandbox.error().message : (!ref_fn ? ref_fn : cand_fn).error().message;
         } else {
-          r = run_protocol(task_, reinterpret_cast<CallFn>(*ref_fn), reinterpret_cast<CallFn>(*cand_fn), options,
+          r = run_protocol(task_, reinterpret_cast<CallFn>(*ref_fn), reinterpret_cast<CallFn>(*cand_fn), baseline_fn, options,
                            result.seed);
         }
         std::string text = to_json(r).dump();
@@ -638,6 +680,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
                                          : eval_result_from_json(parsed);
     if (decoded && consistent(task_, *decoded, options)) {
       decoded->log = binary->log;
+      if (decoded->speedup > 0) decoded->baseline = baseline_name_;
       return *decoded;
     }
     // Only candidate code could have written this: the harness's own results are consistent.

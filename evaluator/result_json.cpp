@@ -39,6 +39,10 @@ json to_json(const EvalResult& result) {
       const TimingStats& t = *s.timing;
       shape["timing"] = {{"n", t.n},           {"min_us", t.min_us},   {"median_us", t.median_us}, {"p20_us", t.p20_us},
                          {"p80_us", t.p80_us}, {"mean_us", t.mean_us}, {"std_us", t.std_us},       {"cv", t.cv}};
+      if (s.baseline_timing) {
+        shape["baseline_median_us"] = s.baseline_timing->median_us;
+        shape["speedup"] = s.speedup;
+      }
       shape["gbps"] = s.gbps;
       shape["gflops"] = s.gflops;
     }
@@ -48,7 +52,9 @@ json to_json(const EvalResult& result) {
           {"message", result.message},
           {"log", result.log},
           {"seed", result.seed},
-          {"shapes", shapes}};
+          {"shapes", shapes},
+          {"baseline", result.baseline},
+          {"speedup", result.speedup}};
 }
 
 Result<EvalResult> eval_result_from_json(const json& j) {
@@ -61,6 +67,8 @@ Result<EvalResult> eval_result_from_json(const json& j) {
     r.message = j.at("message");
     r.log = j.at("log");
     r.seed = j.at("seed");
+    r.baseline = j.at("baseline");
+    r.speedup = j.at("speedup");
     for (const auto& s : j.at("shapes")) {
       ShapeResult shape;
       for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = v.get<std::int64_t>();
@@ -78,6 +86,11 @@ Result<EvalResult> eval_result_from_json(const json& j) {
         shape.timing = TimingStats{t.at("n"),      t.at("min_us"),  t.at("median_us"), t.at("p20_us"),
                                    t.at("p80_us"), t.at("mean_us"), t.at("std_us"),    t.at("cv")};
         shape.gbps = s.at("gbps");
+        if (s.contains("speedup")) {
+          shape.baseline_timing = TimingStats{};
+          shape.baseline_timing->median_us = s.at("baseline_median_us");
+          shape.speedup = s.at("speedup");
+        }
         shape.gflops = s.at("gflops");
       }
       r.shapes.push_back(std::move(shape));

@@ -38,6 +38,7 @@ struct MeasurementRecord {
   std::optional<int> n;  // timing, when the shape was timed
   double min_us = 0, median_us = 0, p20_us = 0, p80_us = 0, mean_us = 0, std_us = 0, cv = 0;
   double gbps = 0, gflops = 0;
+  double baseline_median_us = 0, speedup = 0;  // 0: no baseline was timed
 };
 
 struct EvaluationRecord {
@@ -49,6 +50,8 @@ struct EvaluationRecord {
   std::string log;
   double atol = 0, rtol = 0;
   std::uint64_t seed = 0;
+  std::string baseline;     // what speedups are measured against, e.g. "cpu_naive.cpp"
+  double speedup = 0;       // geometric mean over the bench shapes; 0 when untimed
   std::string created_at;  // UTC, ISO 8601; assigned by the store
   std::vector<MeasurementRecord> measurements;
 };
@@ -66,7 +69,7 @@ double geomean_median_us(const EvaluationRecord& evaluation);
 
 class KernelStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if needed, unless read_only) and migrates the schema. Refuses a file from a
   // newer schema, a corrupt file, or a path that cannot be opened, with one line saying which.

@@ -62,6 +62,13 @@ DROP TABLE evaluation;
 ALTER TABLE evaluation_v2 RENAME TO evaluation;
 CREATE INDEX evaluation_by_kernel ON evaluation(kernel_key, evaluation_id);
 )sql",
+    // 3: the baseline timed beside the candidate, and the speedup over it.
+    R"sql(
+ALTER TABLE evaluation ADD COLUMN baseline TEXT NOT NULL DEFAULT '';
+ALTER TABLE evaluation ADD COLUMN speedup REAL;
+ALTER TABLE measurement ADD COLUMN baseline_median_us REAL;
+ALTER TABLE measurement ADD COLUMN speedup REAL;
+)sql",
 };
 constexpr int kMigrationCount = sizeof kMigrations / sizeof kMigrations[0];
 static_assert(kMigrationCount == KernelStore::kSchemaVersion);
@@ -139,7 +146,8 @@ int user_version(sqlite3* db) {
 void load_measurements(sqlite3* db, EvaluationRecord& e) {
   Statement st(db,
                "SELECT shape, kind, correct, max_abs_error, max_rel_error, n, min_us, median_us, p20_us, "
-               "p80_us, mean_us, std_us, cv, gbps, gflops FROM measurement WHERE evaluation_id = ? "
+               "p80_us, mean_us, std_us, cv, gbps, gflops, baseline_median_us, speedup FROM measurement "
+               "WHERE evaluation_id = ? "
                "ORDER BY rowid");
   st.bind_int(1, e.id);
   while (st.step() == SQLITE_ROW) {
@@ -161,6 +169,8 @@ void load_measurements(sqlite3* db, EvaluationRecord& e) {
       m.gbps = st.real(13);
       m.gflops = st.real(14);
     }
+    m.baseline_median_us = st.real(15);  // NULL reads as 0
+    m.speedup = st.real(16);
     e.measurements.push_back(std::move(m));
   }
 }
@@ -248,19 +258,21 @@ Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const Evalu
     if (k.step() != SQLITE_DONE) return k.error();
 
     Statement e(db_,
-                "INSERT INTO evaluation(kernel_key, device, status, message, log, atol, rtol, seed, created_at) "
-                "VALUES(?,?,?,?,?,?,?,?,?)");
+                "INSERT INTO evaluation(kernel_key, device, status, message, log, atol, rtol, seed, created_at, "
+                "baseline, speedup) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     e.bind(1, kernel.key).bind(2, evaluation.device).bind(3, evaluation.status).bind(4, evaluation.message);
     e.bind(5, evaluation.log).bind(6, evaluation.atol).bind(7, evaluation.rtol);
-    e.bind(8, std::to_string(evaluation.seed)).bind(9, now);
+    e.bind(8, std::to_string(evaluation.seed)).bind(9, now).bind(10, evaluation.baseline);
+    if (evaluation.speedup > 0) e.bind(11, evaluation.speedup);
+    else e.bind_null(11);
     if (e.step() != SQLITE_DONE) return e.error();
     evaluation_id = sqlite3_last_insert_rowid(db_);
 
     for (const auto& m : evaluation.measurements) {
       Statement st(db_,
                    "INSERT INTO measurement(evaluation_id, shape, kind, correct, max_abs_error, max_rel_error, n, "
-                   "min_us, median_us, p20_us, p80_us, mean_us, std_us, cv, gbps, gflops) "
-                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                   "min_us, median_us, p20_us, p80_us, mean_us, std_us, cv, gbps, gflops, baseline_median_us, speedup) "
+                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       st.bind_int(1, evaluation_id).bind(2, m.shape).bind(3, std::string(m.bench ? "bench" : "check"));
       st.bind_int(4, m.correct).bind(5, m.max_abs_error).bind(6, m.max_rel_error);
       if (m.n) {
@@ -269,6 +281,8 @@ Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const Evalu
       } else {
         for (int i = 7; i <= 16; ++i) st.bind_null(i);
       }
+      if (m.speedup > 0) st.bind(17, m.baseline_median_us).bind(18, m.speedup);
+      else st.bind_null(17).bind_null(18);
       if (st.step() != SQLITE_DONE) return st.error();
     }
     return {};
@@ -280,7 +294,7 @@ Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const Evalu
 Result<std::vector<KernelSummary>> KernelStore::list(const std::string& task) const {
   Statement st(db_,
                "SELECT k.kernel_key, k.task, k.backend, k.entry, k.params_json, k.origin, e.evaluation_id, "
-               "e.device, e.status, e.message, e.atol, e.rtol, e.seed, e.created_at, "
+               "e.device, e.status, e.message, e.atol, e.rtol, e.seed, e.created_at, e.baseline, e.speedup, "
                "(SELECT count(*) FROM evaluation WHERE kernel_key = k.kernel_key) "
                "FROM kernel k JOIN evaluation e ON e.evaluation_id = "
                "  (SELECT max(evaluation_id) FROM evaluation WHERE kernel_key = k.kernel_key) "
@@ -301,7 +315,9 @@ Result<std::vector<KernelSummary>> KernelStore::list(const std::string& task) co
     s.latest.rtol = st.real(11);
     s.latest.seed = std::strtoull(st.text(12).c_str(), nullptr, 10);
     s.latest.created_at = st.text(13);
-    s.evaluations = static_cast<int>(st.integer(14));
+    s.latest.baseline = st.text(14);
+    s.latest.speedup = st.real(15);
+    s.evaluations = static_cast<int>(st.integer(16));
     load_measurements(db_, s.latest);
     out.push_back(std::move(s));
   }

@@ -104,8 +104,16 @@ TEST(Evaluator, CorrectKernelIsTimedWithStatistics) {
     EXPECT_LE(s.timing->p20_us, s.timing->median_us);
     EXPECT_LE(s.timing->median_us, s.timing->p80_us);
     EXPECT_GT(s.gbps, 0);
+    // The task's naive seed is the baseline, timed interleaved with the candidate: here the
+    // candidate is that same kernel, so the speedup must come out near 1.
+    ASSERT_TRUE(s.baseline_timing.has_value());
+    EXPECT_GT(s.baseline_timing->median_us, 0);
+    EXPECT_GT(s.speedup, 1.0 / 3);  // wide: a ~1 us kernel on a shared 2-core machine
+    EXPECT_LT(s.speedup, 3.0);
   }
   EXPECT_EQ(timed, 1);
+  EXPECT_EQ(r.baseline, "cpu_naive.cpp");
+  EXPECT_GT(r.speedup, 0);
 }
 
 TEST(Evaluator, OffByOneAtTheTailIsRejectedWithItsFirstMismatch) {

@@ -161,7 +161,7 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
   sqlite3_close(db);
   auto store = KernelStore::open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (2)"),
+  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (3)"),
             std::string::npos)
       << store.error().message;
 }
@@ -243,13 +243,13 @@ TEST_F(KernelStoreTest, MigratesAVersion1FileKeepingItsRows) {
 
   auto store = KernelStore::open(path_);
   ASSERT_TRUE(store.ok()) << store.error().message;
-  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(store->schema_version(), KernelStore::kSchemaVersion);
   auto list = store->list();
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ(list->front().kernel.origin, "old.cpp");
   ASSERT_EQ(list->front().latest.measurements.size(), 1u);
   EXPECT_DOUBLE_EQ(list->front().latest.measurements[0].median_us, 3.5);
-  EXPECT_TRUE(store->record(kernel(), evaluation("rejected_cheat")).ok()) << "the status schema 2 adds";
+  EXPECT_TRUE(store->record(kernel(), evaluation("rejected_cheat")).ok()) << "the status schema 2 added";
 }
 
 }  // namespace

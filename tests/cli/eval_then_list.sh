@@ -9,7 +9,7 @@ seed=$tasks/tiny/scale/seeds/cpu_naive.cpp
 "$kforge" eval --tasks-dir "$tasks" --task tiny/scale --kernel "$seed" --db "$db" >/dev/null
 table=$("$kforge" db list --db "$db")
 echo "$table"
-echo "$table" | grep -Eq "tiny/scale +cpu_naive.cpp +cpu +ok +[0-9.]+ +2 "
+echo "$table" | grep -Eq "tiny/scale +cpu_naive.cpp +cpu +ok +[0-9.]+ +[0-9.]+x +2 "
 json=$("$kforge" db list --db "$db" --json)
 echo "$json" | grep -q '"evaluations": 2'
 echo "$json" | grep -q '"median_us"'
@@ -21,5 +21,5 @@ sed 's/alpha \* x\[i\]/alpha + x[i]/' "$seed" > "$broken"
 if "$kforge" eval --tasks-dir "$tasks" --task tiny/scale --kernel "$broken" --db "$db" >/dev/null; then
   echo "a wrong kernel exited 0"; exit 1
 fi
-"$kforge" db list --db "$db" | grep -Eq "tiny/scale +eval-then-list-broken.cpp +cpu +incorrect +- +1 "
+"$kforge" db list --db "$db" | grep -Eq "tiny/scale +eval-then-list-broken.cpp +cpu +incorrect +- +- +1 "
 [ "$("$kforge" db list --db "$db" --json | grep -c '"kernel_key"')" -eq 2 ]
