@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <algorithm>
 #include <map>
 
 #include "evaluator/evaluator.hpp"
@@ -90,6 +91,25 @@ int main(int argc, char** argv) {
     fmt::print("{}: cache miss {:.1f} ms / cache hit {:.1f} ms = {:.2f}x\n",
                mode[0] == '0' ? "correctness only" : "with timing     ", miss->second, hit->second,
                miss->second / hit->second);
+  }
+  // Repeatability: one kernel of a few milliseconds (gemv 4096x4096 and 14336x4096, the OpenMP
+  // seed) evaluated 5 times, each in a fresh evaluation child: max/min of its medians per shape.
+  if (argc > 1 && std::string(argv[1]) == "--no-repeatability") return 0;
+  Fixture& f = fixture();
+  Task gemv = find_task(KFORGE_SOURCE_DIR "/tasks", "llm/gemv").value();
+  Evaluator evaluator = Evaluator::create(gemv, f.compiler).value();
+  const std::string seed_path = KFORGE_SOURCE_DIR "/tasks/llm/gemv/seeds/cpu_omp_simd.cpp";
+  Candidate kernel = parse_candidate(read_file(seed_path).value(), seed_path).value();
+  std::map<std::string, std::vector<double>> medians;
+  for (int run = 0; run < 5; ++run) {
+    EvalResult r = evaluator.evaluate(kernel, "cpu_omp_simd.cpp");
+    for (const auto& s : r.shapes)
+      if (s.timing) medians[shape_label(s.dims)].push_back(s.timing->median_us);
+  }
+  for (const auto& [shape, values] : medians) {
+    auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+    fmt::print("repeatability, llm/gemv cpu_omp_simd {}: medians {:.0f} us, max/min = {:.3f}\n", shape,
+               fmt::join(values, " "), *hi / *lo);
   }
   benchmark::Shutdown();
 }
