@@ -104,11 +104,12 @@ std::map<std::string, CompileCache::Usage> CompileCache::usage() const {
 }
 
 Status CompileCache::clear() const {
+  // Only the backends' folders: the directory may be shared with other files (a mistaken
+  // KFORGE_CACHE_DIR), and tmp/ may hold another process's compile in progress.
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    if (entry.path().filename() == "tmp") continue;  // another process may be compiling there
-    fs::remove_all(entry.path(), ec);
-    if (ec) return make_error(ErrorKind::io, "{}: cannot remove: {}", entry.path().string(), ec.message());
+  for (const char* backend : {"cpu", "cuda", "hip", "null"}) {
+    fs::remove_all(fs::path(dir_) / backend, ec);
+    if (ec) return make_error(ErrorKind::io, "{}/{}: cannot remove: {}", dir_, backend, ec.message());
   }
   return {};
 }

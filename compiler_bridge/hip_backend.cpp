@@ -67,8 +67,8 @@ const Result<Runtime>& runtime() {
   return loaded;
 }
 
-// Wave size by architecture family: GCN and CDNA (gfx9) run 64 lanes, RDNA (gfx10+) 32.
-int warp_size_of(const std::string& arch) { return arch.rfind("gfx9", 0) == 0 ? 64 : 32; }
+// Wave size by architecture family: GCN and CDNA (gfx8, gfx9) run 64 lanes, RDNA (gfx10, gfx11) 32.
+int warp_size_of(const std::string& arch) { return arch.rfind("gfx1", 0) == 0 && arch.size() >= 7 ? 32 : 64; }
 
 class HipBackend final : public Backend {
  public:
@@ -85,10 +85,8 @@ class HipBackend final : public Backend {
     return hiprtc() ? fmt::format("hiprtc {}.{}", hiprtc()->major, hiprtc()->minor) : "hiprtc (not found)";
   }
 
-  std::string default_arch() const override {
-    auto found = devices();
-    return found && !found->empty() && found->front().arch != "unknown" ? found->front().arch : "gfx90a";
-  }
+  // The device's gcnArchName is not read yet (see devices()), so the default is fixed: MI200.
+  std::string default_arch() const override { return "gfx90a"; }
 
   Result<Binary> compile(const CompileRequest& request) const override {
     if (!hiprtc()) return hiprtc().error();

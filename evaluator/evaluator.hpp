@@ -102,8 +102,8 @@ struct EvalOptions {
   bool flush_cache = true;            // write 2x the last-level cache (at most 64 MiB) between calls
 };
 
-// Confines the calling process (the evaluation child, after loading the kernels): rlimits on core
-// files, file size (0), open files, address space and CPU time, and a seccomp filter refusing
+// Confines the calling process (the evaluation child, before loading the kernels): rlimits on core
+// files, open files, address space and CPU time, and a seccomp filter refusing
 // fork/exec, non-thread clones, sockets, ptrace, signals to other processes, executable memory,
 // and writing, creating or changing files. Irreversible.
 Status enter_sandbox(const EvalOptions& options);

@@ -373,21 +373,21 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
         result.shapes.push_back(std::move(shape));
         return result;
       }
-      if (trial == 0) {  // determinism: a second run on the same inputs writes the same bytes
+      if (trial == 0) {  // determinism: a second run on the same inputs agrees within tolerance
         CallArgs again = candidate_args(task, want);
         candidate(again.pointers().data());
-        for (size_t i = 0; i < task.args.size(); ++i) {
-          const ArgRole role = task.args[i].role;
-          if ((role == ArgRole::out || role == ArgRole::inout) &&
-              std::memcmp(got.buffers[i].data(), again.buffers[i].data(), got.buffers[i].bytes) != 0) {
-            result.status = EvalStatus::incorrect;
-            result.message = fmt::format("two runs on the same inputs wrote different '{}' at {}: the kernel is not "
-                                         "deterministic (a race?)",
-                                         task.args[i].name, shape_label(shape.dims));
-            shape.correct = false;
-            result.shapes.push_back(std::move(shape));
-            return result;
-          }
+        ShapeResult rerun;  // (an OpenMP reduction may sum in another order: bitwise is too strict)
+        compare(task, again, got, rerun);
+        if (!rerun.correct) {
+          const Mismatch& m = rerun.mismatches.front();
+          result.status = EvalStatus::incorrect;
+          result.message = fmt::format("two runs on the same inputs disagree at {}[{}] ({} then {}) at {}: the "
+                                       "kernel is not deterministic (a race?)",
+                                       m.tensor, m.index, format_value(m.want), format_value(m.got),
+                                       shape_label(shape.dims));
+          shape.correct = false;
+          result.shapes.push_back(std::move(shape));
+          return result;
         }
       }
       reference(want.pointers().data());
@@ -630,6 +630,8 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
         dup2(STDERR_FILENO, STDOUT_FILENO);  // the candidate's prints must not reach our stdout
         EvalResult r;
         r.seed = result.seed;
+        // The sandbox comes first: loading a kernel runs its static constructors.
+        Status sandbox = options.sandbox ? enter_sandbox(options) : Status{};
         auto reference = SharedLibrary::open(reference_binary_);
         std::optional<SharedLibrary> baseline;
         CallFn baseline_fn = nullptr;
@@ -642,7 +644,6 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
         auto library = SharedLibrary::open(binary->path);
         auto ref_fn = reference ? reference->symbol("kforge_call") : Result<void*>(reference.error());
         auto cand_fn = library ? library->symbol("kforge_call") : Result<void*>(library.error());
-        Status sandbox = options.sandbox ? enter_sandbox(options) : Status{};
         if (!ref_fn || !cand_fn || !sandbox) {
           r.status = EvalStatus::runtime_error;
           r.message = !sandbox ? sandbox.error().message : (!ref_fn ? ref_fn : cand_fn).error().message;

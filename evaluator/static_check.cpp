@@ -9,7 +9,7 @@ namespace kforge {
 namespace {
 
 struct Rule {
-  const char* token;   // an identifier (matched as a whole word) or, with a '/', a substring
+  const char* token;   // an identifier (matched as a whole word) or, with a '/' or ':', a substring
   const char* reason;  // why a kernel may not use it
 };
 
@@ -20,8 +20,9 @@ const Rule kRules[] = {
     {"execlp", "starts programs"},         {"system", "starts programs"},
     {"popen", "starts programs"},          {"posix_spawn", "starts programs"},
     {"pthread_create", "starts threads that outlive the call; use OpenMP"},
-    {"thread", "starts threads that outlive the call; use OpenMP"},
-    {"async", "starts threads that outlive the call; use OpenMP"},
+    {"std::thread", "starts threads that outlive the call; use OpenMP"},
+    {"std::jthread", "starts threads that outlive the call; use OpenMP"},
+    {"std::async", "starts threads that outlive the call; use OpenMP"},
     {"dlopen", "loads code"},              {"dlsym", "looks up symbols at run time"},
     {"syscall", "makes raw system calls"}, {"ptrace", "inspects processes"},
     {"mprotect", "changes memory protection"},
@@ -31,7 +32,7 @@ const Rule kRules[] = {
     {"signal", "handles signals"},         {"sigaction", "handles signals"},
     {"setjmp", "jumps across calls"},      {"longjmp", "jumps across calls"},
     {"clock_gettime", "reads timers"},     {"gettimeofday", "reads timers"},
-    {"chrono", "reads timers"},            {"rdtsc", "reads timers"},
+    {"std::chrono", "reads timers"},       {"rdtsc", "reads timers"},
     {"__rdtsc", "reads timers"},           {"getenv", "reads the environment"},
     {"fopen", "opens files"},              {"ofstream", "opens files"},
     {"ifstream", "opens files"},           {"fstream", "opens files"},
@@ -72,7 +73,7 @@ std::optional<std::string> static_check(const std::string& source) {
   const std::string code = strip_comments(source);
   for (const Rule& rule : kRules) {
     const std::string token = rule.token;
-    const bool substring = token.find('/') != std::string::npos;
+    const bool substring = token.find_first_of("/:") != std::string::npos;
     for (size_t at = code.find(token); at != std::string::npos; at = code.find(token, at + 1)) {
       if (!substring && ((at > 0 && word_char(code[at - 1])) ||
                          (at + token.size() < code.size() && word_char(code[at + token.size()]))))

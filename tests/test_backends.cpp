@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "compiler_bridge/compiler_bridge.hpp"
 #include "evaluator/evaluator.hpp"
@@ -153,8 +154,10 @@ TEST_F(BackendTest, SecondIdenticalCompileIsACacheHit) {
   }
   auto usage = cache_->usage();
   EXPECT_EQ(usage["cpu"].files, 2);
+  std::ofstream(dir_ / "not-kforge.txt") << "someone else's file";
   ASSERT_TRUE(cache_->clear().ok());
   EXPECT_TRUE(cache_->usage().empty());
+  EXPECT_TRUE(fs::exists(dir_ / "not-kforge.txt")) << "clear removes kforge's binaries only";
 }
 
 TEST_F(BackendTest, DevicesSayWhyThereAreNone) {

@@ -1,7 +1,7 @@
 // @kforge entry: rmsnorm_f32
 // @kforge about: CHEAT: returns at once and lets a detached thread finish after the timer stops
 // expect: rejected_cheat
-// expect-message: 'thread' starts threads
+// expect-message: 'std::thread' starts threads
 #include <cmath>
 #include <thread>
 extern "C" void rmsnorm_f32(const float* x, const float* w, float* y, int M, int N, float eps) {

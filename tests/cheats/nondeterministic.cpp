@@ -11,5 +11,5 @@ extern "C" void rmsnorm_f32(const float* x, const float* w, float* y, int M, int
     const float scale = 1.0f / std::sqrt(ss / N + eps);
     for (int n = 0; n < N; ++n) y[(long)m * N + n] = x[(long)m * N + n] * scale * w[n];
   }
-  if (++calls % 2 == 0) y[0] = std::nextafter(y[0], 1e30f);
+  if (++calls % 2 == 0) y[0] += 0.5f;  // a race that sometimes loses an update
 }
