@@ -81,6 +81,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "worker") return kforge::worker_main();  // its own evaluation worker
   benchmark::Initialize(&argc, argv);
   RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
@@ -93,7 +94,7 @@ int main(int argc, char** argv) {
                miss->second / hit->second);
   }
   // Repeatability: one kernel of a few milliseconds (gemv 4096x4096 and 14336x4096, the OpenMP
-  // seed) evaluated 5 times, each in a fresh evaluation child: max/min of its medians per shape.
+  // seed) evaluated 5 times, each in a fresh worker process: max/min of its medians per shape.
   if (argc > 1 && std::string(argv[1]) == "--no-repeatability") return 0;
   Fixture& f = fixture();
   Task gemv = find_task(KFORGE_SOURCE_DIR "/tasks", "llm/gemv").value();
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
   Candidate kernel = parse_candidate(read_file(seed_path).value(), seed_path).value();
   std::map<std::string, std::vector<double>> medians;
   for (int run = 0; run < 5; ++run) {
+    evaluator.worker().stop();
     EvalResult r = evaluator.evaluate(kernel, "cpu_omp_simd.cpp");
     for (const auto& s : r.shapes)
       if (s.timing) medians[shape_label(s.dims)].push_back(s.timing->median_us);

@@ -1,6 +1,8 @@
 // kforge eval: check and time one kernel file, or every seed of a task or suite, and store the
 // results in the kernel library.
 #include <filesystem>
+#include <sstream>
+#include <unistd.h>
 
 #include "cli/cli.hpp"
 #include "evaluator/evaluator.hpp"
@@ -10,7 +12,7 @@ namespace kforge::cli {
 namespace {
 
 struct EvalArgs {
-  std::string task, suite, kernel, backend = "cpu", db_path;
+  std::string task, suite, kernel, backend = "cpu", db_path, worker;
   bool json = false, check_only = false;
   double timeout_s = 180;
   std::uint64_t seed = 0;
@@ -138,8 +140,13 @@ int run_eval(const Context& context, const EvalArgs& args) {
     double geomean_us, speedup;
   };
   std::vector<Row> rows;
+  // One worker for the whole run, reused by every task's evaluations.
+  std::vector<std::string> worker_command;
+  for (std::istringstream words(args.worker); words;)
+    if (std::string w; words >> w) worker_command.push_back(w);
+  auto worker = std::make_shared<Worker>(worker_command);
   for (auto& task : tasks) {
-    auto evaluator = Evaluator::create(task, *compiler);
+    auto evaluator = Evaluator::create(task, *compiler, worker);
     if (!evaluator) return report(evaluator.error());
 
     std::vector<std::pair<Candidate, std::string>> kernels;  // candidate, origin
@@ -215,8 +222,14 @@ void add_eval_command(CLI::App& app, Context& context) {
       ->check(CLI::PositiveNumber);
   eval->add_flag("--check-only", args->check_only, "Check correctness, skip timing");
   eval->add_flag("--json", args->json, "Print the result as JSON");
+  eval->add_option("--worker", args->worker,
+                   "Command that starts the evaluation worker (default: this kforge, 'kforge worker')");
   add_db_option(*eval, args->db_path);
   eval->callback([&context, args] { context.run = [&context, args] { return run_eval(context, *args); }; });
+
+  auto* worker = app.add_subcommand(
+      "worker", "Serve evaluations on stdin/stdout, one frame each way (started by eval and search)");
+  worker->callback([&context] { context.run = [] { return worker_main(STDIN_FILENO, STDOUT_FILENO); }; });
 }
 
 }  // namespace kforge::cli

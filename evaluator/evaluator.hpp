@@ -3,14 +3,17 @@
 // A task (tasks/<suite>/<task>/task.toml + reference.cpp + seeds/) says what an op computes, its
 // argument list and the shapes to check and to time. The evaluator loads tasks with errors that
 // name the file, field and value at fault; compiles the reference and the candidate through the
-// compiler_bridge, each with a trampoline generated from the task's signature; then, in a child
-// process so that a segfault or an endless loop only becomes a status, runs both on the same
-// seeded random inputs, compares every output elementwise (atol + rtol·|want|, NaN/Inf
-// positions must match) into poisoned buffers, and times the candidate on the bench shapes
-// (warm-up, adaptive repeats, cache flush between calls, robust statistics).
+// compiler_bridge, each with a trampoline generated from the task's signature; then hands them to
+// a worker process (`kforge worker`, reused across candidates, restarted when it dies or hangs),
+// which runs native code in a sandboxed child of its own so that a segfault or an endless loop
+// only becomes a status. There both run on the same seeded random inputs, every output is
+// compared elementwise (atol + rtol·|want|, NaN/Inf positions must match) from poisoned buffers,
+// and the candidate is timed on the bench shapes interleaved with the task's baseline (warm-up,
+// adaptive repeats, a pool of input sets, cache flush between calls, robust statistics).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -141,31 +144,74 @@ struct EvalResult {
   std::uint64_t seed = 0;
   std::string baseline;  // the kernel speedups are measured against ("cpu_naive.cpp")
   double speedup = 0;    // geometric mean over the bench shapes; 0 when untimed
+  std::string output;    // what the kernel printed (the first 16 KiB), for its author
 };
 
 nlohmann::json to_json(const EvalResult& result);
 Result<EvalResult> eval_result_from_json(const nlohmann::json& j);
 
-// Holds a task with its compiled reference, and evaluates candidates against it.
+// ---- workers ----------------------------------------------------------------------------------
+//
+// Evaluations run in a worker process that reads requests and writes answers as frames
+// ("<byte count>\n<JSON>") on its stdin and stdout; what kernels print goes to its stderr. A
+// program that links the evaluator and keeps the default worker command answers `worker` as its
+// first argument by calling worker_main() (kforge and the test programs do).
+
+// Serves requests on `in_fd` until it closes, answering on `out_fd`; returns the exit code.
+int worker_main(int in_fd = 0, int out_fd = 1);
+
+// The parent's side of one worker: started on first use, reused across evaluations, started
+// afresh after it dies, hangs or answers garbage. Not thread-safe.
+class Worker {
+ public:
+  // How to start one, e.g. {"kforge", "worker"} or {"ssh", "gpu1", "kforge", "worker"}; empty:
+  // this very program with the argument `worker`.
+  explicit Worker(std::vector<std::string> command = {});
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Sends `request`, waits up to `timeout_s` for the answer. A worker that dies, hangs or answers
+  // garbage is killed, and the error says so with the end of what it printed.
+  Result<nlohmann::json> call(const nlohmann::json& request, double timeout_s);
+  // What the worker (and the kernels it ran) wrote to stderr during the last call, capped.
+  const std::string& output() const { return output_; }
+  // Ends the worker process; the next call starts a fresh one.
+  void stop();
+  // How many worker processes this handle has started.
+  int starts() const { return starts_; }
+
+ private:
+  Status start();
+  std::vector<std::string> command_;
+  int pid_ = -1, socket_ = -1, stderr_ = -1, starts_ = 0;
+  std::string output_;
+};
+
+// Holds a task with its compiled reference, and evaluates candidates against it in a worker.
 class Evaluator {
  public:
   // Compiles the task's reference.cpp, and its baseline (seeds/cpu_naive.cpp) when present; either
-  // failing to compile is an error here.
-  static Result<Evaluator> create(Task task, const HostCompiler& compiler);
+  // failing to compile is an error here. Evaluations go to `worker` (shared by the evaluators of
+  // one run), or to a worker of its own when none is given.
+  static Result<Evaluator> create(Task task, const HostCompiler& compiler, std::shared_ptr<Worker> worker = nullptr);
 
-  // Compiles `candidate` and runs the correctness and timing protocol in a child process.
-  // Every failure of the candidate is a status in the result, never an Error.
+  // Compiles `candidate` and runs the correctness and timing protocol in the worker. Every
+  // failure of the candidate is a status in the result, never an Error.
   EvalResult evaluate(const Candidate& candidate, const std::string& file_name, const EvalOptions& options = {}) const;
 
   const Task& task() const { return task_; }
+  Worker& worker() const { return *worker_; }
 
  private:
-  Evaluator(Task task, const HostCompiler& compiler, std::string reference_path)
-      : task_(std::move(task)), compiler_(&compiler), reference_binary_(std::move(reference_path)) {}
+  Evaluator(Task task, const HostCompiler& compiler, std::string reference_path, std::shared_ptr<Worker> worker)
+      : task_(std::move(task)), compiler_(&compiler), reference_binary_(std::move(reference_path)),
+        worker_(std::move(worker)) {}
   Task task_;
   const HostCompiler* compiler_;
   std::string reference_binary_;
   std::string baseline_binary_, baseline_name_;  // the task's seeds/cpu_naive.cpp, when it has one
+  std::shared_ptr<Worker> worker_;
 };
 
 }  // namespace kforge

@@ -7,11 +7,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
 
-#include "evaluator/evaluator.hpp"
+#include "evaluator/internal.hpp"
 
 namespace kforge {
 namespace {
@@ -576,7 +577,7 @@ std::string trampoline_source(const Task& task, const std::string& entry) {
       task.id(), entry, fmt::join(types, ", "), entry, fmt::join(call, ",\n    "));
 }
 
-Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler) {
+Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler, std::shared_ptr<Worker> worker) {
   auto source = read_file(task.reference_path);
   if (!source) return source.error();
   auto reference = parse_candidate(std::move(*source), task.reference_path);
@@ -585,7 +586,8 @@ Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler) {
   if (!binary)
     return make_error(ErrorKind::invalid_input, "{}: the reference does not compile:\n{}", task.reference_path,
                       binary.error().message);
-  Evaluator evaluator(std::move(task), compiler, binary->path);
+  if (!worker) worker = std::make_shared<Worker>();
+  Evaluator evaluator(std::move(task), compiler, binary->path, std::move(worker));
   // The baseline every candidate's speedup is measured against, in the same child, interleaved.
   const std::string baseline_path = evaluator.task_.dir + "/seeds/cpu_naive.cpp";
   if (auto baseline_source = read_file(baseline_path)) {
@@ -624,32 +626,73 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
     result.message = first_error_line(result.log);
     return result;
   }
+  result.log = binary->log;
 
+  const nlohmann::json request = {{"type", "eval"},
+                                  {"task_dir", task_.dir},
+                                  {"reference", reference_binary_},
+                                  {"baseline", options.time_bench_shapes ? baseline_binary_ : ""},
+                                  {"candidate", binary->path},
+                                  {"options", to_json(options)},
+                                  {"seed", result.seed}};
+  // The worker enforces options.timeout_s on the evaluation itself; this deadline only catches a
+  // worker that stopped answering altogether.
+  const double deadline_s = options.timeout_s + 30;
+  const auto start = Clock::now();
+  auto answer = worker_->call(request, deadline_s);
+  result.output = worker_->output();
+  if (!answer) {
+    const bool late = std::chrono::duration<double>(Clock::now() - start).count() >= deadline_s;
+    result.status = late ? EvalStatus::timeout : EvalStatus::runtime_error;
+    result.message = answer.error().message;
+    return result;
+  }
+  auto decoded = answer->contains("result") ? eval_result_from_json((*answer)["result"])
+                                            : Result<EvalResult>(make_error(ErrorKind::internal, "no result"));
+  if (!decoded) {
+    result.status = EvalStatus::runtime_error;
+    result.message = "worker: " + decoded.error().message;
+    return result;
+  }
+  decoded->log = binary->log;
+  decoded->output = result.output;
+  if (decoded->speedup > 0) decoded->baseline = baseline_name_;
+  return *decoded;
+}
+
+// ---- the worker's side ---------------------------------------------------------------------------
+
+namespace {
+
+// Runs the protocol on compiled binaries in a sandboxed child of the worker, and turns how the
+// child ended into a status.
+EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, const std::string& baseline_binary,
+                         const std::string& candidate_binary, const EvalOptions& options, std::uint64_t seed) {
   auto child = run_in_child(
       [&](int output_fd) {
-        dup2(STDERR_FILENO, STDOUT_FILENO);  // the candidate's prints must not reach our stdout
+        dup2(STDERR_FILENO, STDOUT_FILENO);  // the candidate's prints must not reach the worker's channel
         EvalResult r;
-        r.seed = result.seed;
+        r.seed = seed;
         // The sandbox comes first: loading a kernel runs its static constructors.
         Status sandbox = options.sandbox ? enter_sandbox(options) : Status{};
-        auto reference = SharedLibrary::open(reference_binary_);
+        auto reference = SharedLibrary::open(reference_binary);
         std::optional<SharedLibrary> baseline;
         CallFn baseline_fn = nullptr;
-        if (!baseline_binary_.empty() && options.time_bench_shapes)
-          if (auto lib = SharedLibrary::open(baseline_binary_))
+        if (!baseline_binary.empty())
+          if (auto lib = SharedLibrary::open(baseline_binary))
             if (auto fn = lib->symbol("kforge_call")) {
               baseline_fn = reinterpret_cast<CallFn>(*fn);
               baseline.emplace(std::move(*lib));
             }
-        auto library = SharedLibrary::open(binary->path);
+        auto library = SharedLibrary::open(candidate_binary);
         auto ref_fn = reference ? reference->symbol("kforge_call") : Result<void*>(reference.error());
         auto cand_fn = library ? library->symbol("kforge_call") : Result<void*>(library.error());
         if (!ref_fn || !cand_fn || !sandbox) {
           r.status = EvalStatus::runtime_error;
           r.message = !sandbox ? sandbox.error().message : (!ref_fn ? ref_fn : cand_fn).error().message;
         } else {
-          r = run_protocol(task_, reinterpret_cast<CallFn>(*ref_fn), reinterpret_cast<CallFn>(*cand_fn), baseline_fn, options,
-                           result.seed);
+          r = run_protocol(task, reinterpret_cast<CallFn>(*ref_fn), reinterpret_cast<CallFn>(*cand_fn), baseline_fn,
+                           options, seed);
         }
         std::string text = to_json(r).dump();
         for (size_t done = 0; done < text.size();) {
@@ -663,6 +706,8 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
       },
       options.timeout_s);
 
+  EvalResult result;
+  result.seed = seed;
   if (!child) {
     result.status = EvalStatus::runtime_error;
     result.message = child.error().message;
@@ -679,17 +724,37 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
     auto parsed = nlohmann::json::parse(child->output, nullptr, false);
     auto decoded = parsed.is_discarded() ? Result<EvalResult>(make_error(ErrorKind::internal, "unreadable"))
                                          : eval_result_from_json(parsed);
-    if (decoded && consistent(task_, *decoded, options)) {
-      decoded->log = binary->log;
-      if (decoded->speedup > 0) decoded->baseline = baseline_name_;
-      return *decoded;
-    }
+    if (decoded && consistent(task, *decoded, options)) return *decoded;
     // Only candidate code could have written this: the harness's own results are consistent.
     result.status = EvalStatus::runtime_error;
     result.message = "the evaluation process sent a malformed result (did the kernel write to its descriptors?)";
   }
-  result.log = binary->log;
   return result;
+}
+
+}  // namespace
+
+nlohmann::json serve_request(const nlohmann::json& request) {
+  const std::string type = request.value("type", "");
+  if (type == "ping") return {{"pong", true}, {"pid", getpid()}};
+  if (type != "eval") return {{"error", fmt::format("unknown request type '{}'", type)}};
+  try {
+    // A worker serves the same few tasks over and over: load each once.
+    static std::map<std::string, Task> tasks;
+    const std::string dir = request.at("task_dir");
+    auto it = tasks.find(dir);
+    if (it == tasks.end()) {
+      auto task = load_task(dir);
+      if (!task) return {{"error", task.error().message}};
+      it = tasks.emplace(dir, std::move(*task)).first;
+    }
+    EvalResult result = run_sandboxed(it->second, request.at("reference"), request.at("baseline"),
+                                      request.at("candidate"), eval_options_from_json(request.at("options")),
+                                      request.at("seed"));
+    return {{"result", to_json(result)}};
+  } catch (const nlohmann::json::exception& e) {
+    return {{"error", fmt::format("malformed eval request: {}", e.what())}};
+  }
 }
 
 }  // namespace kforge

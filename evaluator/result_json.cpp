@@ -1,6 +1,6 @@
 #include <cmath>
 
-#include "evaluator/evaluator.hpp"
+#include "evaluator/internal.hpp"
 
 namespace kforge {
 
@@ -54,7 +54,8 @@ json to_json(const EvalResult& result) {
           {"seed", result.seed},
           {"shapes", shapes},
           {"baseline", result.baseline},
-          {"speedup", result.speedup}};
+          {"speedup", result.speedup},
+          {"output", result.output}};
 }
 
 Result<EvalResult> eval_result_from_json(const json& j) {
@@ -69,6 +70,7 @@ Result<EvalResult> eval_result_from_json(const json& j) {
     r.seed = j.at("seed");
     r.baseline = j.at("baseline");
     r.speedup = j.at("speedup");
+    r.output = j.value("output", "");
     for (const auto& s : j.at("shapes")) {
       ShapeResult shape;
       for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = v.get<std::int64_t>();
@@ -99,6 +101,37 @@ Result<EvalResult> eval_result_from_json(const json& j) {
   } catch (const json::exception& e) {
     return make_error(ErrorKind::internal, "malformed evaluation result: {}", e.what());
   }
+}
+
+json to_json(const EvalOptions& o) {
+  return {{"timeout_s", o.timeout_s},
+          {"seed", o.seed},
+          {"time_bench_shapes", o.time_bench_shapes},
+          {"warmup_s", o.warmup_s},
+          {"min_repeats", o.min_repeats},
+          {"max_repeats", o.max_repeats},
+          {"max_time_per_shape_s", o.max_time_per_shape_s},
+          {"target_relative_se", o.target_relative_se},
+          {"memory_limit_bytes", o.memory_limit_bytes},
+          {"sandbox", o.sandbox},
+          {"flush_cache", o.flush_cache}};
+}
+
+// Missing fields keep their defaults: an older parent may talk to a newer worker.
+EvalOptions eval_options_from_json(const json& j) {
+  EvalOptions o;
+  o.timeout_s = j.value("timeout_s", o.timeout_s);
+  o.seed = j.value("seed", o.seed);
+  o.time_bench_shapes = j.value("time_bench_shapes", o.time_bench_shapes);
+  o.warmup_s = j.value("warmup_s", o.warmup_s);
+  o.min_repeats = j.value("min_repeats", o.min_repeats);
+  o.max_repeats = j.value("max_repeats", o.max_repeats);
+  o.max_time_per_shape_s = j.value("max_time_per_shape_s", o.max_time_per_shape_s);
+  o.target_relative_se = j.value("target_relative_se", o.target_relative_se);
+  o.memory_limit_bytes = j.value("memory_limit_bytes", o.memory_limit_bytes);
+  o.sandbox = j.value("sandbox", o.sandbox);
+  o.flush_cache = j.value("flush_cache", o.flush_cache);
+  return o;
 }
 
 }  // namespace kforge

@@ -1,6 +1,7 @@
 // The evaluator against real kernels: the shipped seeds pass, and each kind of broken kernel
 // (tests/kernels/) ends as the right status while this test process carries on.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -225,3 +226,86 @@ TEST(Evaluator, ResultSurvivesAJsonRoundTrip) {
 }
 
 }  // namespace
+
+// ---- the worker process ---------------------------------------------------------------------------
+
+TEST(Worker, IsReusedAcrossEvaluationsAndRestartedAfterItIsKilled) {
+  Evaluator rmsnorm = evaluator_for(kSource + "/tasks", "llm/rmsnorm");
+  const Candidate seed = load_kernel(kSource + "/tasks/llm/rmsnorm/seeds/cpu_naive.cpp");
+  EXPECT_EQ(rmsnorm.evaluate(seed, "a.cpp", check_only()).status, EvalStatus::ok);
+  EXPECT_EQ(rmsnorm.evaluate(seed, "b.cpp", check_only()).status, EvalStatus::ok);
+  EXPECT_EQ(rmsnorm.worker().starts(), 1);
+
+  auto pong = rmsnorm.worker().call({{"type", "ping"}}, 10);
+  ASSERT_TRUE(pong.ok()) << pong.error().message;
+  const pid_t pid = (*pong)["pid"].get<int>();
+  ASSERT_GT(pid, 0);
+  EXPECT_NE(pid, getpid());
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  usleep(200000);  // the kernel takes the process down
+  // The dead worker costs that one call nothing but a restart.
+  EXPECT_EQ(rmsnorm.evaluate(seed, "c.cpp", check_only()).status, EvalStatus::ok);
+  EXPECT_EQ(rmsnorm.worker().starts(), 2);
+}
+
+TEST(Worker, ACrashingKernelDoesNotCostTheWorker) {
+  Evaluator rmsnorm = evaluator_for(kSource + "/tasks", "llm/rmsnorm");
+  EXPECT_EQ(rmsnorm.evaluate(load_kernel(kSource + "/tests/kernels/rmsnorm_segfault.cpp"), "s.cpp", check_only()).status,
+            EvalStatus::crash);
+  EXPECT_EQ(rmsnorm.evaluate(load_kernel(kSource + "/tests/kernels/rmsnorm_closes_descriptors.cpp"), "c.cpp",
+                             check_only())
+                .status,
+            EvalStatus::crash);
+  const Candidate seed = load_kernel(kSource + "/tasks/llm/rmsnorm/seeds/cpu_naive.cpp");
+  EXPECT_EQ(rmsnorm.evaluate(seed, "ok.cpp", check_only()).status, EvalStatus::ok);
+  EXPECT_EQ(rmsnorm.worker().starts(), 1);
+}
+
+TEST(Worker, WhatAKernelPrintsIsKeptCappedAndOffTheResultChannel) {
+  EvalResult r = eval_rmsnorm("rmsnorm_chatty.cpp");
+  EXPECT_EQ(r.status, EvalStatus::ok) << r.message;
+  EXPECT_EQ(r.output.size(), 16u << 10);
+  EXPECT_EQ(r.output.substr(0, 8), "xxxxxxxx");
+}
+
+TEST(Worker, AProgramThatIsNoWorkerIsAClearError) {
+  auto task = find_task(kSource + "/tasks", "llm/rmsnorm");
+  ASSERT_TRUE(task.ok());
+  const Candidate seed = load_kernel(kSource + "/tasks/llm/rmsnorm/seeds/cpu_naive.cpp");
+  struct Case {
+    std::vector<std::string> command;
+    std::string message;
+  };
+  for (const Case& c : {Case{{"/nonexistent/kforge", "worker"}, "cannot start the worker /nonexistent/kforge"},
+                        Case{{"echo", "hello"}, "malformed frame header"},
+                        Case{{"sh", "-c", "echo broken >&2; exit 3"}, "it exited with code 3: broken"}}) {
+    auto e = Evaluator::create(*task, compiler(), std::make_shared<Worker>(c.command));
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    EvalResult r = e->evaluate(seed, "k.cpp", check_only());
+    EXPECT_EQ(r.status, EvalStatus::runtime_error) << c.command[0];
+    EXPECT_NE(r.message.find(c.message), std::string::npos) << r.message;
+  }
+}
+
+TEST(Worker, AWorkerThatNeverAnswersIsKilledAtTheDeadline) {
+  Worker silent({"sleep", "600"});
+  const auto start = std::chrono::steady_clock::now();
+  auto answer = silent.call({{"type", "ping"}}, 0.5);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(answer.ok());
+  EXPECT_NE(answer.error().message.find("no answer within 0.5 s"), std::string::npos) << answer.error().message;
+  EXPECT_LT(seconds, 5);
+}
+
+TEST(Worker, AnswersAMalformedRequestWithAnErrorAndKeepsServing) {
+  Worker worker;
+  auto bad = worker.call({{"type", "eval"}, {"task_dir", "/nonexistent"}}, 10);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("/nonexistent"), std::string::npos) << bad.error().message;
+  auto unknown = worker.call({{"type", "dance"}}, 10);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("unknown request type 'dance'"), std::string::npos);
+  auto pong = worker.call({{"type", "ping"}}, 10);
+  ASSERT_TRUE(pong.ok()) << pong.error().message;
+  EXPECT_EQ(worker.starts(), 1);
+}
