@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -78,6 +79,11 @@ struct CallArgs {
   std::vector<void*> pointers() const {
     std::vector<void*> out;
     for (const auto& b : buffers) out.push_back(b.data());
+    return out;
+  }
+  CallArgs clone() const {
+    CallArgs out;
+    for (const auto& b : buffers) out.buffers.push_back(b.clone());
     return out;
   }
 };
@@ -223,6 +229,7 @@ TimingStats summarize(std::vector<double> samples_us) {
   std::sort(samples_us.begin(), samples_us.end());
   TimingStats s;
   s.n = static_cast<int>(samples_us.size());
+  if (samples_us.empty()) return s;
   auto quantile = [&](double q) {
     double pos = q * (s.n - 1);
     size_t lo = static_cast<size_t>(pos);
@@ -242,66 +249,29 @@ TimingStats summarize(std::vector<double> samples_us) {
   return s;
 }
 
-// One timed function: the candidate or the baseline, with its own arguments.
-struct Timed {
-  CallFn fn;
-  CallArgs args;
-  std::vector<double> samples_us;
-};
-
-// Times the candidate (timed[0]) and, when given, the baseline (timed[1]) interleaved, call for
-// call, so both see the same machine. Before every call, outside the timed window, the outputs
-// are poisoned again (inout tensors restored from `initial`) and the caches flushed: every timed
-// call must really compute, and the caller verifies what the candidate's last call wrote, which
-// it cannot know is the last.
-void time_interleaved(const Task& task, std::vector<Timed>& timed, const CallArgs& initial, const EvalOptions& options,
-                      std::vector<std::byte>& flush_buffer) {
-  auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
-  unsigned char flush_value = 0;
-  auto call = [&](Timed& t, bool record) {
-    for (size_t i = 0; i < task.args.size(); ++i) {
-      if (task.args[i].role == ArgRole::out) std::memset(t.args.buffers[i].data(), 0xFF, t.args.buffers[i].bytes);
-      if (task.args[i].role == ArgRole::inout)
-        std::memcpy(t.args.buffers[i].data(), initial.buffers[i].data(), t.args.buffers[i].bytes);
-    }
-    const std::vector<void*> pointers = t.args.pointers();
-    if (record && !flush_buffer.empty()) std::memset(flush_buffer.data(), ++flush_value, flush_buffer.size());
-    const auto t0 = Clock::now();
-    t.fn(pointers.data());
-    const auto t1 = Clock::now();
-    if (record) t.samples_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-  };
-  const auto warmup_start = Clock::now();
-  for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls)
-    for (auto& t : timed) call(t, false);
-
-  const auto start = Clock::now();
-  auto settled = [&](const Timed& t) {
-    const TimingStats s = summarize(t.samples_us);
-    return s.std_us / std::sqrt(s.n) < options.target_relative_se * s.median_us;
-  };
-  for (;;) {
-    for (auto& t : timed) call(t, true);
-    const int n = static_cast<int>(timed[0].samples_us.size());
-    if (n >= options.max_repeats) break;
-    if (n < options.min_repeats) continue;
-    if (seconds_since(start) >= options.max_time_per_shape_s) break;
-    if (std::all_of(timed.begin(), timed.end(), settled)) break;
-  }
-}
-
 // What a candidate call did wrong besides its values: writing outside a tensor, or changing an
-// input. Empty when it kept to its outputs.
-std::string misbehaviour(const Task& task, const CallArgs& args, const std::vector<std::string>& input_hashes) {
+// input. `buffers` are the call's arguments; empty when it kept to its outputs.
+std::string misbehaviour(const Task& task, const std::vector<const Buffer*>& buffers,
+                         const std::vector<std::string>& input_hashes) {
   for (size_t i = 0; i < task.args.size(); ++i) {
     if (!task.args[i].is_tensor()) continue;
-    if (!args.buffers[i].guards_intact())
+    if (!buffers[i]->guards_intact())
       return fmt::format("the kernel wrote outside '{}' (the bytes just before or after it changed)", task.args[i].name);
     if (task.args[i].role == ArgRole::in &&
-        content_hash({reinterpret_cast<const char*>(args.buffers[i].data()), args.buffers[i].bytes}) != input_hashes[i])
+        content_hash({reinterpret_cast<const char*>(buffers[i]->data()), buffers[i]->bytes}) != input_hashes[i])
       return fmt::format("the kernel modified its input '{}'", task.args[i].name);
   }
   return "";
+}
+
+std::vector<const Buffer*> views(const CallArgs& args) {
+  std::vector<const Buffer*> out;
+  for (const auto& b : args.buffers) out.push_back(&b);
+  return out;
+}
+
+bool is_output(const TaskArg& arg) {
+  return arg.role == ArgRole::out || arg.role == ArgRole::inout;
 }
 
 std::vector<std::string> input_hashes(const Task& task, const CallArgs& args) {
@@ -310,6 +280,143 @@ std::vector<std::string> input_hashes(const Task& task, const CallArgs& args) {
     if (task.args[i].role == ArgRole::in)
       hashes[i] = content_hash({reinterpret_cast<const char*>(args.buffers[i].data()), args.buffers[i].bytes});
   return hashes;
+}
+
+// A kernel, timed or not, with buffers of its own for its outputs; the inputs of each call come
+// from the pool (shared, read-only).
+struct Runner {
+  CallFn fn;
+  CallArgs own;  // out and inout tensors; the other slots stay empty
+  std::vector<double> samples_us;
+
+  Runner(const Task& task, CallFn f, const CallArgs& shape) : fn(f) {
+    for (size_t i = 0; i < task.args.size(); ++i)
+      own.buffers.push_back(is_output(task.args[i]) ? Buffer::make(shape.buffers[i].bytes) : Buffer{});
+  }
+  std::vector<const Buffer*> arguments(const Task& task, const CallArgs& inputs) const {
+    std::vector<const Buffer*> out;
+    for (size_t i = 0; i < task.args.size(); ++i)
+      out.push_back(is_output(task.args[i]) ? &own.buffers[i] : &inputs.buffers[i]);
+    return out;
+  }
+  // Poisons the outputs (restores inout tensors from `inputs`), then calls; the time of the call
+  // alone is recorded when `record`. `before` runs last before the clock starts (the cache flush).
+  void call(const Task& task, const CallArgs& inputs, bool record, const std::function<void()>& before = {}) {
+    for (size_t i = 0; i < task.args.size(); ++i) {
+      Buffer& b = own.buffers[i];
+      if (task.args[i].role == ArgRole::out) std::memset(b.data(), 0xFF, b.bytes);
+      if (task.args[i].role == ArgRole::inout) std::memcpy(b.data(), inputs.buffers[i].data(), b.bytes);
+    }
+    std::vector<void*> pointers;
+    for (const Buffer* b : arguments(task, inputs)) pointers.push_back(b->data());
+    if (before) before();
+    const auto t0 = Clock::now();
+    fn(pointers.data());
+    const auto t1 = Clock::now();
+    if (record) samples_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+};
+
+// Draws `count` elements of every input tensor of `inputs` afresh, at random positions, from the
+// tensor's distribution: no two timed calls see the same inputs, so no answer can be replayed.
+void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, int count = 16) {
+  for (size_t i = 0; i < task.args.size(); ++i) {
+    const TaskArg& arg = task.args[i];
+    if (arg.role != ArgRole::in && arg.role != ArgRole::inout) continue;
+    Buffer& b = inputs.buffers[i];
+    const size_t n = b.bytes / 4;
+    if (n == 0) continue;
+    Buffer one = Buffer::make(4);
+    for (int k = 0; k < count; ++k) {
+      fill(one, arg, rng);
+      std::memcpy(b.data() + 4 * (rng() % n), one.data(), 4);
+    }
+  }
+}
+
+// Why a checked timed call failed (empty: it computed something else) and the shape's mismatches.
+using TimedFailure = std::pair<std::string, ShapeResult>;
+
+// Times the candidate (timed[0]) and, when given, the baseline (timed[1]) interleaved, call for
+// call, so both see the same machine. Call i reads pool input set i mod |pool|, after 16 elements
+// of each input were drawn afresh: no call finds the previous call's data in the cache, and none
+// sees inputs seen before, so a stored answer is never right. Before every call, outside the timed
+// window, the outputs are poisoned (inout tensors restored) and the caches flushed. A random eighth
+// of the candidate's calls, and one more call after the last, are checked against the reference
+// on the same inputs, again outside the window: every timed call must really compute.
+std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runner>& timed, Runner& reference,
+                                             std::vector<CallArgs>& pool, const EvalOptions& options,
+                                             std::vector<std::byte>& flush_buffer, std::mt19937_64& rng) {
+  auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  unsigned char flush_value = 0;
+  auto flush = [&] {
+    if (!flush_buffer.empty()) std::memset(flush_buffer.data(), ++flush_value, flush_buffer.size());
+  };
+  // One call of the candidate on `inputs`, checked: the reference's answer, and nothing else touched.
+  auto checked_call = [&](const CallArgs& inputs, bool record) -> std::optional<TimedFailure> {
+    const auto hashes = input_hashes(task, inputs);
+    timed[0].call(task, inputs, record, flush);
+    std::string why = misbehaviour(task, timed[0].arguments(task, inputs), hashes);
+    reference.call(task, inputs, false);
+    ShapeResult check;
+    compare(task, timed[0].own, reference.own, check);
+    if (why.empty() && check.correct) return std::nullopt;
+    return TimedFailure{why, check};
+  };
+
+  size_t next = 0;
+  const auto warmup_start = Clock::now();
+  for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls, ++next)
+    for (auto& t : timed) t.call(task, pool[next % pool.size()], false);
+
+  const auto start = Clock::now();
+  auto settled = [&](const Runner& t) {
+    const TimingStats s = summarize(t.samples_us);
+    return s.std_us / std::sqrt(s.n) < options.target_relative_se * s.median_us;
+  };
+  for (;; ++next) {
+    CallArgs& inputs = pool[next % pool.size()];
+    redraw_some(task, inputs, rng);
+    if (rng() % 8 == 0) {
+      if (auto failure = checked_call(inputs, true)) return failure;
+    } else {
+      timed[0].call(task, inputs, true, flush);
+    }
+    for (size_t t = 1; t < timed.size(); ++t) timed[t].call(task, inputs, true, flush);
+    const int n = static_cast<int>(timed[0].samples_us.size());
+    if (n >= options.max_repeats) break;
+    if (n < options.min_repeats) continue;
+    if (seconds_since(start) >= options.max_time_per_shape_s) break;
+    if (std::all_of(timed.begin(), timed.end(), settled)) break;
+  }
+  CallArgs& inputs = pool[next % pool.size()];
+  redraw_some(task, inputs, rng);
+  return checked_call(inputs, false);
+}
+
+// The input sets the timed calls cycle through: up to 8, fewer when a shape's inputs are large
+// (at most 512 MiB in all, at least 2). Set 0 is drawn like trial 0's inputs; the others are
+// copies of it with every input tensor rotated by a random offset (same values, other positions),
+// which costs a memcpy rather than a fresh draw.
+std::vector<CallArgs> timing_pool(const Task& task, const Bindings& dims, std::mt19937_64 inputs_rng,
+                                  std::mt19937_64& rng) {
+  std::vector<CallArgs> pool;
+  pool.push_back(make_inputs(task, dims, inputs_rng));
+  size_t input_bytes = 1;
+  for (size_t i = 0; i < task.args.size(); ++i)
+    if (task.args[i].role == ArgRole::in || task.args[i].role == ArgRole::inout) input_bytes += pool[0].buffers[i].bytes;
+  const size_t count = std::clamp<size_t>((size_t{512} << 20) / input_bytes, 2, 8);
+  while (pool.size() < count) {
+    CallArgs entry = pool[0].clone();
+    for (size_t i = 0; i < task.args.size(); ++i) {
+      if (task.args[i].role != ArgRole::in && task.args[i].role != ArgRole::inout) continue;
+      const size_t n = entry.buffers[i].bytes / 4;  // 4-byte elements (f32, i32)
+      auto* p = reinterpret_cast<std::uint32_t*>(entry.buffers[i].data());
+      if (n > 1) std::rotate(p, p + 1 + rng() % (n - 1), p + n);
+    }
+    pool.push_back(std::move(entry));
+  }
+  return pool;
 }
 
 // A shape the candidate has never been shown: every size drawn from 1 to its largest check
@@ -333,6 +440,7 @@ std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
 
 constexpr int kTrials = 3;
 
+
 // Runs in the child: everything that executes candidate code.
 EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, CallFn baseline,
                         const EvalOptions& options, std::uint64_t seed) {
@@ -354,7 +462,6 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
   auto stream = [seed](size_t s, int trial) {
     return std::mt19937_64(seed ^ (0x9E3779B97F4A7C15ull * (s + 1)) ^ (0xD1B54A32D192ED03ull * trial));
   };
-  std::vector<CallArgs> expected(shapes.size());  // trial 0's reference outputs of the bench shapes
   for (size_t s = 0; s < shapes.size(); ++s) {
     ShapeResult shape;
     shape.dims = shapes[s].first;
@@ -367,7 +474,7 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
       const auto hashes = input_hashes(task, want);
       CallArgs got = candidate_args(task, want);
       candidate(got.pointers().data());
-      if (std::string why = misbehaviour(task, got, hashes); !why.empty()) {
+      if (std::string why = misbehaviour(task, views(got), hashes); !why.empty()) {
         result.status = EvalStatus::incorrect;
         result.message = fmt::format("{} at {}", why, shape_label(shape.dims));
         shape.correct = false;
@@ -393,11 +500,6 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
       }
       reference(want.pointers().data());
       compare(task, got, want, shape);
-      if (shape.bench && trial == 0) {
-        for (size_t i = 0; i < task.args.size(); ++i)  // keep the outputs only
-          if (task.args[i].role != ArgRole::out && task.args[i].role != ArgRole::inout) want.buffers[i] = Buffer{};
-        expected[s] = std::move(want);
-      }
     }
     result.shapes.push_back(std::move(shape));
   }
@@ -413,39 +515,36 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
   }
 
   if (options.time_bench_shapes) {
+    std::mt19937_64 rng(seed ^ 0x2545F4914F6CDD1Dull);  // which timed calls are checked
     for (size_t s = 0; s < shapes.size(); ++s) {
       ShapeResult& shape = result.shapes[s];
       if (!shape.bench) continue;
-      auto rng = stream(s, 0);
-      const CallArgs initial = make_inputs(task, shape.dims, rng);
-      const auto hashes = input_hashes(task, initial);
-      std::vector<Timed> timed;
-      timed.push_back({candidate, candidate_args(task, initial), {}});
-      if (baseline) timed.push_back({baseline, candidate_args(task, initial), {}});
-      time_interleaved(task, timed, initial, options, flush_buffer);
-      shape.timing = summarize(timed[0].samples_us);
-      if (baseline) {
-        shape.baseline_timing = summarize(timed[1].samples_us);
-        shape.speedup = shape.baseline_timing->median_us / shape.timing->median_us;
-      }
-      const CallArgs& args = timed[0].args;
-      ShapeResult last_call;
-      compare(task, args, expected[s], last_call);
-      std::string why = misbehaviour(task, args, hashes);
-      if (!last_call.correct || !why.empty()) {
+      std::vector<CallArgs> pool = timing_pool(task, shape.dims, stream(s, 0), rng);
+      std::vector<Runner> timed;
+      timed.emplace_back(task, candidate, pool[0]);
+      if (baseline) timed.emplace_back(task, baseline, pool[0]);
+      Runner oracle(task, reference, pool[0]);
+      auto failure = time_interleaved(task, timed, oracle, pool, options, flush_buffer, rng);
+      if (failure) {
+        const auto& [why, check] = *failure;
         result.status = EvalStatus::incorrect;
         if (!why.empty()) {
           result.message = fmt::format("while timed, {} at {}", why, shape_label(shape.dims));
         } else {
-          const Mismatch& m = last_call.mismatches.front();
+          const Mismatch& m = check.mismatches.front();
           result.message = fmt::format("the timed calls computed something else: {}[{}] = {} (want {}) at {}",
                                        m.tensor, m.index, format_value(m.got), format_value(m.want),
                                        shape_label(shape.dims));
         }
         shape.correct = false;
-        shape.wrong_elements = last_call.wrong_elements;
-        shape.mismatches = last_call.mismatches;
+        shape.wrong_elements = check.wrong_elements;
+        shape.mismatches = check.mismatches;
         return result;
+      }
+      shape.timing = summarize(timed[0].samples_us);
+      if (baseline) {
+        shape.baseline_timing = summarize(timed[1].samples_us);
+        shape.speedup = shape.baseline_timing->median_us / shape.timing->median_us;
       }
       const double seconds = shape.timing->median_us * 1e-6;
       if (task.bytes && seconds > 0)

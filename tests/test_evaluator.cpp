@@ -309,3 +309,9 @@ TEST(Worker, AnswersAMalformedRequestWithAnErrorAndKeepsServing) {
   ASSERT_TRUE(pong.ok()) << pong.error().message;
   EXPECT_EQ(worker.starts(), 1);
 }
+
+TEST(Evaluator, AKernelAskingFor100GiBIsRefusedAndRecorded) {
+  EvalResult r = eval_rmsnorm("rmsnorm_allocates_100gib.cpp");
+  EXPECT_EQ(r.status, EvalStatus::crash) << r.message;
+  EXPECT_EQ(r.message, "crash: SIGSEGV");  // malloc refused under the address-space limit
+}
