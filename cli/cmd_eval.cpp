@@ -81,6 +81,7 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
                           t.p80_us, t.n, 100 * t.cv);
       if (s.gbps > 0) line += fmt::format("  {:.1f} GB/s", s.gbps);
       if (s.gflops > 0) line += fmt::format("  {:.2f} GFLOP/s", s.gflops);
+      if (s.roofline_pct > 0) line += fmt::format("  {:.0f}% of roofline", s.roofline_pct);
       if (s.speedup > 0) line += fmt::format("  {:.2f}x vs {}", s.speedup, r.baseline);
     } else {
       line += fmt::format(" pass max_abs_err={:.3g}", s.max_abs_error);

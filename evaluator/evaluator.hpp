@@ -134,6 +134,8 @@ struct ShapeResult {
   std::optional<TimingStats> baseline_timing;  // the task's baseline, timed interleaved
   double speedup = 0;                          // baseline median / candidate median
   double gbps = 0, gflops = 0;  // from the task's byte and FLOP formulas, when timed
+  double floor_us = 0;          // max(bytes / best bandwidth, FLOPs / peak) on this machine
+  double roofline_pct = 0;      // floor_us / median, in percent
 };
 
 struct EvalResult {
@@ -211,6 +213,7 @@ class Evaluator {
   const HostCompiler* compiler_;
   std::string reference_binary_;
   std::string baseline_binary_, baseline_name_;  // the task's seeds/cpu_naive.cpp, when it has one
+  std::string probe_binary_;                     // measures the machine for the physics floor
   std::shared_ptr<Worker> worker_;
 };
 

@@ -685,8 +685,11 @@ Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler, std
   if (!binary)
     return make_error(ErrorKind::invalid_input, "{}: the reference does not compile:\n{}", task.reference_path,
                       binary.error().message);
+  auto probe = compile_probe(compiler);
+  if (!probe) return make_error(ErrorKind::internal, "the machine probe does not compile:\n{}", probe.error().message);
   if (!worker) worker = std::make_shared<Worker>();
   Evaluator evaluator(std::move(task), compiler, binary->path, std::move(worker));
+  evaluator.probe_binary_ = probe->path;
   // The baseline every candidate's speedup is measured against, in the same child, interleaved.
   const std::string baseline_path = evaluator.task_.dir + "/seeds/cpu_naive.cpp";
   if (auto baseline_source = read_file(baseline_path)) {
@@ -732,6 +735,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
                                   {"reference", reference_binary_},
                                   {"baseline", options.time_bench_shapes ? baseline_binary_ : ""},
                                   {"candidate", binary->path},
+                                  {"probe", probe_binary_},
                                   {"options", to_json(options)},
                                   {"seed", result.seed}};
   // The worker enforces options.timeout_s on the evaluation itself; this deadline only catches a
@@ -850,6 +854,13 @@ nlohmann::json serve_request(const nlohmann::json& request) {
     EvalResult result = run_sandboxed(it->second, request.at("reference"), request.at("baseline"),
                                       request.at("candidate"), eval_options_from_json(request.at("options")),
                                       request.at("seed"));
+    // Here, outside the child that ran the candidate: what it reported is checked against physics.
+    if (const std::string probe = request.value("probe", ""); !probe.empty() && result.status == EvalStatus::ok) {
+      if (auto limits = probe_limits(probe))
+        apply_physics(it->second, *limits, result);
+      else
+        fmt::print(stderr, "kforge worker: no physics floor: {}\n", limits.error().message);
+    }
     return {{"result", to_json(result)}};
   } catch (const nlohmann::json::exception& e) {
     return {{"error", fmt::format("malformed eval request: {}", e.what())}};

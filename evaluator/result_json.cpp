@@ -45,6 +45,8 @@ json to_json(const EvalResult& result) {
       }
       shape["gbps"] = s.gbps;
       shape["gflops"] = s.gflops;
+      shape["floor_us"] = s.floor_us;
+      shape["roofline_pct"] = s.roofline_pct;
     }
     shapes.push_back(shape);
   }
@@ -94,6 +96,8 @@ Result<EvalResult> eval_result_from_json(const json& j) {
           shape.speedup = s.at("speedup");
         }
         shape.gflops = s.at("gflops");
+        shape.floor_us = s.value("floor_us", 0.0);
+        shape.roofline_pct = s.value("roofline_pct", 0.0);
       }
       r.shapes.push_back(std::move(shape));
     }

@@ -105,6 +105,8 @@ TEST(Evaluator, CorrectKernelIsTimedWithStatistics) {
     EXPECT_LE(s.timing->p20_us, s.timing->median_us);
     EXPECT_LE(s.timing->median_us, s.timing->p80_us);
     EXPECT_GT(s.gbps, 0);
+    EXPECT_GT(s.floor_us, 0);  // the physics floor, and how close the kernel comes to it
+    EXPECT_NEAR(s.roofline_pct, 100 * s.floor_us / s.timing->median_us, 1e-9);
     // The task's naive seed is the baseline, timed interleaved with the candidate: here the
     // candidate is that same kernel, so the speedup must come out near 1.
     ASSERT_TRUE(s.baseline_timing.has_value());
@@ -314,4 +316,13 @@ TEST(Evaluator, AKernelAskingFor100GiBIsRefusedAndRecorded) {
   EvalResult r = eval_rmsnorm("rmsnorm_allocates_100gib.cpp");
   EXPECT_EQ(r.status, EvalStatus::crash) << r.message;
   EXPECT_EQ(r.message, "crash: SIGSEGV");  // malloc refused under the address-space limit
+}
+
+TEST(Evaluator, ATimeBelowThePhysicsFloorIsRejected) {
+  // Its byte formula claims 8 MB per element: the honest kernel then "beats" the machine's bandwidth.
+  Evaluator overclaimed = evaluator_for(kSource + "/tests/data/tasks", "tiny/overclaimed");
+  EvalResult r = overclaimed.evaluate(
+      load_kernel(kSource + "/tests/data/tasks/tiny/overclaimed/seeds/cpu_naive.cpp"), "k.cpp", EvalOptions{});
+  EXPECT_EQ(r.status, EvalStatus::rejected_cheat);
+  EXPECT_NE(r.message.find("faster than physics at N=1024"), std::string::npos) << r.message;
 }

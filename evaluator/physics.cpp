@@ -1,0 +1,205 @@
+// The physics floor: what this machine can move and compute at best, measured once per worker by
+// a probe compiled like every candidate (same compiler, same -O3 -march=native -fopenmp), so no
+// honest kernel can beat it by being built better. A measured time far below
+// max(bytes / bandwidth, FLOPs / peak) is not a fast kernel but a broken measurement or a cheat.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "evaluator/internal.hpp"
+
+namespace kforge {
+namespace {
+
+// Read bandwidth over hot buffers of several sizes (each level of the cache hierarchy, then
+// memory), and FMA throughput, on every core. The best of several repetitions of each.
+constexpr const char* kProbeSource = R"(
+#include <chrono>
+#include <cstdlib>
+#include <algorithm>
+
+namespace {
+double seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+// Bytes per second reading `bytes` of hot memory with `threads` threads.
+extern "C" double kforge_probe_read(long bytes, int threads) {
+  const long n = bytes / 4;
+  float* data = static_cast<float*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64));
+  #pragma omp parallel for
+  for (long i = 0; i < n; ++i) data[i] = 1.0f + (i & 7);
+  double best = 0, start = seconds();
+  volatile float sink = 0;
+  for (int rep = 0; rep < 1000 && (rep < 5 || seconds() - start < 0.05); ++rep) {
+    const long passes = 1 + (1l << 22) / n;  // at least 16 MiB read per repetition
+    const double t0 = seconds();
+    float total = 0;
+    for (long p = 0; p < passes; ++p) {
+      float sum = 0;
+      #pragma omp parallel for simd reduction(+ : sum) num_threads(threads)
+      for (long i = 0; i < n; ++i) sum += data[i];
+      total += sum;
+    }
+    const double t = seconds() - t0;
+    sink = total;
+    if (t > 0) best = std::max(best, double(passes) * n * 4 / t);
+  }
+  std::free(data);
+  return best;
+}
+
+// Floating-point operations per second of independent FMA chains on `threads` threads.
+extern "C" double kforge_probe_fma(int threads) {
+  double best = 0;
+  for (int rep = 0; rep < 10; ++rep) {
+    const long iterations = 1 << 20;
+    const double t0 = seconds();
+    float total = 0;
+    #pragma omp parallel reduction(+ : total) num_threads(threads)
+    {
+      float acc[256];
+      for (int i = 0; i < 256; ++i) acc[i] = 1.0f + i * 1e-6f;
+      const float a = 0.999999f, b = 1e-7f;
+      for (long k = 0; k < iterations / 16; ++k)
+        #pragma omp simd
+        for (int i = 0; i < 256; ++i) acc[i] = acc[i] * a + b;
+      for (int i = 0; i < 256; ++i) total += acc[i];
+    }
+    const double t = seconds() - t0;
+    volatile float sink = total;
+    (void)sink;
+    if (t > 0) best = std::max(best, 2.0 * 256 * (iterations / 16) * threads / t);
+  }
+  return best;
+}
+)";
+
+constexpr long kLadder[] = {16l << 10, 256l << 10, 2l << 20, 16l << 20, 128l << 20};
+
+using nlohmann::json;
+
+json limits_to_json(const MachineLimits& m) {
+  json ladder = json::array();
+  for (const auto& [bytes, rate] : m.read_bytes_per_s) ladder.push_back({bytes, rate});
+  return {{"read_bytes_per_s", ladder}, {"flops_per_s", m.flops_per_s}};
+}
+
+Result<MachineLimits> limits_from_json(const json& j) {
+  try {
+    MachineLimits m;
+    for (const auto& step : j.at("read_bytes_per_s")) m.read_bytes_per_s.emplace_back(step.at(0), step.at(1));
+    m.flops_per_s = j.at("flops_per_s");
+    if (m.read_bytes_per_s.empty() || !(m.flops_per_s > 0)) return make_error(ErrorKind::internal, "empty probe");
+    return m;
+  } catch (const json::exception& e) {
+    return make_error(ErrorKind::internal, "malformed probe result: {}", e.what());
+  }
+}
+
+}  // namespace
+
+Result<Binary> compile_probe(const HostCompiler& compiler) {
+  CompileRequest request;
+  request.source = kProbeSource;
+  request.file_name = "kforge_probe.cpp";
+  return compiler.compile(request);
+}
+
+double MachineLimits::read_rate(double bytes) const {
+  // The fastest of the buffers no larger than `bytes` (the smallest buffer's when all are larger):
+  // a working set of `bytes` sits no higher in the cache hierarchy than they do, so no kernel
+  // reads it faster.
+  double rate = read_bytes_per_s.front().second;
+  for (const auto& [size, r] : read_bytes_per_s)
+    if (size <= bytes) rate = std::max(rate, r);
+  return rate;
+}
+
+Result<MachineLimits> probe_limits(const std::string& probe_binary) {
+  static std::map<std::string, MachineLimits> probed;  // per worker
+  if (auto it = probed.find(probe_binary); it != probed.end()) return it->second;
+  // Kept beside the probe in the compile cache, and measured again by each new worker: the file
+  // holds the best of every measurement, since a busy machine can only make a probe slower.
+  const std::string saved = probe_binary + ".limits.json";
+  std::optional<MachineLimits> before;
+  if (auto text = read_file(saved)) {
+    auto parsed = json::parse(*text, nullptr, false);
+    if (!parsed.is_discarded())
+      if (auto limits = limits_from_json(parsed)) before = *limits;
+  }
+  // In a child: the probe starts OpenMP threads, and a worker that forks evaluations must not
+  // hold any (libgomp does not survive fork).
+  auto child = run_in_child(
+      [&](int fd) {
+        auto library = SharedLibrary::open(probe_binary);
+        if (!library) _exit(2);
+        auto read = library->symbol("kforge_probe_read");
+        auto fma = library->symbol("kforge_probe_fma");
+        if (!read || !fma) _exit(2);
+        // Every core at once, and one core times the number of cores: on a busy machine the first
+        // is the worse estimate, and the floor must not rise with someone else's load.
+        const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        auto read_rate = reinterpret_cast<double (*)(long, int)>(*read);
+        auto fma_rate = reinterpret_cast<double (*)(int)>(*fma);
+        MachineLimits m;
+        for (long bytes : kLadder)
+          m.read_bytes_per_s.emplace_back(bytes, std::max(read_rate(bytes, cores), cores * read_rate(bytes, 1)));
+        m.flops_per_s = std::max(fma_rate(cores), cores * fma_rate(1));
+        const std::string text = limits_to_json(m).dump();
+        if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) _exit(3);
+        _exit(0);
+      },
+      60);
+  if (!child) return child.error();
+  if (child->timed_out || child->exit_code != 0)
+    return make_error(ErrorKind::internal, "the machine probe failed (exit {}, signal {})", child->exit_code,
+                      child->signal);
+  auto parsed = json::parse(child->output, nullptr, false);
+  auto limits = parsed.is_discarded() ? Result<MachineLimits>(make_error(ErrorKind::internal, "unreadable probe"))
+                                      : limits_from_json(parsed);
+  if (!limits) return limits.error();
+  if (before && before->read_bytes_per_s.size() == limits->read_bytes_per_s.size()) {
+    for (size_t i = 0; i < limits->read_bytes_per_s.size(); ++i)
+      limits->read_bytes_per_s[i].second = std::max(limits->read_bytes_per_s[i].second, before->read_bytes_per_s[i].second);
+    limits->flops_per_s = std::max(limits->flops_per_s, before->flops_per_s);
+  }
+  const std::string temp = fmt::format("{}.{}.tmp", saved, getpid());
+  if (FILE* f = std::fopen(temp.c_str(), "w")) {
+    const std::string text = limits_to_json(*limits).dump();
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (std::fclose(f) == 0 && ok) std::rename(temp.c_str(), saved.c_str());
+    std::remove(temp.c_str());
+  }
+  return probed[probe_binary] = *limits;
+}
+
+void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result) {
+  for (auto& shape : result.shapes) {
+    if (!shape.timing || shape.timing->median_us <= 0) continue;
+    const double bytes = task.bytes ? static_cast<double>(task.bytes->eval(shape.dims).value()) : 0;
+    const double flops = task.flops ? static_cast<double>(task.flops->eval(shape.dims).value()) : 0;
+    const double ideal_s = std::max(bytes / limits.read_rate(bytes), flops / limits.flops_per_s);
+    if (ideal_s <= 0) continue;
+    shape.floor_us = ideal_s * 1e6;
+    shape.roofline_pct = 100 * shape.floor_us / shape.timing->median_us;
+    // Half the ideal time: room for a kernel that beats our probe loops, none for a broken timer.
+    if (result.status == EvalStatus::ok && shape.timing->median_us < 0.5 * shape.floor_us) {
+      result.status = EvalStatus::rejected_cheat;
+      result.message = fmt::format(
+          "faster than physics at {}: median {:.3g} us, but {:.3g} bytes and {:.3g} FLOPs take at least {:.3g} us "
+          "on this machine ({:.3g} GB/s, {:.3g} GFLOP/s measured)",
+          shape_label(shape.dims), shape.timing->median_us, bytes, flops, shape.floor_us,
+          limits.read_rate(bytes) / 1e9, limits.flops_per_s / 1e9);
+    }
+  }
+}
+
+}  // namespace kforge
