@@ -2,6 +2,8 @@
 // vendor backends share for loading their libraries at run time.
 #pragma once
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +26,30 @@ inline Result<SharedLibrary> open_first(const std::vector<std::string>& names) {
     tried += (tried.empty() ? "" : ", ") + name;
   }
   return make_error(ErrorKind::io, "{} not found", tried);
+}
+
+// Points `fn` at the first of `symbols` that `lib` has: a newer driver's versioned name, then the older one.
+template <class Fn>
+Status bind_first(const SharedLibrary& lib, Fn& fn, const std::vector<const char*>& symbols) {
+  Status status;
+  for (const char* symbol : symbols) {
+    auto address = lib.symbol(symbol);
+    if (address) {
+      fn = reinterpret_cast<Fn>(*address);
+      return {};
+    }
+    status = address.error();
+  }
+  return status;
+}
+
+// Writes `bytes` to `path`, replacing it.
+inline Status write_file(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  out.close();
+  if (!out) return make_error(ErrorKind::io, "{}: cannot write", path.string());
+  return {};
 }
 
 // Points `fn` at `symbol` in `lib`.

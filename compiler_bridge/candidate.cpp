@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <regex>
 #include <set>
 
@@ -196,6 +197,52 @@ Result<Candidate> parse_candidate(std::string source, const std::string& origin)
                       candidate.entry);
   candidate.source = std::move(source);
   return candidate;
+}
+
+Result<LaunchDims> evaluate_launch(const LaunchSpec& spec, const Bindings& bindings) {
+  // The limits every CUDA device since sm_30 and every AMD GPU share; a device may refuse more
+  // (registers, shared memory), which its launch reports.
+  constexpr std::int64_t kMaxBlockThreads = 1024, kMaxGridX = 2147483647, kMaxGridYZ = 65535;
+  auto describe = [&] {
+    auto texts = [](const std::vector<Expr>& dims) {
+      std::vector<std::string> out;
+      for (const auto& d : dims) out.push_back(d.text());
+      return fmt::format("({})", fmt::join(out, ","));
+    };
+    return fmt::format("launch grid={} block={}", texts(spec.grid), texts(spec.block));
+  };
+  if (spec.grid.empty() || spec.grid.size() > 3 || spec.block.empty() || spec.block.size() > 3)
+    return make_error(ErrorKind::invalid_input, "{}: grid and block need 1 to 3 dimensions", describe());
+  LaunchDims dims;
+  static constexpr const char* kAxis[] = {"x", "y", "z"};
+  for (const auto* part : {&spec.grid, &spec.block}) {
+    const bool grid = part == &spec.grid;
+    for (size_t i = 0; i < part->size(); ++i) {
+      auto value = (*part)[i].eval(bindings);
+      if (!value) return make_error(ErrorKind::invalid_input, "{}: {}", describe(), value.error().message);
+      const std::string name =
+          fmt::format("{}.{} = {} = {}", grid ? "grid" : "block", kAxis[i], (*part)[i].text(), *value);
+      if (*value <= 0) return make_error(ErrorKind::invalid_input, "{}: {} is not positive", describe(), name);
+      const std::int64_t limit = !grid ? kMaxBlockThreads : i == 0 ? kMaxGridX : kMaxGridYZ;
+      if (*value > limit)
+        return make_error(ErrorKind::invalid_input, "{}: {} exceeds the hardware limit {}", describe(), name, limit);
+      (grid ? dims.grid : dims.block)[i] = static_cast<unsigned>(*value);
+    }
+  }
+  const std::int64_t threads = std::int64_t{dims.block[0]} * dims.block[1] * dims.block[2];
+  if (threads > kMaxBlockThreads)
+    return make_error(ErrorKind::invalid_input, "{}: a block of {}x{}x{} = {} threads exceeds the hardware limit {}",
+                      describe(), dims.block[0], dims.block[1], dims.block[2], threads, kMaxBlockThreads);
+  if (spec.shared_bytes) {
+    auto bytes = spec.shared_bytes->eval(bindings);
+    if (!bytes) return make_error(ErrorKind::invalid_input, "{}: smem: {}", describe(), bytes.error().message);
+    // 0 dynamic shared memory is a valid launch; a negative or absurd amount is not.
+    if (*bytes < 0 || *bytes > std::numeric_limits<unsigned>::max())
+      return make_error(ErrorKind::invalid_input, "{}: smem = {} = {} is not a byte count a launch can take",
+                        describe(), spec.shared_bytes->text(), *bytes);
+    dims.shared_bytes = static_cast<unsigned>(*bytes);
+  }
+  return dims;
 }
 
 }  // namespace kforge

@@ -4,22 +4,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "compiler_bridge/compiler_bridge.hpp"
+#include "compiler_bridge/backends.hpp"
 
 namespace fs = std::filesystem;
 
 namespace kforge {
-namespace {
-
-Status write_file(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) return make_error(ErrorKind::io, "{}: cannot write", path.string());
-  return {};
-}
-
-}  // namespace
 
 std::string default_cache_dir() {
   if (const char* dir = getenv("KFORGE_CACHE_DIR"); dir && *dir) return dir;
@@ -39,52 +28,67 @@ Result<CompileCache> CompileCache::open(std::string dir) {
   return cache;
 }
 
+CompileCache CompileCache::at(std::string dir) {
+  CompileCache cache;
+  cache.dir_ = dir.empty() ? default_cache_dir() : std::move(dir);
+  return cache;
+}
+
 std::optional<Binary> CompileCache::lookup(const std::string& backend, const std::string& key,
                                            const std::string& format) const {
-  Binary binary;
-  binary.backend = backend;
-  binary.key = key;
-  binary.format = format;
-  binary.path = fmt::format("{}/{}/{}.{}", dir_, backend, key, format);
+  const std::string path = fmt::format("{}/{}/{}.{}", dir_, backend, key, format);
   std::error_code ec;
-  const auto size = fs::file_size(binary.path, ec);
+  const auto size = fs::file_size(path, ec);
   if (ec) return std::nullopt;
-  binary.size_bytes = static_cast<std::int64_t>(size);
-  binary.cache_hit = true;
-  if (auto log = read_file(fmt::format("{}/{}/{}.log", dir_, backend, key))) binary.log = *log;
-  return binary;
+  auto log = read_file(fmt::format("{}/{}/{}.log", dir_, backend, key));
+  return Binary{.backend = backend,
+                .format = format,
+                .path = path,
+                .key = key,
+                .log = log ? *log : "",
+                .cache_hit = true,
+                .size_bytes = static_cast<std::int64_t>(size)};
 }
 
-Status CompileCache::store(Binary& binary, const std::string& file) const {
-  const fs::path folder = fs::path(dir_) / binary.backend;
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  binary.path = (folder / (binary.key + "." + binary.format)).string();
-  binary.size_bytes = static_cast<std::int64_t>(fs::file_size(file, ec));
-  // The log first, so that a binary in place always has its log; both by atomic rename, so a
-  // concurrent compile of the same key leaves complete files whichever rename wins.
-  const fs::path log_tmp = fs::path(file).string() + ".log";
-  if (auto s = write_file(log_tmp, binary.log); !s) return s;
-  fs::rename(log_tmp, folder / (binary.key + ".log"), ec);
-  if (!ec) fs::rename(file, binary.path, ec);
-  if (ec) return make_error(ErrorKind::io, "{}: cannot store in the compile cache: {}", binary.path, ec.message());
-  return {};
-}
-
-Status CompileCache::store_bytes(Binary& binary, const std::string& bytes) const {
+Result<Binary> CompileCache::get_or_build(const std::string& backend, const std::string& key, const std::string& format,
+                                          const BuildFn& build) const {
+  if (auto hit = lookup(backend, key, format)) return *hit;
   auto scratch = make_scratch_dir();
   if (!scratch) return scratch.error();
-  const std::string file = *scratch + "/binary";
-  Status s = write_file(file, bytes);
-  if (s) s = store(binary, file);
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{*scratch};
+  const fs::path output = fs::path(*scratch) / ("kforge-output." + format);
+  auto log = build(output.string());
+  if (!log) return log.error();
+
+  const fs::path folder = fs::path(dir_) / backend;
+  Binary binary{
+      .backend = backend, .format = format, .path = (folder / (key + "." + format)).string(), .key = key, .log = *log};
   std::error_code ec;
-  fs::remove_all(*scratch, ec);
-  return s;
+  binary.size_bytes = static_cast<std::int64_t>(fs::file_size(output, ec));
+  if (ec) return make_error(ErrorKind::internal, "{}: the {} compiler wrote no binary", output.string(), backend);
+  fs::create_directories(folder, ec);
+  // The log first, so that a binary in place always has its log; both by atomic rename, so a
+  // concurrent compile of the same key leaves complete files whichever rename wins.
+  const fs::path log_tmp = fs::path(*scratch) / "kforge-output.log";
+  if (auto s = write_file(log_tmp, binary.log); !s) return s.error();
+  fs::rename(log_tmp, folder / (key + ".log"), ec);
+  if (!ec) fs::rename(output, binary.path, ec);
+  if (ec) return make_error(ErrorKind::io, "{}: cannot store in the compile cache: {}", binary.path, ec.message());
+  return binary;
 }
 
 Result<std::string> CompileCache::make_scratch_dir() const {
   std::string scratch = dir_ + "/tmp/build-XXXXXX";
-  if (!mkdtemp(scratch.data())) return make_error(ErrorKind::io, "{}: cannot make a scratch directory", scratch);
+  std::error_code ec;
+  fs::create_directories(fs::path(dir_) / "tmp", ec);
+  if (ec || !mkdtemp(scratch.data()))
+    return make_error(ErrorKind::io, "compile cache {}: not writable (set KFORGE_CACHE_DIR)", dir_);
   return scratch;
 }
 

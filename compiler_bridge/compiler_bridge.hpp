@@ -2,14 +2,16 @@
 //
 // It reads the candidate file format (the `// @kforge` header lines that say which function is
 // the entry, which tunable params exist and how the kernel is launched), compiles sources with a
-// backend's compiler into a binary cached on disk by content hash, and loads binaries. It knows
-// nothing of tasks, correctness or timing: the evaluator above decides what to compile and why.
+// backend's compiler into a binary cached on disk by content hash, and loads and runs binaries. It
+// knows nothing of tasks or correctness: the evaluator above decides what to compile, run and time.
 // Backends: `cpu` (the host C++ compiler, `$CXX` or g++, to a shared object), `cuda` (NVRTC to
 // CUBIN or PTX), `hip` (hiprtc to a code object), and `null` (compiles nothing, for plumbing
-// tests). One compile cache on disk serves them all.
+// tests). One compile cache on disk serves them all. The GPU backends also open devices: memory,
+// copies, module loading, launches on a stream and event timing, through the vendors' driver APIs.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -69,14 +71,14 @@ struct CompileRequest {
 };
 
 struct Binary {
-  std::string backend;  // "cpu", "cuda", "hip"
-  std::string arch;     // what it was compiled for ("native" on the cpu)
-  std::string format;   // "so", "cubin", "ptx", "hsaco"
-  std::string path;     // the file, inside the compile cache
-  std::string key;      // content hash of everything that shaped the binary
-  std::string log;      // compiler output (warnings, resource usage)
+  std::string backend = {};  // "cpu", "cuda", "hip"
+  std::string arch = {};     // what it was compiled for ("native" on the cpu)
+  std::string format = {};   // "so", "cubin", "ptx", "hsaco"
+  std::string path = {};     // the file, inside the compile cache
+  std::string key = {};      // content hash of everything that shaped the binary
+  std::string log = {};      // compiler output (warnings, resource usage)
   bool cache_hit = false;
-  ResourceUsage usage;
+  ResourceUsage usage = {};
   std::int64_t size_bytes = 0;
 };
 
@@ -84,17 +86,18 @@ struct Binary {
 // <dir>/<backend>/<key>.<ext> plus <key>.log; files appear by atomic rename only.
 class CompileCache {
  public:
-  // `dir` empty: default_cache_dir(). Creates the directory.
+  // `dir` empty: default_cache_dir(). Creates the directory; an error if it cannot be written.
   static Result<CompileCache> open(std::string dir = "");
+  // The cache at `dir` as it is, neither created nor checked: for commands that compile nothing.
+  static CompileCache at(std::string dir = "");
 
-  // The cached binary for `key`, with its log, if present.
-  std::optional<Binary> lookup(const std::string& backend, const std::string& key, const std::string& format) const;
-  // Moves `file` (written in a scratch directory of this cache) into place, with `log` beside it.
-  Status store(Binary& binary, const std::string& file) const;
-  // Writes `bytes` to a temporary file and stores it.
-  Status store_bytes(Binary& binary, const std::string& bytes) const;
-  // A fresh scratch directory, removed by the caller.
-  Result<std::string> make_scratch_dir() const;
+  // What a compiler does on a cache miss: writes the binary to `output_path` (in a fresh scratch
+  // directory it may also use, removed afterwards) and returns its log.
+  using BuildFn = std::function<Result<std::string>(const std::string& output_path)>;
+  // The binary cached under `key`, else the one `build` makes, stored with its log; a `build`
+  // error comes back as it is and caches nothing. The caller fills in arch and usage.
+  Result<Binary> get_or_build(const std::string& backend, const std::string& key, const std::string& format,
+                              const BuildFn& build) const;
 
   struct Usage {
     std::int64_t files = 0, bytes = 0;
@@ -104,21 +107,84 @@ class CompileCache {
   const std::string& dir() const { return dir_; }
 
  private:
+  std::optional<Binary> lookup(const std::string& backend, const std::string& key, const std::string& format) const;
+  Result<std::string> make_scratch_dir() const;
   std::string dir_;
 };
 
 // ---- backends ---------------------------------------------------------------------------------
 
 struct DeviceInfo {
-  std::string backend;           // "cuda"
-  int index = 0;                 // within the backend
-  std::string name;              // "NVIDIA H200"
-  std::string arch;              // "sm_90", "gfx90a", "native"
-  int compute_units = 0;         // SMs / CUs / cores
+  std::string backend;    // "cuda"
+  int index = 0;          // within the backend
+  std::string name;       // "NVIDIA H200"
+  std::string arch;       // "sm_90", "gfx90a", "native"
+  int compute_units = 0;  // SMs / CUs / cores
   std::int64_t memory_bytes = 0;
   std::int64_t l2_bytes = 0;
   int clock_khz = 0, memory_clock_khz = 0;
   int warp_size = 0;
+};
+
+// ---- running on a device ----------------------------------------------------------------------
+
+using DevicePtr = std::uint64_t;  // a device address (CUdeviceptr / hipDeviceptr_t); 0 is null
+
+// One launch's shape: grid and block extents per dimension, and dynamic shared memory in bytes.
+struct LaunchDims {
+  unsigned grid[3] = {1, 1, 1};
+  unsigned block[3] = {1, 1, 1};
+  unsigned shared_bytes = 0;
+};
+
+// Evaluates one `@kforge launch` line under `bindings` (task sizes + params); an extent that is not
+// positive or does not fit the hardware limits (block > 1024 threads, grid.y/z > 65535) is an invalid_input error
+// naming it.
+Result<LaunchDims> evaluate_launch(const LaunchSpec& spec, const Bindings& bindings);
+
+class Module {  // a loaded code object; unloaded on destruction
+ public:
+  virtual ~Module() = default;
+};
+
+class Event {  // a timing event; destroyed with the object
+ public:
+  virtual ~Event() = default;
+};
+
+// One GPU with its own context and a harness-owned stream; not thread-safe, but any one thread
+// at a time may call it. Every error names the driver's error and what was being done.
+class Device {
+ public:
+  virtual ~Device() = default;
+  // What the device is (as Backend::devices() lists it).
+  virtual const DeviceInfo& info() const = 0;
+  // `bytes` of device memory, uninitialised.
+  virtual Result<DevicePtr> alloc(std::size_t bytes) = 0;
+  // Frees what alloc returned; 0 is ignored.
+  virtual void free(DevicePtr ptr) = 0;
+  // Host to device, after the stream's earlier work; returns when done.
+  virtual Status copy_in(DevicePtr dst, const void* src, std::size_t bytes) = 0;
+  // Device to host, after the stream's earlier work; returns when done.
+  virtual Status copy_out(void* dst, DevicePtr src, std::size_t bytes) = 0;
+  // Sets `bytes` bytes at `dst` to `byte`, on the stream.
+  virtual Status fill(DevicePtr dst, std::uint8_t byte, std::size_t bytes) = 0;
+  // Loads a binary this backend compiled (cubin or ptx, hsaco).
+  virtual Result<std::unique_ptr<Module>> load(const Binary& binary) = 0;
+  // Enqueues `entry` of `module` on the stream; args[i] points at the i-th kernel argument's value.
+  virtual Status launch(const Module& module, const std::string& entry, const LaunchDims& dims, void** args) = 0;
+  // Waits for the stream; reports asynchronous errors (an illegal address surfaces here).
+  virtual Status synchronize() = 0;
+  // A timing event.
+  virtual Result<std::unique_ptr<Event>> create_event() = 0;
+  // Records `event` on the stream.
+  virtual Status record(Event& event) = 0;
+  // Milliseconds between two recorded events; waits for `end`.
+  virtual Result<double> elapsed_ms(const Event& start, const Event& end) = 0;
+  // Writes a buffer of 2x L2 and resets persisting L2 lines, on the stream: the next launch starts cold.
+  virtual Status flush_l2() = 0;
+  // A sticky error (illegal address, ...) was seen: the context is unusable, restart the process.
+  virtual bool dead() const = 0;
 };
 
 // One backend: a compiler (source -> binary, pure and cached) and the devices it can run on. Each
@@ -139,6 +205,8 @@ class Backend {
   virtual Result<Binary> compile(const CompileRequest& request) const = 0;
   // The devices present; the error says why there are none ("libcuda.so.1 not found").
   virtual Result<std::vector<DeviceInfo>> devices() const = 0;
+  // Device `index` of devices(), opened; default (cpu, null): an error saying there is none to open.
+  virtual Result<std::unique_ptr<Device>> open_device(int index) const;
 };
 
 // Every backend kforge knows, in a fixed order (cpu, cuda, hip, null), sharing `cache`.

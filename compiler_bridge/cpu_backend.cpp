@@ -65,48 +65,32 @@ std::string HostCompiler::cache_key(const CompileRequest& request) const {
 }
 
 Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
-  const std::string key = cache_key(request);
-  if (auto hit = cache_->lookup("cpu", key, "so")) {
-    hit->arch = "native";
-    return *hit;
-  }
-  auto scratch_dir = cache_->make_scratch_dir();
-  if (!scratch_dir) return scratch_dir.error();
-  const fs::path scratch = *scratch_dir;
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{scratch};
+  auto binary =
+      cache_->get_or_build("cpu", cache_key(request), "so", [&](const std::string& output) -> Result<std::string> {
+        const fs::path scratch = fs::path(output).parent_path();
+        // The compiler picks the language by extension: whatever the kernel file is called, compile
+        // it as C++ under its own name, so the log still points at it.
+        std::string file_name = fs::path(request.file_name).filename().string();
+        const std::string extension = fs::path(file_name).extension().string();
+        if (extension != ".cpp" && extension != ".cc" && extension != ".cxx") file_name += ".cpp";
+        if (auto s = write_file(scratch / file_name, request.source); !s) return s.error();
 
-  // The compiler picks the language by extension: whatever the kernel file is called, compile
-  // it as C++ under its own name, so the log still points at it.
-  std::string file_name = fs::path(request.file_name).filename().string();
-  const std::string extension = fs::path(file_name).extension().string();
-  if (extension != ".cpp" && extension != ".cc" && extension != ".cxx") file_name += ".cpp";
-  {
-    std::ofstream out(scratch / file_name, std::ios::binary);
-    out << request.source;
-    if (!out) return make_error(ErrorKind::io, "{}: cannot write", (scratch / file_name).string());
-  }
+        std::vector<std::string> argv = {options_.compiler};
+        for (const auto& flag : flags()) argv.push_back(flag);
+        for (const auto& [name, value] : request.defines) argv.push_back(fmt::format("-D{}={}", name, value));
+        argv.insert(argv.end(), {"./" + file_name, "-o", output});
 
-  std::vector<std::string> argv = {options_.compiler};
-  for (const auto& flag : flags()) argv.push_back(flag);
-  for (const auto& [name, value] : request.defines) argv.push_back(fmt::format("-D{}={}", name, value));
-  argv.insert(argv.end(), {"./" + file_name, "-o", "kforge-output.so"});
-
-  auto run = run_process(argv, scratch.string(), options_.timeout_s);
-  if (!run) return run.error();
-  if (run->timed_out)
-    return make_error(ErrorKind::compile, "{}: compile timeout after {} s\n{}", file_name, options_.timeout_s,
-                      run->output);
-  if (run->exit_code != 0)
-    return Error{ErrorKind::compile,
-                 run->output.empty() ? fmt::format("{} failed with no output", argv[0]) : run->output};
-  Binary binary{"cpu", "native", "so", "", key, run->output, false, {}, 0};
-  if (auto s = cache_->store(binary, (scratch / "kforge-output.so").string()); !s) return s.error();
+        auto run = run_process(argv, scratch.string(), options_.timeout_s);
+        if (!run) return run.error();
+        if (run->timed_out)
+          return make_error(ErrorKind::compile, "{}: compile timeout after {} s\n{}", file_name, options_.timeout_s,
+                            run->output);
+        if (run->exit_code != 0)
+          return Error{ErrorKind::compile,
+                       run->output.empty() ? fmt::format("{} failed with no output", argv[0]) : run->output};
+        return run->output;
+      });
+  if (binary) binary->arch = "native";
   return binary;
 }
 
@@ -143,7 +127,8 @@ namespace {
 // The host as a backend: the host compiler, and the machine's CPU as the one device.
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const CompileCache& cache) : compiler_(HostCompiler::create({.compiler = "", .cache_dir = cache.dir()})) {}
+  explicit CpuBackend(const CompileCache& cache)
+      : compiler_(HostCompiler::create({.compiler = "", .cache_dir = cache.dir()})) {}
 
   std::string name() const override { return "cpu"; }
   Status compiler_status() const override {
@@ -154,6 +139,9 @@ class CpuBackend final : public Backend {
   std::string default_arch() const override { return "native"; }
   Result<Binary> compile(const CompileRequest& request) const override {
     if (!compiler_) return compiler_.error();
+    if (!request.arch.empty() && request.arch != "native")
+      return make_error(ErrorKind::invalid_input,
+                        "cpu: --arch {}: the cpu backend compiles for this host only (-march=native)", request.arch);
     return compiler_->compile(request);
   }
   Result<std::vector<DeviceInfo>> devices() const override {
@@ -173,6 +161,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const CompileCache& cache) { return std::make_unique<CpuBackend>(cache); }
+std::unique_ptr<Backend> make_cpu_backend(const CompileCache& cache) {
+  return std::make_unique<CpuBackend>(cache);
+}
 
 }  // namespace kforge

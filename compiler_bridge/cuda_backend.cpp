@@ -1,10 +1,13 @@
 // cuda: NVRTC compiles to CUBIN (sm_XX) or PTX (compute_XX); the driver API answers device
-// queries. Both libraries are dlopen'ed, so kforge starts and runs its CPU path without them.
+// queries and runs kernels (primary context, one non-blocking stream, events). Both libraries are
+// dlopen'ed, so kforge starts and runs its CPU path without them.
 #include <cuda.h>
 #include <nvrtc.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <regex>
 
 #include "compiler_bridge/backends.hpp"
@@ -55,6 +58,37 @@ const Result<Nvrtc>& nvrtc() {
   return loaded;
 }
 
+// NVRTC: `request` to PTX or CUBIN, written to `output`; returns the log.
+Result<std::string> nvrtc_compile(const CompileRequest& request, const std::vector<std::string>& options, bool ptx,
+                                  const std::string& output) {
+  const Nvrtc& n = *nvrtc();
+  nvrtcProgram program = nullptr;
+  if (nvrtcResult rc = n.create(&program, request.source.c_str(), request.file_name.c_str(), 0, nullptr, nullptr);
+      rc != NVRTC_SUCCESS)
+    return make_error(ErrorKind::internal, "nvrtcCreateProgram: {}", n.error_string(rc));
+  std::vector<const char*> argv;
+  for (const auto& o : options) argv.push_back(o.c_str());
+  const nvrtcResult rc = n.compile(program, static_cast<int>(argv.size()), argv.data());
+  size_t log_size = 0;
+  n.log_size(program, &log_size);
+  std::string log(log_size, '\0');
+  if (log_size) n.log(program, log.data());
+  while (!log.empty() && log.back() == '\0') log.pop_back();
+  std::string bytes;
+  if (rc == NVRTC_SUCCESS) {
+    size_t size = 0;
+    (ptx ? n.ptx_size : n.cubin_size)(program, &size);
+    bytes.resize(size);
+    (ptx ? n.ptx : n.cubin)(program, bytes.data());
+    if (ptx)
+      while (!bytes.empty() && bytes.back() == '\0') bytes.pop_back();
+  }
+  n.destroy(&program);
+  if (rc != NVRTC_SUCCESS) return Error{ErrorKind::compile, log.empty() ? std::string(n.error_string(rc)) : log};
+  if (auto s = write_file(output, bytes); !s) return s.error();
+  return log;
+}
+
 struct Driver {
   SharedLibrary lib;
   decltype(&cuInit) init = nullptr;
@@ -65,28 +99,97 @@ struct Driver {
   decltype(&cuDeviceGetAttribute) attribute = nullptr;
   decltype(&cuDeviceTotalMem) total_memory = nullptr;
   decltype(&cuGetErrorString) error_string = nullptr;
+  decltype(&cuGetErrorName) error_name = nullptr;
+  decltype(&cuDevicePrimaryCtxRetain) context_retain = nullptr;
+  decltype(&cuDevicePrimaryCtxRelease) context_release = nullptr;
+  decltype(&cuCtxSetCurrent) context_set_current = nullptr;
+  decltype(&cuCtxResetPersistingL2Cache) reset_persisting_l2 = nullptr;
+  decltype(&cuStreamCreate) stream_create = nullptr;
+  decltype(&cuStreamDestroy) stream_destroy = nullptr;
+  decltype(&cuStreamSynchronize) stream_synchronize = nullptr;
+  decltype(&cuMemAlloc) memory_alloc = nullptr;
+  decltype(&cuMemFree) memory_free = nullptr;
+  decltype(&cuMemcpyHtoDAsync) copy_in = nullptr;
+  decltype(&cuMemcpyDtoHAsync) copy_out = nullptr;
+  decltype(&cuMemsetD8Async) fill = nullptr;
+  decltype(&cuModuleLoadDataEx) module_load = nullptr;
+  decltype(&cuModuleUnload) module_unload = nullptr;
+  decltype(&cuModuleGetFunction) module_function = nullptr;
+  decltype(&cuFuncSetAttribute) function_attribute = nullptr;
+  decltype(&cuLaunchKernel) launch = nullptr;
+  decltype(&cuEventCreate) event_create = nullptr;
+  decltype(&cuEventDestroy) event_destroy = nullptr;
+  decltype(&cuEventRecord) event_record = nullptr;
+  decltype(&cuEventSynchronize) event_synchronize = nullptr;
+  decltype(&cuEventElapsedTime) event_elapsed = nullptr;
 };
 
-// The driver, initialised; the error says why there is no usable one.
+// The driver, initialised; the error says why there is no usable one. Never unloaded: contexts,
+// modules and events may outlive static destruction.
 const Result<Driver>& driver() {
-  static const Result<Driver> loaded = []() -> Result<Driver> {
+  static const Result<Driver>& loaded = *new Result<Driver>([]() -> Result<Driver> {
     auto lib = open_first({"libcuda.so.1"});
     if (!lib) return lib.error();
     Driver d{std::move(*lib)};
-    for (Status s : {bind(d.lib, d.init, "cuInit"), bind(d.lib, d.driver_version, "cuDriverGetVersion"),
-                     bind(d.lib, d.device_count, "cuDeviceGetCount"), bind(d.lib, d.device_get, "cuDeviceGet"),
-                     bind(d.lib, d.device_name, "cuDeviceGetName"), bind(d.lib, d.attribute, "cuDeviceGetAttribute"),
-                     bind(d.lib, d.total_memory, "cuDeviceTotalMem_v2"), bind(d.lib, d.error_string, "cuGetErrorString")})
+    // Versioned names (cuMemAlloc_v2, ...) are what cuda.h's macros call; dlsym needs them spelled out.
+    for (Status s :
+         {bind(d.lib, d.init, "cuInit"), bind(d.lib, d.driver_version, "cuDriverGetVersion"),
+          bind(d.lib, d.device_count, "cuDeviceGetCount"), bind(d.lib, d.device_get, "cuDeviceGet"),
+          bind(d.lib, d.device_name, "cuDeviceGetName"), bind(d.lib, d.attribute, "cuDeviceGetAttribute"),
+          bind(d.lib, d.total_memory, "cuDeviceTotalMem_v2"), bind(d.lib, d.error_string, "cuGetErrorString"),
+          bind(d.lib, d.error_name, "cuGetErrorName"), bind(d.lib, d.context_retain, "cuDevicePrimaryCtxRetain"),
+          bind(d.lib, d.context_release, "cuDevicePrimaryCtxRelease_v2"),
+          bind(d.lib, d.context_set_current, "cuCtxSetCurrent"),
+          bind(d.lib, d.reset_persisting_l2, "cuCtxResetPersistingL2Cache"),
+          bind(d.lib, d.stream_create, "cuStreamCreate"), bind(d.lib, d.stream_destroy, "cuStreamDestroy_v2"),
+          bind(d.lib, d.stream_synchronize, "cuStreamSynchronize"), bind(d.lib, d.memory_alloc, "cuMemAlloc_v2"),
+          bind(d.lib, d.memory_free, "cuMemFree_v2"), bind(d.lib, d.copy_in, "cuMemcpyHtoDAsync_v2"),
+          bind(d.lib, d.copy_out, "cuMemcpyDtoHAsync_v2"), bind(d.lib, d.fill, "cuMemsetD8Async"),
+          bind(d.lib, d.module_load, "cuModuleLoadDataEx"), bind(d.lib, d.module_unload, "cuModuleUnload"),
+          bind(d.lib, d.module_function, "cuModuleGetFunction"),
+          bind(d.lib, d.function_attribute, "cuFuncSetAttribute"), bind(d.lib, d.launch, "cuLaunchKernel"),
+          bind(d.lib, d.event_create, "cuEventCreate"), bind(d.lib, d.event_destroy, "cuEventDestroy_v2"),
+          bind(d.lib, d.event_record, "cuEventRecord"), bind(d.lib, d.event_synchronize, "cuEventSynchronize"),
+          // _v2 since CUDA 12.8 (what CUDA 13's header calls), the same signature before.
+          bind_first(d.lib, d.event_elapsed, {"cuEventElapsedTime_v2", "cuEventElapsedTime"})})
       if (!s) return s.error();
     if (CUresult rc = d.init(0); rc != CUDA_SUCCESS) {
-      if (rc == CUDA_ERROR_STUB_LIBRARY) return make_error(ErrorKind::io, "libcuda.so.1 is the toolkit's stub, not a driver");
+      if (rc == CUDA_ERROR_STUB_LIBRARY)
+        return make_error(ErrorKind::io, "libcuda.so.1 is the toolkit's stub, not a driver");
       const char* text = nullptr;
       d.error_string(rc, &text);
       return make_error(ErrorKind::io, "cuInit: {}", text ? text : std::to_string(rc));
     }
     return d;
-  }();
+  }());
   return loaded;
+}
+
+// "CUDA_ERROR_OUT_OF_MEMORY: out of memory"
+std::string describe(const Driver& d, CUresult rc) {
+  const char *name = nullptr, *text = nullptr;
+  d.error_name(rc, &name);
+  d.error_string(rc, &text);
+  return fmt::format("{}: {}", name ? name : fmt::format("CUresult {}", static_cast<int>(rc)),
+                     text ? text : "unknown error");
+}
+
+// Errors after which the context is unusable and every later call fails: the process must restart.
+bool is_sticky(CUresult rc) {
+  switch (rc) {
+    case CUDA_ERROR_ILLEGAL_ADDRESS:
+    case CUDA_ERROR_LAUNCH_TIMEOUT:
+    case CUDA_ERROR_ASSERT:
+    case CUDA_ERROR_HARDWARE_STACK_ERROR:
+    case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+    case CUDA_ERROR_MISALIGNED_ADDRESS:
+    case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+    case CUDA_ERROR_INVALID_PC:
+    case CUDA_ERROR_LAUNCH_FAILED:
+      return true;
+    default:
+      return false;
+  }
 }
 
 int attribute(const Driver& d, CUdevice device, CUdevice_attribute which) {
@@ -100,8 +203,8 @@ int attribute(const Driver& d, CUdevice device, CUdevice_attribute which) {
 //   ptxas info : Used 10 registers, used 1 barriers, 1024 bytes smem
 ResourceUsage parse_ptxas_usage(const std::string& log) {
   ResourceUsage usage;
-  static const std::regex registers(R"(Used (\d+) registers)"), spills(R"((\d+) bytes spill stores, (\d+) bytes spill loads)"),
-      shared(R"((\d+) bytes smem)");
+  static const std::regex registers(R"(Used (\d+) registers)"),
+      spills(R"((\d+) bytes spill stores, (\d+) bytes spill loads)"), shared(R"((\d+) bytes smem)");
   for (std::sregex_iterator it(log.begin(), log.end(), registers), end; it != end; ++it)
     usage.registers = std::max(usage.registers, std::stoi((*it)[1]));
   for (std::sregex_iterator it(log.begin(), log.end(), spills), end; it != end; ++it)
@@ -111,6 +214,253 @@ ResourceUsage parse_ptxas_usage(const std::string& log) {
   if (usage.registers >= 0 && usage.shared_bytes < 0) usage.shared_bytes = 0;  // ptxas omits "0 bytes smem"
   return usage;
 }
+
+// A device's primary context, retained for as long as its Device, Modules or Events live.
+struct Context {
+  explicit Context(const Driver& driver) : d(driver) {}
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  const Driver& d;
+  CUdevice device = 0;
+  CUcontext context = nullptr;
+  ~Context() {
+    if (context) d.context_release(device);
+  }
+};
+
+struct CudaModule final : Module {
+  std::shared_ptr<Context> context;
+  CUmodule module = nullptr;
+  std::string name;  // the binary's file, for error messages
+  struct Function {
+    CUfunction handle = nullptr;
+    unsigned max_dynamic_shared = 48 * 1024;  // what a launch may use without opting in
+  };
+  mutable std::map<std::string, Function, std::less<>> functions;  // looked up on first launch
+  ~CudaModule() override {
+    if (context->d.context_set_current(context->context) == CUDA_SUCCESS) context->d.module_unload(module);
+  }
+};
+
+struct CudaEvent final : Event {
+  std::shared_ptr<Context> context;
+  CUevent event = nullptr;
+  ~CudaEvent() override {
+    if (context->d.context_set_current(context->context) == CUDA_SUCCESS) context->d.event_destroy(event);
+  }
+};
+
+class CudaDevice final : public Device {
+ public:
+  CudaDevice(DeviceInfo info, std::shared_ptr<Context> context, CUstream stream)
+      : info_(std::move(info)), context_(std::move(context)), d_(context_->d), stream_(stream) {}
+
+  ~CudaDevice() override {
+    if (dead_ || d_.context_set_current(context_->context) != CUDA_SUCCESS) return;
+    d_.stream_synchronize(stream_);
+    if (flush_buffer_) d_.memory_free(flush_buffer_);
+    d_.stream_destroy(stream_);
+  }
+
+  const DeviceInfo& info() const override { return info_; }
+
+  Result<DevicePtr> alloc(std::size_t bytes) override {
+    if (auto s = enter(); !s) return s.error();
+    if (bytes == 0) return DevicePtr{0};
+    CUdeviceptr ptr = 0;
+    if (auto s = check(d_.memory_alloc(&ptr, bytes), [&] { return fmt::format("cuMemAlloc of {} bytes", bytes); }); !s)
+      return s.error();
+    return DevicePtr{ptr};
+  }
+
+  void free(DevicePtr ptr) override {
+    if (ptr == 0 || !enter()) return;
+    (void)check(d_.memory_free(ptr), [] { return std::string("cuMemFree"); });
+  }
+
+  Status copy_in(DevicePtr dst, const void* src, std::size_t bytes) override {
+    if (auto s = enter(); !s || bytes == 0) return s;
+    if (auto s = check(d_.copy_in(dst, src, bytes, stream_),
+                       [&] { return fmt::format("cuMemcpyHtoDAsync of {} bytes to {:#x}", bytes, dst); });
+        !s)
+      return s;
+    return synchronize();
+  }
+
+  Status copy_out(void* dst, DevicePtr src, std::size_t bytes) override {
+    if (auto s = enter(); !s || bytes == 0) return s;
+    if (auto s = check(d_.copy_out(dst, src, bytes, stream_),
+                       [&] { return fmt::format("cuMemcpyDtoHAsync of {} bytes from {:#x}", bytes, src); });
+        !s)
+      return s;
+    return synchronize();
+  }
+
+  Status fill(DevicePtr dst, std::uint8_t byte, std::size_t bytes) override {
+    if (auto s = enter(); !s || bytes == 0) return s;
+    return check(d_.fill(dst, byte, bytes, stream_),
+                 [&] { return fmt::format("cuMemsetD8Async of {} bytes at {:#x}", bytes, dst); });
+  }
+
+  Result<std::unique_ptr<Module>> load(const Binary& binary) override {
+    if (binary.backend != "cuda" || (binary.format != "cubin" && binary.format != "ptx"))
+      return make_error(ErrorKind::invalid_input, "cuda: cannot load a {} {} binary ({})", binary.backend,
+                        binary.format, binary.path);
+    if (auto s = enter(); !s) return s.error();
+    auto image = read_file(binary.path);  // PTX must end in a NUL, which std::string keeps after its data
+    if (!image) return image.error();
+    // PTX is compiled here by the driver's JIT, whose complaints (a PTX version too new for this
+    // driver, say) land in the error log.
+    std::string log(8192, '\0');
+    CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+    void* values[] = {log.data(), reinterpret_cast<void*>(static_cast<std::uintptr_t>(log.size()))};
+    auto module = std::make_unique<CudaModule>();
+    module->context = context_;
+    module->name = binary.path;
+    const CUresult rc = d_.module_load(&module->module, image->c_str(), 2, options, values);
+    log.resize(std::strlen(log.c_str()));
+    if (auto s = check(rc,
+                       [&] {
+                         return fmt::format("cuModuleLoadDataEx of {} ({} for {}, this device is {}){}", binary.path,
+                                            binary.format, binary.arch, info_.arch, log.empty() ? "" : "\n" + log);
+                       });
+        !s) {
+      module->module = nullptr;
+      return s.error();
+    }
+    return std::unique_ptr<Module>(std::move(module));
+  }
+
+  Status launch(const Module& module, const std::string& entry, const LaunchDims& dims, void** args) override {
+    auto* loaded = dynamic_cast<const CudaModule*>(&module);
+    if (!loaded || loaded->context != context_)
+      return make_error(ErrorKind::invalid_input,
+                        "cuda device {}: launch of {}: the module was loaded by another device", info_.index, entry);
+    if (auto s = enter(); !s) return s;
+    auto found = loaded->functions.find(entry);
+    if (found == loaded->functions.end()) {
+      CUfunction function = nullptr;
+      if (auto s = check(d_.module_function(&function, loaded->module, entry.c_str()),
+                         [&] { return fmt::format("cuModuleGetFunction '{}' in {}", entry, loaded->name); });
+          !s)
+        return s;
+      found = loaded->functions.emplace(entry, CudaModule::Function{function}).first;
+    }
+    CudaModule::Function& function = found->second;
+    if (dims.shared_bytes > function.max_dynamic_shared) {  // beyond 48 KiB a kernel must opt in
+      if (auto s = check(d_.function_attribute(function.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                               static_cast<int>(dims.shared_bytes)),
+                         [&] {
+                           return fmt::format("cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES = {}) for '{}'",
+                                              dims.shared_bytes, entry);
+                         });
+          !s)
+        return s;
+      function.max_dynamic_shared = dims.shared_bytes;
+    }
+    return check(d_.launch(function.handle, dims.grid[0], dims.grid[1], dims.grid[2], dims.block[0], dims.block[1],
+                           dims.block[2], dims.shared_bytes, stream_, args, nullptr),
+                 [&] {
+                   return fmt::format("cuLaunchKernel '{}' grid=({},{},{}) block=({},{},{}) smem={}", entry,
+                                      dims.grid[0], dims.grid[1], dims.grid[2], dims.block[0], dims.block[1],
+                                      dims.block[2], dims.shared_bytes);
+                 });
+  }
+
+  Status synchronize() override {
+    if (auto s = enter(); !s) return s;
+    return check(d_.stream_synchronize(stream_), [] { return std::string("cuStreamSynchronize"); });
+  }
+
+  Result<std::unique_ptr<Event>> create_event() override {
+    if (auto s = enter(); !s) return s.error();
+    auto event = std::make_unique<CudaEvent>();
+    event->context = context_;
+    if (auto s = check(d_.event_create(&event->event, CU_EVENT_DEFAULT), [] { return std::string("cuEventCreate"); });
+        !s) {
+      event->event = nullptr;
+      return s.error();
+    }
+    return std::unique_ptr<Event>(std::move(event));
+  }
+
+  Status record(Event& event) override {
+    auto* e = dynamic_cast<CudaEvent*>(&event);
+    if (!e || e->context != context_)
+      return make_error(ErrorKind::invalid_input, "cuda device {}: the event was created by another device",
+                        info_.index);
+    if (auto s = enter(); !s) return s;
+    return check(d_.event_record(e->event, stream_), [] { return std::string("cuEventRecord"); });
+  }
+
+  Result<double> elapsed_ms(const Event& start, const Event& end) override {
+    auto *a = dynamic_cast<const CudaEvent*>(&start), *b = dynamic_cast<const CudaEvent*>(&end);
+    if (!a || !b || a->context != context_ || b->context != context_)
+      return make_error(ErrorKind::invalid_input, "cuda device {}: the events were created by another device",
+                        info_.index);
+    if (auto s = enter(); !s) return s.error();
+    if (auto s = check(d_.event_synchronize(b->event), [] { return std::string("cuEventSynchronize"); }); !s)
+      return s.error();
+    float ms = 0;
+    if (auto s = check(d_.event_elapsed(&ms, a->event, b->event), [] { return std::string("cuEventElapsedTime"); }); !s)
+      return s.error();
+    return static_cast<double>(ms);
+  }
+
+  Status flush_l2() override {
+    if (auto s = enter(); !s) return s;
+    if (!flush_buffer_) {
+      flush_bytes_ = std::max<std::size_t>(2 * static_cast<std::size_t>(info_.l2_bytes), 8u << 20);
+      if (auto s = check(d_.memory_alloc(&flush_buffer_, flush_bytes_),
+                         [&] { return fmt::format("cuMemAlloc of the {}-byte L2 flush buffer", flush_bytes_); });
+          !s)
+        return s;
+    }
+    flush_byte_ ^= 0xff;  // a different value each time, so no write is ever redundant
+    if (auto s = check(d_.fill(flush_buffer_, flush_byte_, flush_bytes_, stream_),
+                       [&] { return fmt::format("cuMemsetD8Async of the {}-byte L2 flush buffer", flush_bytes_); });
+        !s)
+      return s;
+    const CUresult rc = d_.reset_persisting_l2();
+    if (rc == CUDA_ERROR_NOT_SUPPORTED) return {};  // no persisting L2 before sm_80
+    return check(rc, [] { return std::string("cuCtxResetPersistingL2Cache"); });
+  }
+
+  bool dead() const override { return dead_; }
+
+ private:
+  // Makes the context current on the calling thread (the evaluator may call from any thread),
+  // unless a sticky error killed it.
+  Status enter() {
+    if (dead_)
+      return make_error(ErrorKind::internal, "cuda device {}: the context is dead since {}; restart the process",
+                        info_.index, dead_reason_);
+    return check(d_.context_set_current(context_->context), [] { return std::string("cuCtxSetCurrent"); });
+  }
+
+  // `what` (a function, so the message costs nothing on success) says what was being done.
+  template <class What>
+  Status check(CUresult rc, const What& what) {
+    if (rc == CUDA_SUCCESS) return {};
+    std::string message = fmt::format("cuda device {}: {}: {}", info_.index, what(), describe(d_, rc));
+    if (is_sticky(rc)) {
+      dead_ = true;
+      dead_reason_ = describe(d_, rc);
+      message += "; the context is dead: restart the process";
+    }
+    return Error{ErrorKind::internal, message};
+  }
+
+  DeviceInfo info_;
+  std::shared_ptr<Context> context_;
+  const Driver& d_;
+  CUstream stream_ = nullptr;
+  CUdeviceptr flush_buffer_ = 0;
+  std::size_t flush_bytes_ = 0;
+  std::uint8_t flush_byte_ = 0;
+  bool dead_ = false;
+  std::string dead_reason_;
+};
 
 class CudaBackend final : public Backend {
  public:
@@ -134,11 +484,11 @@ class CudaBackend final : public Backend {
 
   Result<Binary> compile(const CompileRequest& request) const override {
     if (!nvrtc()) return nvrtc().error();
-    const Nvrtc& n = *nvrtc();
     const std::string arch = request.arch.empty() ? default_arch() : request.arch;
     static const std::regex arch_form(R"(^(sm|compute)_[0-9]{2,3}[af]?$)");
     if (!std::regex_match(arch, arch_form))
-      return make_error(ErrorKind::invalid_input, "'{}' is not a CUDA arch (sm_80, sm_90, sm_90a, sm_100, compute_90, ...)", arch);
+      return make_error(ErrorKind::invalid_input,
+                        "'{}' is not a CUDA arch (sm_80, sm_90, sm_90a, sm_100, compute_90, ...)", arch);
     const bool ptx = arch.rfind("compute_", 0) == 0;
 
     std::vector<std::string> options = {"--gpu-architecture=" + arch, "-I" + cuda_root() + "/include", "-std=c++17",
@@ -148,42 +498,36 @@ class CudaBackend final : public Backend {
 
     std::string material = fmt::format("cuda\n{}\n{}\n", compiler_version(), request.file_name);
     for (const auto& o : options) material += o + "\n";
-    const std::string key = content_hash(material + request.source);
-    const char* format = ptx ? "ptx" : "cubin";
-    if (auto hit = cache_.lookup("cuda", key, format)) {
-      hit->arch = arch;
-      hit->usage = parse_ptxas_usage(hit->log);
-      return *hit;
-    }
-
-    nvrtcProgram program = nullptr;
-    if (nvrtcResult rc = n.create(&program, request.source.c_str(), request.file_name.c_str(), 0, nullptr, nullptr);
-        rc != NVRTC_SUCCESS)
-      return make_error(ErrorKind::internal, "nvrtcCreateProgram: {}", n.error_string(rc));
-    std::vector<const char*> argv;
-    for (const auto& o : options) argv.push_back(o.c_str());
-    const nvrtcResult rc = n.compile(program, static_cast<int>(argv.size()), argv.data());
-    size_t log_size = 0;
-    n.log_size(program, &log_size);
-    std::string log(log_size, '\0');
-    if (log_size) n.log(program, log.data());
-    while (!log.empty() && log.back() == '\0') log.pop_back();
-    std::string bytes;
-    if (rc == NVRTC_SUCCESS) {
-      size_t size = 0;
-      (ptx ? n.ptx_size : n.cubin_size)(program, &size);
-      bytes.resize(size);
-      (ptx ? n.ptx : n.cubin)(program, bytes.data());
-      if (ptx)
-        while (!bytes.empty() && bytes.back() == '\0') bytes.pop_back();
-    }
-    n.destroy(&program);
-    if (rc != NVRTC_SUCCESS)
-      return Error{ErrorKind::compile, log.empty() ? std::string(n.error_string(rc)) : log};
-
-    Binary binary{"cuda", arch, format, "", key, log, false, parse_ptxas_usage(log), 0};
-    if (auto s = cache_.store_bytes(binary, bytes); !s) return s.error();
+    auto binary =
+        cache_.get_or_build("cuda", content_hash(material + request.source), ptx ? "ptx" : "cubin",
+                            [&](const std::string& output) { return nvrtc_compile(request, options, ptx, output); });
+    if (!binary) return binary;
+    binary->arch = arch;
+    binary->usage = parse_ptxas_usage(binary->log);
     return binary;
+  }
+
+  Result<std::unique_ptr<Device>> open_device(int index) const override {
+    auto found = devices();
+    if (!found) return make_error(ErrorKind::io, "cuda: unavailable: {}", found.error().message);
+    if (index < 0 || index >= static_cast<int>(found->size()))
+      return make_error(ErrorKind::invalid_input, "cuda: no device {} (this machine has {})", index, found->size());
+    const Driver& d = *driver();
+    auto context = std::make_shared<Context>(d);
+    auto fail = [&](const char* what, CUresult rc) {
+      return make_error(ErrorKind::internal, "cuda device {}: {}: {}", index, what, describe(d, rc));
+    };
+    if (CUresult rc = d.device_get(&context->device, index); rc != CUDA_SUCCESS) return fail("cuDeviceGet", rc);
+    if (CUresult rc = d.context_retain(&context->context, context->device); rc != CUDA_SUCCESS) {
+      context->context = nullptr;
+      return fail("cuDevicePrimaryCtxRetain", rc);
+    }
+    if (CUresult rc = d.context_set_current(context->context); rc != CUDA_SUCCESS) return fail("cuCtxSetCurrent", rc);
+    // Non-blocking: the harness's stream never waits on, or is waited on by, the legacy default stream.
+    CUstream stream = nullptr;
+    if (CUresult rc = d.stream_create(&stream, CU_STREAM_NON_BLOCKING); rc != CUDA_SUCCESS)
+      return fail("cuStreamCreate", rc);
+    return std::unique_ptr<Device>(std::make_unique<CudaDevice>((*found)[static_cast<size_t>(index)], context, stream));
   }
 
   Result<std::vector<DeviceInfo>> devices() const override {
@@ -191,7 +535,7 @@ class CudaBackend final : public Backend {
     const Driver& d = *driver();
     int count = 0;
     if (CUresult rc = d.device_count(&count); rc != CUDA_SUCCESS)
-      return make_error(ErrorKind::io, "cuDeviceGetCount failed ({})", static_cast<int>(rc));
+      return make_error(ErrorKind::io, "cuDeviceGetCount: {}", describe(d, rc));
     if (count == 0) return make_error(ErrorKind::io, "the driver sees no NVIDIA GPU");
     std::vector<DeviceInfo> out;
     for (int i = 0; i < count; ++i) {
@@ -224,6 +568,8 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(const CompileCache& cache) { return std::make_unique<CudaBackend>(cache); }
+std::unique_ptr<Backend> make_cuda_backend(const CompileCache& cache) {
+  return std::make_unique<CudaBackend>(cache);
+}
 
 }  // namespace kforge

@@ -12,10 +12,13 @@ class NullBackend final : public Backend {
   std::string compiler_version() const override { return "null 0"; }
   std::string default_arch() const override { return "none"; }
   Result<Binary> compile(const CompileRequest& request) const override {
-    return Binary{"null", "none", "none", "", content_hash(request.source), "", false, {}, 0};
+    return Binary{.backend = "null", .arch = "none", .format = "none", .key = content_hash(request.source)};
   }
   Result<std::vector<DeviceInfo>> devices() const override {
     return std::vector<DeviceInfo>{DeviceInfo{"null", 0, "null device", "none", 1, 0, 0, 0, 0, 1}};
+  }
+  Result<std::unique_ptr<Device>> open_device(int) const override {
+    return make_error(ErrorKind::invalid_input, "null: no device to open (the null backend runs nothing)");
   }
 };
 
@@ -29,12 +32,17 @@ class MissingBackend final : public Backend {
   std::string default_arch() const override { return ""; }
   Result<Binary> compile(const CompileRequest&) const override { return Error{ErrorKind::io, why_}; }
   Result<std::vector<DeviceInfo>> devices() const override { return Error{ErrorKind::io, why_}; }
+  Result<std::unique_ptr<Device>> open_device(int) const override { return Error{ErrorKind::io, name_ + ": " + why_}; }
 
  private:
   std::string name_, why_;
 };
 
 }  // namespace
+
+Result<std::unique_ptr<Device>> Backend::open_device(int) const {
+  return make_error(ErrorKind::invalid_input, "{}: no device to open (this backend's kernels run on the host)", name());
+}
 
 #ifndef KFORGE_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(const CompileCache&) {
@@ -47,7 +55,9 @@ std::unique_ptr<Backend> make_hip_backend(const CompileCache&) {
 }
 #endif
 
-std::unique_ptr<Backend> make_null_backend() { return std::make_unique<NullBackend>(); }
+std::unique_ptr<Backend> make_null_backend() {
+  return std::make_unique<NullBackend>();
+}
 
 std::vector<std::unique_ptr<Backend>> make_backends(const CompileCache& cache) {
   std::vector<std::unique_ptr<Backend>> all;

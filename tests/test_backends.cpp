@@ -85,7 +85,8 @@ TEST_F(BackendTest, NvrtcCompilesEveryCudaSeedToCubinAndPtx) {
 TEST_F(BackendTest, CudaSyntaxErrorReturnsTheLogWithItsLine) {
   auto cuda = backend("cuda");
   if (!cuda->compiler_status()) GTEST_SKIP() << cuda->compiler_status().error().message;
-  auto binary = cuda->compile({"extern \"C\" __global__ void k(float* y) {\n  y[0] = 1.0f\n}\n", "bad.cu", {}, "sm_90"});
+  auto binary =
+      cuda->compile({"extern \"C\" __global__ void k(float* y) {\n  y[0] = 1.0f\n}\n", "bad.cu", {}, "sm_90"});
   ASSERT_FALSE(binary.ok());
   EXPECT_EQ(binary.error().kind, ErrorKind::compile);
   EXPECT_NE(binary.error().message.find("bad.cu(3): error: expected a \";\""), std::string::npos)
@@ -182,6 +183,36 @@ TEST_F(BackendTest, NullBackendCompilesNothingButAnswers) {
   ASSERT_TRUE(binary.ok());
   EXPECT_EQ(binary->backend, "null");
   EXPECT_EQ(null->devices()->size(), 1u);
+}
+
+TEST_F(BackendTest, OpenDeviceOnCpuAndNullIsRefused) {
+  for (const char* name : {"cpu", "null"}) {
+    auto device = backend(name)->open_device(0);
+    ASSERT_FALSE(device.ok()) << name;
+    EXPECT_NE(device.error().message.find(std::string(name) + ": no device to open"), std::string::npos)
+        << device.error().message;
+  }
+}
+
+TEST_F(BackendTest, OpenDeviceWithoutADriverSaysWhy) {
+  for (const char* name : {"cuda", "hip"}) {
+    auto b = backend(name);
+    auto devices = b->devices();
+    if (devices) continue;  // a machine with this GPU: tests/test_gpu.cpp opens it
+    auto device = b->open_device(0);
+    ASSERT_FALSE(device.ok());
+    EXPECT_EQ(device.error().kind, ErrorKind::io);
+    EXPECT_EQ(device.error().message, std::string(name) + ": unavailable: " + devices.error().message);
+  }
+  void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (driver) {
+    dlclose(driver);
+    return;
+  }
+  auto device = backend("cuda")->open_device(0);
+  ASSERT_FALSE(device.ok());
+  EXPECT_NE(device.error().message.find("cuda: unavailable: libcuda.so.1 not found"), std::string::npos)
+      << device.error().message;
 }
 
 }  // namespace

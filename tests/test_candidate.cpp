@@ -86,4 +86,61 @@ TEST(Candidate, HugeLinesAreHandled) {
   EXPECT_NE(error_of("// @kforge entry: " + std::string(5000, 'f') + "\n").find("longer than 4096"), std::string::npos);
 }
 
+// ---- evaluate_launch: a launch line under a task's sizes and the kernel's params --------------
+
+kforge::LaunchSpec launch_of(const std::string& line) {
+  auto c = parse_candidate("// @kforge entry: k\n// @kforge launch: " + line + "\nvoid k() {}\n", "k.cu");
+  EXPECT_TRUE(c.ok()) << c.error().message;
+  return c->launches.at(0);
+}
+
+std::string launch_error(const std::string& line, const kforge::Bindings& bindings) {
+  auto dims = kforge::evaluate_launch(launch_of(line), bindings);
+  if (dims) return "";
+  EXPECT_EQ(dims.error().kind, kforge::ErrorKind::invalid_input);
+  return dims.error().message;
+}
+
+TEST(EvaluateLaunch, CeilDivAndParams) {
+  auto dims =
+      kforge::evaluate_launch(launch_of("grid=(ceil_div(N,BLOCK)) block=(BLOCK)"), {{"N", 1000}, {"BLOCK", 256}});
+  ASSERT_TRUE(dims.ok()) << dims.error().message;
+  EXPECT_EQ(dims->grid[0], 4u);
+  EXPECT_EQ(dims->grid[1], 1u);
+  EXPECT_EQ(dims->grid[2], 1u);
+  EXPECT_EQ(dims->block[0], 256u);
+  EXPECT_EQ(dims->block[1], 1u);
+  EXPECT_EQ(dims->shared_bytes, 0u);
+}
+
+TEST(EvaluateLaunch, SeveralDimsAndSharedMemory) {
+  auto dims = kforge::evaluate_launch(launch_of("grid=(ceil_div(N,TN), ceil_div(M,TM), B) block=(32, 8) smem=TM*TN*4"),
+                                      {{"N", 4096}, {"M", 100}, {"B", 3}, {"TN", 64}, {"TM", 16}});
+  ASSERT_TRUE(dims.ok()) << dims.error().message;
+  EXPECT_EQ((std::vector<unsigned>{dims->grid[0], dims->grid[1], dims->grid[2]}), (std::vector<unsigned>{64, 7, 3}));
+  EXPECT_EQ((std::vector<unsigned>{dims->block[0], dims->block[1], dims->block[2]}), (std::vector<unsigned>{32, 8, 1}));
+  EXPECT_EQ(dims->shared_bytes, 16u * 64 * 4);
+}
+
+TEST(EvaluateLaunch, RefusesExtentsThatAreNotPositiveOrTooLarge) {
+  EXPECT_NE(launch_error("grid=(M) block=(256)", {{"M", 0}}).find("grid.x = M = 0 is not positive"), std::string::npos);
+  EXPECT_NE(launch_error("grid=(1, M-8) block=(256)", {{"M", 4}}).find("grid.y = M-8 = -4 is not positive"),
+            std::string::npos);
+  EXPECT_NE(
+      launch_error("grid=(1) block=(B)", {{"B", 2048}}).find("block.x = B = 2048 exceeds the hardware limit 1024"),
+      std::string::npos);
+  EXPECT_NE(launch_error("grid=(1) block=(64, 32)", {}).find("a block of 64x32x1 = 2048 threads exceeds"),
+            std::string::npos);
+  EXPECT_NE(
+      launch_error("grid=(1, 70000) block=(1)", {}).find("grid.y = 70000 = 70000 exceeds the hardware limit 65535"),
+      std::string::npos);
+  EXPECT_NE(launch_error("grid=(1, 1, 65536) block=(1)", {}).find("grid.z"), std::string::npos);
+  EXPECT_NE(launch_error("grid=(4294967296) block=(1)", {}).find("grid.x"), std::string::npos);
+  EXPECT_NE(launch_error("grid=(1) block=(1) smem=-4", {}).find("smem = -4 = -4 is not a byte count"),
+            std::string::npos);
+  EXPECT_NE(launch_error("grid=(M) block=(1)", {}).find("launch grid=(M) block=(1): "), std::string::npos)
+      << "an unbound symbol names the launch line";
+  EXPECT_EQ(launch_error("grid=(2147483647, 65535, 65535) block=(1024)", {}), "") << "the limits themselves are fine";
+}
+
 }  // namespace
