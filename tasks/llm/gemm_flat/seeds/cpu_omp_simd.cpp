@@ -23,6 +23,7 @@ static inline void tile(const float* __restrict A, const float* __restrict W, fl
   for (int r = 0; r < R; ++r)
     for (int s = 0; s < S; ++s) {
       float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
       for (int j = 0; j < LANES; ++j) sum += acc[r * S + s][j];
       for (int kk = k; kk < K; ++kk) sum += a[(long)r * K + kk] * w[(long)s * K + kk];
       C[(long)(m0 + r) * N + n0 + s] = sum;
