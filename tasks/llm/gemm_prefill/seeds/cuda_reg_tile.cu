@@ -3,11 +3,12 @@
 // @kforge param: BM=64 in {32,64,128}
 // @kforge param: BN=64 in {32,64,128}
 // @kforge param: BK=16 in {8,16,32}
-// @kforge param: TM=4 in {2,4,8}
-// @kforge param: TN=4 in {2,4,8}
+// @kforge param: TM=4 in {4,8}
+// @kforge param: TN=4 in {4,8}
 // @kforge launch: grid=(ceil_div(N, BN), ceil_div(M, BM)) block=((BM/TM)*(BN/TN))
-// Shared tiles are stored k-major (as[k][m]) so a thread's TM and TN operands sit in consecutive
-// words. Every load is guarded, so any M, N, K works.
+// TM, TN >= 4 keep (BM/TM)*(BN/TN) within 1024 threads for every choice. Shared tiles are
+// stored k-major (as[k][m]) so a thread's TM and TN operands sit in consecutive words. Every
+// load is guarded, so any M, N, K works.
 extern "C" __global__ void gemm_prefill_f32(const float* A, const float* W, float* C, int M, int N, int K) {
   constexpr int THREADS = (BM / TM) * (BN / TN);
   __shared__ float as[BK][BM + 4], ws[BK][BN + 4];
