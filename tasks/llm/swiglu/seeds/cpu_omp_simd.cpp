@@ -1,6 +1,6 @@
 // @kforge entry: swiglu_f32
 // @kforge about: vectorisable polynomial exp, elements across OpenMP threads in contiguous chunks
-// @kforge param: PAR_THRESHOLD=262144 in {16384,65536,262144,1048576,4194304}
+// @kforge param: PAR_THRESHOLD=4194304 in {16384,65536,262144,1048576,4194304}
 #include <cstdint>
 #include <cstring>
 
@@ -31,9 +31,12 @@ static inline float exp_clamped(float x) {
 
 extern "C" void swiglu_f32(const float* gate, const float* up, float* y, int M, int N) {
   const long total = (long)M * N;
-#pragma omp parallel for simd schedule(static) if (total >= PAR_THRESHOLD)
-  for (long i = 0; i < total; ++i) {
-    const float g = gate[i];
-    y[i] = g / (1.0f + exp_clamped(-g)) * up[i];
+  // A plain SIMD loop below the threshold: even `omp parallel if (false)` costs microseconds.
+  if (total < PAR_THRESHOLD) {
+#pragma omp simd
+    for (long i = 0; i < total; ++i) y[i] = gate[i] / (1.0f + exp_clamped(-gate[i])) * up[i];
+    return;
   }
+#pragma omp parallel for simd schedule(static)
+  for (long i = 0; i < total; ++i) y[i] = gate[i] / (1.0f + exp_clamped(-gate[i])) * up[i];
 }
