@@ -16,77 +16,12 @@
 #include "evaluator/internal.hpp"
 
 namespace kforge {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-using CallFn = void (*)(void* const*);
 constexpr int kMaxMismatches = 5;
-
-// "nan" whatever its sign bit (the 0xFF poison is a negative NaN), else the shortest exact form.
-std::string format_value(double v) {
-  return std::isnan(v) ? "nan" : fmt::format("{}", v);
-}
 
 size_t dtype_size(DType) {
   return 4;
 }  // f32 and i32 today
-
-// Bytes before and after every tensor, filled with a pattern and checked after each call:
-// a kernel writing out of bounds is caught instead of corrupting the harness.
-constexpr size_t kGuardBytes = 64;
-constexpr unsigned char kGuardPattern = 0xA5;
-
-// 64-byte aligned, uninitialised storage for one argument, between two guard zones.
-struct Buffer {
-  struct Free {
-    void operator()(std::byte* p) const { std::free(p); }
-  };
-  std::unique_ptr<std::byte[], Free> storage;
-  size_t bytes = 0;
-
-  std::byte* data() const { return storage.get() + kGuardBytes; }
-
-  static Buffer make(size_t bytes) {
-    Buffer b;
-    b.bytes = bytes;
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    b.storage.reset(static_cast<std::byte*>(std::aligned_alloc(64, rounded + 2 * kGuardBytes)));
-    if (!b.storage) throw std::bad_alloc();
-    std::memset(b.storage.get(), kGuardPattern, kGuardBytes);
-    std::memset(b.data() + bytes, kGuardPattern, rounded - bytes + kGuardBytes);
-    return b;
-  }
-  Buffer clone() const {
-    Buffer b = make(bytes);
-    std::memcpy(b.data(), data(), bytes);
-    return b;
-  }
-  bool guards_intact() const {
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    auto clean = [](const std::byte* p, size_t n) {
-      for (size_t i = 0; i < n; ++i)
-        if (p[i] != std::byte{kGuardPattern}) return false;
-      return true;
-    };
-    return clean(storage.get(), kGuardBytes) && clean(data() + bytes, rounded - bytes + kGuardBytes);
-  }
-};
-
-// One call's arguments: a buffer per task argument (tensor data, or one size/scalar value) and
-// the pointer array the trampoline reads.
-struct CallArgs {
-  std::vector<Buffer> buffers;
-  std::vector<void*> pointers() const {
-    std::vector<void*> out;
-    for (const auto& b : buffers) out.push_back(b.data());
-    return out;
-  }
-  CallArgs clone() const {
-    CallArgs out;
-    for (const auto& b : buffers) out.buffers.push_back(b.clone());
-    return out;
-  }
-};
 
 std::int64_t element_count(const TaskArg& arg, const Bindings& dims) {
   std::int64_t count = 1;
@@ -319,7 +254,9 @@ struct Runner {
 
 // Draws `count` elements of every input tensor of `inputs` afresh, at random positions, from the
 // tensor's distribution: no two timed calls see the same inputs, so no answer can be replayed.
-void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, int count = 16) {
+void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::vector<std::vector<size_t>>* changed,
+                 int count) {
+  if (changed) changed->assign(task.args.size(), {});
   for (size_t i = 0; i < task.args.size(); ++i) {
     const TaskArg& arg = task.args[i];
     if (arg.role != ArgRole::in && arg.role != ArgRole::inout) continue;
@@ -329,13 +266,12 @@ void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, int c
     Buffer one = Buffer::make(4);
     for (int k = 0; k < count; ++k) {
       fill(one, arg, rng);
-      std::memcpy(b.data() + 4 * (rng() % n), one.data(), 4);
+      const size_t offset = 4 * (rng() % n);
+      std::memcpy(b.data() + offset, one.data(), 4);
+      if (changed) (*changed)[i].push_back(offset);
     }
   }
 }
-
-// Why a checked timed call failed (empty: it computed something else) and the shape's mismatches.
-using TimedFailure = std::pair<std::string, ShapeResult>;
 
 // Times the candidate (timed[0]) and, when given, the baseline (timed[1]) interleaved, call for
 // call, so both see the same machine. Call i reads pool input set i mod |pool|, after 16 elements
@@ -441,12 +377,50 @@ std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
   return std::nullopt;
 }
 
+// The cpu target: kernels called in this process (the evaluation child) through their trampolines.
+class HostTarget final : public Target {
+ public:
+  HostTarget(CallFn candidate, CallFn baseline, bool flush) : candidate_(candidate), baseline_(baseline) {
+    if (flush) flush_buffer_.resize(flush_bytes());
+  }
+  Status run(const Task&, CallArgs& args) override {
+    candidate_(args.pointers().data());
+    return {};
+  }
+  bool has_baseline() const override { return baseline_ != nullptr; }
+  std::optional<TimedFailure> time(const Task& task, CallFn reference, std::vector<CallArgs>& pool,
+                                   const EvalOptions& options, std::mt19937_64& rng, std::vector<double>& candidate_us,
+                                   std::vector<double>& baseline_us) override {
+    std::vector<Runner> timed;
+    timed.emplace_back(task, candidate_, pool[0]);
+    if (baseline_) timed.emplace_back(task, baseline_, pool[0]);
+    Runner oracle(task, reference, pool[0]);
+    auto failure = time_interleaved(task, timed, oracle, pool, options, flush_buffer_, rng);
+    candidate_us = std::move(timed[0].samples_us);
+    if (baseline_) baseline_us = std::move(timed[1].samples_us);
+    return failure;
+  }
+
+ private:
+  CallFn candidate_, baseline_;
+  std::vector<std::byte> flush_buffer_;
+};
+
 constexpr int kTrials = 3;
 
 
 // Runs in the child: everything that executes candidate code.
-EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, CallFn baseline,
-                        const EvalOptions& options, std::uint64_t seed) {
+// The candidate's call failed outright (a launch error, an illegal address): the status says how.
+EvalResult failed_call(EvalResult result, const Target& target, const Error& error, ShapeResult shape) {
+  result.status = target.dead() ? EvalStatus::crash : EvalStatus::runtime_error;
+  result.message = fmt::format("{} at {}", error.message, shape_label(shape.dims));
+  shape.correct = false;
+  result.shapes.push_back(std::move(shape));
+  return result;
+}
+
+EvalResult run_protocol(const Task& task, CallFn reference, Target& target, const EvalOptions& options,
+                        std::uint64_t seed) {
   EvalResult result;
   result.seed = seed;
   std::vector<std::pair<Bindings, bool>> shapes;
@@ -454,9 +428,6 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
   for (const auto& d : task.bench_shapes) shapes.emplace_back(d, true);
   std::mt19937_64 shape_picker(seed ^ 0x5DEECE66Dull);
   if (auto extra = held_out_shape(task, shape_picker)) shapes.emplace_back(*extra, false);
-
-  std::vector<std::byte> flush_buffer;
-  if (options.flush_cache && options.time_bench_shapes) flush_buffer.resize(flush_bytes());
 
   // Correctness first, on every shape, kTrials times each with other inputs; timing only once
   // all of them pass. Every (shape, trial) has its own random stream, so the timing phase can
@@ -476,7 +447,7 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
       CallArgs want = make_inputs(task, shape.dims, rng, trial);
       const auto hashes = input_hashes(task, want);
       CallArgs got = candidate_args(task, want);
-      candidate(got.pointers().data());
+      if (Status call = target.run(task, got); !call) return failed_call(std::move(result), target, call.error(), shape);
       if (std::string why = misbehaviour(task, views(got), hashes); !why.empty()) {
         result.status = EvalStatus::incorrect;
         result.message = fmt::format("{} at {}", why, shape_label(shape.dims));
@@ -486,7 +457,8 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
       }
       if (trial == 0) {  // determinism: a second run on the same inputs agrees within tolerance
         CallArgs again = candidate_args(task, want);
-        candidate(again.pointers().data());
+        if (Status call = target.run(task, again); !call)
+          return failed_call(std::move(result), target, call.error(), shape);
         ShapeResult rerun;  // (an OpenMP reduction may sum in another order: bitwise is too strict)
         compare(task, again, got, rerun);
         if (!rerun.correct) {
@@ -523,11 +495,14 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
       ShapeResult& shape = result.shapes[s];
       if (!shape.bench) continue;
       std::vector<CallArgs> pool = timing_pool(task, shape.dims, stream(s, 0), rng);
-      std::vector<Runner> timed;
-      timed.emplace_back(task, candidate, pool[0]);
-      if (baseline) timed.emplace_back(task, baseline, pool[0]);
-      Runner oracle(task, reference, pool[0]);
-      auto failure = time_interleaved(task, timed, oracle, pool, options, flush_buffer, rng);
+      std::vector<double> candidate_us, baseline_us;
+      auto failure = target.time(task, reference, pool, options, rng, candidate_us, baseline_us);
+      if (target.dead()) {
+        result.status = EvalStatus::crash;
+        result.message = fmt::format("{} at {}", failure ? failure->first : "the device died", shape_label(shape.dims));
+        shape.correct = false;
+        return result;
+      }
       if (failure) {
         const auto& [why, check] = *failure;
         result.status = EvalStatus::incorrect;
@@ -544,9 +519,9 @@ EvalResult run_protocol(const Task& task, CallFn reference, CallFn candidate, Ca
         shape.mismatches = check.mismatches;
         return result;
       }
-      shape.timing = summarize(timed[0].samples_us);
-      if (baseline) {
-        shape.baseline_timing = summarize(timed[1].samples_us);
+      shape.timing = summarize(candidate_us);
+      if (!baseline_us.empty()) {
+        shape.baseline_timing = summarize(baseline_us);
         shape.speedup = shape.baseline_timing->median_us / shape.timing->median_us;
       }
       const double seconds = shape.timing->median_us * 1e-6;
@@ -626,7 +601,6 @@ Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, 
   return compiler.compile(request);
 }
 
-}  // namespace
 
 std::string to_string(EvalStatus status) {
   switch (status) {
@@ -797,8 +771,8 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
           r.status = EvalStatus::runtime_error;
           r.message = !sandbox ? sandbox.error().message : (!ref_fn ? ref_fn : cand_fn).error().message;
         } else {
-          r = run_protocol(task, reinterpret_cast<CallFn>(*ref_fn), reinterpret_cast<CallFn>(*cand_fn), baseline_fn,
-                           options, seed);
+          HostTarget target(reinterpret_cast<CallFn>(*cand_fn), baseline_fn, options.flush_cache);
+          r = run_protocol(task, reinterpret_cast<CallFn>(*ref_fn), target, options, seed);
         }
         std::string text = to_json(r).dump();
         for (size_t done = 0; done < text.size();) {

@@ -1,7 +1,13 @@
 // Shared by the evaluator's own files, not part of its interface.
 #pragma once
 
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9,6 +15,117 @@
 #include "evaluator/evaluator.hpp"
 
 namespace kforge {
+
+using Clock = std::chrono::steady_clock;
+using CallFn = void (*)(void* const*);  // a host kernel through its trampoline
+
+// "nan" whatever its sign bit (the 0xFF poison is a negative NaN), else the shortest exact form.
+inline std::string format_value(double v) {
+  return std::isnan(v) ? "nan" : fmt::format("{}", v);
+}
+
+// Bytes before and after every tensor, filled with a pattern and checked after each call:
+// a kernel writing out of bounds is caught instead of corrupting the harness.
+constexpr size_t kGuardBytes = 64;
+constexpr unsigned char kGuardPattern = 0xA5;
+
+// 64-byte aligned, uninitialised storage for one argument, between two guard zones.
+struct Buffer {
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::byte[], Free> storage;
+  size_t bytes = 0;
+
+  std::byte* data() const { return storage.get() + kGuardBytes; }
+
+  static Buffer make(size_t bytes) {
+    Buffer b;
+    b.bytes = bytes;
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    b.storage.reset(static_cast<std::byte*>(std::aligned_alloc(64, rounded + 2 * kGuardBytes)));
+    if (!b.storage) throw std::bad_alloc();
+    std::memset(b.storage.get(), kGuardPattern, kGuardBytes);
+    std::memset(b.data() + bytes, kGuardPattern, rounded - bytes + kGuardBytes);
+    return b;
+  }
+  Buffer clone() const {
+    Buffer b = make(bytes);
+    std::memcpy(b.data(), data(), bytes);
+    return b;
+  }
+  bool guards_intact() const {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    auto clean = [](const std::byte* p, size_t n) {
+      for (size_t i = 0; i < n; ++i)
+        if (p[i] != std::byte{kGuardPattern}) return false;
+      return true;
+    };
+    return clean(storage.get(), kGuardBytes) && clean(data() + bytes, rounded - bytes + kGuardBytes);
+  }
+};
+
+// One call's arguments: a buffer per task argument (tensor data, or one size/scalar value) and
+// the pointer array the trampoline reads.
+struct CallArgs {
+  std::vector<Buffer> buffers;
+  std::vector<void*> pointers() const {
+    std::vector<void*> out;
+    for (const auto& b : buffers) out.push_back(b.data());
+    return out;
+  }
+  CallArgs clone() const {
+    CallArgs out;
+    for (const auto& b : buffers) out.buffers.push_back(b.clone());
+    return out;
+  }
+};
+
+
+// ---- the protocol's parts (harness.cpp), shared with the device target ----
+
+bool is_output(const TaskArg& arg);  // out or inout
+// Hashes of the `in` tensors (empty strings elsewhere).
+std::vector<std::string> input_hashes(const Task& task, const CallArgs& args);
+// Writing outside a tensor or changing an input, said in one line; empty when the call kept to its outputs.
+std::string misbehaviour(const Task& task, const std::vector<const Buffer*>& buffers,
+                         const std::vector<std::string>& input_hashes);
+// Elementwise got vs want over the outputs, into `out` (correct, errors, first mismatches).
+void compare(const Task& task, const CallArgs& got, const CallArgs& want, ShapeResult& out);
+TimingStats summarize(std::vector<double> samples_us);
+// Draws `count` elements of every input tensor afresh at random positions; their byte offsets
+// per argument go to `changed` when given.
+void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng,
+                 std::vector<std::vector<size_t>>* changed = nullptr, int count = 16);
+
+// Why a checked timed call failed (empty: it computed something else) and the shape's mismatches.
+using TimedFailure = std::pair<std::string, ShapeResult>;
+
+// Where the protocol runs the kernels under test: in this process (cpu), or on a device.
+class Target {
+ public:
+  virtual ~Target() = default;
+  // Runs the candidate once on host arguments, leaving its outputs, and every guard zone, in `args`.
+  virtual Status run(const Task& task, CallArgs& args) = 0;
+  // Whether a baseline is timed beside the candidate.
+  virtual bool has_baseline() const = 0;
+  // Times the candidate, and the baseline interleaved with it, on one bench shape whose input sets
+  // are `pool`, checking a random eighth of the candidate's calls and one more against `reference`.
+  virtual std::optional<TimedFailure> time(const Task& task, CallFn reference, std::vector<CallArgs>& pool,
+                                           const EvalOptions& options, std::mt19937_64& rng,
+                                           std::vector<double>& candidate_us, std::vector<double>& baseline_us) = 0;
+  // A sticky device error: this process can run nothing more.
+  virtual bool dead() const { return false; }
+};
+
+// The correctness and timing protocol of one candidate on `target`; the reference runs on the host.
+EvalResult run_protocol(const Task& task, CallFn reference, Target& target, const EvalOptions& options,
+                        std::uint64_t seed);
+
+// A GPU target in the worker: the candidate and the baseline (optional) as backend sources and
+// binaries, on device `index` of backend `backend` (opened once per worker).
+Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
+                                                   const nlohmann::json& baseline);
 
 // The worker's side of one request: {"type": "ping"} or {"type": "eval", ...} (see harness.cpp).
 nlohmann::json serve_request(const nlohmann::json& request);
