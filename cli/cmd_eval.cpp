@@ -18,20 +18,21 @@ struct EvalArgs {
   std::uint64_t seed = 0;
 };
 
-KernelRecord kernel_record(const Task& task, const Candidate& candidate, const std::string& origin) {
+KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
+                           const std::string& origin) {
   const std::string params = nlohmann::json(candidate.param_bindings()).dump();
-  return {content_hash(task.id() + "\ncpu\n" + params + "\n" + candidate.source),
+  return {content_hash(task.id() + "\n" + backend + "\n" + params + "\n" + candidate.source),
           task.id(),
-          "cpu",
+          backend,
           candidate.entry,
           candidate.source,
           params,
           origin};
 }
 
-EvaluationRecord evaluation_record(const Task& task, const EvalResult& r) {
+EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& r) {
   EvaluationRecord e;
-  e.device = "cpu:" + host_cpu_name();
+  e.device = device;
   e.status = to_string(r.status);
   e.message = r.message;
   e.log = r.log;
@@ -91,12 +92,16 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
   if (r.status == EvalStatus::compile_error) fmt::print("{}\n", r.log);
 }
 
+// The backend's kernels among a task's seeds: cpu_*.cpp; cuda_*.cu; hip_*.hip and the CUDA ones,
+// which the hip backend compiles through its CUDA prelude.
+bool seed_for(const std::string& backend, const std::string& file_name) {
+  auto starts = [&](const char* prefix) { return file_name.rfind(prefix, 0) == 0; };
+  if (backend == "cpu") return starts("cpu_");
+  if (backend == "cuda") return starts("cuda_");
+  return starts("hip_") || starts("cuda_");
+}
+
 int run_eval(const Context& context, const EvalArgs& args) {
-  if (args.backend != "cpu")
-    return report(make_error(ErrorKind::invalid_input,
-                             "backend '{}' cannot run kernels yet: eval runs on cpu; 'kforge compile --backend {}' "
-                             "compiles for it",
-                             args.backend, args.backend));
   const std::string root = context.resolved_tasks_dir();
   std::vector<Task> tasks;
   if (!args.task.empty() && !args.suite.empty())
@@ -128,6 +133,23 @@ int run_eval(const Context& context, const EvalArgs& args) {
   if (!store) return report(store.error());
   auto compiler = HostCompiler::create();
   if (!compiler) return report(compiler.error());
+  // A GPU backend: its compiler and a device to run on, or one line saying what is missing.
+  std::unique_ptr<Backend> gpu;
+  std::string device = "cpu:" + host_cpu_name();
+  if (args.backend != "cpu") {
+    auto cache = CompileCache::open();
+    if (!cache) return report(cache.error());
+    auto backend = make_backend(args.backend, *cache);
+    if (!backend) return report(backend.error());
+    if (Status s = (*backend)->compiler_status(); !s) return report(s.error());
+    auto devices = (*backend)->devices();
+    if (!devices || devices->empty())
+      return report(make_error(ErrorKind::invalid_input, "{}: no device to run on ({}); 'kforge compile --backend {}' "
+                                                         "compile-checks kernels without one",
+                               args.backend, devices ? "none found" : devices.error().message, args.backend));
+    device = args.backend + ":" + devices->front().name;
+    gpu = std::move(*backend);
+  }
 
   EvalOptions options;
   options.timeout_s = args.timeout_s;
@@ -147,7 +169,7 @@ int run_eval(const Context& context, const EvalArgs& args) {
     if (std::string w; words >> w) worker_command.push_back(w);
   auto worker = std::make_shared<Worker>(worker_command);
   for (auto& task : tasks) {
-    auto evaluator = Evaluator::create(task, *compiler, worker);
+    auto evaluator = Evaluator::create(task, *compiler, worker, gpu.get());
     if (!evaluator) return report(evaluator.error());
 
     std::vector<std::pair<Candidate, std::string>> kernels;  // candidate, origin
@@ -156,7 +178,7 @@ int run_eval(const Context& context, const EvalArgs& args) {
     } else {
       for (const auto& path : task.seed_paths) {
         const std::string name = std::filesystem::path(path).filename().string();
-        if (name.rfind("cpu_", 0) != 0) continue;
+        if (!seed_for(args.backend, name)) continue;
         auto source = read_file(path);
         auto candidate = source ? parse_candidate(std::move(*source), path) : Result<Candidate>(source.error());
         if (!candidate) {
@@ -167,13 +189,13 @@ int run_eval(const Context& context, const EvalArgs& args) {
       }
     }
     if (kernels.empty() && exit_code == kExitOk)
-      return report(
-          make_error(ErrorKind::invalid_input, "{}: no seeds/cpu_*.cpp to evaluate (give --kernel FILE)", task.id()));
+      return report(make_error(ErrorKind::invalid_input, "{}: no {} seeds to evaluate (give --kernel FILE)", task.id(),
+                               args.backend));
     for (const auto& [candidate, origin] : kernels) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);
-      const KernelRecord kernel = kernel_record(task, candidate, origin);
-      const EvaluationRecord evaluation = evaluation_record(task, result);
+      const KernelRecord kernel = kernel_record(task, args.backend, candidate, origin);
+      const EvaluationRecord evaluation = evaluation_record(task, device, result);
       auto id = store->record(kernel, evaluation);
       if (!id) return report(id.error());
       if (result.status != EvalStatus::ok && exit_code == kExitOk) exit_code = kExitKernelFailed;
@@ -216,7 +238,8 @@ void add_eval_command(CLI::App& app, Context& context) {
   eval->add_option("--task", args->task, "Task as SUITE/NAME, e.g. llm/rmsnorm");
   eval->add_option("--suite", args->suite, "Every task of this suite (with no --kernel: every seed)");
   eval->add_option("--kernel", args->kernel, "Kernel source file (default: the task's seeds)");
-  eval->add_option("--backend", args->backend, "Backend to run on (cpu)");
+  eval->add_option("--backend", args->backend, "Backend to run on: cpu (default), cuda, hip")
+      ->check(CLI::IsMember({"cpu", "cuda", "hip"}));
   eval->add_option("--timeout", args->timeout_s, "Seconds one evaluation may take (default 180)")
       ->check(CLI::Range(0.1, 86400.0));
   eval->add_option("--seed", args->seed, "Input seed, a positive integer (default: a fresh secret one)")

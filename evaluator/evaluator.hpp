@@ -81,7 +81,8 @@ std::string trampoline_source(const Task& task, const std::string& entry);
 
 // `extern "C" __global__ void entry(<the task's argument types>);` for CUDA and HIP sources:
 // appended to a GPU kernel, it turns a signature that differs from the task's into a compile error.
-std::string gpu_entry_declaration(const Task& task, const std::string& entry);
+// With `workspace`, a trailing `void*` argument: the candidate's workspace, zeroed before each call.
+std::string gpu_entry_declaration(const Task& task, const std::string& entry, bool workspace = false);
 
 // Why a CPU kernel's source is refused before compiling ("line 3: 'fork' starts processes: ..."),
 // or nothing when it passes. Comments are ignored.
@@ -193,10 +194,12 @@ class Worker {
 // Holds a task with its compiled reference, and evaluates candidates against it in a worker.
 class Evaluator {
  public:
-  // Compiles the task's reference.cpp, and its baseline (seeds/cpu_naive.cpp) when present; either
-  // failing to compile is an error here. Evaluations go to `worker` (shared by the evaluators of
-  // one run), or to a worker of its own when none is given.
-  static Result<Evaluator> create(Task task, const HostCompiler& compiler, std::shared_ptr<Worker> worker = nullptr);
+  // Compiles the task's reference.cpp, and its baseline (seeds/cpu_naive.cpp, or seeds/cuda_naive.cu
+  // for a GPU) when present; either failing to compile is an error here. Evaluations go to
+  // `worker` (shared by the evaluators of one run), or to a worker of its own when none is given.
+  // With `gpu` (cuda, hip), candidates are that backend's kernels, run on its device 0.
+  static Result<Evaluator> create(Task task, const HostCompiler& compiler, std::shared_ptr<Worker> worker = nullptr,
+                                  const Backend* gpu = nullptr);
 
   // Compiles `candidate` and runs the correctness and timing protocol in the worker. Every
   // failure of the candidate is a status in the result, never an Error.
@@ -215,6 +218,10 @@ class Evaluator {
   std::string baseline_binary_, baseline_name_;  // the task's seeds/cpu_naive.cpp, when it has one
   std::string probe_binary_;                     // measures the machine for the physics floor
   std::shared_ptr<Worker> worker_;
+  const Backend* gpu_ = nullptr;
+  nlohmann::json device_baseline_;  // the GPU baseline as the worker's request describes it
+  // Sends the request to the worker and reads its answer into `result`.
+  EvalResult finish(const nlohmann::json& request, EvalResult result, const EvalOptions& options) const;
 };
 
 }  // namespace kforge

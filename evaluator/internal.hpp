@@ -85,6 +85,9 @@ struct CallArgs {
 // ---- the protocol's parts (harness.cpp), shared with the device target ----
 
 bool is_output(const TaskArg& arg);  // out or inout
+std::vector<const Buffer*> views(const CallArgs& args);
+// The candidate's copy of a call's arguments: inputs copied, outputs poisoned (0xFF).
+CallArgs candidate_args(const Task& task, const CallArgs& initial);
 // Hashes of the `in` tensors (empty strings elsewhere).
 std::vector<std::string> input_hashes(const Task& task, const CallArgs& args);
 // Writing outside a tensor or changing an input, said in one line; empty when the call kept to its outputs.
@@ -129,6 +132,8 @@ Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, i
 
 // The worker's side of one request: {"type": "ping"} or {"type": "eval", ...} (see harness.cpp).
 nlohmann::json serve_request(const nlohmann::json& request);
+// Set by serve_request when this worker can serve nothing more (a dead GPU context).
+inline bool exit_after_answer = false;
 
 nlohmann::json to_json(const EvalOptions& options);
 

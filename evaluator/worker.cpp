@@ -95,6 +95,7 @@ int worker_main(int in_fd, int out_fd) {
       answer = serve_request(parsed);
     }
     if (!write_all(out_fd, frame(answer.dump()))) return 1;
+    if (exit_after_answer) return 3;
   }
 }
 

@@ -1,0 +1,334 @@
+// The device target: the protocol's checks, with the candidate and the baseline running on a GPU.
+// Runs in the worker process itself (a CUDA or HIP context does not survive fork, and the kernels
+// run no host code of the candidate's); a sticky device error ends the worker after its answer.
+// Device buffers mirror the host Buffers byte for byte, guard zones included, so every host-side
+// check (guards, input hashes, poisoned outputs) applies unchanged to what comes back.
+#include <algorithm>
+#include <map>
+
+#include "evaluator/internal.hpp"
+
+namespace kforge {
+namespace {
+
+size_t padded(size_t bytes) {
+  return (bytes + 63) / 64 * 64 + 2 * kGuardBytes;
+}
+
+// Device copies of one call's tensors (0 for sizes and scalars), freed on destruction.
+class DeviceArgs {
+ public:
+  explicit DeviceArgs(Device& device) : device_(&device) {}
+  DeviceArgs(DeviceArgs&& other) noexcept : device_(other.device_), bases_(std::exchange(other.bases_, {})) {}
+  DeviceArgs(const DeviceArgs&) = delete;
+  ~DeviceArgs() {
+    for (DevicePtr p : bases_) device_->free(p);
+  }
+
+  // Allocates every tensor of `host` and copies it over, guard zones and all.
+  static Result<DeviceArgs> upload(Device& device, const Task& task, const CallArgs& host) {
+    DeviceArgs out(device);
+    for (size_t i = 0; i < task.args.size(); ++i) {
+      DevicePtr base = 0;
+      if (task.args[i].is_tensor()) {
+        auto p = device.alloc(padded(host.buffers[i].bytes));
+        if (!p) return p.error();
+        base = *p;
+        out.bases_.push_back(base);
+        if (Status s = device.copy_in(base, host.buffers[i].storage.get(), padded(host.buffers[i].bytes)); !s)
+          return s.error();
+      } else {
+        out.bases_.push_back(0);
+      }
+    }
+    return out;
+  }
+  // Copies tensor `i` back over its host mirror, guard zones and all.
+  Status download(size_t i, Buffer& host) const {
+    return device_->copy_out(host.storage.get(), bases_[i], padded(host.bytes));
+  }
+  DevicePtr data(size_t i) const { return bases_[i] + kGuardBytes; }
+
+ private:
+  Device* device_;
+  std::vector<DevicePtr> bases_;
+};
+
+// The sizes of a call, read back from its size arguments (what launch lines are written in).
+Bindings call_dims(const Task& task, const CallArgs& args) {
+  Bindings dims;
+  for (size_t i = 0; i < task.args.size(); ++i)
+    if (task.args[i].role == ArgRole::size) {
+      std::int32_t v = 0;
+      std::memcpy(&v, args.buffers[i].data(), 4);
+      dims[task.args[i].name] = v;
+    }
+  return dims;
+}
+
+// A GPU kernel loaded on the device: its launches in order, its workspace.
+struct DeviceKernel {
+  Candidate candidate;
+  std::unique_ptr<Module> module;
+
+  // Enqueues every launch of the kernel, tensors from `tensors(i)`, sizes and scalars from `host`.
+  Status launch(Device& device, const Task& task, const CallArgs& host, const std::function<DevicePtr(size_t)>& tensors,
+                DevicePtr workspace) const {
+    Bindings bindings = call_dims(task, host);
+    for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
+    std::vector<DevicePtr> pointers(task.args.size() + 1, 0);
+    std::vector<void*> args;
+    for (size_t i = 0; i < task.args.size(); ++i) {
+      if (task.args[i].is_tensor()) {
+        pointers[i] = tensors(i);
+        args.push_back(&pointers[i]);
+      } else {
+        args.push_back(host.buffers[i].data());  // the 4-byte int or float itself
+      }
+    }
+    if (candidate.workspace_bytes) {
+      pointers.back() = workspace;
+      args.push_back(&pointers.back());
+    }
+    for (const LaunchSpec& spec : candidate.launches) {
+      auto dims = evaluate_launch(spec, bindings);
+      if (!dims) return dims.error();
+      if (Status s = device.launch(*module, candidate.entry, *dims, args.data()); !s) return s;
+    }
+    return {};
+  }
+  Result<std::size_t> workspace_bytes(const Task& task, const CallArgs& host) const {
+    if (!candidate.workspace_bytes) return std::size_t{0};
+    Bindings bindings = call_dims(task, host);
+    for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
+    auto bytes = candidate.workspace_bytes->eval(bindings);
+    if (!bytes) return bytes.error();
+    if (*bytes < 0) return make_error(ErrorKind::invalid_input, "the workspace size is negative ({})", *bytes);
+    return static_cast<std::size_t>(*bytes);
+  }
+};
+
+// Device memory freed when it goes out of scope.
+class Scratch {
+ public:
+  Scratch(Device& device, DevicePtr ptr) : device_(&device), ptr(ptr) {}
+  Scratch(Scratch&& other) noexcept : device_(other.device_), ptr(std::exchange(other.ptr, 0)) {}
+  Scratch(const Scratch&) = delete;
+  ~Scratch() { device_->free(ptr); }
+
+ private:
+  Device* device_;
+
+ public:
+  DevicePtr ptr;
+};
+
+class DeviceTarget final : public Target {
+ public:
+  DeviceTarget(Device& device, DeviceKernel candidate, std::optional<DeviceKernel> baseline)
+      : device_(device), candidate_(std::move(candidate)), baseline_(std::move(baseline)) {}
+
+  bool has_baseline() const override { return baseline_.has_value(); }
+  bool dead() const override { return device_.dead(); }
+
+  Status run(const Task& task, CallArgs& args) override {
+    auto on_device = DeviceArgs::upload(device_, task, args);
+    if (!on_device) return on_device.error();
+    auto allocated = scratch(candidate_, task, args);
+    if (!allocated) return allocated.error();
+    const Scratch workspace(device_, *allocated);
+    Status s = candidate_.launch(device_, task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
+    if (s) s = device_.synchronize();
+    for (size_t i = 0; s && i < task.args.size(); ++i)
+      if (task.args[i].is_tensor()) s = on_device->download(i, args.buffers[i]);
+    return s;
+  }
+
+  // The timing loop of the host target, on the device: events on the harness's stream around the
+  // launches, the L2 flushed (and persisting lines reset) before each call, and the host clock
+  // around the same calls as a cross-check that no work escaped the events.
+  std::optional<TimedFailure> time(const Task& task, CallFn reference, std::vector<CallArgs>& pool,
+                                   const EvalOptions& options, std::mt19937_64& rng, std::vector<double>& candidate_us,
+                                   std::vector<double>& baseline_us) override {
+    auto fail = [](const Error& e) { return std::optional<TimedFailure>(TimedFailure{e.message, ShapeResult{}}); };
+    std::vector<DeviceArgs> inputs;  // one device copy of each input set
+    for (const CallArgs& entry : pool) {
+      auto d = DeviceArgs::upload(device_, task, entry);
+      if (!d) return fail(d.error());
+      inputs.push_back(std::move(*d));
+    }
+    std::vector<const DeviceKernel*> kernels = {&candidate_};
+    if (baseline_) kernels.push_back(&*baseline_);
+    std::vector<DeviceArgs> outputs;  // each kernel's own outputs (the input slots unused)
+    std::vector<Scratch> workspaces;
+    for (const DeviceKernel* k : kernels) {
+      auto d = DeviceArgs::upload(device_, task, pool[0]);
+      if (!d) return fail(d.error());
+      outputs.push_back(std::move(*d));
+      auto w = scratch(*k, task, pool[0]);
+      if (!w) return fail(w.error());
+      workspaces.emplace_back(device_, *w);
+    }
+    auto start = device_.create_event(), end = device_.create_event();
+    if (!start || !end) return fail((!start ? start : end).error());
+
+    // One call of kernel k on input set e; its time in microseconds goes to `samples` when given.
+    auto call = [&](size_t k, size_t e, std::vector<double>* samples) -> Status {
+      for (size_t i = 0; i < task.args.size(); ++i) {
+        const Buffer& b = pool[e].buffers[i];
+        Status s;
+        if (task.args[i].role == ArgRole::out) s = device_.fill(outputs[k].data(i), 0xFF, b.bytes);
+        if (task.args[i].role == ArgRole::inout) s = device_.copy_in(outputs[k].data(i), b.data(), b.bytes);
+        if (!s) return s;
+      }
+      if (Status s = device_.flush_l2(); !s) return s;
+      if (Status s = device_.synchronize(); !s) return s;
+      auto tensors = [&](size_t i) { return is_output(task.args[i]) ? outputs[k].data(i) : inputs[e].data(i); };
+      const auto t0 = Clock::now();
+      Status s = device_.record(**start);
+      if (s) s = kernels[k]->launch(device_, task, pool[e], tensors, workspaces[k].ptr);
+      if (s) s = device_.record(**end);
+      if (s) s = device_.synchronize();
+      const double host_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+      if (!s) return s;
+      auto ms = device_.elapsed_ms(**start, **end);
+      if (!ms) return ms.error();
+      const double event_us = *ms * 1000;
+      if (host_us > 2 * event_us + 50)
+        return make_error(ErrorKind::invalid_input,
+                          "the host clock saw {:.1f} us where the device's events saw {:.1f} us: work escaped the "
+                          "timed stream (another stream, or a kernel still running)",
+                          host_us, event_us);
+      if (samples) samples->push_back(event_us);
+      return {};
+    };
+    // The candidate's call on set e, checked against the reference on the host.
+    auto checked_call = [&](size_t e, std::vector<double>* samples) -> std::optional<TimedFailure> {
+      const auto hashes = input_hashes(task, pool[e]);
+      if (Status s = call(0, e, samples); !s) return fail(s.error());
+      CallArgs got = pool[e].clone();
+      for (size_t i = 0; i < task.args.size(); ++i) {
+        if (!task.args[i].is_tensor()) continue;
+        Status s = is_output(task.args[i]) ? outputs[0].download(i, got.buffers[i]) : inputs[e].download(i, got.buffers[i]);
+        if (!s) return fail(s.error());
+      }
+      std::string why = misbehaviour(task, views(got), hashes);
+      CallArgs want = candidate_args(task, pool[e]);
+      reference(want.pointers().data());
+      ShapeResult check;
+      compare(task, got, want, check);
+      if (why.empty() && check.correct) return std::nullopt;
+      return TimedFailure{why, check};
+    };
+    // Redraws a few inputs of set e on the host, and the same bytes on the device.
+    auto redraw = [&](size_t e) -> Status {
+      std::vector<std::vector<size_t>> changed;
+      redraw_some(task, pool[e], rng, &changed);
+      for (size_t i = 0; i < changed.size(); ++i)
+        for (size_t offset : changed[i])
+          if (Status s = device_.copy_in(inputs[e].data(i) + offset, pool[e].buffers[i].data() + offset, 4); !s)
+            return s;
+      return {};
+    };
+
+    auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+    size_t next = 0;
+    const auto warmup_start = Clock::now();
+    for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls, ++next)
+      for (size_t k = 0; k < kernels.size(); ++k)
+        if (Status s = call(k, next % pool.size(), nullptr); !s) return fail(s.error());
+    auto settled = [&](const std::vector<double>& samples) {
+      const TimingStats s = summarize(samples);
+      return s.std_us / std::sqrt(s.n) < options.target_relative_se * s.median_us;
+    };
+    const auto timing_start = Clock::now();
+    for (;; ++next) {
+      const size_t e = next % pool.size();
+      if (Status s = redraw(e); !s) return fail(s.error());
+      if (rng() % 8 == 0) {
+        if (auto failure = checked_call(e, &candidate_us)) return failure;
+      } else if (Status s = call(0, e, &candidate_us); !s) {
+        return fail(s.error());
+      }
+      if (baseline_)
+        if (Status s = call(1, e, &baseline_us); !s) return fail(s.error());
+      const int n = static_cast<int>(candidate_us.size());
+      if (n >= options.max_repeats) break;
+      if (n < options.min_repeats) continue;
+      if (seconds_since(timing_start) >= options.max_time_per_shape_s) break;
+      if (settled(candidate_us) && (!baseline_ || settled(baseline_us))) break;
+    }
+    const size_t e = next % pool.size();
+    if (Status s = redraw(e); !s) return fail(s.error());
+    return checked_call(e, nullptr);
+  }
+
+ private:
+  // The kernel's workspace for a call on `args`, zeroed; 0 when it declares none.
+  Result<DevicePtr> scratch(const DeviceKernel& kernel, const Task& task, const CallArgs& args) {
+    auto bytes = kernel.workspace_bytes(task, args);
+    if (!bytes) return bytes.error();
+    if (*bytes == 0) return DevicePtr{0};
+    auto p = device_.alloc(*bytes);
+    if (!p) return p.error();
+    if (Status z = device_.fill(*p, 0, *bytes); !z) {
+      device_.free(*p);
+      return z.error();
+    }
+    return *p;
+  }
+
+  Device& device_;
+  DeviceKernel candidate_;
+  std::optional<DeviceKernel> baseline_;
+};
+
+// The kernel a request describes: {"source", "file_name", "binary": {"path", "format", "arch"}}.
+Result<DeviceKernel> load_kernel(Device& device, const std::string& backend, const nlohmann::json& j) {
+  try {
+    auto candidate = parse_candidate(j.at("source").get<std::string>(), j.at("file_name").get<std::string>());
+    if (!candidate) return candidate.error();
+    if (candidate->launches.empty())
+      return make_error(ErrorKind::invalid_input, "{}: a GPU kernel needs a '// @kforge launch:' line",
+                        j.at("file_name").get<std::string>());
+    const nlohmann::json& b = j.at("binary");
+    Binary binary{.backend = backend,
+                  .arch = b.at("arch").get<std::string>(),
+                  .format = b.at("format").get<std::string>(),
+                  .path = b.at("path").get<std::string>()};
+    auto module = device.load(binary);
+    if (!module) return module.error();
+    return DeviceKernel{std::move(*candidate), std::move(*module)};
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorKind::internal, "malformed kernel in the request: {}", e.what());
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
+                                                   const nlohmann::json& baseline) {
+  // One device per worker, opened on first use and kept (with its backend) for the worker's life.
+  static std::map<std::pair<std::string, int>, std::pair<std::unique_ptr<Backend>, std::unique_ptr<Device>>> open;
+  auto& slot = open[{backend, index}];
+  if (!slot.second) {
+    auto b = make_backend(backend, CompileCache::at());
+    if (!b) return b.error();
+    auto d = (*b)->open_device(index);
+    if (!d) return d.error();
+    slot = {std::move(*b), std::move(*d)};
+  }
+  Device& device = *slot.second;
+  if (device.dead()) return make_error(ErrorKind::internal, "{} device {}: dead since a sticky error", backend, index);
+  auto kernel = load_kernel(device, backend, candidate);
+  if (!kernel) return kernel.error();
+  std::optional<DeviceKernel> base;
+  if (!baseline.is_null()) {
+    auto b = load_kernel(device, backend, baseline);
+    if (!b) return make_error(ErrorKind::internal, "the baseline: {}", b.error().message);
+    base = std::move(*b);
+  }
+  return std::unique_ptr<Target>(std::make_unique<DeviceTarget>(device, std::move(*kernel), std::move(base)));
+}
+
+}  // namespace kforge
