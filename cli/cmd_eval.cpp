@@ -89,7 +89,23 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
     }
     fmt::print("{}\n", line);
   }
+  if (r.verified) fmt::print("  re-verified in a fresh worker with a fresh seed\n");
   if (r.status == EvalStatus::compile_error) fmt::print("{}\n", r.log);
+}
+
+// The lowest geomean median among the ok evaluations stored for `task` on `device` (other kernels'
+// latest ones); 0 when there is none.
+Result<double> best_median_us(const KernelStore& store, const std::string& task, const std::string& device,
+                              const std::string& except_key) {
+  auto rows = store.list(task);
+  if (!rows) return rows.error();
+  double best = 0;
+  for (const auto& row : *rows) {
+    if (row.kernel.key == except_key || row.latest.status != "ok" || row.latest.device != device) continue;
+    const double us = geomean_median_us(row.latest);
+    if (us > 0 && (best == 0 || us < best)) best = us;
+  }
+  return best;
 }
 
 // The backend's kernels among a task's seeds: cpu_*.cpp; cuda_*.cu; hip_*.hip and the CUDA ones,
@@ -195,9 +211,22 @@ int run_eval(const Context& context, const EvalArgs& args) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);
       const KernelRecord kernel = kernel_record(task, args.backend, candidate, origin);
-      const EvaluationRecord evaluation = evaluation_record(task, device, result);
+      EvaluationRecord evaluation = evaluation_record(task, device, result);
       auto id = store->record(kernel, evaluation);
       if (!id) return report(id.error());
+      // A new best for this task and device counts only once it passes again in a fresh worker
+      // with a fresh seed; both evaluations are kept.
+      if (result.status == EvalStatus::ok && result.speedup > 0) {
+        auto best = best_median_us(*store, task.id(), device, kernel.key);
+        if (!best) return report(best.error());
+        if (*best == 0 || geomean_median_us(evaluation) < *best) {
+          if (!args.json) fmt::print(stderr, "{} {}: a new best; re-verifying in a fresh worker ...\n", task.id(), origin);
+          result = evaluator->reverify(candidate, origin, result, options);
+          evaluation = evaluation_record(task, device, result);
+          id = store->record(kernel, evaluation);
+          if (!id) return report(id.error());
+        }
+      }
       if (result.status != EvalStatus::ok && exit_code == kExitOk) exit_code = kExitKernelFailed;
       rows.push_back({task.id(), origin, to_string(result.status), geomean_median_us(evaluation), result.speedup});
       if (args.json) {

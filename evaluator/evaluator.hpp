@@ -148,6 +148,7 @@ struct EvalResult {
   std::string baseline;  // the kernel speedups are measured against ("cpu_naive.cpp")
   double speedup = 0;    // geometric mean over the bench shapes; 0 when untimed
   std::string output;    // what the kernel printed (the first 16 KiB), for its author
+  bool verified = false;  // passed again in a fresh worker with a fresh seed (Evaluator::reverify)
 };
 
 nlohmann::json to_json(const EvalResult& result);
@@ -204,6 +205,12 @@ class Evaluator {
   // Compiles `candidate` and runs the correctness and timing protocol in the worker. Every
   // failure of the candidate is a status in the result, never an Error.
   EvalResult evaluate(const Candidate& candidate, const std::string& file_name, const EvalOptions& options = {}) const;
+
+  // Before a result counts as a new best: `candidate` evaluated again in a fresh worker with a
+  // fresh secret seed, twice when `first` claims more than 10x. Returns the first failure (its
+  // message saying it came from re-verification), else the last run, marked verified.
+  EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
+                      EvalOptions options = {}) const;
 
   const Task& task() const { return task_; }
   Worker& worker() const { return *worker_; }

@@ -57,7 +57,8 @@ json to_json(const EvalResult& result) {
           {"shapes", shapes},
           {"baseline", result.baseline},
           {"speedup", result.speedup},
-          {"output", result.output}};
+          {"output", result.output},
+          {"verified", result.verified}};
 }
 
 Result<EvalResult> eval_result_from_json(const json& j) {
@@ -73,6 +74,7 @@ Result<EvalResult> eval_result_from_json(const json& j) {
     r.baseline = j.at("baseline");
     r.speedup = j.at("speedup");
     r.output = j.value("output", "");
+    r.verified = j.value("verified", false);
     for (const auto& s : j.at("shapes")) {
       ShapeResult shape;
       for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = v.get<std::int64_t>();

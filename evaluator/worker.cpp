@@ -179,7 +179,26 @@ Result<nlohmann::json> Worker::call(const nlohmann::json& request, double timeou
     while (!tail.empty() && tail.back() == '\n') tail.pop_back();
     return make_error(ErrorKind::internal, "worker ({}): {}{}{}", command, why, tail.empty() ? "" : ": ", tail);
   };
-  if (!write_all(socket_, frame(request.dump()))) return fail("it is gone");
+  // It died: keep its last words (a failed exec says why), then say how it ended.
+  auto how_it_ended = [&]() -> std::string {
+    char rest[4096];
+    pollfd err{stderr_, POLLIN, 0};
+    while (poll(&err, 1, 100) > 0) {
+      ssize_t m = read(stderr_, rest, sizeof rest);
+      if (m <= 0) break;
+      if (output_.size() < kMaxCapturedOutput)
+        output_.append(rest, std::min(static_cast<size_t>(m), kMaxCapturedOutput - output_.size()));
+    }
+    int status = 0;
+    for (int i = 0; i < 100; ++i, usleep(2000)) {
+      if (waitpid(pid_, &status, WNOHANG) != pid_) continue;
+      pid_ = -1;  // reaped
+      return WIFSIGNALED(status) ? "it was killed by " + signal_name(WTERMSIG(status))
+                                 : fmt::format("it exited with code {}", WEXITSTATUS(status));
+    }
+    return "it closed its output";
+  };
+  if (!write_all(socket_, frame(request.dump()))) return fail(how_it_ended());
 
   const auto deadline = Clock::now() + std::chrono::duration<double>(std::max(0.0, std::min(timeout_s, 1e7)));
   std::string buffer;
@@ -207,24 +226,7 @@ Result<nlohmann::json> Worker::call(const nlohmann::json& request, double timeou
     if (fds[0].revents) {
       ssize_t n = recv(socket_, chunk, sizeof chunk, 0);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {  // it died: keep its last words, then say how it ended
-        while (stderr_open && poll(&fds[1], 1, 100) > 0) {
-          ssize_t m = read(stderr_, chunk, sizeof chunk);
-          if (m <= 0) break;
-          if (output_.size() < kMaxCapturedOutput)
-            output_.append(chunk, std::min(static_cast<size_t>(m), kMaxCapturedOutput - output_.size()));
-        }
-        int status = 0;
-        std::string how = "it closed its output";
-        for (int i = 0; i < 100; ++i, usleep(2000)) {
-          if (waitpid(pid_, &status, WNOHANG) != pid_) continue;
-          how = WIFSIGNALED(status) ? "it was killed by " + signal_name(WTERMSIG(status))
-                                    : fmt::format("it exited with code {}", WEXITSTATUS(status));
-          pid_ = -1;  // reaped
-          break;
-        }
-        return fail(how);
-      }
+      if (n <= 0) return fail(how_it_ended());
       buffer.append(chunk, static_cast<size_t>(n));
     }
   }

@@ -326,3 +326,33 @@ TEST(Evaluator, ATimeBelowThePhysicsFloorIsRejected) {
   EXPECT_EQ(r.status, EvalStatus::rejected_cheat);
   EXPECT_NE(r.message.find("faster than physics at N=1024"), std::string::npos) << r.message;
 }
+
+TEST(Evaluator, ReverificationRunsInFreshWorkersAndTwiceForHugeClaims) {
+  Evaluator scale = evaluator_for(kSource + "/tests/data/tasks", "tiny/scale");
+  const Candidate seed = load_kernel(kSource + "/tests/data/tasks/tiny/scale/seeds/cpu_naive.cpp");
+  EvalResult first = scale.evaluate(seed, "k.cpp", check_only());
+  ASSERT_EQ(first.status, EvalStatus::ok) << first.message;
+  EXPECT_FALSE(first.verified);
+  EXPECT_EQ(scale.worker().starts(), 1);
+
+  EvalResult again = scale.reverify(seed, "k.cpp", first, check_only());
+  EXPECT_EQ(again.status, EvalStatus::ok) << again.message;
+  EXPECT_TRUE(again.verified);
+  EXPECT_NE(again.seed, first.seed);
+  EXPECT_EQ(scale.worker().starts(), 2);
+
+  first.speedup = 11;  // a claim of more than 10x is checked twice
+  EXPECT_TRUE(scale.reverify(seed, "k.cpp", first, check_only()).verified);
+  EXPECT_EQ(scale.worker().starts(), 4);
+}
+
+TEST(Evaluator, AFailedReverificationSaysSo) {
+  Evaluator rmsnorm = evaluator_for(kSource + "/tasks", "llm/rmsnorm");
+  EvalResult claimed;  // as if the endless kernel had passed once
+  claimed.status = EvalStatus::ok;
+  EvalResult r = rmsnorm.reverify(load_kernel(kSource + "/tests/kernels/rmsnorm_endless.cpp"), "e.cpp", claimed,
+                                  check_only(1.5));
+  EXPECT_EQ(r.status, EvalStatus::timeout);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(r.message, "re-verification in a fresh worker failed: timeout after 1.5 s");
+}
