@@ -59,7 +59,7 @@ struct LlmBudgetLimits {
 
 struct LlmConfig {
   std::vector<LlmEndpoint> endpoints;  // at least one
-  int max_retries = 3;                 // after the first attempt, on 429, 5xx, timeouts, network errors
+  int max_retries = 3;                 // after the first attempt, on 408, 429, 5xx, timeouts, network errors
   double backoff_initial_s = 2;        // before retry n: initial * 2^n, at most backoff_max_s, times 0.5..1 jitter
   double backoff_max_s = 60;           // also the longest Retry-After honoured; a longer one ends the call
   uint64_t seed = 42;                  // for picking endpoints by weight
@@ -73,8 +73,9 @@ Result<LlmConfig> load_llm_config(const std::string& path);
 Result<LlmConfig> parse_llm_config(std::string_view toml, const std::string& origin);
 
 // One endpoint from a URL and a model name, as `--llm-url URL --model NAME` gives them: provider
-// anthropic if the URL's host is api.anthropic.com, else openai; key from $ANTHROPIC_API_KEY or
-// $OPENAI_API_KEY when that variable is set.
+// anthropic if the URL's host is api.anthropic.com, else openai. The key, if that variable is set:
+// $ANTHROPIC_API_KEY for api.anthropic.com, $OPENAI_API_KEY for api.openai.com, else
+// $KFORGE_LLM_API_KEY (a provider's key never goes to another host).
 LlmConfig llm_config_from_url(const std::string& url, const std::string& model);
 
 // The URL a request to `endpoint` is posted to.
@@ -106,7 +107,8 @@ class LlmBudget {
   // Replaces the hold by what the call used (0 and 0 when it failed before using anything).
   void settle(uint64_t ticket, double usd, int64_t tokens);
   LlmBudgetUsage usage() const;
-  // Why no further call can be made (a limit reached, time up), or nothing while one can.
+  // Why no further call can be made: a limit reached, time up, or a call refused while none
+  // was in flight (so none could make room for it); nothing while calls can still be made.
   std::optional<std::string> exhausted() const;
   double seconds_left() const;
   const LlmBudgetLimits& limits() const { return limits_; }
@@ -118,6 +120,7 @@ class LlmBudget {
   LlmBudgetUsage usage_;
   std::map<uint64_t, std::pair<double, int64_t>> holds_;
   uint64_t next_ticket_ = 1;
+  std::optional<std::string> refused_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -194,8 +197,8 @@ class LlmClient {
   // Fails if the config has no endpoint or a named key variable is unset (not when replaying).
   static Result<std::unique_ptr<LlmClient>> create(LlmConfig config, LlmClientOptions options = {});
 
-  // Picks an endpoint by weight, holds the worst case on the budget, then sends, retrying 429,
-  // 5xx, timeouts and network errors. An error names the endpoint and says why: the provider's
+  // Picks an endpoint by weight, holds the worst case on the budget, then sends, retrying 408,
+  // 429, 5xx, timeouts and network errors. An error names the endpoint and says why: the provider's
   // message for a 4xx, "not JSON"/"no choices" for a garbage body, "empty reply", "timed out
   // after N s", or the budget limit that refused the call before anything was sent.
   Result<LlmReply> complete(const std::vector<LlmMessage>& messages);

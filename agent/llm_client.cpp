@@ -238,20 +238,25 @@ LlmBudget::LlmBudget(LlmBudgetLimits limits) : limits_(limits), start_ns_(now_ns
 
 Result<uint64_t> LlmBudget::reserve(double usd, int64_t tokens) {
   std::lock_guard lock(mutex_);
-  const double elapsed = seconds_since(start_ns_);
-  if (elapsed >= limits_.seconds)
-    return make_error(ErrorKind::invalid_input, "LLM budget: the {} s of wall clock are up", limits_.seconds);
-  if (usage_.usd + usage_.held_usd + usd > limits_.usd)
-    return make_error(ErrorKind::invalid_input,
-                      "LLM budget: this call could cost up to ${:.4f}; ${:.4f} spent and ${:.4f} held by calls in "
-                      "flight leave less of the ${:.4f} limit",
-                      usd, usage_.usd, usage_.held_usd, limits_.usd);
-  if (static_cast<double>(usage_.tokens) + static_cast<double>(usage_.held_tokens) + static_cast<double>(tokens) >
-      static_cast<double>(limits_.tokens))
-    return make_error(ErrorKind::invalid_input,
-                      "LLM budget: this call could use up to {} tokens; {} used and {} held by calls in flight leave "
-                      "less of the {} limit",
-                      tokens, usage_.tokens, usage_.held_tokens, limits_.tokens);
+  std::optional<Error> refusal;
+  if (seconds_since(start_ns_) >= limits_.seconds)
+    refusal = make_error(ErrorKind::invalid_input, "LLM budget: the {} s of wall clock are up", limits_.seconds);
+  else if (usage_.usd + usage_.held_usd + usd > limits_.usd)
+    refusal = make_error(ErrorKind::invalid_input,
+                         "LLM budget: this call could cost up to ${:.4f}; ${:.4f} spent and ${:.4f} held by calls in "
+                         "flight leave less of the ${:.4f} limit",
+                         usd, usage_.usd, usage_.held_usd, limits_.usd);
+  else if (static_cast<double>(usage_.tokens) + static_cast<double>(usage_.held_tokens) + static_cast<double>(tokens) >
+           static_cast<double>(limits_.tokens))
+    refusal = make_error(ErrorKind::invalid_input,
+                         "LLM budget: this call could use up to {} tokens; {} used and {} held by calls in flight "
+                         "leave less of the {} limit",
+                         tokens, usage_.tokens, usage_.held_tokens, limits_.tokens);
+  if (refusal) {
+    // With nothing in flight no hold can come back to make room: a call this size never fits.
+    if (holds_.empty()) refused_ = refusal->message.substr(std::string_view("LLM budget: ").size());
+    return *refusal;
+  }
   const uint64_t ticket = next_ticket_++;
   holds_[ticket] = {usd, tokens};
   usage_.held_usd += usd;
@@ -286,7 +291,7 @@ std::optional<std::string> LlmBudget::exhausted() const {
   if (seconds_since(start_ns_) >= limits_.seconds) return fmt::format("the {} s of wall clock are up", limits_.seconds);
   if (usage_.usd >= limits_.usd) return fmt::format("${:.4f} of ${:.4f} spent", usage_.usd, limits_.usd);
   if (usage_.tokens >= limits_.tokens) return fmt::format("{} of {} tokens used", usage_.tokens, limits_.tokens);
-  return std::nullopt;
+  return refused_;
 }
 
 double LlmBudget::seconds_left() const { return limits_.seconds - seconds_since(start_ns_); }
@@ -452,7 +457,7 @@ Result<LlmReply> LlmClient::complete(const std::vector<LlmMessage>& messages) {
       rec.status = "network_error";
       rec.error = fmt::format("LLM endpoint '{}': {} ({})", endpoint.name, http.curl_error, url);
       retryable = true;
-    } else if (http.status == 429 || http.status >= 500) {
+    } else if (http.status == 408 || http.status == 429 || http.status >= 500) {
       rec.status = "http_error";
       rec.error = fmt::format("LLM endpoint '{}': HTTP {}: {}", endpoint.name, http.status,
                               provider_error_message(http.body));

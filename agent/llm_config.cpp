@@ -179,7 +179,10 @@ LlmConfig llm_config_from_url(const std::string& url, const std::string& model) 
   e.base_url = url;
   e.model = e.name = model;
   if (url.find("api.anthropic.com") != std::string::npos) e.provider = LlmProvider::anthropic;
-  const char* key_env = e.provider == LlmProvider::anthropic ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY";
+  // A provider's key goes to that provider's host only, never to an arbitrary URL.
+  const char* key_env = e.provider == LlmProvider::anthropic           ? "ANTHROPIC_API_KEY"
+                        : url.find("api.openai.com") != std::string::npos ? "OPENAI_API_KEY"
+                                                                          : "KFORGE_LLM_API_KEY";
   if (const char* key = std::getenv(key_env); key && *key) e.api_key_env = key_env;
   LlmConfig config;
   config.endpoints.push_back(e);

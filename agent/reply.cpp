@@ -130,7 +130,9 @@ Result<std::string> apply_diff_blocks(std::string_view source, const std::vector
   std::string text(source);
   for (size_t b = 0; b < blocks.size(); ++b) {
     const DiffBlock& block = blocks[b];
-    if (const size_t at = text.find(block.search); at != std::string::npos) {
+    size_t at = text.find(block.search);
+    while (at != std::string::npos && at > 0 && text[at - 1] != '\n') at = text.find(block.search, at + 1);
+    if (at != std::string::npos) {  // exactly, from the start of a line
       text.replace(at, block.search.size(), block.replace);
       continue;
     }

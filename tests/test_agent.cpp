@@ -384,6 +384,8 @@ TEST(LlmClient, BudgetRefusesACallBeforeItIsSent) {
   EXPECT_NE(reply.error().message.find("LLM budget: this call could cost up to $0.008"), std::string::npos)
       << reply.error().message;
   EXPECT_EQ(server.seen().size(), 0u);
+  ASSERT_TRUE(budget->exhausted().has_value()) << "refused with nothing in flight: the search should stop";
+  EXPECT_EQ(budget->exhausted()->rfind("this call could cost", 0), 0u) << *budget->exhausted();
 
   auto tokens = std::make_shared<LlmBudget>(LlmBudgetLimits{1e9, 500});
   options.budget = tokens;
@@ -592,6 +594,13 @@ TEST(LlmConfigFile, RequestUrls) {
   e.base_url = "https://example.com/openai/v1/chat/completions";
   EXPECT_EQ(llm_request_url(e), "https://example.com/openai/v1/chat/completions");
   EXPECT_EQ(llm_config_from_url("https://api.anthropic.com", "claude").endpoints[0].provider, LlmProvider::anthropic);
+  setenv("OPENAI_API_KEY", "sk-real", 1);
+  setenv("KFORGE_LLM_API_KEY", "local", 1);
+  EXPECT_EQ(llm_config_from_url("https://api.openai.com/v1", "gpt").endpoints[0].api_key_env, "OPENAI_API_KEY");
+  EXPECT_EQ(llm_config_from_url("http://10.0.0.5:8000/v1", "qwen").endpoints[0].api_key_env, "KFORGE_LLM_API_KEY")
+      << "an OpenAI key never goes to another host";
+  unsetenv("OPENAI_API_KEY");
+  unsetenv("KFORGE_LLM_API_KEY");
 }
 
 // ---- Replies -------------------------------------------------------------------------------
@@ -679,6 +688,13 @@ TEST(DiffBlocks, SeveralBlocksApplyInOrder) {
             "    y[i] = 1.0f + i;\n"
             "  }\n"
             "}\n");
+}
+
+TEST(DiffBlocks, ExactMatchesStartAtALine) {
+  // "= 0.0f;" occurs mid-line only; as a SEARCH line it must not match there.
+  auto blocks = parse_diff_blocks("<<<<<<< SEARCH\n= 0.0f;\n=======\n= 1.0f;\n>>>>>>> REPLACE\n");
+  ASSERT_TRUE(blocks.ok()) << blocks.error().message;
+  EXPECT_FALSE(apply_diff_blocks(kParent, *blocks).ok());
 }
 
 TEST(DiffBlocks, MalformedBlocksAreErrors) {
