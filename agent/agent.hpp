@@ -63,7 +63,7 @@ struct LlmConfig {
   double backoff_initial_s = 2;        // before retry n: initial * 2^n, at most backoff_max_s, times 0.5..1 jitter
   double backoff_max_s = 60;           // also the longest Retry-After honoured; a longer one ends the call
   uint64_t seed = 42;                  // for picking endpoints by weight
-  LlmBudgetLimits budget;              // the file's [budget] table; a command line may override it
+  LlmBudgetLimits budget;              // the file's [budget] table, for the caller's LlmBudget
 };
 
 // Reads an endpoint file (TOML; README.md "Pointing kforge at an LLM" shows one). Every problem
@@ -186,7 +186,7 @@ class LlmReplay {
 
 struct LlmClientOptions {
   std::shared_ptr<LlmBudget> budget;                       // none: unlimited
-  std::function<void(const LlmCallRecord&)> on_call;       // every attempt sent, one at a time
+  std::function<void(const LlmCallRecord&)> on_call;       // every attempt sent, one at a time (none in replay)
   std::shared_ptr<LlmReplay> replay;                       // set: answer from it, no network
 };
 
