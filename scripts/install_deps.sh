@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config git
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libxxhash-dev libseccomp-dev
   libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libbenchmark-dev
+  libcurl4-openssl-dev  # the LLM client
+  libcpp-httplib-dev    # the fake LLM server the agent tests talk to
   libamdhip64-dev  # hiprtc and HIP headers: the hip backend compiles for gfx90a without a GPU
 )
 
