@@ -5,7 +5,7 @@ kforge=$1 db=$2 kernels=$3
 rm -f "$db" "$db"-wal "$db"-shm
 failed=0
 for kernel in "$kernels"/*.cpp; do
-  line=$("$kforge" eval --task llm/rmsnorm --kernel "$kernel" --db "$db" 2>&1 | head -1)
+  line=$("$kforge" eval --task llm/rmsnorm --kernel "$kernel" --db "$db" 2>/dev/null | head -1)
   case "$line" in
     *" ok") echo "ok   $(basename "$kernel")" ;;
     *) echo "FAIL $(basename "$kernel"): $line"; failed=1 ;;
