@@ -1,4 +1,6 @@
-// kforge tasks list: what the task suites hold.
+// kforge tasks list: what the task suites hold. kforge tasks check: whether every seed of every
+// task passes against its reference on every backend this machine has, and how fast.
+#include <cmath>
 #include <filesystem>
 
 #include "cli/cli.hpp"
@@ -73,6 +75,151 @@ nlohmann::json task_json(const Task& task) {
           {"dir", task.dir}};
 }
 
+struct CheckArgs {
+  std::string suite, task, backend;
+  bool json = false, check_only = false;
+};
+
+// One line of the check table.
+struct CheckRow {
+  std::string task, backend, kernel, status, message;
+  bool compiled_only = false;  // no device: compiled, not run
+  double median_us = 0, gbps = 0, gflops = 0, roofline_pct = 0, speedup = 0;
+  int registers = -1, spill_bytes = -1;
+};
+
+bool seed_of(const std::string& backend, const std::string& file) {
+  auto starts = [&](const char* p) { return file.rfind(p, 0) == 0; };
+  return backend == "cpu" ? starts("cpu_") : backend == "cuda" ? starts("cuda_") : starts("hip_") || starts("cuda_");
+}
+
+// The row for a run: geometric means over the bench shapes (the largest shape's throughput).
+CheckRow row_for(const EvalResult& r) {
+  CheckRow row;
+  row.status = to_string(r.status);
+  row.message = r.message;
+  row.speedup = r.speedup;
+  double log_us = 0, log_roof = 0;
+  int timed = 0;
+  for (const auto& s : r.shapes) {
+    if (!s.timing) continue;
+    log_us += std::log(s.timing->median_us);
+    if (s.roofline_pct > 0) log_roof += std::log(s.roofline_pct);
+    ++timed;
+    row.gbps = s.gbps, row.gflops = s.gflops;
+  }
+  if (timed) row.median_us = std::exp(log_us / timed);
+  if (timed && log_roof != 0) row.roofline_pct = std::exp(log_roof / timed);
+  return row;
+}
+
+int run_check(const Context& context, const CheckArgs& args) {
+  std::vector<Task> tasks;
+  if (!args.task.empty()) {
+    auto task = find_task(context.resolved_tasks_dir(), args.task);
+    if (!task) return report(task.error());
+    tasks.push_back(std::move(*task));
+  } else {
+    auto all = load_tasks(context.resolved_tasks_dir(), args.suite);
+    if (!all) return report(all.error());
+    tasks = std::move(*all);
+  }
+  auto host = HostCompiler::create();
+  if (!host) return report(host.error());
+  auto cache = CompileCache::open();
+  if (!cache) return report(cache.error());
+  std::vector<std::string> backends = {"cpu", "cuda", "hip"};
+  if (!args.backend.empty()) backends = {args.backend};
+
+  EvalOptions options;
+  options.time_bench_shapes = !args.check_only;
+  auto worker = std::make_shared<Worker>();
+  std::vector<CheckRow> rows;
+  for (const std::string& name : backends) {
+    std::unique_ptr<Backend> gpu;
+    bool run_here = name == "cpu";
+    if (name != "cpu") {
+      auto backend = make_backend(name, *cache);
+      if (!backend) return report(backend.error());
+      if (Status s = (*backend)->compiler_status(); !s) {
+        if (!args.backend.empty()) return report(s.error());
+        fmt::print(stderr, "{}: skipped: {}\n", name, s.error().message);
+        continue;
+      }
+      auto devices = (*backend)->devices();
+      run_here = devices && !devices->empty();
+      gpu = std::move(*backend);
+    }
+    for (const Task& task : tasks) {
+      std::optional<Evaluator> evaluator;
+      if (run_here) {
+        auto e = Evaluator::create(task, *host, worker, gpu.get());
+        if (!e) return report(e.error());
+        evaluator.emplace(std::move(*e));
+      }
+      for (const std::string& path : task.seed_paths) {
+        const std::string file = std::filesystem::path(path).filename().string();
+        if (!seed_of(name, file)) continue;
+        auto source = read_file(path);
+        auto candidate = source ? parse_candidate(std::move(*source), path) : Result<Candidate>(source.error());
+        CheckRow row;
+        if (!candidate) {
+          row.status = "bad_file";
+          row.message = candidate.error().message;
+        } else if (evaluator) {
+          if (!args.json) fmt::print(stderr, "checking {} {} {} ...\n", task.id(), name, file);
+          row = row_for(evaluator->evaluate(*candidate, file, options));
+        } else {  // a GPU backend with no device here: compile for the usual target, say so
+          auto binary = compile_gpu_kernel(*gpu, task, *candidate, file, name == "cuda" ? "sm_90" : "gfx90a");
+          row.compiled_only = true;
+          row.status = binary ? "compiled" : "compile_error";
+          if (binary) {
+            row.message = fmt::format("compile-checked only for {}: no {} device here", binary->arch, name);
+            row.registers = binary->usage.registers;
+            row.spill_bytes = binary->usage.spill_bytes;
+          } else {
+            row.message = binary.error().message;
+          }
+        }
+        row.task = task.id(), row.backend = name, row.kernel = file;
+        rows.push_back(std::move(row));
+      }
+    }
+  }
+
+  const bool all_passed = std::all_of(rows.begin(), rows.end(), [](const CheckRow& r) {
+    return r.status == "ok" || r.status == "compiled";
+  });
+  if (args.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : rows)
+      out.push_back({{"task", r.task}, {"backend", r.backend}, {"kernel", r.kernel}, {"status", r.status},
+                     {"message", r.message}, {"compiled_only", r.compiled_only}, {"median_us", r.median_us},
+                     {"gbps", r.gbps}, {"gflops", r.gflops}, {"roofline_pct", r.roofline_pct},
+                     {"speedup", r.speedup}, {"registers", r.registers}, {"spill_bytes", r.spill_bytes}});
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+    return all_passed ? kExitOk : kExitKernelFailed;
+  }
+  fmt::print("{:<20} {:<5} {:<22} {:<14} {:>12} {:>9} {:>9} {:>9} {:>8}\n", "TASK", "BACK", "KERNEL", "STATUS",
+             "MEDIAN us", "GB/s", "GFLOP/s", "ROOFLINE", "SPEEDUP");
+  int compiled_only = 0;
+  for (const auto& r : rows) {
+    auto number = [](double v, const char* format) { return v > 0 ? fmt::format(fmt::runtime(format), v) : "-"; };
+    fmt::print("{:<20} {:<5} {:<22} {:<14} {:>12} {:>9} {:>9} {:>9} {:>8}\n", r.task, r.backend, r.kernel, r.status,
+               number(r.median_us, "{:.2f}"), number(r.gbps, "{:.1f}"), number(r.gflops, "{:.2f}"),
+               number(r.roofline_pct, "{:.0f}%"), number(r.speedup, "{:.2f}x"));
+    compiled_only += r.compiled_only;
+    if (r.status != "ok" && r.status != "compiled") fmt::print("    {}\n", r.message);
+  }
+  if (compiled_only)
+    fmt::print("\n{} GPU seeds were compile-checked only (sm_90 for cuda, gfx90a for hip): this machine has no device "
+               "for them.\n", compiled_only);
+  fmt::print("{} of {} passed\n",
+             std::count_if(rows.begin(), rows.end(), [](const CheckRow& r) { return r.status == "ok" || r.status == "compiled"; }),
+             rows.size());
+  return all_passed ? kExitOk : kExitKernelFailed;
+}
+
 }  // namespace
 
 void add_tasks_command(CLI::App& app, Context& context) {
@@ -99,6 +246,18 @@ void add_tasks_command(CLI::App& app, Context& context) {
       return kExitOk;
     };
   });
+
+  auto check_args = std::make_shared<CheckArgs>();
+  auto* check = tasks->add_subcommand(
+      "check", "Every seed of every task against its reference, on every backend here (GPU seeds without a device: "
+               "compile-checked)");
+  check->add_option("--suite", check_args->suite, "Only this suite");
+  check->add_option("--task", check_args->task, "Only this task (SUITE/NAME)");
+  check->add_option("--backend", check_args->backend, "Only this backend: cpu, cuda, hip")
+      ->check(CLI::IsMember({"cpu", "cuda", "hip"}));
+  check->add_flag("--check-only", check_args->check_only, "Correctness only, no timing");
+  check->add_flag("--json", check_args->json, "Print a JSON array of rows");
+  check->callback([&context, check_args] { context.run = [&context, check_args] { return run_check(context, *check_args); }; });
 }
 
 }  // namespace kforge::cli

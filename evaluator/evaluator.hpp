@@ -84,6 +84,11 @@ std::string trampoline_source(const Task& task, const std::string& entry);
 // With `workspace`, a trailing `void*` argument: the candidate's workspace, zeroed before each call.
 std::string gpu_entry_declaration(const Task& task, const std::string& entry, bool workspace = false);
 
+// Compiles a GPU kernel of `task` for `gpu` (cuda, hip) with its params as defines and the task's
+// signature declared after it; `arch` empty: the backend's default.
+Result<Binary> compile_gpu_kernel(const Backend& gpu, const Task& task, const Candidate& candidate,
+                                  const std::string& file_name, const std::string& arch = "");
+
 // Why a CPU kernel's source is refused before compiling ("line 3: 'fork' starts processes: ..."),
 // or nothing when it passes. Comments are ignored.
 std::optional<std::string> static_check(const std::string& source);

@@ -655,17 +655,23 @@ std::string trampoline_source(const Task& task, const std::string& entry) {
       task.id(), entry, fmt::join(types, ", "), entry, fmt::join(call, ",\n    "));
 }
 
-namespace {
-// A GPU kernel compiled for `gpu`, as the worker's request describes it.
-Result<nlohmann::json> compile_for_device(const Backend& gpu, const Task& task, const Candidate& candidate,
-                                          const std::string& file_name, std::string* log) {
+Result<Binary> compile_gpu_kernel(const Backend& gpu, const Task& task, const Candidate& candidate,
+                                  const std::string& file_name, const std::string& arch) {
   CompileRequest request;
   request.file_name = file_name;
+  request.arch = arch;
   // The declaration after the kernel turns a signature that differs from the task's into an error.
   request.source = candidate.source + "\n#line 1 \"kforge-signature\"\n" +
                    gpu_entry_declaration(task, candidate.entry, candidate.workspace_bytes.has_value());
   request.defines = candidate.param_bindings();
-  auto binary = gpu.compile(request);
+  return gpu.compile(request);
+}
+
+namespace {
+// A GPU kernel compiled for `gpu`, as the worker's request describes it.
+Result<nlohmann::json> compile_for_device(const Backend& gpu, const Task& task, const Candidate& candidate,
+                                          const std::string& file_name, std::string* log) {
+  auto binary = compile_gpu_kernel(gpu, task, candidate, file_name);
   if (!binary) return binary.error();
   if (log) *log = binary->log;
   return nlohmann::json{{"source", candidate.source},
