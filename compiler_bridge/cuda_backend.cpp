@@ -175,20 +175,28 @@ std::string describe(const Driver& d, CUresult rc) {
 }
 
 // Errors after which the context is unusable and every later call fails: the process must restart.
+// Whether the context survives `rc`. Only errors known to leave it usable are recoverable; any
+// other (illegal address, launch failure, ECC, "unknown" after an Xid...) marks it dead, so the
+// worker is restarted rather than kept on a broken context.
 bool is_sticky(CUresult rc) {
   switch (rc) {
-    case CUDA_ERROR_ILLEGAL_ADDRESS:
-    case CUDA_ERROR_LAUNCH_TIMEOUT:
-    case CUDA_ERROR_ASSERT:
-    case CUDA_ERROR_HARDWARE_STACK_ERROR:
-    case CUDA_ERROR_ILLEGAL_INSTRUCTION:
-    case CUDA_ERROR_MISALIGNED_ADDRESS:
-    case CUDA_ERROR_INVALID_ADDRESS_SPACE:
-    case CUDA_ERROR_INVALID_PC:
-    case CUDA_ERROR_LAUNCH_FAILED:
-      return true;
-    default:
+    case CUDA_SUCCESS:
+    case CUDA_ERROR_INVALID_VALUE:
+    case CUDA_ERROR_OUT_OF_MEMORY:
+    case CUDA_ERROR_NOT_FOUND:
+    case CUDA_ERROR_INVALID_IMAGE:
+    case CUDA_ERROR_INVALID_PTX:
+    case CUDA_ERROR_UNSUPPORTED_PTX_VERSION:
+    case CUDA_ERROR_NO_BINARY_FOR_GPU:
+    case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES:
+    case CUDA_ERROR_NOT_SUPPORTED:
+    case CUDA_ERROR_NOT_READY:
+    case CUDA_ERROR_INVALID_HANDLE:
+    case CUDA_ERROR_SHARED_OBJECT_INIT_FAILED:
+    case CUDA_ERROR_JIT_COMPILER_NOT_FOUND:
       return false;
+    default:
+      return true;
   }
 }
 
@@ -234,7 +242,9 @@ struct CudaModule final : Module {
   std::string name;  // the binary's file, for error messages
   struct Function {
     CUfunction handle = nullptr;
-    unsigned max_dynamic_shared = 48 * 1024;  // what a launch may use without opting in
+    // What the kernel was last allowed (0: never set). Not assumed to be 48 KiB: the default is 48 KiB
+    // minus the kernel's static shared memory, so any dynamic request is opted into explicitly.
+    unsigned max_dynamic_shared = 0;
   };
   mutable std::map<std::string, Function, std::less<>> functions;  // looked up on first launch
   ~CudaModule() override {
@@ -347,7 +357,7 @@ class CudaDevice final : public Device {
       found = loaded->functions.emplace(entry, CudaModule::Function{function}).first;
     }
     CudaModule::Function& function = found->second;
-    if (dims.shared_bytes > function.max_dynamic_shared) {  // beyond 48 KiB a kernel must opt in
+    if (dims.shared_bytes > function.max_dynamic_shared) {
       if (auto s = check(d_.function_attribute(function.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                                static_cast<int>(dims.shared_bytes)),
                          [&] {

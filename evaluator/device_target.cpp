@@ -71,30 +71,43 @@ struct DeviceKernel {
   Candidate candidate;
   std::unique_ptr<Module> module;
 
-  // Enqueues every launch of the kernel, tensors from `tensors(i)`, sizes and scalars from `host`.
-  Status launch(Device& device, const Task& task, const CallArgs& host, const std::function<DevicePtr(size_t)>& tensors,
-                DevicePtr workspace) const {
+  // Everything one call needs, worked out before any timing: the dims of each launch and the
+  // argument array (device pointers, sizes and scalars by value).
+  struct Plan {
+    std::vector<LaunchDims> launches;
+    std::vector<DevicePtr> pointers;
+    std::vector<void*> args;
+  };
+  // The plan for a call on `host` (sizes and scalars), tensors at `tensors(i)`.
+  Result<std::unique_ptr<Plan>> plan(const Task& task, const CallArgs& host,
+                                     const std::function<DevicePtr(size_t)>& tensors, DevicePtr workspace) const {
+    auto p = std::make_unique<Plan>();
     Bindings bindings = call_dims(task, host);
     for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
-    std::vector<DevicePtr> pointers(task.args.size() + 1, 0);
-    std::vector<void*> args;
+    p->pointers.assign(task.args.size() + 1, 0);
     for (size_t i = 0; i < task.args.size(); ++i) {
       if (task.args[i].is_tensor()) {
-        pointers[i] = tensors(i);
-        args.push_back(&pointers[i]);
+        p->pointers[i] = tensors(i);
+        p->args.push_back(&p->pointers[i]);
       } else {
-        args.push_back(host.buffers[i].data());  // the 4-byte int or float itself
+        p->args.push_back(host.buffers[i].data());  // the 4-byte int or float itself
       }
     }
     if (candidate.workspace_bytes) {
-      pointers.back() = workspace;
-      args.push_back(&pointers.back());
+      p->pointers.back() = workspace;
+      p->args.push_back(&p->pointers.back());
     }
     for (const LaunchSpec& spec : candidate.launches) {
       auto dims = evaluate_launch(spec, bindings);
       if (!dims) return dims.error();
-      if (Status s = device.launch(*module, candidate.entry, *dims, args.data()); !s) return s;
+      p->launches.push_back(*dims);
     }
+    return p;
+  }
+  // Enqueues the planned launches, back to back.
+  Status launch(Device& device, Plan& plan) const {
+    for (const LaunchDims& dims : plan.launches)
+      if (Status s = device.launch(*module, candidate.entry, dims, plan.args.data()); !s) return s;
     return {};
   }
   Result<std::size_t> workspace_bytes(const Task& task, const CallArgs& host) const {
@@ -137,20 +150,28 @@ class DeviceTarget final : public Target {
     auto allocated = scratch(candidate_, task, args);
     if (!allocated) return allocated.error();
     const Scratch workspace(device_, *allocated);
-    Status s = candidate_.launch(device_, task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
+    auto plan = candidate_.plan(task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
+    if (!plan) return plan.error();
+    Status s = candidate_.launch(device_, **plan);
     if (s) s = device_.synchronize();
     for (size_t i = 0; s && i < task.args.size(); ++i)
       if (task.args[i].is_tensor()) s = on_device->download(i, args.buffers[i]);
     return s;
   }
 
-  // The timing loop of the host target, on the device: events on the harness's stream around the
-  // launches, the L2 flushed (and persisting lines reset) before each call, and the host clock
-  // around the same calls as a cross-check that no work escaped the events.
+  // The timing loop of the host target, on the device. Each call enqueues, with no host work in
+  // between: outputs poisoned (inout restored), workspace zeroed, an event, the L2 flush, the
+  // start event, the launches, the end event. The host clock around the whole call is compared
+  // with the events around it afterwards: a kernel whose work escapes the stream shows there.
   std::optional<TimedFailure> time(const Task& task, CallFn reference, std::vector<CallArgs>& pool,
                                    const EvalOptions& options, std::mt19937_64& rng, std::vector<double>& candidate_us,
                                    std::vector<double>& baseline_us) override {
-    auto fail = [](const Error& e) { return std::optional<TimedFailure>(TimedFailure{e.message, ShapeResult{}}); };
+    // Failures of the device or of the harness, not of the candidate's arithmetic.
+    auto fail = [](const Error& e) {
+      ShapeResult not_a_mismatch;
+      not_a_mismatch.correct = true;
+      return std::optional<TimedFailure>(TimedFailure{e.message, not_a_mismatch});
+    };
     std::vector<DeviceArgs> inputs;  // one device copy of each input set
     for (const CallArgs& entry : pool) {
       auto d = DeviceArgs::upload(device_, task, entry);
@@ -161,19 +182,33 @@ class DeviceTarget final : public Target {
     if (baseline_) kernels.push_back(&*baseline_);
     std::vector<DeviceArgs> outputs;  // each kernel's own outputs (the input slots unused)
     std::vector<Scratch> workspaces;
-    for (const DeviceKernel* k : kernels) {
+    std::vector<std::size_t> workspace_bytes;
+    std::vector<std::vector<std::unique_ptr<DeviceKernel::Plan>>> plans(kernels.size());  // [kernel][input set]
+    for (size_t k = 0; k < kernels.size(); ++k) {
       auto d = DeviceArgs::upload(device_, task, pool[0]);
       if (!d) return fail(d.error());
       outputs.push_back(std::move(*d));
-      auto w = scratch(*k, task, pool[0]);
+      auto w = scratch(*kernels[k], task, pool[0]);
       if (!w) return fail(w.error());
       workspaces.emplace_back(device_, *w);
+      auto bytes = kernels[k]->workspace_bytes(task, pool[0]);
+      if (!bytes) return fail(bytes.error());
+      workspace_bytes.push_back(*bytes);
+      for (size_t e = 0; e < pool.size(); ++e) {
+        auto tensors = [&](size_t i) { return is_output(task.args[i]) ? outputs[k].data(i) : inputs[e].data(i); };
+        auto plan = kernels[k]->plan(task, pool[e], tensors, workspaces[k].ptr);
+        if (!plan) return fail(plan.error());
+        plans[k].push_back(std::move(*plan));
+      }
     }
-    auto start = device_.create_event(), end = device_.create_event();
-    if (!start || !end) return fail((!start ? start : end).error());
+    auto before = device_.create_event(), start = device_.create_event(), end = device_.create_event();
+    for (auto* event : {&before, &start, &end})
+      if (!*event) return fail(event->error());
 
+    std::vector<double> host_us, window_us;  // the cross-check, over recorded calls
     // One call of kernel k on input set e; its time in microseconds goes to `samples` when given.
     auto call = [&](size_t k, size_t e, std::vector<double>* samples) -> Status {
+      const auto t0 = Clock::now();
       for (size_t i = 0; i < task.args.size(); ++i) {
         const Buffer& b = pool[e].buffers[i];
         Status s;
@@ -181,25 +216,24 @@ class DeviceTarget final : public Target {
         if (task.args[i].role == ArgRole::inout) s = device_.copy_in(outputs[k].data(i), b.data(), b.bytes);
         if (!s) return s;
       }
-      if (Status s = device_.flush_l2(); !s) return s;
-      if (Status s = device_.synchronize(); !s) return s;
-      auto tensors = [&](size_t i) { return is_output(task.args[i]) ? outputs[k].data(i) : inputs[e].data(i); };
-      const auto t0 = Clock::now();
-      Status s = device_.record(**start);
-      if (s) s = kernels[k]->launch(device_, task, pool[e], tensors, workspaces[k].ptr);
+      if (workspace_bytes[k] > 0)
+        if (Status s = device_.fill(workspaces[k].ptr, 0, workspace_bytes[k]); !s) return s;
+      Status s = device_.record(**before);
+      if (s) s = device_.flush_l2();
+      if (s) s = device_.record(**start);
+      if (s) s = kernels[k]->launch(device_, *plans[k][e]);
       if (s) s = device_.record(**end);
       if (s) s = device_.synchronize();
-      const double host_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+      const double host = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
       if (!s) return s;
-      auto ms = device_.elapsed_ms(**start, **end);
-      if (!ms) return ms.error();
-      const double event_us = *ms * 1000;
-      if (host_us > 2 * event_us + 50)
-        return make_error(ErrorKind::invalid_input,
-                          "the host clock saw {:.1f} us where the device's events saw {:.1f} us: work escaped the "
-                          "timed stream (another stream, or a kernel still running)",
-                          host_us, event_us);
-      if (samples) samples->push_back(event_us);
+      auto kernel_ms = device_.elapsed_ms(**start, **end);
+      auto window_ms = device_.elapsed_ms(**before, **end);
+      if (!kernel_ms || !window_ms) return (!kernel_ms ? kernel_ms : window_ms).error();
+      if (samples) {
+        samples->push_back(*kernel_ms * 1000);
+        host_us.push_back(host);
+        window_us.push_back(*window_ms * 1000);
+      }
       return {};
     };
     // The candidate's call on set e, checked against the reference on the host.
@@ -233,7 +267,7 @@ class DeviceTarget final : public Target {
 
     auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
     size_t next = 0;
-    const auto warmup_start = Clock::now();
+    const auto warmup_start = Clock::now();  // (the first calls also load each kernel's code)
     for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls, ++next)
       for (size_t k = 0; k < kernels.size(); ++k)
         if (Status s = call(k, next % pool.size(), nullptr); !s) return fail(s.error());
@@ -257,6 +291,16 @@ class DeviceTarget final : public Target {
       if (n < options.min_repeats) continue;
       if (seconds_since(timing_start) >= options.max_time_per_shape_s) break;
       if (settled(candidate_us) && (!baseline_ || settled(baseline_us))) break;
+    }
+    // A typical call, not one the OS preempted: medians.
+    const double host = summarize(host_us).median_us, window = summarize(window_us).median_us;
+    if (host > 2 * window + 50) {
+      ShapeResult escaped;
+      escaped.correct = true;
+      return TimedFailure{fmt::format("the host clock saw {:.1f} us per call where the device's events saw {:.1f} us: "
+                                      "work escaped the timed stream (another stream, or a kernel still running)",
+                                      host, window),
+                          escaped};
     }
     const size_t e = next % pool.size();
     if (Status s = redraw(e); !s) return fail(s.error());

@@ -89,6 +89,10 @@ std::string gpu_entry_declaration(const Task& task, const std::string& entry, bo
 Result<Binary> compile_gpu_kernel(const Backend& gpu, const Task& task, const Candidate& candidate,
                                   const std::string& file_name, const std::string& arch = "");
 
+// Why a kernel's #include lines are refused (anything but `#include <header>` without an absolute
+// path or ".."), or nothing. Applies to every backend; static_check includes it.
+std::optional<std::string> include_check(const std::string& source);
+
 // Why a CPU kernel's source is refused before compiling ("line 3: 'fork' starts processes: ..."),
 // or nothing when it passes. Comments are ignored.
 std::optional<std::string> static_check(const std::string& source);
@@ -194,6 +198,7 @@ class Worker {
   Status start();
   std::vector<std::string> command_;
   int pid_ = -1, socket_ = -1, stderr_ = -1, starts_ = 0;
+  std::uint64_t requests_ = 0;  // each request's id; its answer must carry it back
   std::string output_;
 };
 

@@ -426,7 +426,7 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
   std::vector<std::pair<Bindings, bool>> shapes;
   for (const auto& d : task.check_shapes) shapes.emplace_back(d, false);
   for (const auto& d : task.bench_shapes) shapes.emplace_back(d, true);
-  std::mt19937_64 shape_picker(seed ^ 0x5DEECE66Dull);
+  std::mt19937_64 shape_picker(seed ^ 0x5DEECE66Dull);  // (consistent() draws the same one)
   if (auto extra = held_out_shape(task, shape_picker)) shapes.emplace_back(*extra, false);
 
   // Correctness first, on every shape, kTrials times each with other inputs; timing only once
@@ -505,7 +505,8 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
       }
       if (failure) {
         const auto& [why, check] = *failure;
-        result.status = EvalStatus::incorrect;
+        // A failure that found every output right is the device's or the harness's, not a mismatch.
+        result.status = check.correct ? EvalStatus::runtime_error : EvalStatus::incorrect;
         if (!why.empty()) {
           result.message = fmt::format("while timed, {} at {}", why, shape_label(shape.dims));
         } else {
@@ -543,7 +544,18 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
 // A result the harness could have produced: every shape of the task, in order, and for ok every
 // shape correct and every bench shape timed. Rejects the crudest forgeries by the candidate,
 // which runs in the same process; isolating it from the result channel is the worker's job.
-bool consistent(const Task& task, const EvalResult& r, const EvalOptions& options) {
+bool consistent(const Task& task, const EvalResult& r, const EvalOptions& options, std::uint64_t seed) {
+  if (r.seed != seed) return false;
+  // The held-out shape is the one this seed draws, and an ok result must have checked it.
+  std::mt19937_64 shape_picker(seed ^ 0x5DEECE66Dull);
+  const auto held_out = held_out_shape(task, shape_picker);
+  if (r.status == EvalStatus::ok && held_out && (r.shapes.empty() || r.shapes.back().dims != *held_out)) return false;
+  for (const auto& s : r.shapes)
+    for (const auto* t : {&s.timing, &s.baseline_timing})
+      if (*t && ((*t)->n > options.max_repeats || (*t)->min_us > (*t)->median_us ||
+                 ((*t)->n > 0 && s.timing.has_value() && t == &s.timing &&
+                  !((*t)->p20_us <= (*t)->median_us && (*t)->median_us <= (*t)->p80_us))))
+        return false;
   std::vector<std::pair<Bindings, bool>> expected;
   for (const auto& d : task.check_shapes) expected.emplace_back(d, false);
   for (const auto& d : task.bench_shapes) expected.emplace_back(d, true);
@@ -735,6 +747,11 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
                             {"options", to_json(options)},
                             {"seed", result.seed}};
   if (gpu_) {
+    if (auto reason = include_check(candidate.source)) {
+      result.status = EvalStatus::rejected_cheat;
+      result.message = *reason;
+      return result;
+    }
     auto described = compile_for_device(*gpu_, task_, candidate, file_name, &result.log);
     if (!described) {
       result.status = described.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
@@ -885,7 +902,7 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
     auto parsed = nlohmann::json::parse(child->output, nullptr, false);
     auto decoded = parsed.is_discarded() ? Result<EvalResult>(make_error(ErrorKind::internal, "unreadable"))
                                          : eval_result_from_json(parsed);
-    if (decoded && consistent(task, *decoded, options)) return *decoded;
+    if (decoded && consistent(task, *decoded, options, seed)) return *decoded;
     // Only candidate code could have written this: the harness's own results are consistent.
     result.status = EvalStatus::runtime_error;
     result.message = "the evaluation process sent a malformed result (did the kernel write to its descriptors?)";

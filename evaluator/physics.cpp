@@ -114,12 +114,11 @@ Result<Binary> compile_probe(const HostCompiler& compiler) {
 }
 
 double MachineLimits::read_rate(double bytes) const {
-  // The fastest of the buffers no larger than `bytes` (the smallest buffer's when all are larger):
-  // a working set of `bytes` sits no higher in the cache hierarchy than they do, so no kernel
-  // reads it faster.
+  // The rate of the largest probed buffer that fits in `bytes` (the smallest buffer's when none
+  // does): a working set of `bytes` sits at that level of the cache hierarchy or below it.
   double rate = read_bytes_per_s.front().second;
   for (const auto& [size, r] : read_bytes_per_s)
-    if (size <= bytes) rate = std::max(rate, r);
+    if (size <= bytes) rate = r;
   return rate;
 }
 

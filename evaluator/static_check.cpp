@@ -69,7 +69,34 @@ std::string strip_comments(const std::string& source) {
 
 }  // namespace
 
+std::optional<std::string> include_check(const std::string& source) {
+  size_t line_number = 0;
+  for (size_t start = 0; start < source.size(); ++line_number) {
+    size_t end = source.find('\n', start);
+    if (end == std::string::npos) end = source.size();
+    std::string_view line(source.data() + start, end - start);
+    start = end + 1;
+    const size_t hash = line.find_first_not_of(" \t");
+    if (hash == std::string_view::npos || line[hash] != '#') continue;
+    const size_t word = line.find_first_not_of(" \t", hash + 1);
+    if (word == std::string_view::npos || line.compare(word, 7, "include") != 0) continue;
+    const size_t target = line.find_first_not_of(" \t", word + 7);
+    const std::string_view rest = target == std::string_view::npos ? "" : line.substr(target);
+    const size_t close = rest.find('>');
+    const std::string_view name = rest.empty() || rest[0] != '<' || close == std::string_view::npos
+                                      ? std::string_view{}
+                                      : rest.substr(1, close - 1);
+    // Library headers only (<cmath>, <immintrin.h>, <cuda_fp16.h>): a quoted or absolute path
+    // could pour any file of this machine into the compiler's log, or block on a pipe.
+    if (name.empty() || name.front() == '/' || name.find("..") != std::string_view::npos)
+      return fmt::format("line {}: '{}' includes a file, not a library header: only #include <header> is allowed",
+                         line_number + 1, std::string(line.substr(hash)));
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> static_check(const std::string& source) {
+  if (auto reason = include_check(source)) return reason;
   const std::string code = strip_comments(source);
   for (const Rule& rule : kRules) {
     const std::string token = rule.token;

@@ -71,6 +71,12 @@ std::string this_program() {
 // ---- the worker ------------------------------------------------------------------------------
 
 int worker_main(int in_fd, int out_fd) {
+  // The answers leave through a descriptor of their own: a GPU kernel's printf, which the driver
+  // writes to stdout inside this very process, must reach the captured stderr, never the channel.
+  if (out_fd == STDOUT_FILENO) {
+    out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 10);
+    if (out_fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) return 1;
+  }
   std::string buffer;
   char chunk[65536];
   for (;;) {
@@ -93,6 +99,7 @@ int worker_main(int in_fd, int out_fd) {
       answer = {{"error", "the request is not a JSON object"}};
     } else {
       answer = serve_request(parsed);
+      if (parsed.contains("id")) answer["id"] = parsed["id"];  // which request this answers
     }
     if (!write_all(out_fd, frame(answer.dump()))) return 1;
     if (exit_after_answer) return 3;
@@ -149,6 +156,17 @@ Status Worker::start() {
     dup2(sockets[1], STDOUT_FILENO);
     dup2(err[1], STDERR_FILENO);
     close_range(3, ~0U, 0);  // nothing of ours (an open kernel library above all) reaches it
+    // Nor our secrets: the kernels it runs could read its environment (LLM API keys, tokens).
+    for (std::vector<std::string> names;;) {
+      for (char** e = environ; e && *e; ++e) {
+        std::string name(*e, std::strcspn(*e, "="));
+        for (const char* secret : {"KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"})
+          if (name.find(secret) != std::string::npos) names.push_back(name);
+      }
+      if (names.empty()) break;
+      for (const auto& name : names) unsetenv(name.c_str());
+      names.clear();
+    }
     execvp(argv[0], argv.data());
     dprintf(STDERR_FILENO, "cannot start the worker %s: %s\n", argv[0], std::strerror(errno));
     _exit(127);
@@ -198,7 +216,19 @@ Result<nlohmann::json> Worker::call(const nlohmann::json& request, double timeou
     }
     return "it closed its output";
   };
-  if (!write_all(socket_, frame(request.dump()))) return fail(how_it_ended());
+  auto drain_stderr = [&] {
+    char rest[4096];
+    pollfd err{stderr_, POLLIN, 0};
+    while (poll(&err, 1, 0) > 0 && (err.revents & POLLIN)) {
+      ssize_t m = read(stderr_, rest, sizeof rest);
+      if (m <= 0) break;
+      if (output_.size() < kMaxCapturedOutput)
+        output_.append(rest, std::min(static_cast<size_t>(m), kMaxCapturedOutput - output_.size()));
+    }
+  };
+  nlohmann::json tagged = request;
+  tagged["id"] = ++requests_;
+  if (!write_all(socket_, frame(tagged.dump()))) return fail(how_it_ended());
 
   const auto deadline = Clock::now() + std::chrono::duration<double>(std::max(0.0, std::min(timeout_s, 1e7)));
   std::string buffer;
@@ -210,6 +240,8 @@ Result<nlohmann::json> Worker::call(const nlohmann::json& request, double timeou
     if (*answer) {
       auto parsed = nlohmann::json::parse(**answer, nullptr, false);
       if (parsed.is_discarded() || !parsed.is_object()) return fail("it sent a malformed answer");
+      if (parsed.value("id", std::uint64_t{0}) != requests_) return fail("it answered another request");
+      drain_stderr();  // what the evaluation printed last belongs to it, not to the next one
       if (parsed.contains("error")) return make_error(ErrorKind::internal, "worker: {}", parsed["error"].get<std::string>());
       return parsed;
     }

@@ -35,3 +35,15 @@ TEST(StaticCheck, EachEscapeIsRefusedWithItsReasonAndLine) {
 }
 
 }  // namespace
+
+TEST(StaticCheck, OnlyLibraryHeadersMayBeIncluded) {
+  for (const char* ok : {"#include <cmath>\n", "  #  include <immintrin.h>\n", "#include <cuda/std/atomic>\n"})
+    EXPECT_FALSE(kforge::include_check(ok).has_value()) << ok;
+  for (const char* bad : {"#include \"/etc/hostname\"\n", "#include </etc/passwd>\n", "#include <../../secret.h>\n",
+                          "#include \"helper.h\"\n", "#define F </tmp/f>\n#include F\n"}) {
+    auto reason = kforge::include_check(std::string("int x;\n") + bad);
+    ASSERT_TRUE(reason.has_value()) << bad;
+    EXPECT_NE(reason->find("only #include <header> is allowed"), std::string::npos) << *reason;
+    EXPECT_TRUE(kforge::static_check(std::string("int x;\n") + bad).has_value()) << bad;
+  }
+}
