@@ -1,5 +1,6 @@
 // kforge eval: check and time one kernel file, or every seed of a task or suite, and store the
 // results in the kernel library.
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 #include <unistd.h>
@@ -18,23 +19,42 @@ struct EvalArgs {
   std::uint64_t seed = 0;
 };
 
-KernelRecord kernel_record(const Task& task, const Candidate& candidate, const std::string& origin) {
-  const std::string params = nlohmann::json(candidate.param_bindings()).dump();
-  return {content_hash(task.id() + "\ncpu\n" + params + "\n" + candidate.source),
-          task.id(),
-          "cpu",
-          candidate.entry,
-          candidate.source,
-          params,
-          origin};
+KernelRecord kernel_record(const Task& task, const Candidate& candidate, const std::string& origin,
+                           const std::string& run_id) {
+  KernelRecord k;
+  k.params_json = nlohmann::json(candidate.param_bindings()).dump();
+  k.key = kernel_key(task.id(), "cpu", k.params_json, candidate.source);
+  k.task = task.id();
+  k.backend = "cpu";
+  k.entry = candidate.entry;
+  k.source = candidate.source;
+  k.origin = origin;
+  const bool seed = std::any_of(task.seed_paths.begin(), task.seed_paths.end(), [&](const std::string& path) {
+    return std::filesystem::path(path).filename() == origin;
+  });
+  k.operator_name = seed ? "seed" : "user";
+  k.run_id = run_id;
+  return k;
 }
 
-EvaluationRecord evaluation_record(const Task& task, const EvalResult& r) {
+EvaluationRecord evaluation_record(const Task& task, const EvalResult& r, const std::string& run_id) {
   EvaluationRecord e;
   e.device = "cpu:" + host_cpu_name();
+  e.env.kforge_version = KFORGE_VERSION;
+  e.run_id = run_id;
   e.status = to_string(r.status);
   e.message = r.message;
   e.log = r.log;
+  e.output = r.output;
+  // Shapes become problems: the first tensor's dtype, and M (tokens) as the dim that varies at run
+  // time where the task has one. verified stays false until the evaluator re-verifies.
+  for (const auto& arg : task.args)
+    if (arg.is_tensor()) {
+      e.dtype = arg.dtype == DType::i32 ? "i32" : "f32";
+      break;
+    }
+  const auto symbols = task.size_symbols();
+  if (std::find(symbols.begin(), symbols.end(), "M") != symbols.end()) e.dynamic_dim = "M";
   e.atol = task.atol;
   e.rtol = task.rtol;
   e.seed = r.seed;
@@ -53,6 +73,7 @@ EvaluationRecord evaluation_record(const Task& task, const EvalResult& r) {
       m.min_us = t.min_us, m.median_us = t.median_us, m.p20_us = t.p20_us, m.p80_us = t.p80_us;
       m.mean_us = t.mean_us, m.std_us = t.std_us, m.cv = t.cv, m.gbps = s.gbps, m.gflops = s.gflops;
       if (s.baseline_timing) m.baseline_median_us = s.baseline_timing->median_us, m.speedup = s.speedup;
+      m.floor_us = s.floor_us, m.roofline_pct = s.roofline_pct;
     }
     e.measurements.push_back(std::move(m));
   }
@@ -126,6 +147,9 @@ int run_eval(const Context& context, const EvalArgs& args) {
   }
   auto store = KernelStore::open(args.db_path);
   if (!store) return report(store.error());
+  RunRecord run;
+  run.id = new_run_id(), run.kforge_version = KFORGE_VERSION, run.command = "eval", run.host = host_cpu_name();
+  if (auto s = store->record_run(run); !s) return report(s.error());
   auto compiler = HostCompiler::create();
   if (!compiler) return report(compiler.error());
 
@@ -172,8 +196,8 @@ int run_eval(const Context& context, const EvalArgs& args) {
     for (const auto& [candidate, origin] : kernels) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);
-      const KernelRecord kernel = kernel_record(task, candidate, origin);
-      const EvaluationRecord evaluation = evaluation_record(task, result);
+      const KernelRecord kernel = kernel_record(task, candidate, origin, run.id);
+      const EvaluationRecord evaluation = evaluation_record(task, result, run.id);
       auto id = store->record(kernel, evaluation);
       if (!id) return report(id.error());
       if (result.status != EvalStatus::ok && exit_code == kExitOk) exit_code = kExitKernelFailed;

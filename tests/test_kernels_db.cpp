@@ -24,8 +24,12 @@ class KernelStoreTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   static KernelRecord kernel() {
-    return {"abc123",           "llm/rmsnorm",  "cpu", "rmsnorm_f32", "// @kforge entry: rmsnorm_f32\n...",
-            R"({"BLOCK":256})", "cpu_naive.cpp"};
+    KernelRecord k;
+    k.task = "llm/rmsnorm", k.backend = "cpu", k.entry = "rmsnorm_f32";
+    k.source = "// @kforge entry: rmsnorm_f32\n...";
+    k.params_json = R"({"BLOCK":256})", k.origin = "cpu_naive.cpp", k.operator_name = "seed";
+    k.key = "abc123";
+    return k;
   }
   static EvaluationRecord evaluation(const std::string& status = "ok") {
     EvaluationRecord e;
@@ -97,7 +101,7 @@ TEST_F(KernelStoreTest, RoundTrip) {
   EXPECT_DOUBLE_EQ(bench.median_us, 2);
   EXPECT_DOUBLE_EQ(bench.gflops, 3.25);
   EXPECT_FALSE(k.latest.measurements[0].n.has_value());
-  EXPECT_TRUE(store->list("llm/softmax")->empty());
+  EXPECT_TRUE(store->list({"llm/softmax", "", ""})->empty());
 }
 
 TEST_F(KernelStoreTest, AKernelIsStoredOnceAndEvaluatedManyTimes) {
@@ -161,7 +165,7 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
   sqlite3_close(db);
   auto store = KernelStore::open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (3)"),
+  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (4)"),
             std::string::npos)
       << store.error().message;
 }
