@@ -86,7 +86,8 @@ inline std::int64_t scalar(sqlite3* db, const std::string& sql) {
 // migrations and merges to compute natural keys inside SQL.
 void register_functions(sqlite3* db);
 
-// Recomputes the `best` table inside the caller's transaction (the publication rule).
-Status republish(sqlite3* db);
+// Recomputes the `best` table inside the caller's transaction (the publication rule): all of it,
+// or with `device_key`, only that device's rows for the problems in `problems_json` (an array).
+Status republish(sqlite3* db, const std::string& device_key = "", const std::string& problems_json = "[]");
 
 }  // namespace kforge::db

@@ -132,6 +132,7 @@ UPDATE evaluation SET dynamic_dim = 'M' WHERE EXISTS(
   SELECT 1 FROM measurement m WHERE m.evaluation_id = evaluation.evaluation_id AND ',' || m.shape LIKE '%,M=%');
 CREATE UNIQUE INDEX evaluation_by_key ON evaluation(evaluation_key);
 CREATE INDEX evaluation_by_device ON evaluation(device_key, created_at);
+CREATE INDEX evaluation_by_kernel_device ON evaluation(kernel_key, device_key, created_at);
 
 CREATE TABLE problem(
   problem_key TEXT PRIMARY KEY,      -- 'llm/gemm_flat/v1/f32/K=4096,N=2048/M=8'
@@ -306,6 +307,17 @@ std::vector<std::pair<std::string, std::int64_t>> parse_shape(const std::string&
   return dims;
 }
 
+// A JSON string literal of `text` (for json_each parameters).
+std::string sql_json_string(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
+    else out += c;
+  }
+  return out + "\"";
+}
+
 void sql_hash(sqlite3_context* context, int argc, sqlite3_value** argv) {
   std::string joined;
   for (int i = 0; i < argc; ++i) {
@@ -349,9 +361,16 @@ namespace db {
 // with enough samples, and no later evaluation of the kernel on that device found it wrong.
 // Per problem, device and env the lowest median wins; rows whose env is not the one of the
 // device's newest evaluation are flagged stale.
-Status republish(sqlite3* db) {
-  if (auto s = exec(db, "DELETE FROM best"); !s) return s;
-  Statement st(db, R"sql(
+Status republish(sqlite3* db, const std::string& device_key, const std::string& problems_json) {
+  const bool all = device_key.empty();
+  // ?3 = 1: everything; else only device ?4 and the problems in the JSON array ?5. Two texts, so
+  // the scoped one can use the indexes.
+  const std::string scope =
+      all ? "?3 AND ?4 = ?4 AND ?5 = ?5" : "?3 = 0 AND device_key = ?4 AND problem_key IN (SELECT value FROM json_each(?5))";
+  Statement clear(db, fmt::format("DELETE FROM best WHERE {}", scope));
+  clear.bind_int(3, all).bind(4, device_key).bind(5, problems_json);
+  if (clear.step() != SQLITE_DONE) return clear.error();
+  Statement st(db, fmt::format(R"sql(
 INSERT INTO best(problem_key, device_key, env_key, op, op_version, dtype, static_key, dyn, kernel_key,
                  evaluation_key, median_us, speedup, roofline_pct, samples, stale, published_at)
 SELECT problem_key, device_key, env_key, op, op_version, dtype, static_key, dyn, kernel_key, evaluation_key,
@@ -362,18 +381,24 @@ SELECT problem_key, device_key, env_key, op, op_version, dtype, static_key, dyn,
                             ORDER BY m.median_us, e.kernel_key, e.evaluation_key) AS rank
   FROM measurement m JOIN evaluation e USING(evaluation_id) JOIN problem p USING(problem_key)
   WHERE e.status = 'ok' AND m.correct AND m.n >= ?2 AND m.median_us > 0
+    AND {}
     AND (e.verified OR EXISTS(SELECT 1 FROM evaluation r WHERE r.kernel_key = e.kernel_key
            AND r.device_key = e.device_key AND r.env_key = e.env_key AND r.status = 'ok' AND r.seed <> e.seed))
     AND NOT EXISTS(SELECT 1 FROM evaluation f WHERE f.kernel_key = e.kernel_key AND f.device_key = e.device_key
-           AND f.status IN ('incorrect', 'crash', 'runtime_error', 'rejected_cheat') AND f.created_at > e.created_at))
-WHERE rank = 1)sql");
+           AND f.status IN ('incorrect', 'crash', 'runtime_error', 'rejected_cheat')
+           AND (f.created_at > e.created_at OR (f.created_at = e.created_at AND f.evaluation_id > e.evaluation_id))))
+WHERE rank = 1)sql",
+                               all ? scope : "?3 = 0 AND +e.device_key = ?4 AND m.problem_key IN (SELECT value FROM json_each(?5))"));
   st.bind(1, db::now_utc()).bind_int(2, KernelStore::kMinPublishSamples);
+  st.bind_int(3, all).bind(4, device_key).bind(5, problems_json);
   if (st.step() != SQLITE_DONE) return st.error();
-  return exec(db, R"sql(
-UPDATE best SET stale = 1 WHERE env_key <> (SELECT e.env_key FROM evaluation e WHERE e.device_key = best.device_key
-                                            ORDER BY e.created_at DESC, e.evaluation_id DESC LIMIT 1))sql");
+  Statement stale(db, R"sql(
+UPDATE best SET stale = env_key <> (SELECT e.env_key FROM evaluation e WHERE e.device_key = best.device_key
+                                    ORDER BY e.created_at DESC, e.evaluation_id DESC LIMIT 1)
+WHERE ?1 OR device_key = ?2)sql");
+  stale.bind_int(1, all).bind(2, device_key);
+  return stale.step() == SQLITE_DONE ? Status() : Status(stale.error());
 }
-
 
 std::string now_utc() {
   timespec ts{};
@@ -480,7 +505,17 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
     return e;
   }
   KernelStore store(db, path);
-  sqlite3_busy_timeout(db, busy_timeout_ms);
+  // SQLite's own busy_timeout sleeps up to 100 ms a try, so two busy writers mostly wait; short
+  // sleeps keep them moving. The argument is the timeout in ms.
+  sqlite3_busy_handler(
+      db,
+      [](void* timeout, int tries) -> int {
+        const std::int64_t waited = tries < 50 ? tries : 50 + (tries - 50) * 5;  // ms, given the sleeps below
+        if (waited >= reinterpret_cast<std::intptr_t>(timeout)) return 0;
+        sqlite3_sleep(tries < 50 ? 1 : 5);
+        return 1;
+      },
+      reinterpret_cast<void*>(static_cast<std::intptr_t>(busy_timeout_ms)));
   db::register_functions(db);
   auto fail = [&](const Error& e) { return make_error(ErrorKind::database, "{}: {}", path, e.message); };
 
@@ -506,6 +541,7 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
     return store;
   }
   if (auto s = exec(db, "PRAGMA journal_mode=WAL"); !s) return fail(s.error());
+  (void)exec(db, "PRAGMA synchronous=NORMAL");  // in WAL: a killed process loses nothing committed
   // Migrations rebuild tables, which foreign-key enforcement would refuse mid-way; it is turned
   // on once the schema is current.
   for (int v = version; v < kSchemaVersion; ++v) {
@@ -609,7 +645,18 @@ Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const Evalu
       st.bind(19, problem_key(problem)).bind_positive(20, m.floor_us).bind_positive(21, m.roofline_pct);
       if (st.step() != SQLITE_DONE) return st.error();
     }
-    return db::republish(db_);
+    // Republish what this evaluation can change: its problems on its device, and every problem
+    // the kernel is published for there (a failed evaluation withdraws it).
+    std::string problems = "[";
+    Statement published(db_, "SELECT DISTINCT problem_key FROM best WHERE kernel_key = ? AND device_key = ?");
+    published.bind(1, kernel.key).bind(2, evaluation.device);
+    std::vector<std::string> keys;
+    while (published.step() == SQLITE_ROW) keys.push_back(published.text(0));
+    for (const auto& m : evaluation.measurements)
+      keys.push_back(problem_key(
+          problem_query(kernel.task, evaluation.dtype, m.shape, evaluation.dynamic_dim, evaluation.op_version)));
+    for (const auto& k : keys) problems += (problems.size() > 1 ? "," : "") + sql_json_string(k);
+    return db::republish(db_, evaluation.device, problems + "]");
   });
   if (!s) return make_error(ErrorKind::database, "{}: cannot record the evaluation: {}", path_, s.error().message);
   return evaluation_id;
