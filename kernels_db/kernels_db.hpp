@@ -185,6 +185,8 @@ class KernelStore {
   // Stores the kernel (once per key) and one evaluation with its measurements, and republishes
   // `best`, atomically. Returns the evaluation's local id.
   Result<std::int64_t> record(const KernelRecord& kernel, const EvaluationRecord& evaluation);
+  // Many at once, in one transaction with one republish: for a search storing a generation.
+  Result<std::vector<std::int64_t>> record_batch(const std::vector<std::pair<KernelRecord, EvaluationRecord>>& batch);
   Status record_run(const RunRecord& run);
   Status end_run(const std::string& run_id);
   Status record_device(const DeviceRecord& device);  // inserts or completes a device's row

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "kernels_db/kernels_db.hpp"
 #include "kernels_db/sqlite.hpp"
@@ -170,6 +171,7 @@ CREATE TABLE best(
   stale          INTEGER NOT NULL,   -- its env is no longer the device's newest
   published_at   TEXT NOT NULL,
   PRIMARY KEY(problem_key, device_key, env_key));
+CREATE INDEX best_by_kernel ON best(kernel_key, device_key);
 CREATE TABLE miss(
   problem_key TEXT NOT NULL,
   device_key  TEXT NOT NULL,
@@ -392,11 +394,15 @@ WHERE rank = 1)sql",
   st.bind(1, db::now_utc()).bind_int(2, KernelStore::kMinPublishSamples);
   st.bind_int(3, all).bind(4, device_key).bind(5, problems_json);
   if (st.step() != SQLITE_DONE) return st.error();
-  Statement stale(db, R"sql(
+  if (all)
+    return exec(db, R"sql(
 UPDATE best SET stale = env_key <> (SELECT e.env_key FROM evaluation e WHERE e.device_key = best.device_key
-                                    ORDER BY e.created_at DESC, e.evaluation_id DESC LIMIT 1)
-WHERE ?1 OR device_key = ?2)sql");
-  stale.bind_int(1, all).bind(2, device_key);
+                                    ORDER BY e.created_at DESC, e.evaluation_id DESC LIMIT 1))sql");
+  Statement newest(db, "SELECT env_key FROM evaluation WHERE device_key = ? ORDER BY created_at DESC, evaluation_id DESC LIMIT 1");
+  newest.bind(1, device_key);
+  if (newest.step() != SQLITE_ROW) return {};
+  Statement stale(db, "UPDATE best SET stale = env_key <> ?1 WHERE device_key = ?2 AND stale <> (env_key <> ?1)");
+  stale.bind(1, newest.text(0)).bind(2, device_key);
   return stale.step() == SQLITE_DONE ? Status() : Status(stale.error());
 }
 
@@ -588,9 +594,18 @@ Status insert_problem(sqlite3* db, const ProblemQuery& q) {
 }  // namespace
 
 Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const EvaluationRecord& evaluation) {
-  std::int64_t evaluation_id = 0;
+  auto ids = record_batch({{kernel, evaluation}});
+  if (!ids) return ids.error();
+  return ids->front();
+}
+
+Result<std::vector<std::int64_t>> KernelStore::record_batch(
+    const std::vector<std::pair<KernelRecord, EvaluationRecord>>& batch) {
+  std::vector<std::int64_t> ids;
   const std::string now = db::now_utc();
+  std::map<std::string, std::set<std::string>> touched;  // device -> problems to republish
   auto s = transaction(db_, [&]() -> Status {
+   for (const auto& [kernel, evaluation] : batch) {
     Statement k(db_,
                 "INSERT OR IGNORE INTO kernel(kernel_key, task, backend, entry, source, params_json, origin, "
                 "created_at, parent_key, operator, run_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
@@ -624,7 +639,8 @@ Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const Evalu
     e.bind_int(16, evaluation.verified).bind_int(17, evaluation.op_version).bind(18, evaluation.dtype);
     e.bind(19, evaluation.dynamic_dim);
     if (e.step() != SQLITE_DONE) return e.error();
-    evaluation_id = sqlite3_last_insert_rowid(db_);
+    const std::int64_t evaluation_id = sqlite3_last_insert_rowid(db_);
+    ids.push_back(evaluation_id);
 
     Statement st(db_,
                  "INSERT INTO measurement(evaluation_id, shape, kind, correct, max_abs_error, max_rel_error, n, "
@@ -647,19 +663,23 @@ Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const Evalu
     }
     // Republish what this evaluation can change: its problems on its device, and every problem
     // the kernel is published for there (a failed evaluation withdraws it).
-    std::string problems = "[";
-    Statement published(db_, "SELECT DISTINCT problem_key FROM best WHERE kernel_key = ? AND device_key = ?");
+    std::set<std::string>& problems = touched[evaluation.device];
+    Statement published(db_, "SELECT problem_key FROM best WHERE kernel_key = ? AND device_key = ?");
     published.bind(1, kernel.key).bind(2, evaluation.device);
-    std::vector<std::string> keys;
-    while (published.step() == SQLITE_ROW) keys.push_back(published.text(0));
+    while (published.step() == SQLITE_ROW) problems.insert(published.text(0));
     for (const auto& m : evaluation.measurements)
-      keys.push_back(problem_key(
+      problems.insert(problem_key(
           problem_query(kernel.task, evaluation.dtype, m.shape, evaluation.dynamic_dim, evaluation.op_version)));
-    for (const auto& k : keys) problems += (problems.size() > 1 ? "," : "") + sql_json_string(k);
-    return db::republish(db_, evaluation.device, problems + "]");
+   }
+    for (const auto& [device, problems] : touched) {
+      std::string json = "[";
+      for (const auto& k : problems) json += (json.size() > 1 ? "," : "") + sql_json_string(k);
+      if (auto p = db::republish(db_, device, json + "]"); !p) return p;
+    }
+    return Status();
   });
   if (!s) return make_error(ErrorKind::database, "{}: cannot record the evaluation: {}", path_, s.error().message);
-  return evaluation_id;
+  return ids;
 }
 
 Status KernelStore::record_run(const RunRecord& run) {
