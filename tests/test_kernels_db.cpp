@@ -587,3 +587,20 @@ TEST_F(KernelStoreTest, TwoProcessesWriting500EvaluationsEachLoseNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(KernelStoreTest, AReaderInTheMiddleOfATransactionNeverBlocksAWriter) {
+  auto store = KernelStore::open(path_, false, /*busy_timeout_ms=*/100);
+  ASSERT_TRUE(store->record(named("first"), timed("M=8,N=64", 3)).ok());
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM best;", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto r = store->record(named("second"), timed("M=8,N=64", 2));  // well inside 100 ms, or it fails
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(store->best()->at(0).kernel_key, named("second").key);
+}
+
+}  // namespace
