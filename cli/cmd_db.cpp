@@ -394,6 +394,21 @@ int run_verify(const DbArgs& a) {
   return problems->empty() ? kExitOk : kExitKernelFailed;
 }
 
+int run_gc(const DbArgs& a) {
+  auto store = KernelStore::open(a.db_path);  // read-write: also migrates an older schema
+  if (!store) return report(store.error());
+  auto g = store->gc();
+  if (!g) return report(g.error());
+  if (a.json)
+    print_json({{"removed", {{"problems", g->problems}, {"envs", g->envs}, {"runs", g->runs}, {"misses", g->misses}}},
+                {"bytes_before", g->bytes_before}, {"bytes_after", g->bytes_after}});
+  else
+    fmt::print("{}: removed {} unused problems, {} envs, {} runs, {} old misses; {} KiB -> {} KiB (no kernel, "
+               "evaluation or measurement is ever removed)\n",
+               a.db_path, g->problems, g->envs, g->runs, g->misses, g->bytes_before / 1024, g->bytes_after / 1024);
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_db_command(CLI::App& app, Context& context) {
@@ -441,6 +456,7 @@ void add_db_command(CLI::App& app, Context& context) {
     c->add_option("--out", a->out, "The new merged file")->required();
   }
   add("verify", "integrity_check, and every published kernel's source re-hashed", run_verify);
+  add("gc", "Remove unused problems/envs/runs and old misses, VACUUM; migrates an older schema", run_gc);
 }
 
 }  // namespace kforge::cli

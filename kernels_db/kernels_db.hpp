@@ -219,6 +219,14 @@ class KernelStore {
   // problem found, none when the library is sound.
   Result<std::vector<std::string>> verify() const;
 
+  // Housekeeping that deletes no kernel, evaluation or measurement (they are history): removes
+  // problems, envs and runs nothing refers to and misses older than `miss_days`, republishes,
+  // checkpoints the WAL and VACUUMs. Returns the rows removed and the file size before and after.
+  struct GcSummary {
+    std::int64_t problems = 0, envs = 0, runs = 0, misses = 0, bytes_before = 0, bytes_after = 0;
+  };
+  Result<GcSummary> gc(int miss_days = 90);
+
   int schema_version() const;
   const std::string& path() const { return path_; }
 

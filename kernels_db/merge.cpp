@@ -143,6 +143,42 @@ Status KernelStore::export_to(const std::string& out) const {
   return {};
 }
 
+Result<KernelStore::GcSummary> KernelStore::gc(int miss_days) {
+  GcSummary summary;
+  auto size = [&] { return db::scalar(db_, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"); };
+  (void)exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)");
+  summary.bytes_before = size();
+  auto remove = [&](const std::string& sql, std::int64_t& removed) -> Status {
+    if (auto s = exec(db_, sql); !s) return s;
+    removed = sqlite3_changes(db_);
+    return {};
+  };
+  Status s = db::transaction(db_, [&]() -> Status {
+    if (auto r = remove(fmt::format("DELETE FROM miss WHERE last_seen < strftime('%Y-%m-%dT%H:%M:%S', 'now', '-{} days')",
+                                    miss_days),
+                        summary.misses);
+        !r)
+      return r;
+    if (auto r = remove("DELETE FROM problem WHERE problem_key NOT IN (SELECT problem_key FROM measurement) "
+                        "AND problem_key NOT IN (SELECT problem_key FROM miss)",
+                        summary.problems);
+        !r)
+      return r;
+    if (auto r = remove("DELETE FROM env WHERE env_key NOT IN (SELECT env_key FROM evaluation)", summary.envs); !r)
+      return r;
+    if (auto r = remove("DELETE FROM run WHERE run_id NOT IN (SELECT run_id FROM evaluation) AND run_id NOT IN "
+                        "(SELECT run_id FROM kernel) AND run_id NOT IN (SELECT run_id FROM llm_call)",
+                        summary.runs);
+        !r)
+      return r;
+    return db::republish(db_);
+  });
+  if (s) s = exec(db_, "VACUUM");
+  if (!s) return make_error(ErrorKind::database, "{}: gc: {}", path_, s.error().message);
+  summary.bytes_after = size();
+  return summary;
+}
+
 Result<std::vector<std::string>> KernelStore::verify() const {
   std::vector<std::string> problems;
   Statement integrity(db_, "PRAGMA integrity_check");

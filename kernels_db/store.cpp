@@ -542,7 +542,7 @@ Result<KernelStore> KernelStore::open(const std::string& path, bool read_only, i
                       path, version, kSchemaVersion, version);
   if (read_only) {
     if (version < kSchemaVersion)
-      return make_error(ErrorKind::database, "{}: schema version {} needs migrating to {}; open it read-write once",
+      return make_error(ErrorKind::database, "{}: schema version {} needs migrating to {}: run kforge db gc on it once",
                         path, version, kSchemaVersion);
     return store;
   }

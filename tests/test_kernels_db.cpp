@@ -604,3 +604,25 @@ TEST_F(KernelStoreTest, AReaderInTheMiddleOfATransactionNeverBlocksAWriter) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(KernelStoreTest, GcKeepsEveryKernelEvaluationAndMeasurementAndLlmCall) {
+  auto store = KernelStore::open(path_);
+  auto e = timed("M=8,N=64", 3);
+  e.env.compiler = "g++ 13";
+  ASSERT_TRUE(store->record(named("a"), e).ok());
+  LlmCallRecord call;
+  call.model = "m", call.request = "q", call.response = "a", call.status = "ok", call.created_at = "2026-01-01T00:00:00Z";
+  ASSERT_TRUE(store->record_llm_call(call).ok());
+  ASSERT_TRUE(store->record_llm_call(call).ok()) << "the same call twice is one row";
+  auto g = store->gc();
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ(g->envs, 1) << "the 'unknown' env nobody uses";
+  EXPECT_EQ(count("kernel"), 1);
+  EXPECT_EQ(count("measurement"), 1);
+  EXPECT_EQ(count("llm_call"), 1);
+  EXPECT_EQ(store->best()->size(), 1u);
+}
+
+}  // namespace

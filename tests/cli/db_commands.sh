@@ -50,3 +50,9 @@ db merge "$dir/a.db" "$dir/corrupt.db" --out "$dir/e.db" 2>&1 | grep -Eq "corrup
 [ ! -e "$dir/e.db" ] && [ "$(md5sum < "$dir/corrupt.db")" = "$before" ]
 db stats --db "$dir/corrupt.db" 2>&1 | grep -q "corrupt.db"
 echo "all db commands ok"
+
+# gc removes no kernel, evaluation or measurement, and migrates nothing away.
+db gc --db "$dir/c.db" | grep -Eq "removed [0-9]+ unused problems, 1 envs"
+db stats --db "$dir/c.db" --json | grep -q '"kernels": 2'
+db verify --db "$dir/c.db" | grep -q "^ok: "
+echo "gc ok"
