@@ -155,22 +155,26 @@ class Capture : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--rows" && i + 1 < argc) g_rows = std::atoi(argv[++i]);
-    else args.push_back(argv[i]);
+    if (std::string(argv[i]) == "--rows" && i + 1 < argc)
+      g_rows = std::atoi(argv[++i]);
+    else
+      args.push_back(argv[i]);
   }
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
   Library& l = library();
-  fmt::print("library: {} published rows; recorded {:.0f} evaluations/s one transaction each, {:.0f}/s in batches "
-             "of 500 (best republished each time); open + load {:.1f} ms\n",
-             l.best->size(), l.record_per_s, l.batch_per_s, l.load_ms);
+  fmt::print(
+      "library: {} published rows; recorded {:.0f} evaluations/s one transaction each, {:.0f}/s in batches "
+      "of 500 (best republished each time); open + load {:.1f} ms\n",
+      l.best->size(), l.record_per_s, l.batch_per_s, l.load_ms);
   Capture capture;
   benchmark::RunSpecifiedBenchmarks(&capture);
   const double resolve = capture.ns["BM_Resolve"], floor = capture.ns["BM_HashMapFloor"],
                sqlite = capture.ns["BM_SqliteQuery"];
   if (resolve > 0 && floor > 0 && sqlite > 0)
-    fmt::print("resolve {:.0f} ns: {:.2f}x the hash-map floor ({:.0f} ns), {:.1f}x faster than asking SQLite ({:.0f} ns)\n",
-               resolve, resolve / floor, floor, sqlite / resolve, sqlite);
+    fmt::print(
+        "resolve {:.0f} ns: {:.2f}x the hash-map floor ({:.0f} ns), {:.1f}x faster than asking SQLite ({:.0f} ns)\n",
+        resolve, resolve / floor, floor, sqlite / resolve, sqlite);
   benchmark::Shutdown();
   return 0;
 }

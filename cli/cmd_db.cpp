@@ -40,10 +40,20 @@ json measurement_json(const MeasurementRecord& m) {
             {"max_abs_error", m.max_abs_error},
             {"max_rel_error", m.max_rel_error}};
   if (m.n)
-    j["timing"] = {{"n", *m.n},          {"min_us", m.min_us},   {"median_us", m.median_us}, {"p20_us", m.p20_us},
-                   {"p80_us", m.p80_us}, {"mean_us", m.mean_us}, {"std_us", m.std_us},       {"cv", m.cv},
-                   {"gbps", m.gbps},     {"gflops", m.gflops},     {"baseline_median_us", m.baseline_median_us},
-                   {"speedup", m.speedup}, {"floor_us", m.floor_us}, {"roofline_pct", m.roofline_pct}};
+    j["timing"] = {{"n", *m.n},
+                   {"min_us", m.min_us},
+                   {"median_us", m.median_us},
+                   {"p20_us", m.p20_us},
+                   {"p80_us", m.p80_us},
+                   {"mean_us", m.mean_us},
+                   {"std_us", m.std_us},
+                   {"cv", m.cv},
+                   {"gbps", m.gbps},
+                   {"gflops", m.gflops},
+                   {"baseline_median_us", m.baseline_median_us},
+                   {"speedup", m.speedup},
+                   {"floor_us", m.floor_us},
+                   {"roofline_pct", m.roofline_pct}};
   return j;
 }
 
@@ -59,8 +69,12 @@ json evaluation_json(const EvaluationRecord& e) {
           {"geomean_us", geomean_median_us(e)},
           {"message", e.message},
           {"device", e.device},
-          {"env", {{"key", e.env.key()}, {"kforge_version", e.env.kforge_version}, {"compiler", e.env.compiler},
-                   {"driver", e.env.driver}, {"runtime", e.env.runtime}}},
+          {"env",
+           {{"key", e.env.key()},
+            {"kforge_version", e.env.kforge_version},
+            {"compiler", e.env.compiler},
+            {"driver", e.env.driver},
+            {"runtime", e.env.runtime}}},
           {"run_id", e.run_id},
           {"seed", std::to_string(e.seed)},
           {"atol", e.atol},
@@ -70,17 +84,24 @@ json evaluation_json(const EvaluationRecord& e) {
 }
 
 json kernel_json(const KernelRecord& k) {
-  return {{"kernel_key", k.key},         {"task", k.task},         {"backend", k.backend},
-          {"entry", k.entry},            {"origin", k.origin},     {"operator", k.operator_name},
-          {"parent_key", k.parent_key},  {"run_id", k.run_id},
-          {"params", json::parse(k.params_json, nullptr, false)}};
+  return {{"kernel_key", k.key},        {"task", k.task},     {"backend", k.backend},
+          {"entry", k.entry},           {"origin", k.origin}, {"operator", k.operator_name},
+          {"parent_key", k.parent_key}, {"run_id", k.run_id}, {"params", json::parse(k.params_json, nullptr, false)}};
 }
 
 json best_json(const BestRecord& b) {
-  json j = {{"problem_key", b.problem_key}, {"op", b.op},         {"op_version", b.op_version},
-            {"dtype", b.dtype},             {"static", b.static_key}, {"device", b.device_key},
-            {"env_key", b.env_key},         {"kernel_key", b.kernel_key}, {"median_us", b.median_us},
-            {"speedup", b.speedup},         {"roofline_pct", b.roofline_pct}, {"samples", b.samples},
+  json j = {{"problem_key", b.problem_key},
+            {"op", b.op},
+            {"op_version", b.op_version},
+            {"dtype", b.dtype},
+            {"static", b.static_key},
+            {"device", b.device_key},
+            {"env_key", b.env_key},
+            {"kernel_key", b.kernel_key},
+            {"median_us", b.median_us},
+            {"speedup", b.speedup},
+            {"roofline_pct", b.roofline_pct},
+            {"samples", b.samples},
             {"stale", b.stale}};
   j["dyn"] = b.dyn ? json(*b.dyn) : json(nullptr);
   return j;
@@ -127,8 +148,7 @@ int run_show(const DbArgs& a) {
   if (!store) return report(store.error());
   auto found = store->find_kernel(a.kernel);
   if (!found) return report(found.error());
-  if (!found->has_value())
-    return report(make_error(ErrorKind::invalid_input, "{}: no kernel {}", a.db_path, a.kernel));
+  if (!found->has_value()) return report(make_error(ErrorKind::invalid_input, "{}: no kernel {}", a.db_path, a.kernel));
   const KernelRecord& k = **found;
   // Lineage: parent, grandparent, ... as far as the library knows them.
   std::vector<KernelRecord> lineage;
@@ -163,12 +183,13 @@ int run_show(const DbArgs& a) {
                e.baseline.empty() ? "" : " vs " + e.baseline);
     if (!e.message.empty()) fmt::print("    {}\n", e.message);
     for (const auto& m : e.measurements) {
-      std::string line = fmt::format("    {} {:<18} {}", m.bench ? "bench" : "check", m.shape,
-                                     m.correct ? "pass" : "FAIL");
+      std::string line =
+          fmt::format("    {} {:<18} {}", m.bench ? "bench" : "check", m.shape, m.correct ? "pass" : "FAIL");
       if (m.n)
         line += fmt::format("  median {:.2f} us  p20-p80 {:.2f}-{:.2f}  n={}  cv={:.1f}%", m.median_us, m.p20_us,
                             m.p80_us, *m.n, 100 * m.cv);
-      if (m.roofline_pct > 0) line += fmt::format("  {:.0f}% of roofline (floor {:.2f} us)", m.roofline_pct, m.floor_us);
+      if (m.roofline_pct > 0)
+        line += fmt::format("  {:.0f}% of roofline (floor {:.2f} us)", m.roofline_pct, m.floor_us);
       if (m.speedup > 0) line += fmt::format("  {:.2f}x", m.speedup);
       fmt::print("{}\n", line);
     }
@@ -180,10 +201,14 @@ int run_show(const DbArgs& a) {
 
 const char* match_name(BestKernels::Match m) {
   switch (m) {
-    case BestKernels::Match::exact: return "exact";
-    case BestKernels::Match::nearest_dyn: return "nearest_dyn";
-    case BestKernels::Match::nearest_device: return "nearest_device";
-    case BestKernels::Match::none: return "none";
+    case BestKernels::Match::exact:
+      return "exact";
+    case BestKernels::Match::nearest_dyn:
+      return "nearest_dyn";
+    case BestKernels::Match::nearest_device:
+      return "nearest_device";
+    case BestKernels::Match::none:
+      return "none";
   }
   return "none";
 }
@@ -218,11 +243,13 @@ int run_best(const DbArgs& a) {
     }
     const BestRecord& e = r.entry->best;
     fmt::print("{:<40} {:<14} {:<12} {:>10.2f} {:>8} {:>9} {:>7}  {}{}\n", key, match_name(r.match),
-               short_key(e.kernel_key), e.median_us, or_dash(e.speedup, "x"), or_dash(e.roofline_pct, "%"),
-               e.samples, e.device_key, e.stale ? " (stale env)" : "");
+               short_key(e.kernel_key), e.median_us, or_dash(e.speedup, "x"), or_dash(e.roofline_pct, "%"), e.samples,
+               e.device_key, e.stale ? " (stale env)" : "");
   }
-  if (a.json) print_json(out);
-  else if (problems.empty()) fmt::print("(nothing published in {}: kernels need a verified, timed ok evaluation)\n", a.db_path);
+  if (a.json)
+    print_json(out);
+  else if (problems.empty())
+    fmt::print("(nothing published in {}: kernels need a verified, timed ok evaluation)\n", a.db_path);
   return kExitOk;
 }
 
@@ -237,21 +264,28 @@ int run_history(const DbArgs& a) {
   for (const auto& k : *kernels) origin[k.kernel.key] = k.kernel.origin;
   double best = 0;
   json out = json::array();
-  if (!a.json) fmt::print("{:<24} {:<12} {:<24} {:<14} {:>12} {:>12}\n", "EVALUATED", "KERNEL", "ORIGIN", "STATUS",
-                          "GEOMEAN us", "BEST SO FAR");
+  if (!a.json)
+    fmt::print("{:<24} {:<12} {:<24} {:<14} {:>12} {:>12}\n", "EVALUATED", "KERNEL", "ORIGIN", "STATUS", "GEOMEAN us",
+               "BEST SO FAR");
   for (const auto& e : *evaluations) {
     const double us = geomean_median_us(e);
     if (e.status == "ok" && us > 0 && (best == 0 || us < best)) best = us;
     if (a.json) {
-      out.push_back({{"created_at", e.created_at}, {"kernel_key", e.kernel_key}, {"origin", origin[e.kernel_key]},
-                     {"status", e.status}, {"geomean_us", us}, {"best_so_far_us", best}});
+      out.push_back({{"created_at", e.created_at},
+                     {"kernel_key", e.kernel_key},
+                     {"origin", origin[e.kernel_key]},
+                     {"status", e.status},
+                     {"geomean_us", us},
+                     {"best_so_far_us", best}});
       continue;
     }
     fmt::print("{:<24} {:<12} {:<24} {:<14} {:>12} {:>12}\n", e.created_at, short_key(e.kernel_key),
                origin[e.kernel_key], e.status, or_dash(us), or_dash(best));
   }
-  if (a.json) print_json(out);
-  else if (evaluations->empty()) fmt::print("(no evaluations of {} in {})\n", a.op, a.db_path);
+  if (a.json)
+    print_json(out);
+  else if (evaluations->empty())
+    fmt::print("(no evaluations of {} in {})\n", a.op, a.db_path);
   return kExitOk;
 }
 
@@ -264,12 +298,23 @@ int run_stats(const DbArgs& a) {
   if (!misses) return report(misses.error());
   if (a.json) {
     json top = json::array();
-    for (const auto& [m, count] : *misses) top.push_back({{"problem_key", m.problem_key}, {"device", m.device_key}, {"count", count}});
-    print_json({{"path", a.db_path}, {"schema_version", store->schema_version()}, {"file_bytes", s->file_bytes},
-                {"kernels", s->kernels}, {"evaluations", s->evaluations}, {"evaluations_by_status", s->evaluations_by_status},
-                {"measurements", s->measurements}, {"problems", s->problems}, {"devices", s->devices},
-                {"envs", s->envs}, {"runs", s->runs}, {"best", s->best}, {"stale_best", s->stale_best},
-                {"misses", top}, {"llm_calls", s->llm_calls}});
+    for (const auto& [m, count] : *misses)
+      top.push_back({{"problem_key", m.problem_key}, {"device", m.device_key}, {"count", count}});
+    print_json({{"path", a.db_path},
+                {"schema_version", store->schema_version()},
+                {"file_bytes", s->file_bytes},
+                {"kernels", s->kernels},
+                {"evaluations", s->evaluations},
+                {"evaluations_by_status", s->evaluations_by_status},
+                {"measurements", s->measurements},
+                {"problems", s->problems},
+                {"devices", s->devices},
+                {"envs", s->envs},
+                {"runs", s->runs},
+                {"best", s->best},
+                {"stale_best", s->stale_best},
+                {"misses", top},
+                {"llm_calls", s->llm_calls}});
     return kExitOk;
   }
   std::vector<std::string> by_status;
@@ -277,9 +322,10 @@ int run_stats(const DbArgs& a) {
   fmt::print("{}: schema {}, {} KiB\n", a.db_path, store->schema_version(), s->file_bytes / 1024);
   fmt::print("kernels      {}\nevaluations  {} ({})\nmeasurements {}\nproblems     {}\n", s->kernels, s->evaluations,
              fmt::join(by_status, ", "), s->measurements, s->problems);
-  fmt::print("devices      {}\nenvs         {}\nruns         {}\nbest         {} ({} stale)\nmisses       {}\n"
-             "llm calls    {}\n",
-             s->devices, s->envs, s->runs, s->best, s->stale_best, misses->size(), s->llm_calls);
+  fmt::print(
+      "devices      {}\nenvs         {}\nruns         {}\nbest         {} ({} stale)\nmisses       {}\n"
+      "llm calls    {}\n",
+      s->devices, s->envs, s->runs, s->best, s->stale_best, misses->size(), s->llm_calls);
   for (size_t i = 0; i < misses->size() && i < 5; ++i)
     fmt::print("  missed {}x {} on {}\n", (*misses)[i].second, (*misses)[i].first.problem_key,
                (*misses)[i].first.device_key);
@@ -301,7 +347,8 @@ int export_directory(const KernelStore& store, const DbArgs& a) {
   for (const auto& summary : *kernels) {
     auto kernel = store.find_kernel(summary.kernel.key);
     auto evaluations = store.evaluations(summary.kernel.key);
-    if (!kernel || !kernel->has_value() || !evaluations) return report(make_error(ErrorKind::database, "{}: cannot read kernel {}", a.db_path, summary.kernel.key));
+    if (!kernel || !kernel->has_value() || !evaluations)
+      return report(make_error(ErrorKind::database, "{}: cannot read kernel {}", a.db_path, summary.kernel.key));
     const KernelRecord& k = **kernel;
     const fs::path dir = fs::path(a.out) / k.task;
     std::error_code ec;
@@ -320,8 +367,10 @@ int export_directory(const KernelStore& store, const DbArgs& a) {
     if (!source) return report(make_error(ErrorKind::io, "{}: cannot write", (dir / stem).string()));
     ++files;
   }
-  if (a.json) print_json({{"out", a.out}, {"kernels", files}});
-  else fmt::print("exported {} kernels to {}/ (source + .json each)\n", files, a.out);
+  if (a.json)
+    print_json({{"out", a.out}, {"kernels", files}});
+  else
+    fmt::print("exported {} kernels to {}/ (source + .json each)\n", files, a.out);
   return kExitOk;
 }
 
@@ -332,8 +381,10 @@ int run_export(const DbArgs& a) {
   if (ext != ".db" && ext != ".sqlite") return export_directory(*store, a);
   if (auto s = store->export_to(a.out); !s) return report(s.error());
   auto stats = store->stats();
-  if (a.json) print_json({{"out", a.out}, {"kernels", stats ? stats->kernels : 0}, {"bytes", fs::file_size(a.out)}});
-  else fmt::print("exported {} kernels to {} ({} KiB)\n", stats ? stats->kernels : 0, a.out, fs::file_size(a.out) / 1024);
+  if (a.json)
+    print_json({{"out", a.out}, {"kernels", stats ? stats->kernels : 0}, {"bytes", fs::file_size(a.out)}});
+  else
+    fmt::print("exported {} kernels to {} ({} KiB)\n", stats ? stats->kernels : 0, a.out, fs::file_size(a.out) / 1024);
   return kExitOk;
 }
 
@@ -343,16 +394,21 @@ int import_into(KernelStore& store, const std::vector<std::string>& inputs, bool
     auto added = store.import_from(input);
     if (!added) return report(added.error());
     if (as_json)
-      out.push_back({{"from", input}, {"kernels", added->kernels}, {"evaluations", added->evaluations},
-                     {"measurements", added->measurements}, {"llm_calls", added->llm_calls}});
+      out.push_back({{"from", input},
+                     {"kernels", added->kernels},
+                     {"evaluations", added->evaluations},
+                     {"measurements", added->measurements},
+                     {"llm_calls", added->llm_calls}});
     else
       fmt::print("{}: added {} kernels, {} evaluations, {} measurements, {} LLM calls\n", input, added->kernels,
                  added->evaluations, added->measurements, added->llm_calls);
   }
   auto best = store.best();
   if (!best) return report(best.error());
-  if (as_json) print_json({{"into", store.path()}, {"imported", out}, {"best", best->size()}});
-  else fmt::print("{}: {} published rows\n", store.path(), best->size());
+  if (as_json)
+    print_json({{"into", store.path()}, {"imported", out}, {"best", best->size()}});
+  else
+    fmt::print("{}: {} published rows\n", store.path(), best->size());
   return kExitOk;
 }
 
@@ -368,8 +424,7 @@ int run_merge(const DbArgs& a) {
     return report(make_error(ErrorKind::invalid_input, "{}: exists; merge writes a new file", a.out));
   // Check every input before the output exists, so a bad one leaves nothing behind.
   for (const auto& input : a.inputs)
-    if (!fs::is_regular_file(input, ec))
-      return report(make_error(ErrorKind::io, "{}: no such kernel library", input));
+    if (!fs::is_regular_file(input, ec)) return report(make_error(ErrorKind::io, "{}: no such kernel library", input));
   int code;
   {
     auto store = KernelStore::open(a.out);
@@ -388,9 +443,13 @@ int run_verify(const DbArgs& a) {
   if (!problems) return report(problems.error());
   auto best = store->best();
   const size_t rows = best ? best->size() : 0;
-  if (a.json) print_json({{"ok", problems->empty()}, {"problems", *problems}, {"best_rows", rows}});
-  else if (problems->empty()) fmt::print("ok: {} passes integrity_check; {} published rows, every kernel's source matches its key\n", a.db_path, rows);
-  else for (const auto& p : *problems) fmt::print("{}: {}\n", a.db_path, p);
+  if (a.json)
+    print_json({{"ok", problems->empty()}, {"problems", *problems}, {"best_rows", rows}});
+  else if (problems->empty())
+    fmt::print("ok: {} passes integrity_check; {} published rows, every kernel's source matches its key\n", a.db_path,
+               rows);
+  else
+    for (const auto& p : *problems) fmt::print("{}: {}\n", a.db_path, p);
   return problems->empty() ? kExitOk : kExitKernelFailed;
 }
 
@@ -401,11 +460,13 @@ int run_gc(const DbArgs& a) {
   if (!g) return report(g.error());
   if (a.json)
     print_json({{"removed", {{"problems", g->problems}, {"envs", g->envs}, {"runs", g->runs}, {"misses", g->misses}}},
-                {"bytes_before", g->bytes_before}, {"bytes_after", g->bytes_after}});
+                {"bytes_before", g->bytes_before},
+                {"bytes_after", g->bytes_after}});
   else
-    fmt::print("{}: removed {} unused problems, {} envs, {} runs, {} old misses; {} KiB -> {} KiB (no kernel, "
-               "evaluation or measurement is ever removed)\n",
-               a.db_path, g->problems, g->envs, g->runs, g->misses, g->bytes_before / 1024, g->bytes_after / 1024);
+    fmt::print(
+        "{}: removed {} unused problems, {} envs, {} runs, {} old misses; {} KiB -> {} KiB (no kernel, "
+        "evaluation or measurement is ever removed)\n",
+        a.db_path, g->problems, g->envs, g->runs, g->misses, g->bytes_before / 1024, g->bytes_after / 1024);
   return kExitOk;
 }
 

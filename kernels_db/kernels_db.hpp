@@ -91,14 +91,14 @@ struct EvaluationRecord {
   std::string device;  // a DeviceRecord key: "cpu:AMD EPYC 7B13"
   EnvRecord env;
   std::string run_id;
-  std::string status;  // ok, compile_error, incorrect, crash, timeout, runtime_error, rejected_cheat
+  std::string status;   // ok, compile_error, incorrect, crash, timeout, runtime_error, rejected_cheat
   std::string message;  // one line of feedback: why it failed, the first mismatch
   std::string log;      // compiler log
   std::string output;   // what the kernel printed
   double atol = 0, rtol = 0;
   std::uint64_t seed = 0;
-  std::string baseline;  // what speedups are measured against, e.g. "cpu_naive.cpp"
-  double speedup = 0;    // geometric mean over the bench shapes; 0 when untimed
+  std::string baseline;   // what speedups are measured against, e.g. "cpu_naive.cpp"
+  double speedup = 0;     // geometric mean over the bench shapes; 0 when untimed
   bool verified = false;  // re-checked in a fresh worker with a fresh seed (the evaluator sets it)
   // How its shapes become problems: the op version, the dtype, and which dim varies at run time
   // ("M" for tokens; empty: none).
@@ -273,7 +273,7 @@ class BestKernels {
 
  private:
   BestKernels() = default;
-  struct Family {  // one (op, version, dtype, static dims)
+  struct Family {              // one (op, version, dtype, static dims)
     std::vector<Entry> here;   // this device, sorted by dyn
     std::vector<Entry> other;  // same arch, other unit counts, sorted by |units - ours|, dyn
   };

@@ -10,8 +10,7 @@
 namespace kforge {
 namespace {
 
-std::string family_key(const std::string& op, int op_version, const std::string& dtype,
-                       const std::string& static_key) {
+std::string family_key(const std::string& op, int op_version, const std::string& dtype, const std::string& static_key) {
   std::string key;
   key.reserve(op.size() + dtype.size() + static_key.size() + 8);
   key += op;
@@ -71,8 +70,8 @@ Result<BestKernels> BestKernels::load(const std::string& path, const std::string
       e = Entry{b, device.units};
   }
   for (auto& [key, entry] : chosen) {
-    Family& f = out.families_[family_key(entry.best.op, entry.best.op_version, entry.best.dtype,
-                                         entry.best.static_key)];
+    Family& f =
+        out.families_[family_key(entry.best.op, entry.best.op_version, entry.best.dtype, entry.best.static_key)];
     (entry.best.device_key == device_key ? f.here : f.other).push_back(std::move(entry));
     ++out.rows_;
   }

@@ -145,7 +145,9 @@ Status KernelStore::export_to(const std::string& out) const {
 
 Result<KernelStore::GcSummary> KernelStore::gc(int miss_days) {
   GcSummary summary;
-  auto size = [&] { return db::scalar(db_, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"); };
+  auto size = [&] {
+    return db::scalar(db_, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
+  };
   (void)exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)");
   summary.bytes_before = size();
   auto remove = [&](const std::string& sql, std::int64_t& removed) -> Status {
@@ -154,9 +156,10 @@ Result<KernelStore::GcSummary> KernelStore::gc(int miss_days) {
     return {};
   };
   Status s = db::transaction(db_, [&]() -> Status {
-    if (auto r = remove(fmt::format("DELETE FROM miss WHERE last_seen < strftime('%Y-%m-%dT%H:%M:%S', 'now', '-{} days')",
-                                    miss_days),
-                        summary.misses);
+    if (auto r =
+            remove(fmt::format("DELETE FROM miss WHERE last_seen < strftime('%Y-%m-%dT%H:%M:%S', 'now', '-{} days')",
+                               miss_days),
+                   summary.misses);
         !r)
       return r;
     if (auto r = remove("DELETE FROM problem WHERE problem_key NOT IN (SELECT problem_key FROM measurement) "

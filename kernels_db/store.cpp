@@ -314,8 +314,10 @@ std::string sql_json_string(const std::string& text) {
   std::string out = "\"";
   for (char c : text) {
     if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += c;
+    if (static_cast<unsigned char>(c) < 0x20)
+      out += fmt::format("\\u{:04x}", c);
+    else
+      out += c;
   }
   return out + "\"";
 }
@@ -336,9 +338,8 @@ std::string value_text(sqlite3_value* v) {
 }
 
 void sql_problem_key(sqlite3_context* context, int, sqlite3_value** argv) {
-  const std::string key =
-      problem_key(problem_query(value_text(argv[0]), value_text(argv[2]), value_text(argv[3]), value_text(argv[4]),
-                                sqlite3_value_int(argv[1])));
+  const std::string key = problem_key(problem_query(value_text(argv[0]), value_text(argv[2]), value_text(argv[3]),
+                                                    value_text(argv[4]), sqlite3_value_int(argv[1])));
   sqlite3_result_text(context, key.c_str(), -1, SQLITE_TRANSIENT);
 }
 
@@ -349,8 +350,10 @@ void sql_static_key(sqlite3_context* context, int, sqlite3_value** argv) {
 
 void sql_dyn(sqlite3_context* context, int, sqlite3_value** argv) {
   const auto dyn = problem_query("", "", value_text(argv[0]), value_text(argv[1])).dyn;
-  if (dyn) sqlite3_result_int64(context, *dyn);
-  else sqlite3_result_null(context);
+  if (dyn)
+    sqlite3_result_int64(context, *dyn);
+  else
+    sqlite3_result_null(context);
 }
 
 }  // namespace
@@ -367,12 +370,14 @@ Status republish(sqlite3* db, const std::string& device_key, const std::string& 
   const bool all = device_key.empty();
   // ?3 = 1: everything; else only device ?4 and the problems in the JSON array ?5. Two texts, so
   // the scoped one can use the indexes.
-  const std::string scope =
-      all ? "?3 AND ?4 = ?4 AND ?5 = ?5" : "?3 = 0 AND device_key = ?4 AND problem_key IN (SELECT value FROM json_each(?5))";
+  const std::string scope = all ? "?3 AND ?4 = ?4 AND ?5 = ?5"
+                                : "?3 = 0 AND device_key = ?4 AND problem_key IN (SELECT value FROM json_each(?5))";
   Statement clear(db, fmt::format("DELETE FROM best WHERE {}", scope));
   clear.bind_int(3, all).bind(4, device_key).bind(5, problems_json);
   if (clear.step() != SQLITE_DONE) return clear.error();
-  Statement st(db, fmt::format(R"sql(
+  Statement st(
+      db, fmt::format(
+              R"sql(
 INSERT INTO best(problem_key, device_key, env_key, op, op_version, dtype, static_key, dyn, kernel_key,
                  evaluation_key, median_us, speedup, roofline_pct, samples, stale, published_at)
 SELECT problem_key, device_key, env_key, op, op_version, dtype, static_key, dyn, kernel_key, evaluation_key,
@@ -390,7 +395,7 @@ SELECT problem_key, device_key, env_key, op, op_version, dtype, static_key, dyn,
            AND f.status IN ('incorrect', 'crash', 'runtime_error', 'rejected_cheat')
            AND (f.created_at > e.created_at OR (f.created_at = e.created_at AND f.evaluation_id > e.evaluation_id))))
 WHERE rank = 1)sql",
-                               all ? scope : "?3 = 0 AND +e.device_key = ?4 AND m.problem_key IN (SELECT value FROM json_each(?5))"));
+              all ? scope : "?3 = 0 AND +e.device_key = ?4 AND m.problem_key IN (SELECT value FROM json_each(?5))"));
   st.bind(1, db::now_utc()).bind_int(2, KernelStore::kMinPublishSamples);
   st.bind_int(3, all).bind(4, device_key).bind(5, problems_json);
   if (st.step() != SQLITE_DONE) return st.error();
@@ -398,7 +403,8 @@ WHERE rank = 1)sql",
     return exec(db, R"sql(
 UPDATE best SET stale = env_key <> (SELECT e.env_key FROM evaluation e WHERE e.device_key = best.device_key
                                     ORDER BY e.created_at DESC, e.evaluation_id DESC LIMIT 1))sql");
-  Statement newest(db, "SELECT env_key FROM evaluation WHERE device_key = ? ORDER BY created_at DESC, evaluation_id DESC LIMIT 1");
+  Statement newest(
+      db, "SELECT env_key FROM evaluation WHERE device_key = ? ORDER BY created_at DESC, evaluation_id DESC LIMIT 1");
   newest.bind(1, device_key);
   if (newest.step() != SQLITE_ROW) return {};
   Statement stale(db, "UPDATE best SET stale = env_key <> ?1 WHERE device_key = ?2 AND stale <> (env_key <> ?1)");
@@ -576,8 +582,10 @@ ON CONFLICT(device_key) DO UPDATE SET
   bandwidth_gbps = coalesce(excluded.bandwidth_gbps, bandwidth_gbps),
   peak_gflops = coalesce(excluded.peak_gflops, peak_gflops))sql");
   st.bind(1, d.key).bind(2, d.vendor).bind(3, d.arch).bind_int(4, d.units).bind(5, d.name);
-  if (d.memory_bytes > 0) st.bind_int(6, d.memory_bytes);
-  else st.bind_null(6);
+  if (d.memory_bytes > 0)
+    st.bind_int(6, d.memory_bytes);
+  else
+    st.bind_null(6);
   st.bind_positive(7, d.bandwidth_gbps).bind_positive(8, d.peak_gflops);
   return st.step() == SQLITE_DONE ? Status() : Status(st.error());
 }
@@ -586,8 +594,10 @@ Status insert_problem(sqlite3* db, const ProblemQuery& q) {
   Statement st(db, "INSERT OR IGNORE INTO problem VALUES(?,?,?,?,?,?,?)");
   st.bind(1, problem_key(q)).bind(2, q.op).bind_int(3, q.op_version).bind(4, q.dtype).bind(5, q.static_key);
   st.bind(6, q.dynamic_dim);
-  if (q.dyn) st.bind_int(7, *q.dyn);
-  else st.bind_null(7);
+  if (q.dyn)
+    st.bind_int(7, *q.dyn);
+  else
+    st.bind_null(7);
   return st.step() == SQLITE_DONE ? Status() : Status(st.error());
 }
 
@@ -605,72 +615,72 @@ Result<std::vector<std::int64_t>> KernelStore::record_batch(
   const std::string now = db::now_utc();
   std::map<std::string, std::set<std::string>> touched;  // device -> problems to republish
   auto s = transaction(db_, [&]() -> Status {
-   for (const auto& [kernel, evaluation] : batch) {
-    Statement k(db_,
-                "INSERT OR IGNORE INTO kernel(kernel_key, task, backend, entry, source, params_json, origin, "
-                "created_at, parent_key, operator, run_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
-    k.bind(1, kernel.key).bind(2, kernel.task).bind(3, kernel.backend).bind(4, kernel.entry);
-    k.bind(5, kernel.source).bind(6, kernel.params_json).bind(7, kernel.origin).bind(8, now);
-    k.bind(9, kernel.parent_key).bind(10, kernel.operator_name).bind(11, kernel.run_id);
-    if (k.step() != SQLITE_DONE) return k.error();
+    for (const auto& [kernel, evaluation] : batch) {
+      Statement k(db_,
+                  "INSERT OR IGNORE INTO kernel(kernel_key, task, backend, entry, source, params_json, origin, "
+                  "created_at, parent_key, operator, run_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+      k.bind(1, kernel.key).bind(2, kernel.task).bind(3, kernel.backend).bind(4, kernel.entry);
+      k.bind(5, kernel.source).bind(6, kernel.params_json).bind(7, kernel.origin).bind(8, now);
+      k.bind(9, kernel.parent_key).bind(10, kernel.operator_name).bind(11, kernel.run_id);
+      if (k.step() != SQLITE_DONE) return k.error();
 
-    Statement device(db_, "SELECT 1 FROM device WHERE device_key = ?");
-    device.bind(1, evaluation.device);
-    if (device.step() != SQLITE_ROW)
-      if (auto d = insert_device(db_, parse_device_key(evaluation.device)); !d) return d;
-    const EnvRecord& env = evaluation.env;
-    Statement en(db_, "INSERT OR IGNORE INTO env VALUES(?,?,?,?,?)");
-    en.bind(1, env.key()).bind(2, env.driver).bind(3, env.runtime).bind(4, env.compiler).bind(5, env.kforge_version);
-    if (en.step() != SQLITE_DONE) return en.error();
+      Statement device(db_, "SELECT 1 FROM device WHERE device_key = ?");
+      device.bind(1, evaluation.device);
+      if (device.step() != SQLITE_ROW)
+        if (auto d = insert_device(db_, parse_device_key(evaluation.device)); !d) return d;
+      const EnvRecord& env = evaluation.env;
+      Statement en(db_, "INSERT OR IGNORE INTO env VALUES(?,?,?,?,?)");
+      en.bind(1, env.key()).bind(2, env.driver).bind(3, env.runtime).bind(4, env.compiler).bind(5, env.kforge_version);
+      if (en.step() != SQLITE_DONE) return en.error();
 
-    const std::string seed = std::to_string(evaluation.seed);
-    const std::string key = evaluation.key.empty()
-                                ? content_hash(kernel.key + "\n" + evaluation.device + "\n" + seed + "\n" + now +
-                                               "\n" + random_hex())
-                                : evaluation.key;
-    Statement e(db_,
-                "INSERT INTO evaluation(kernel_key, device_key, status, message, log, atol, rtol, seed, created_at, "
-                "baseline, speedup, evaluation_key, env_key, run_id, output, verified, op_version, dtype, "
-                "dynamic_dim) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    e.bind(1, kernel.key).bind(2, evaluation.device).bind(3, evaluation.status).bind(4, evaluation.message);
-    e.bind(5, evaluation.log).bind(6, evaluation.atol).bind(7, evaluation.rtol);
-    e.bind(8, seed).bind(9, now).bind(10, evaluation.baseline).bind_positive(11, evaluation.speedup);
-    e.bind(12, key).bind(13, env.key()).bind(14, evaluation.run_id).bind(15, evaluation.output);
-    e.bind_int(16, evaluation.verified).bind_int(17, evaluation.op_version).bind(18, evaluation.dtype);
-    e.bind(19, evaluation.dynamic_dim);
-    if (e.step() != SQLITE_DONE) return e.error();
-    const std::int64_t evaluation_id = sqlite3_last_insert_rowid(db_);
-    ids.push_back(evaluation_id);
+      const std::string seed = std::to_string(evaluation.seed);
+      const std::string key =
+          evaluation.key.empty()
+              ? content_hash(kernel.key + "\n" + evaluation.device + "\n" + seed + "\n" + now + "\n" + random_hex())
+              : evaluation.key;
+      Statement e(db_,
+                  "INSERT INTO evaluation(kernel_key, device_key, status, message, log, atol, rtol, seed, created_at, "
+                  "baseline, speedup, evaluation_key, env_key, run_id, output, verified, op_version, dtype, "
+                  "dynamic_dim) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      e.bind(1, kernel.key).bind(2, evaluation.device).bind(3, evaluation.status).bind(4, evaluation.message);
+      e.bind(5, evaluation.log).bind(6, evaluation.atol).bind(7, evaluation.rtol);
+      e.bind(8, seed).bind(9, now).bind(10, evaluation.baseline).bind_positive(11, evaluation.speedup);
+      e.bind(12, key).bind(13, env.key()).bind(14, evaluation.run_id).bind(15, evaluation.output);
+      e.bind_int(16, evaluation.verified).bind_int(17, evaluation.op_version).bind(18, evaluation.dtype);
+      e.bind(19, evaluation.dynamic_dim);
+      if (e.step() != SQLITE_DONE) return e.error();
+      const std::int64_t evaluation_id = sqlite3_last_insert_rowid(db_);
+      ids.push_back(evaluation_id);
 
-    Statement st(db_,
-                 "INSERT INTO measurement(evaluation_id, shape, kind, correct, max_abs_error, max_rel_error, n, "
-                 "min_us, median_us, p20_us, p80_us, mean_us, std_us, cv, gbps, gflops, baseline_median_us, speedup, "
-                 "problem_key, floor_us, roofline_pct) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    for (const auto& m : evaluation.measurements) {
-      const ProblemQuery problem =
-          problem_query(kernel.task, evaluation.dtype, m.shape, evaluation.dynamic_dim, evaluation.op_version);
-      if (auto p = insert_problem(db_, problem); !p) return p;
-      st.reset();
-      st.bind_int(1, evaluation_id).bind(2, m.shape).bind(3, std::string(m.bench ? "bench" : "check"));
-      st.bind_int(4, m.correct).bind(5, m.max_abs_error).bind(6, m.max_rel_error);
-      if (m.n) {
-        st.bind_int(7, *m.n).bind(8, m.min_us).bind(9, m.median_us).bind(10, m.p20_us).bind(11, m.p80_us);
-        st.bind(12, m.mean_us).bind(13, m.std_us).bind(14, m.cv).bind(15, m.gbps).bind(16, m.gflops);
+      Statement st(db_,
+                   "INSERT INTO measurement(evaluation_id, shape, kind, correct, max_abs_error, max_rel_error, n, "
+                   "min_us, median_us, p20_us, p80_us, mean_us, std_us, cv, gbps, gflops, baseline_median_us, speedup, "
+                   "problem_key, floor_us, roofline_pct) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      for (const auto& m : evaluation.measurements) {
+        const ProblemQuery problem =
+            problem_query(kernel.task, evaluation.dtype, m.shape, evaluation.dynamic_dim, evaluation.op_version);
+        if (auto p = insert_problem(db_, problem); !p) return p;
+        st.reset();
+        st.bind_int(1, evaluation_id).bind(2, m.shape).bind(3, std::string(m.bench ? "bench" : "check"));
+        st.bind_int(4, m.correct).bind(5, m.max_abs_error).bind(6, m.max_rel_error);
+        if (m.n) {
+          st.bind_int(7, *m.n).bind(8, m.min_us).bind(9, m.median_us).bind(10, m.p20_us).bind(11, m.p80_us);
+          st.bind(12, m.mean_us).bind(13, m.std_us).bind(14, m.cv).bind(15, m.gbps).bind(16, m.gflops);
+        }
+        if (m.speedup > 0) st.bind(17, m.baseline_median_us).bind(18, m.speedup);
+        st.bind(19, problem_key(problem)).bind_positive(20, m.floor_us).bind_positive(21, m.roofline_pct);
+        if (st.step() != SQLITE_DONE) return st.error();
       }
-      if (m.speedup > 0) st.bind(17, m.baseline_median_us).bind(18, m.speedup);
-      st.bind(19, problem_key(problem)).bind_positive(20, m.floor_us).bind_positive(21, m.roofline_pct);
-      if (st.step() != SQLITE_DONE) return st.error();
+      // Republish what this evaluation can change: its problems on its device, and every problem
+      // the kernel is published for there (a failed evaluation withdraws it).
+      std::set<std::string>& problems = touched[evaluation.device];
+      Statement published(db_, "SELECT problem_key FROM best WHERE kernel_key = ? AND device_key = ?");
+      published.bind(1, kernel.key).bind(2, evaluation.device);
+      while (published.step() == SQLITE_ROW) problems.insert(published.text(0));
+      for (const auto& m : evaluation.measurements)
+        problems.insert(problem_key(
+            problem_query(kernel.task, evaluation.dtype, m.shape, evaluation.dynamic_dim, evaluation.op_version)));
     }
-    // Republish what this evaluation can change: its problems on its device, and every problem
-    // the kernel is published for there (a failed evaluation withdraws it).
-    std::set<std::string>& problems = touched[evaluation.device];
-    Statement published(db_, "SELECT problem_key FROM best WHERE kernel_key = ? AND device_key = ?");
-    published.bind(1, kernel.key).bind(2, evaluation.device);
-    while (published.step() == SQLITE_ROW) problems.insert(published.text(0));
-    for (const auto& m : evaluation.measurements)
-      problems.insert(problem_key(
-          problem_query(kernel.task, evaluation.dtype, m.shape, evaluation.dynamic_dim, evaluation.op_version)));
-   }
     for (const auto& [device, problems] : touched) {
       std::string json = "[";
       for (const auto& k : problems) json += (json.size() > 1 ? "," : "") + sql_json_string(k);
@@ -752,8 +762,8 @@ Result<std::vector<KernelSummary>> KernelStore::list(const ListFilter& filter) c
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
     KernelSummary s;
-    s.kernel = {st.text(0), st.text(1), st.text(2), st.text(3), "", st.text(4),
-                st.text(5), st.text(6), st.text(7), st.text(8)};
+    s.kernel = {st.text(0), st.text(1), st.text(2), st.text(3), "",
+                st.text(4), st.text(5), st.text(6), st.text(7), st.text(8)};
     s.evaluations = static_cast<int>(st.integer(9));
     s.latest = read_evaluation(st, 10);  // after the kernel's ten columns
     out.push_back(std::move(s));

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <csignal>
-
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -507,7 +506,8 @@ TEST_F(KernelStoreTest, MergeOfOverlappingLibrariesHasNoDuplicatesAndTheRightBes
 TEST_F(KernelStoreTest, ATruncatedLibraryIsRefusedAndNeverModified) {
   {
     auto store = KernelStore::open(path_);
-    for (int i = 0; i < 40; ++i) ASSERT_TRUE(store->record(named("k" + std::to_string(i)), timed("M=8,N=64", 1 + i)).ok());
+    for (int i = 0; i < 40; ++i)
+      ASSERT_TRUE(store->record(named("k" + std::to_string(i)), timed("M=8,N=64", 1 + i)).ok());
   }
   std::string bytes = file_bytes(path_);
   ASSERT_GT(bytes.size(), 8192u);
@@ -543,8 +543,9 @@ TEST_F(KernelStoreTest, AWriterKilledMidTransactionLeavesEveryCommittedRow) {
     for (int i = 0; i < 5; ++i) (void)store->record(named("c" + std::to_string(i)), timed("M=8,N=64", 1 + i));
     sqlite3* db = nullptr;
     sqlite3_open(path_.c_str(), &db);
-    sqlite3_exec(db, "BEGIN IMMEDIATE; DELETE FROM measurement; INSERT INTO kernel(kernel_key, task, backend, entry, "
-                     "source, params_json, origin, created_at) VALUES('half', 't', 'cpu', 'f', 's', '{}', 'o', 'x')",
+    sqlite3_exec(db,
+                 "BEGIN IMMEDIATE; DELETE FROM measurement; INSERT INTO kernel(kernel_key, task, backend, entry, "
+                 "source, params_json, origin, created_at) VALUES('half', 't', 'cpu', 'f', 's', '{}', 'o', 'x')",
                  nullptr, nullptr, nullptr);
     raise(SIGKILL);  // mid-transaction, nothing committed
   }
@@ -613,7 +614,8 @@ TEST_F(KernelStoreTest, GcKeepsEveryKernelEvaluationAndMeasurementAndLlmCall) {
   e.env.compiler = "g++ 13";
   ASSERT_TRUE(store->record(named("a"), e).ok());
   LlmCallRecord call;
-  call.model = "m", call.request = "q", call.response = "a", call.status = "ok", call.created_at = "2026-01-01T00:00:00Z";
+  call.model = "m", call.request = "q", call.response = "a", call.status = "ok",
+  call.created_at = "2026-01-01T00:00:00Z";
   ASSERT_TRUE(store->record_llm_call(call).ok());
   ASSERT_TRUE(store->record_llm_call(call).ok()) << "the same call twice is one row";
   auto g = store->gc();
