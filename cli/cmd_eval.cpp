@@ -1,5 +1,6 @@
 // kforge eval: check and time one kernel file, or every seed of a task or suite, and store the
 // results in the kernel library.
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 #include <unistd.h>
@@ -19,23 +20,43 @@ struct EvalArgs {
 };
 
 KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
-                           const std::string& origin) {
-  const std::string params = nlohmann::json(candidate.param_bindings()).dump();
-  return {content_hash(task.id() + "\n" + backend + "\n" + params + "\n" + candidate.source),
-          task.id(),
-          backend,
-          candidate.entry,
-          candidate.source,
-          params,
-          origin};
+                           const std::string& origin, const std::string& run_id) {
+  KernelRecord k;
+  k.params_json = nlohmann::json(candidate.param_bindings()).dump();
+  k.key = kernel_key(task.id(), backend, k.params_json, candidate.source);
+  k.task = task.id();
+  k.backend = backend;
+  k.entry = candidate.entry;
+  k.source = candidate.source;
+  k.origin = origin;
+  const bool seed = std::any_of(task.seed_paths.begin(), task.seed_paths.end(), [&](const std::string& path) {
+    return std::filesystem::path(path).filename() == origin;
+  });
+  k.operator_name = seed ? "seed" : "user";
+  k.run_id = run_id;
+  return k;
 }
 
-EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& r) {
+EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& r,
+                                   const std::string& run_id) {
   EvaluationRecord e;
   e.device = device;
+  e.env.kforge_version = KFORGE_VERSION;
+  e.run_id = run_id;
+  e.verified = r.verified;
   e.status = to_string(r.status);
   e.message = r.message;
   e.log = r.log;
+  e.output = r.output;
+  // Shapes become problems: the first tensor's dtype, and M (tokens) as the dim that varies at run
+  // time where the task has one.
+  for (const auto& arg : task.args)
+    if (arg.is_tensor()) {
+      e.dtype = arg.dtype == DType::i32 ? "i32" : "f32";
+      break;
+    }
+  const auto symbols = task.size_symbols();
+  if (std::find(symbols.begin(), symbols.end(), "M") != symbols.end()) e.dynamic_dim = "M";
   e.atol = task.atol;
   e.rtol = task.rtol;
   e.seed = r.seed;
@@ -54,6 +75,7 @@ EvaluationRecord evaluation_record(const Task& task, const std::string& device, 
       m.min_us = t.min_us, m.median_us = t.median_us, m.p20_us = t.p20_us, m.p80_us = t.p80_us;
       m.mean_us = t.mean_us, m.std_us = t.std_us, m.cv = t.cv, m.gbps = s.gbps, m.gflops = s.gflops;
       if (s.baseline_timing) m.baseline_median_us = s.baseline_timing->median_us, m.speedup = s.speedup;
+      m.floor_us = s.floor_us, m.roofline_pct = s.roofline_pct;
     }
     e.measurements.push_back(std::move(m));
   }
@@ -93,19 +115,25 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
   if (r.status == EvalStatus::compile_error) fmt::print("{}\n", r.log);
 }
 
-// The lowest geomean median among the ok evaluations stored for `task` on `device` (other kernels'
-// latest ones); 0 when there is none.
-Result<double> best_median_us(const KernelStore& store, const std::string& task, const std::string& device,
-                              const std::string& except_key) {
-  auto rows = store.list(task);
+// Whether an ok result of kernel `key` is a new best to re-verify before it counts: no earlier
+// evaluation of this kernel on `device` was re-verified, and it beats every other kernel's latest
+// ok evaluation there.
+Result<bool> needs_reverification(const KernelStore& store, const std::string& task, const std::string& device,
+                                  const std::string& key, double median_us) {
+  ListFilter filter;
+  filter.op = task;
+  auto rows = store.list(filter);
   if (!rows) return rows.error();
-  double best = 0;
   for (const auto& row : *rows) {
-    if (row.kernel.key == except_key || row.latest.status != "ok" || row.latest.device != device) continue;
+    if (row.latest.device != device || row.latest.status != "ok") continue;
+    if (row.kernel.key == key) {
+      if (row.latest.verified) return false;
+      continue;
+    }
     const double us = geomean_median_us(row.latest);
-    if (us > 0 && (best == 0 || us < best)) best = us;
+    if (us > 0 && us <= median_us) return false;
   }
-  return best;
+  return true;
 }
 
 // The backend's kernels among a task's seeds: cpu_*.cpp; cuda_*.cu; hip_*.hip and the CUDA ones,
@@ -147,6 +175,9 @@ int run_eval(const Context& context, const EvalArgs& args) {
   }
   auto store = KernelStore::open(args.db_path);
   if (!store) return report(store.error());
+  RunRecord run;
+  run.id = new_run_id(), run.kforge_version = KFORGE_VERSION, run.command = "eval", run.host = host_cpu_name();
+  if (auto s = store->record_run(run); !s) return report(s.error());
   auto compiler = HostCompiler::create();
   if (!compiler) return report(compiler.error());
   // A GPU backend: its compiler and a device to run on, or one line saying what is missing.
@@ -210,22 +241,22 @@ int run_eval(const Context& context, const EvalArgs& args) {
     for (const auto& [candidate, origin] : kernels) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);
-      const KernelRecord kernel = kernel_record(task, args.backend, candidate, origin);
-      EvaluationRecord evaluation = evaluation_record(task, device, result);
-      auto id = store->record(kernel, evaluation);
-      if (!id) return report(id.error());
+      const KernelRecord kernel = kernel_record(task, args.backend, candidate, origin, run.id);
+      EvaluationRecord evaluation = evaluation_record(task, device, result, run.id);
       // A new best for this task and device counts only once it passes again in a fresh worker
       // with a fresh seed; both evaluations are kept.
-      if (result.status == EvalStatus::ok && result.speedup > 0) {
-        auto best = best_median_us(*store, task.id(), device, kernel.key);
-        if (!best) return report(best.error());
-        if (*best == 0 || geomean_median_us(evaluation) < *best) {
-          if (!args.json) fmt::print(stderr, "{} {}: a new best; re-verifying in a fresh worker ...\n", task.id(), origin);
-          result = evaluator->reverify(candidate, origin, result, options);
-          evaluation = evaluation_record(task, device, result);
-          id = store->record(kernel, evaluation);
-          if (!id) return report(id.error());
-        }
+      Result<bool> new_best = false;
+      if (result.status == EvalStatus::ok && result.speedup > 0)
+        new_best = needs_reverification(*store, task.id(), device, kernel.key, geomean_median_us(evaluation));
+      if (!new_best) return report(new_best.error());
+      auto id = store->record(kernel, evaluation);
+      if (!id) return report(id.error());
+      if (*new_best) {
+        if (!args.json) fmt::print(stderr, "{} {}: a new best; re-verifying in a fresh worker ...\n", task.id(), origin);
+        result = evaluator->reverify(candidate, origin, result, options);
+        evaluation = evaluation_record(task, device, result, run.id);
+        id = store->record(kernel, evaluation);
+        if (!id) return report(id.error());
       }
       if (result.status != EvalStatus::ok && exit_code == kExitOk) exit_code = kExitKernelFailed;
       rows.push_back({task.id(), origin, to_string(result.status), geomean_median_us(evaluation), result.speedup});

@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", store.error().message.c_str());
     return 2;
   }
-  auto kernels = store->list(argv[2]);
+  kforge::ListFilter filter;
+  filter.op = argv[2];
+  auto kernels = store->list(filter);
   if (!kernels) {
     std::fprintf(stderr, "%s\n", kernels.error().message.c_str());
     return 2;

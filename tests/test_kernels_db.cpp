@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -24,8 +26,12 @@ class KernelStoreTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   static KernelRecord kernel() {
-    return {"abc123",           "llm/rmsnorm",  "cpu", "rmsnorm_f32", "// @kforge entry: rmsnorm_f32\n...",
-            R"({"BLOCK":256})", "cpu_naive.cpp"};
+    KernelRecord k;
+    k.task = "llm/rmsnorm", k.backend = "cpu", k.entry = "rmsnorm_f32";
+    k.source = "// @kforge entry: rmsnorm_f32\n...";
+    k.params_json = R"({"BLOCK":256})", k.origin = "cpu_naive.cpp", k.operator_name = "seed";
+    k.key = "abc123";
+    return k;
   }
   static EvaluationRecord evaluation(const std::string& status = "ok") {
     EvaluationRecord e;
@@ -97,7 +103,7 @@ TEST_F(KernelStoreTest, RoundTrip) {
   EXPECT_DOUBLE_EQ(bench.median_us, 2);
   EXPECT_DOUBLE_EQ(bench.gflops, 3.25);
   EXPECT_FALSE(k.latest.measurements[0].n.has_value());
-  EXPECT_TRUE(store->list("llm/softmax")->empty());
+  EXPECT_TRUE(store->list({"llm/softmax", "", ""})->empty());
 }
 
 TEST_F(KernelStoreTest, AKernelIsStoredOnceAndEvaluatedManyTimes) {
@@ -161,7 +167,7 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
   sqlite3_close(db);
   auto store = KernelStore::open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (3)"),
+  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (4)"),
             std::string::npos)
       << store.error().message;
 }
@@ -250,6 +256,375 @@ TEST_F(KernelStoreTest, MigratesAVersion1FileKeepingItsRows) {
   ASSERT_EQ(list->front().latest.measurements.size(), 1u);
   EXPECT_DOUBLE_EQ(list->front().latest.measurements[0].median_us, 3.5);
   EXPECT_TRUE(store->record(kernel(), evaluation("rejected_cheat")).ok()) << "the status schema 2 added";
+}
+
+}  // namespace
+
+namespace {
+
+// A library written by the schema-3 code: one kernel evaluated twice (ok, different seeds) and a
+// failed one.
+const char* kVersion3 = R"sql(
+    CREATE TABLE kernel(kernel_key TEXT PRIMARY KEY, task TEXT NOT NULL, backend TEXT NOT NULL, entry TEXT NOT NULL,
+      source TEXT NOT NULL, params_json TEXT NOT NULL, origin TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE evaluation(evaluation_id INTEGER PRIMARY KEY, kernel_key TEXT NOT NULL REFERENCES kernel(kernel_key),
+      device TEXT NOT NULL, status TEXT NOT NULL CHECK(status IN
+      ('ok','compile_error','incorrect','crash','timeout','runtime_error','rejected_cheat')), message TEXT NOT NULL,
+      log TEXT NOT NULL, atol REAL NOT NULL, rtol REAL NOT NULL, seed TEXT NOT NULL, created_at TEXT NOT NULL,
+      baseline TEXT NOT NULL DEFAULT '', speedup REAL);
+    CREATE INDEX evaluation_by_kernel ON evaluation(kernel_key, evaluation_id);
+    CREATE TABLE measurement(evaluation_id INTEGER NOT NULL REFERENCES evaluation(evaluation_id), shape TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK(kind IN ('bench','check')), correct INTEGER NOT NULL, max_abs_error REAL,
+      max_rel_error REAL, n INTEGER, min_us REAL, median_us REAL, p20_us REAL, p80_us REAL, mean_us REAL, std_us REAL,
+      cv REAL, gbps REAL, gflops REAL, baseline_median_us REAL, speedup REAL, PRIMARY KEY(evaluation_id, shape));
+    INSERT INTO kernel VALUES('k1', 'llm/gemm_flat', 'cpu', 'f', 'src', '{}', 'cpu_tiled.cpp', '2026-01-01T00:00:00Z');
+    INSERT INTO kernel VALUES('k2', 'llm/gemm_flat', 'cpu', 'f', 'bad', '{}', 'cpu_bad.cpp', '2026-01-01T00:00:00Z');
+    INSERT INTO evaluation VALUES(1, 'k1', 'cpu:Old CPU', 'ok', '', '', 1e-3, 1e-3, '5', '2026-01-01T00:00:01Z',
+      'cpu_naive.cpp', 2.0);
+    INSERT INTO evaluation VALUES(2, 'k1', 'cpu:Old CPU', 'ok', '', '', 1e-3, 1e-3, '6', '2026-01-01T00:00:02Z',
+      'cpu_naive.cpp', 2.1);
+    INSERT INTO evaluation VALUES(3, 'k2', 'cpu:Old CPU', 'incorrect', 'C[0] wrong', '', 1e-3, 1e-3, '7',
+      '2026-01-01T00:00:03Z', '', NULL);
+    INSERT INTO measurement(evaluation_id, shape, kind, correct, n, median_us, baseline_median_us, speedup)
+      VALUES(1, 'K=4096,M=8,N=2048', 'bench', 1, 20, 30.0, 60.0, 2.0), (2, 'K=4096,M=8,N=2048', 'bench', 1, 20, 29.0, 61.0, 2.1),
+            (1, 'K=1,M=1,N=1', 'check', 1, NULL, NULL, NULL, NULL), (3, 'K=4096,M=8,N=2048', 'check', 0, NULL, NULL, NULL, NULL);
+    PRAGMA user_version = 3;)sql";
+
+// An evaluation of one timed bench shape.
+EvaluationRecord timed(const std::string& shape, double median_us, bool verified = true, int n = 50,
+                       const std::string& device = "cpu:test") {
+  EvaluationRecord e;
+  e.device = device;
+  e.status = "ok";
+  e.verified = verified;
+  e.dynamic_dim = "M";
+  e.seed = static_cast<std::uint64_t>(median_us * 1000) + n;
+  MeasurementRecord m;
+  m.shape = shape;
+  m.bench = m.correct = true;
+  m.n = n;
+  m.median_us = median_us;
+  m.speedup = 2, m.baseline_median_us = 2 * median_us;
+  m.floor_us = median_us / 4, m.roofline_pct = 25;
+  e.measurements = {m};
+  return e;
+}
+
+KernelRecord named(const std::string& source, const std::string& task = "llm/gemm_flat") {
+  KernelRecord k;
+  k.task = task, k.backend = "cpu", k.entry = "f", k.source = source, k.params_json = "{}", k.origin = source + ".cpp";
+  k.key = kernel_key(k.task, k.backend, k.params_json, k.source);
+  return k;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(KernelStoreTest, MigratesAVersion3FileKeepingItsRowsAndPublishing) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path_.c_str(), &db);
+  ASSERT_EQ(sqlite3_exec(db, kVersion3, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_EQ(store->schema_version(), 4);
+  auto list = store->list();
+  ASSERT_EQ(list->size(), 2u);
+  auto history = store->evaluations("k1");
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].device, "cpu:Old CPU");
+  EXPECT_EQ((*history)[0].key.size(), 32u) << "old evaluations get a natural key";
+  EXPECT_NE((*history)[0].key, (*history)[1].key);
+  EXPECT_EQ((*history)[0].dynamic_dim, "M");
+  EXPECT_DOUBLE_EQ((*history)[1].measurements[0].median_us, 29.0);
+  // Two independent ok evaluations count as re-verified: the faster one is published.
+  auto best = store->best();
+  ASSERT_EQ(best->size(), 1u);
+  EXPECT_EQ((*best)[0].problem_key, "llm/gemm_flat/v1/f32/K=4096,N=2048/M=8");
+  EXPECT_EQ((*best)[0].kernel_key, "k1");
+  EXPECT_DOUBLE_EQ((*best)[0].median_us, 29.0);
+  EXPECT_EQ((*best)[0].device_key, "cpu:Old CPU");
+  EXPECT_EQ(count("device"), 1);
+  EXPECT_EQ(count("problem"), 2);
+  // New rows go in beside the old ones.
+  ASSERT_TRUE(store->record(named("new"), timed("K=4096,M=8,N=2048", 10, true, 50, "cpu:Old CPU")).ok());
+  EXPECT_EQ(store->best()->at(0).kernel_key, named("new").key);
+  EXPECT_TRUE(store->verify()->empty());
+}
+
+TEST_F(KernelStoreTest, PublishesOnlyVerifiedTimedCorrectMeasurements) {
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store.ok());
+  const std::string shape = "K=4096,M=8,N=2048";
+  ASSERT_TRUE(store->record(named("unverified"), timed(shape, 1, false)).ok());
+  ASSERT_TRUE(store->record(named("few_samples"), timed(shape, 2, true, 3)).ok());
+  EXPECT_TRUE(store->best()->empty()) << "neither counts";
+  ASSERT_TRUE(store->record(named("slow"), timed(shape, 20)).ok());
+  ASSERT_TRUE(store->record(named("fast"), timed(shape, 10)).ok());
+  ASSERT_EQ(store->best()->size(), 1u);
+  EXPECT_EQ(store->best()->at(0).kernel_key, named("fast").key);
+  EXPECT_EQ(store->best()->at(0).samples, 50);
+  EXPECT_DOUBLE_EQ(store->best()->at(0).roofline_pct, 25);
+  // A later evaluation finds "fast" wrong: it is no longer published; "slow" is.
+  auto wrong = timed(shape, 10);
+  wrong.status = "incorrect";
+  wrong.measurements[0].correct = false;
+  ASSERT_TRUE(store->record(named("fast"), wrong).ok());
+  EXPECT_EQ(store->best()->at(0).kernel_key, named("slow").key);
+  // The unverified kernel, evaluated again with another seed, is re-verified: it wins.
+  auto again = timed(shape, 1.5, false);
+  ASSERT_TRUE(store->record(named("unverified"), again).ok());
+  EXPECT_EQ(store->best()->at(0).kernel_key, named("unverified").key);
+  EXPECT_DOUBLE_EQ(store->best()->at(0).median_us, 1);
+}
+
+TEST_F(KernelStoreTest, ANewEnvFlagsOlderRowsStaleWithoutDeletingThem) {
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store.ok());
+  auto old_env = timed("M=8,N=64", 10);
+  old_env.env.compiler = "g++ 12";
+  ASSERT_TRUE(store->record(named("a"), old_env).ok());
+  auto new_env = timed("M=16,N=64", 12);
+  new_env.env.compiler = "g++ 13";
+  ASSERT_TRUE(store->record(named("b"), new_env).ok());
+  auto best = store->best();
+  ASSERT_EQ(best->size(), 2u);
+  for (const auto& b : *best) EXPECT_EQ(b.stale, b.kernel_key == named("a").key) << b.problem_key;
+  auto stats = store->stats();
+  EXPECT_EQ(stats->stale_best, 1);
+}
+
+TEST_F(KernelStoreTest, LookupFallsBackExactNearestDynNearestDeviceThenMissRecorded) {
+  {
+    auto store = KernelStore::open(path_);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store->record(named("m8"), timed("K=4096,M=8,N=2048", 10, true, 50, "nvidia:sm_90:132")).ok());
+    ASSERT_TRUE(store->record(named("m64"), timed("K=4096,M=64,N=2048", 40, true, 50, "nvidia:sm_90:132")).ok());
+    ASSERT_TRUE(store->record(named("n4k"), timed("K=4096,M=8,N=4096", 15, true, 50, "nvidia:sm_90:114")).ok());
+    ASSERT_TRUE(store->record(named("n4k_far"), timed("K=4096,M=8,N=4096", 5, true, 50, "nvidia:sm_90:66")).ok());
+    ASSERT_TRUE(store->record(named("other_arch"), timed("K=1,M=8,N=1", 5, true, 50, "nvidia:sm_80:108")).ok());
+  }
+  const auto before = file_bytes(path_);
+  auto library = BestKernels::load(path_, "nvidia:sm_90:132");
+  ASSERT_TRUE(library.ok()) << library.error().message;
+  EXPECT_EQ(file_bytes(path_), before) << "a reader writes nothing";
+  EXPECT_EQ(library->size(), 4u) << "other archs are not loaded";
+  auto q = [](const std::string& shape) { return problem_query("llm/gemm_flat", "f32", shape, "M"); };
+
+  auto exact = library->resolve(q("K=4096,M=64,N=2048"));
+  EXPECT_EQ(exact.match, BestKernels::Match::exact);
+  EXPECT_EQ(exact.entry->best.kernel_key, named("m64").key);
+  ASSERT_NE(library->kernel(exact.entry->best.kernel_key), nullptr);
+  EXPECT_EQ(library->kernel(exact.entry->best.kernel_key)->source, "m64");
+
+  auto near = library->resolve(q("K=4096,M=24,N=2048"));
+  EXPECT_EQ(near.match, BestKernels::Match::nearest_dyn);
+  EXPECT_EQ(near.entry->best.kernel_key, named("m8").key) << "|24-8| < |24-64|";
+  EXPECT_EQ(library->resolve(q("K=4096,M=50,N=2048")).entry->best.kernel_key, named("m64").key);
+
+  auto device = library->resolve(q("K=4096,M=8,N=4096"));
+  EXPECT_EQ(device.match, BestKernels::Match::nearest_device);
+  EXPECT_EQ(device.entry->best.kernel_key, named("n4k").key) << "114 SMs is nearer 132 than 66, though slower";
+
+  auto none = library->resolve(q("K=1,M=8,N=1"));
+  EXPECT_EQ(none.match, BestKernels::Match::none);
+  EXPECT_EQ(none.entry, nullptr);
+  (void)library->resolve(q("K=1,M=8,N=1"));
+  ASSERT_TRUE(library->flush_misses().ok());
+  auto store = KernelStore::open(path_, true);
+  auto misses = store->misses();
+  ASSERT_EQ(misses->size(), 1u);
+  EXPECT_EQ(misses->at(0).first.problem_key, "llm/gemm_flat/v1/f32/K=1,N=1/M=8");
+  EXPECT_EQ(misses->at(0).first.device_key, "nvidia:sm_90:132");
+  EXPECT_EQ(misses->at(0).second, 2);
+}
+
+TEST_F(KernelStoreTest, MergeOfOverlappingLibrariesHasNoDuplicatesAndTheRightBest) {
+  const std::string a = (dir_ / "a.db").string(), b = (dir_ / "b.db").string(), c = (dir_ / "c.db").string();
+  const std::string shape = "K=4096,M=8,N=2048";
+  {
+    auto sa = KernelStore::open(a);
+    ASSERT_TRUE(sa->record(named("shared"), timed(shape, 20)).ok());
+    ASSERT_TRUE(sa->record(named("only_a"), timed(shape, 30)).ok());
+    // b starts as a copy of a (the same evaluations, the same keys), then goes its own way.
+    ASSERT_TRUE(sa->export_to(b).ok());
+    EXPECT_FALSE(sa->export_to(b).ok()) << "export never overwrites";
+  }
+  {
+    auto sb = KernelStore::open(b);
+    ASSERT_TRUE(sb.ok()) << sb.error().message;
+    ASSERT_TRUE(sb->record(named("shared"), timed(shape, 19)).ok());
+    ASSERT_TRUE(sb->record(named("only_b"), timed(shape, 10)).ok());
+    ProblemQuery q = problem_query("llm/gemm_flat", "f32", "K=1,M=1,N=1", "M");
+    ASSERT_TRUE(sb->record_miss(q, "cpu:test", 3).ok());
+  }
+  auto merged = KernelStore::open(c);
+  ASSERT_TRUE(merged.ok());
+  auto from_a = merged->import_from(a);
+  ASSERT_TRUE(from_a.ok()) << from_a.error().message;
+  EXPECT_EQ(from_a->kernels, 2);
+  EXPECT_EQ(from_a->evaluations, 2);
+  auto from_b = merged->import_from(b);
+  ASSERT_TRUE(from_b.ok()) << from_b.error().message;
+  EXPECT_EQ(from_b->kernels, 1) << "only_b";
+  EXPECT_EQ(from_b->evaluations, 2) << "shared's second evaluation and only_b's";
+  EXPECT_EQ(from_b->measurements, 2);
+  auto again = merged->import_from(b);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kernels + again->evaluations + again->measurements, 0) << "importing twice adds nothing";
+
+  path_ = c;
+  EXPECT_EQ(count("kernel"), 3);
+  EXPECT_EQ(count("evaluation"), 4);
+  EXPECT_EQ(count("measurement"), 4);
+  EXPECT_EQ(count("miss WHERE count = 3"), 1);
+  auto best = merged->best();
+  ASSERT_EQ(best->size(), 1u);
+  EXPECT_EQ(best->at(0).kernel_key, named("only_b").key);
+  EXPECT_TRUE(merged->verify()->empty());
+
+  // A file that is not a library, or from a newer kforge, is refused and left alone.
+  const std::string junk = (dir_ / "junk.db").string();
+  std::ofstream(junk) << std::string(4096, 'x');
+  auto refused = merged->import_from(junk);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("junk.db"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(file_bytes(junk), std::string(4096, 'x'));
+  sqlite3* db = nullptr;
+  sqlite3_open(a.c_str(), &db);
+  sqlite3_exec(db, "PRAGMA user_version = 7", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  auto newer = merged->import_from(a);
+  ASSERT_FALSE(newer.ok());
+  EXPECT_NE(newer.error().message.find("schema version 7 is newer"), std::string::npos) << newer.error().message;
+  EXPECT_EQ(count("kernel"), 3);
+}
+
+TEST_F(KernelStoreTest, ATruncatedLibraryIsRefusedAndNeverModified) {
+  {
+    auto store = KernelStore::open(path_);
+    for (int i = 0; i < 40; ++i)
+      ASSERT_TRUE(store->record(named("k" + std::to_string(i)), timed("M=8,N=64", 1 + i)).ok());
+  }
+  std::string bytes = file_bytes(path_);
+  ASSERT_GT(bytes.size(), 8192u);
+  bytes.resize(bytes.size() / 2);
+  std::ofstream(path_, std::ios::binary | std::ios::trunc) << bytes;
+  for (bool read_only : {false, true}) {
+    auto store = KernelStore::open(path_, read_only);
+    ASSERT_FALSE(store.ok());
+    EXPECT_NE(store.error().message.find(path_), std::string::npos) << store.error().message;
+    EXPECT_EQ(file_bytes(path_), bytes);
+  }
+  EXPECT_FALSE(BestKernels::load(path_, "cpu:test").ok());
+}
+
+TEST_F(KernelStoreTest, VerifyFindsAPublishedKernelWhoseSourceChanged) {
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store->record(named("good"), timed("M=8,N=64", 3)).ok());
+  EXPECT_TRUE(store->verify()->empty());
+  sqlite3* db = nullptr;
+  sqlite3_open(path_.c_str(), &db);
+  sqlite3_exec(db, "UPDATE kernel SET source = 'tampered'", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  auto problems = store->verify();
+  ASSERT_EQ(problems->size(), 1u);
+  EXPECT_NE(problems->at(0).find("its source hashes to"), std::string::npos) << problems->at(0);
+}
+
+TEST_F(KernelStoreTest, AWriterKilledMidTransactionLeavesEveryCommittedRow) {
+  ASSERT_TRUE(KernelStore::open(path_).ok());
+  const pid_t child = fork();
+  if (child == 0) {
+    auto store = KernelStore::open(path_);
+    for (int i = 0; i < 5; ++i) (void)store->record(named("c" + std::to_string(i)), timed("M=8,N=64", 1 + i));
+    sqlite3* db = nullptr;
+    sqlite3_open(path_.c_str(), &db);
+    sqlite3_exec(db,
+                 "BEGIN IMMEDIATE; DELETE FROM measurement; INSERT INTO kernel(kernel_key, task, backend, entry, "
+                 "source, params_json, origin, created_at) VALUES('half', 't', 'cpu', 'f', 's', '{}', 'o', 'x')",
+                 nullptr, nullptr, nullptr);
+    raise(SIGKILL);  // mid-transaction, nothing committed
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_EQ(count("kernel"), 5);
+  EXPECT_EQ(count("measurement"), 5);
+  EXPECT_EQ(store->best()->size(), 1u);
+  EXPECT_TRUE(store->verify()->empty());
+}
+
+TEST_F(KernelStoreTest, TwoProcessesWriting500EvaluationsEachLoseNothing) {
+  ASSERT_TRUE(KernelStore::open(path_).ok());
+  std::vector<pid_t> children;
+  for (int p = 0; p < 2; ++p) {
+    const pid_t child = fork();
+    if (child == 0) {
+      auto store = KernelStore::open(path_);
+      int failures = !store.ok();
+      for (int i = 0; i < 500 && store.ok(); ++i) {
+        auto e = timed("M=8,N=64", 1 + i, i % 2);
+        failures += !store->record(named(fmt::format("p{}_{}", p, i)), e).ok();
+      }
+      _exit(failures ? 1 : 0);
+    }
+    children.push_back(child);
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  auto store = KernelStore::open(path_);
+  EXPECT_EQ(count("evaluation"), 1000);
+  EXPECT_EQ(count("measurement"), 1000);
+  EXPECT_TRUE(store->verify()->empty());
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(KernelStoreTest, AReaderInTheMiddleOfATransactionNeverBlocksAWriter) {
+  auto store = KernelStore::open(path_, false, /*busy_timeout_ms=*/100);
+  ASSERT_TRUE(store->record(named("first"), timed("M=8,N=64", 3)).ok());
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM best;", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto r = store->record(named("second"), timed("M=8,N=64", 2));  // well inside 100 ms, or it fails
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(store->best()->at(0).kernel_key, named("second").key);
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(KernelStoreTest, GcKeepsEveryKernelEvaluationAndMeasurementAndLlmCall) {
+  auto store = KernelStore::open(path_);
+  auto e = timed("M=8,N=64", 3);
+  e.env.compiler = "g++ 13";
+  ASSERT_TRUE(store->record(named("a"), e).ok());
+  LlmCallRecord call;
+  call.model = "m", call.request = "q", call.response = "a", call.status = "ok",
+  call.created_at = "2026-01-01T00:00:00Z";
+  ASSERT_TRUE(store->record_llm_call(call).ok());
+  ASSERT_TRUE(store->record_llm_call(call).ok()) << "the same call twice is one row";
+  auto g = store->gc();
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ(g->envs, 1) << "the 'unknown' env nobody uses";
+  EXPECT_EQ(count("kernel"), 1);
+  EXPECT_EQ(count("measurement"), 1);
+  EXPECT_EQ(count("llm_call"), 1);
+  EXPECT_EQ(store->best()->size(), 1u);
 }
 
 }  // namespace
