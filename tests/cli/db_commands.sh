@@ -39,7 +39,7 @@ db merge "$dir/a.db" "$dir/b.db" --out "$dir/c.db" | grep -q "c.db: 1 published 
 [ "$(db list --db "$dir/c.db" --json | grep -c '"kernel_key"')" -eq 2 ]
 db list --db "$dir/c.db" | grep -Eq "cpu_naive.cpp +cpu +ok .* 5 "
 db import "$dir/a.db" --db "$dir/c.db" | grep -q "added 0 kernels, 0 evaluations, 0 measurements"
-db import "$dir/snapshot.db" --db "$dir/d.db" --json | grep -q '"evaluations": 2'
+db import "$dir/snapshot.db" --db "$dir/d.db" --json | grep -q '"evaluations": 3'
 db verify --db "$dir/c.db" | grep -q "^ok: "
 db verify --db "$dir/c.db" --json | grep -q '"ok": true'
 
