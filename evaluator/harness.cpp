@@ -380,9 +380,7 @@ std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
 // The cpu target: kernels called in this process (the evaluation child) through their trampolines.
 class HostTarget final : public Target {
  public:
-  HostTarget(CallFn candidate, CallFn baseline, bool flush) : candidate_(candidate), baseline_(baseline) {
-    if (flush) flush_buffer_.resize(flush_bytes());
-  }
+  HostTarget(CallFn candidate, CallFn baseline, bool flush) : candidate_(candidate), baseline_(baseline), flush_(flush) {}
   Status run(const Task&, CallArgs& args) override {
     candidate_(args.pointers().data());
     return {};
@@ -391,6 +389,7 @@ class HostTarget final : public Target {
   std::optional<TimedFailure> time(const Task& task, CallFn reference, std::vector<CallArgs>& pool,
                                    const EvalOptions& options, std::mt19937_64& rng, std::vector<double>& candidate_us,
                                    std::vector<double>& baseline_us) override {
+    if (flush_ && flush_buffer_.empty()) flush_buffer_.resize(flush_bytes());  // (64 MiB: only when timing)
     std::vector<Runner> timed;
     timed.emplace_back(task, candidate_, pool[0]);
     if (baseline_) timed.emplace_back(task, baseline_, pool[0]);
@@ -403,6 +402,7 @@ class HostTarget final : public Target {
 
  private:
   CallFn candidate_, baseline_;
+  bool flush_;
   std::vector<std::byte> flush_buffer_;
 };
 
@@ -969,10 +969,20 @@ nlohmann::json serve_request(const nlohmann::json& request) {
                                       request.at("candidate"), options, seed);
     // Here, outside the child that ran the candidate: what it reported is checked against physics.
     if (const std::string probe = request.value("probe", ""); !probe.empty() && result.status == EvalStatus::ok) {
-      if (auto limits = probe_limits(probe))
-        apply_physics(it->second, *limits, result);
-      else
+      if (auto limits = probe_limits(probe)) {
+        EvalResult checked = result;
+        apply_physics(it->second, *limits, checked);
+        // Before calling a kernel faster than physics, measure the machine again: the saved
+        // numbers may come from a busy moment (they only ever grow).
+        if (checked.status == EvalStatus::rejected_cheat)
+          if (auto again = probe_limits(probe, true)) {
+            checked = result;
+            apply_physics(it->second, *again, checked);
+          }
+        result = std::move(checked);
+      } else {
         fmt::print(stderr, "kforge worker: no physics floor: {}\n", limits.error().message);
+      }
     }
     return {{"result", to_json(result)}};
   } catch (const nlohmann::json::exception& e) {

@@ -148,8 +148,9 @@ struct MachineLimits {
 
 // The probe, compiled like a candidate.
 Result<Binary> compile_probe(const HostCompiler& compiler);
-// Runs the probe (once per worker; the numbers are kept beside the probe's binary).
-Result<MachineLimits> probe_limits(const std::string& probe_binary);
+// The machine's limits: measured by the probe once, then kept beside its binary; `measure_again`
+// runs it anyway and keeps the best of old and new.
+Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again = false);
 // Sets each timed shape's floor and % of roofline; a median under half the floor turns an ok
 // result into rejected_cheat.
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result);

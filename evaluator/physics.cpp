@@ -122,11 +122,11 @@ double MachineLimits::read_rate(double bytes) const {
   return rate;
 }
 
-Result<MachineLimits> probe_limits(const std::string& probe_binary) {
+Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again) {
   static std::map<std::string, MachineLimits> probed;  // per worker
-  if (auto it = probed.find(probe_binary); it != probed.end()) return it->second;
-  // Kept beside the probe in the compile cache, and measured again by each new worker: the file
-  // holds the best of every measurement, since a busy machine can only make a probe slower.
+  if (auto it = probed.find(probe_binary); it != probed.end() && !measure_again) return it->second;
+  // Kept beside the probe in the compile cache; measuring again keeps the best of both, since a
+  // busy machine can only make a probe slower.
   const std::string saved = probe_binary + ".limits.json";
   std::optional<MachineLimits> before;
   if (auto text = read_file(saved)) {
@@ -134,6 +134,7 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary) {
     if (!parsed.is_discarded())
       if (auto limits = limits_from_json(parsed)) before = *limits;
   }
+  if (before && !measure_again) return probed[probe_binary] = *before;
   // In a child: the probe starts OpenMP threads, and a worker that forks evaluations must not
   // hold any (libgomp does not survive fork).
   auto child = run_in_child(
