@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <atomic>
 #include <functional>
+#include <thread>
 #include <map>
 #include <memory>
 #include <random>
@@ -217,6 +219,33 @@ std::vector<std::string> input_hashes(const Task& task, const CallArgs& args) {
   return hashes;
 }
 
+// The per-call watchdog of the evaluation child: a call of the candidate that runs far longer than
+// the reference's on the same shape ends the process with kWatchdogExit, so an endless kernel
+// costs seconds rather than the whole evaluation's timeout.
+constexpr int kWatchdogExit = 5;
+struct Watchdog {
+  std::atomic<std::int64_t> deadline_ns{0};  // 0: no call running
+  std::atomic<double> limit_s{10};
+  void arm() {
+    deadline_ns = Clock::now().time_since_epoch().count() + static_cast<std::int64_t>(limit_s.load() * 1e9);
+  }
+  void disarm() { deadline_ns = 0; }
+  // Starts the thread that watches (once per process).
+  void start() {
+    std::thread([this] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        const std::int64_t d = deadline_ns.load();
+        if (d != 0 && Clock::now().time_since_epoch().count() > d) {
+          dprintf(STDERR_FILENO, "kforge: one call of the kernel ran over %.3g s\n", limit_s.load());
+          _exit(kWatchdogExit);
+        }
+      }
+    }).detach();
+  }
+};
+Watchdog watchdog;
+
 // A kernel, timed or not, with buffers of its own for its outputs; the inputs of each call come
 // from the pool (shared, read-only).
 struct Runner {
@@ -245,9 +274,11 @@ struct Runner {
     std::vector<void*> pointers;
     for (const Buffer* b : arguments(task, inputs)) pointers.push_back(b->data());
     if (before) before();
+    watchdog.arm();
     const auto t0 = Clock::now();
     fn(pointers.data());
     const auto t1 = Clock::now();
+    watchdog.disarm();
     if (record) samples_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
 };
@@ -382,7 +413,9 @@ class HostTarget final : public Target {
  public:
   HostTarget(CallFn candidate, CallFn baseline, bool flush) : candidate_(candidate), baseline_(baseline), flush_(flush) {}
   Status run(const Task&, CallArgs& args) override {
+    watchdog.arm();
     candidate_(args.pointers().data());
+    watchdog.disarm();
     return {};
   }
   bool has_baseline() const override { return baseline_ != nullptr; }
@@ -410,6 +443,17 @@ constexpr int kTrials = 3;
 
 
 // Runs in the child: everything that executes candidate code.
+// How much work one call on `dims` is, to scale a time measured on one shape to another: the
+// task's FLOPs, else its tensors' elements.
+double work_units(const Task& task, const Bindings& dims) {
+  if (task.flops)
+    if (auto f = task.flops->eval(dims); f && *f > 0) return static_cast<double>(*f);
+  double elements = 0;
+  for (const auto& arg : task.args)
+    if (arg.is_tensor()) elements += static_cast<double>(element_count(arg, dims));
+  return std::max(1.0, elements);
+}
+
 // The candidate's call failed outright (a launch error, an illegal address): the status says how.
 EvalResult failed_call(EvalResult result, const Target& target, const Error& error, ShapeResult shape) {
   result.status = target.dead() ? EvalStatus::crash : EvalStatus::runtime_error;
@@ -436,7 +480,22 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
   auto stream = [seed](size_t s, int trial) {
     return std::mt19937_64(seed ^ (0x9E3779B97F4A7C15ull * (s + 1)) ^ (0xD1B54A32D192ED03ull * trial));
   };
+  // The watchdog's limit for one call: 1000x the reference's time for that much work, at least
+  // 2 s (the scalar reference is no speed record), at most the whole timeout. The pace starts from
+  // one reference call on throwaway inputs (the candidate never sees its answer).
+  double reference_pace = 0;  // seconds per unit of work
+  {
+    std::mt19937_64 throwaway(seed ^ 0xC0FFEE123ull);
+    CallArgs probe = make_inputs(task, shapes.front().first, throwaway);
+    const auto t0 = Clock::now();
+    reference(probe.pointers().data());
+    reference_pace = std::chrono::duration<double>(Clock::now() - t0).count() / work_units(task, shapes.front().first);
+  }
+  auto limit_for = [&](const Bindings& dims) {
+    return std::min(options.timeout_s, std::max(2.0, 1000 * reference_pace * work_units(task, dims)));
+  };
   for (size_t s = 0; s < shapes.size(); ++s) {
+    watchdog.limit_s = limit_for(shapes[s].first);
     ShapeResult shape;
     shape.dims = shapes[s].first;
     shape.bench = shapes[s].second;
@@ -473,7 +532,10 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
           return result;
         }
       }
+      const auto reference_start = Clock::now();
       reference(want.pointers().data());
+      reference_pace = std::max(reference_pace, std::chrono::duration<double>(Clock::now() - reference_start).count() /
+                                                    work_units(task, shape.dims));
       compare(task, got, want, shape);
     }
     result.shapes.push_back(std::move(shape));
@@ -496,6 +558,7 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
       if (!shape.bench) continue;
       std::vector<CallArgs> pool = timing_pool(task, shape.dims, stream(s, 0), rng);
       std::vector<double> candidate_us, baseline_us;
+      watchdog.limit_s = limit_for(shape.dims);
       auto failure = target.time(task, reference, pool, options, rng, candidate_us, baseline_us);
       if (target.dead()) {
         result.status = EvalStatus::crash;
@@ -853,6 +916,7 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
         r.seed = seed;
         // The sandbox comes first: loading a kernel runs its static constructors.
         Status sandbox = options.sandbox ? enter_sandbox(options) : Status{};
+        watchdog.start();
         auto reference = SharedLibrary::open(reference_binary);
         std::optional<SharedLibrary> baseline;
         CallFn baseline_fn = nullptr;
@@ -895,6 +959,9 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
   } else if (child->signal != 0) {
     result.status = EvalStatus::crash;
     result.message = "crash: " + signal_name(child->signal);
+  } else if (child->exit_code == kWatchdogExit && child->output.empty()) {
+    result.status = EvalStatus::timeout;
+    result.message = "timeout: one call of the kernel ran far longer than the reference's (the per-call watchdog)";
   } else if (child->exit_code != 0 || child->output.empty()) {
     result.status = EvalStatus::crash;
     result.message = fmt::format("crash: the kernel ended the process (exit code {})", child->exit_code);

@@ -356,3 +356,12 @@ TEST(Evaluator, AFailedReverificationSaysSo) {
   EXPECT_FALSE(r.verified);
   EXPECT_EQ(r.message, "re-verification in a fresh worker failed: timeout after 1.5 s");
 }
+
+TEST(Evaluator, ThePerCallWatchdogStopsAnEndlessKernelLongBeforeTheTimeout) {
+  auto start = std::chrono::steady_clock::now();
+  EvalResult r = eval_rmsnorm("rmsnorm_endless.cpp", check_only(120));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.status, EvalStatus::timeout);
+  EXPECT_NE(r.message.find("per-call watchdog"), std::string::npos) << r.message;
+  EXPECT_LT(seconds, 30);  // 2 s for a call on the smallest shape, not 120
+}
