@@ -118,6 +118,12 @@ for seed in tasks/*/*/seeds/cuda_*.cu; do
   add_row "eval $seed" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" "$(seconds_since "$t")"
 done
 
+echo "== CUDA cheats: each must end in the status its // expect line names"
+t=$(date +%s.%N)
+timeout "$(time_left 120)" tests/cli/cuda_cheats.sh eval "$bundle/bin/kforge" tests/cheats_cuda "$work/cheats.db"
+rc=$?
+add_row "tests/cheats_cuda (every cheat refused)" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" "$(seconds_since "$t")"
+
 echo
 echo "== summary"
 printf '%-70s %-6s %10s\n' "test / seed" "result" "time"
