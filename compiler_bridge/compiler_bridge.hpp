@@ -123,6 +123,7 @@ struct DeviceInfo {
   std::int64_t memory_bytes = 0;
   std::int64_t l2_bytes = 0;
   int clock_khz = 0, memory_clock_khz = 0;
+  int memory_bus_bits = 0;  // with memory_clock_khz: the peak memory bandwidth
   int warp_size = 0;
 };
 

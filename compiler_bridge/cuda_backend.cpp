@@ -566,6 +566,7 @@ class CudaBackend final : public Backend {
       info.l2_bytes = attribute(d, device, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
       info.clock_khz = attribute(d, device, CU_DEVICE_ATTRIBUTE_CLOCK_RATE);
       info.memory_clock_khz = attribute(d, device, CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE);
+      info.memory_bus_bits = attribute(d, device, CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH);
       info.warp_size = attribute(d, device, CU_DEVICE_ATTRIBUTE_WARP_SIZE);
       out.push_back(info);
     }

@@ -499,6 +499,7 @@ class HipBackend final : public Backend {
       info.l2_bytes = get(hipDeviceAttributeL2CacheSize);
       info.clock_khz = get(hipDeviceAttributeClockRate);
       info.memory_clock_khz = get(hipDeviceAttributeMemoryClockRate);
+      info.memory_bus_bits = get(hipDeviceAttributeMemoryBusWidth);
       info.warp_size = get(hipDeviceAttributeWarpSize);
       info.arch = "unknown";  // gcnArchName sits in hipDeviceProp_t, whose layout differs across ROCm majors
       out.push_back(info);

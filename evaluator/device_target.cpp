@@ -143,6 +143,7 @@ class DeviceTarget final : public Target {
 
   bool has_baseline() const override { return baseline_.has_value(); }
   bool dead() const override { return device_.dead(); }
+  const DeviceInfo* device() const override { return &device_.info(); }
 
   Status run(const Task& task, CallArgs& args) override {
     auto on_device = DeviceArgs::upload(device_, task, args);

@@ -1007,6 +1007,8 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
     return result;
   }
   result = run_protocol(task, reinterpret_cast<CallFn>(*reference), **target, options, seed);
+  if (result.status == EvalStatus::ok && (*target)->device())
+    if (auto limits = device_limits(*(*target)->device())) apply_physics(task, *limits, result);
   // A sticky error leaves the context unusable: answer, then let the next evaluation start afresh.
   if ((*target)->dead()) exit_after_answer = true;
   return result;

@@ -119,6 +119,8 @@ class Target {
                                            std::vector<double>& candidate_us, std::vector<double>& baseline_us) = 0;
   // A sticky device error: this process can run nothing more.
   virtual bool dead() const { return false; }
+  // The device the kernels run on; null for the host.
+  virtual const DeviceInfo* device() const { return nullptr; }
 };
 
 // The correctness and timing protocol of one candidate on `target`; the reference runs on the host.
@@ -151,6 +153,9 @@ Result<Binary> compile_probe(const HostCompiler& compiler);
 // The machine's limits: measured by the probe once, then kept beside its binary; `measure_again`
 // runs it anyway and keeps the best of old and new.
 Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again = false);
+// A GPU's limits from its attributes (bus width and memory clock, SMs and clock); nothing when
+// the driver did not say.
+std::optional<MachineLimits> device_limits(const DeviceInfo& info);
 // Sets each timed shape's floor and % of roofline; a median under half the floor turns an ok
 // result into rejected_cheat.
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result);

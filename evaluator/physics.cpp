@@ -181,6 +181,20 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure
   return probed[probe_binary] = *limits;
 }
 
+std::optional<MachineLimits> device_limits(const DeviceInfo& info) {
+  if (info.memory_clock_khz <= 0 || info.memory_bus_bits <= 0 || info.compute_units <= 0 || info.clock_khz <= 0)
+    return std::nullopt;
+  // From the device's attributes, generously: double data rate over the bus (HBM and GDDR), four
+  // times that for working sets that fit in L2, and 4096 FLOPs per clock per SM or CU (above any
+  // f32 or TF32 tensor-core rate today), so that no honest kernel is ever called impossible.
+  const double memory = 2.0 * info.memory_clock_khz * 1e3 * info.memory_bus_bits / 8;
+  MachineLimits m;
+  m.read_bytes_per_s = {{0.0, 4 * memory}};
+  if (info.l2_bytes > 0) m.read_bytes_per_s.emplace_back(static_cast<double>(info.l2_bytes), memory);
+  m.flops_per_s = 4096.0 * info.compute_units * info.clock_khz * 1e3;
+  return m;
+}
+
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result) {
   for (auto& shape : result.shapes) {
     if (!shape.timing || shape.timing->median_us <= 0) continue;

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "evaluator/evaluator.hpp"
+#include "evaluator/internal.hpp"
 
 namespace fs = std::filesystem;
 using namespace kforge;
@@ -364,4 +365,32 @@ TEST(Evaluator, ThePerCallWatchdogStopsAnEndlessKernelLongBeforeTheTimeout) {
   EXPECT_EQ(r.status, EvalStatus::timeout);
   EXPECT_NE(r.message.find("per-call watchdog"), std::string::npos) << r.message;
   EXPECT_LT(seconds, 30);  // 2 s for a call on the smallest shape, not 120
+}
+
+TEST(Physics, AGpuFloorComesFromItsAttributes) {
+  DeviceInfo h100;  // the attributes an H100 SXM reports
+  h100.compute_units = 132, h100.clock_khz = 1980000, h100.memory_clock_khz = 2619000, h100.memory_bus_bits = 5120;
+  h100.l2_bytes = 50 << 20;
+  auto limits = device_limits(h100);
+  ASSERT_TRUE(limits.has_value());
+  EXPECT_NEAR(limits->read_rate(1e9) / 1e12, 3.35, 0.01);  // HBM3: 3.35 TB/s
+  EXPECT_GT(limits->read_rate(1e6), limits->read_rate(1e9));  // an L2-sized working set may go faster
+  EXPECT_FALSE(device_limits(DeviceInfo{}).has_value());
+
+  // gemv 4096x4096 moves 67 MB: 20 us on an H100, so a 5 us median is not a kernel but a cheat.
+  Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
+  EvalResult r;
+  r.status = EvalStatus::ok;
+  ShapeResult shape;
+  shape.dims = {{"N", 4096}, {"K", 4096}};
+  shape.timing = TimingStats{.n = 100, .min_us = 5, .median_us = 5, .p20_us = 5, .p80_us = 5, .mean_us = 5};
+  r.shapes.push_back(shape);
+  apply_physics(gemv, *limits, r);
+  EXPECT_EQ(r.status, EvalStatus::rejected_cheat);
+  EXPECT_NE(r.message.find("faster than physics"), std::string::npos) << r.message;
+  r.status = EvalStatus::ok;
+  r.shapes[0].timing->median_us = 30;  // an honest 67% of roofline
+  apply_physics(gemv, *limits, r);
+  EXPECT_EQ(r.status, EvalStatus::ok);
+  EXPECT_NEAR(r.shapes[0].roofline_pct, 67, 1);
 }
