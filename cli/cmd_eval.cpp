@@ -136,15 +136,6 @@ Result<bool> needs_reverification(const KernelStore& store, const std::string& t
   return true;
 }
 
-// The backend's kernels among a task's seeds: cpu_*.cpp; cuda_*.cu; hip_*.hip and the CUDA ones,
-// which the hip backend compiles through its CUDA prelude.
-bool seed_for(const std::string& backend, const std::string& file_name) {
-  auto starts = [&](const char* prefix) { return file_name.rfind(prefix, 0) == 0; };
-  if (backend == "cpu") return starts("cpu_");
-  if (backend == "cuda") return starts("cuda_");
-  return starts("hip_") || starts("cuda_");
-}
-
 int run_eval(const Context& context, const EvalArgs& args) {
   const std::string root = context.resolved_tasks_dir();
   std::vector<Task> tasks;
@@ -225,7 +216,7 @@ int run_eval(const Context& context, const EvalArgs& args) {
     } else {
       for (const auto& path : task.seed_paths) {
         const std::string name = std::filesystem::path(path).filename().string();
-        if (!seed_for(args.backend, name)) continue;
+        if (!is_seed_for(args.backend, name)) continue;
         auto source = read_file(path);
         auto candidate = source ? parse_candidate(std::move(*source), path) : Result<Candidate>(source.error());
         if (!candidate) {

@@ -88,11 +88,6 @@ struct CheckRow {
   int registers = -1, spill_bytes = -1;
 };
 
-bool seed_of(const std::string& backend, const std::string& file) {
-  auto starts = [&](const char* p) { return file.rfind(p, 0) == 0; };
-  return backend == "cpu" ? starts("cpu_") : backend == "cuda" ? starts("cuda_") : starts("hip_") || starts("cuda_");
-}
-
 // The row for a run: geometric means over the bench shapes (the largest shape's throughput).
 CheckRow row_for(const EvalResult& r) {
   CheckRow row;
@@ -159,7 +154,7 @@ int run_check(const Context& context, const CheckArgs& args) {
       }
       for (const std::string& path : task.seed_paths) {
         const std::string file = std::filesystem::path(path).filename().string();
-        if (!seed_of(name, file)) continue;
+        if (!is_seed_for(name, file)) continue;
         auto source = read_file(path);
         auto candidate = source ? parse_candidate(std::move(*source), path) : Result<Candidate>(source.error());
         CheckRow row;

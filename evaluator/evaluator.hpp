@@ -72,6 +72,10 @@ Result<std::vector<Task>> load_tasks(const std::string& root, const std::string&
 // Finds "suite/name" under `root`.
 Result<Task> find_task(const std::string& root, const std::string& id);
 
+// Whether a seed file is a kernel of `backend`: cpu_*.cpp for cpu; cuda_*.cu for cuda; hip_*.hip
+// and the CUDA ones (compiled through the CUDA prelude) for hip.
+bool is_seed_for(const std::string& backend, const std::string& file_name);
+
 // "M=16,N=4096"
 std::string shape_label(const Bindings& dims);
 

@@ -390,4 +390,11 @@ Result<Task> find_task(const std::string& root, const std::string& id) {
   return load_task((fs::path(root) / id).string());
 }
 
+bool is_seed_for(const std::string& backend, const std::string& file_name) {
+  auto starts = [&](const char* prefix) { return file_name.rfind(prefix, 0) == 0; };
+  if (backend == "cpu") return starts("cpu_");
+  if (backend == "cuda") return starts("cuda_");
+  return backend == "hip" && (starts("hip_") || starts("cuda_"));
+}
+
 }  // namespace kforge
