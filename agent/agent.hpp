@@ -147,7 +147,7 @@ struct LlmReply {
 };
 
 // One HTTP attempt as the kernel library's llm_call table keeps it. The API key is never in it.
-struct LlmCallRecord {
+struct LlmAttempt {
   std::string endpoint;
   std::string provider;      // "openai" or "anthropic"
   std::string model;         // as requested
@@ -173,20 +173,20 @@ std::string llm_request_hash(const std::vector<LlmMessage>& messages);
 // request hash gets the n-th recorded "ok" reply with that hash; one more is an error. Thread-safe.
 class LlmReplay {
  public:
-  explicit LlmReplay(const std::vector<LlmCallRecord>& records);
+  explicit LlmReplay(const std::vector<LlmAttempt>& records);
   Result<LlmReply> answer(const std::vector<LlmMessage>& messages);
   size_t size() const { return size_; }
 
  private:
   std::mutex mutex_;
-  std::map<std::string, std::vector<LlmCallRecord>> by_hash_;
+  std::map<std::string, std::vector<LlmAttempt>> by_hash_;
   std::map<std::string, size_t> used_;
   size_t size_ = 0;
 };
 
 struct LlmClientOptions {
   std::shared_ptr<LlmBudget> budget;                       // none: unlimited
-  std::function<void(const LlmCallRecord&)> on_call;       // every attempt sent, one at a time (none in replay)
+  std::function<void(const LlmAttempt&)> on_call;       // every attempt sent, one at a time (none in replay)
   std::shared_ptr<LlmReplay> replay;                       // set: answer from it, no network
 };
 
@@ -209,7 +209,7 @@ class LlmClient {
  private:
   LlmClient(LlmConfig config, LlmClientOptions options, std::vector<std::string> keys);
   const LlmEndpoint& pick_endpoint();
-  void record(const LlmCallRecord& record);
+  void record(const LlmAttempt& record);
 
   LlmConfig config_;
   LlmClientOptions options_;

@@ -304,7 +304,7 @@ std::string llm_request_hash(const std::vector<LlmMessage>& messages) {
   return content_hash(list.dump());
 }
 
-LlmReplay::LlmReplay(const std::vector<LlmCallRecord>& records) {
+LlmReplay::LlmReplay(const std::vector<LlmAttempt>& records) {
   for (const auto& r : records)
     if (r.status == "ok") {
       by_hash_[r.request_hash].push_back(r);
@@ -314,7 +314,7 @@ LlmReplay::LlmReplay(const std::vector<LlmCallRecord>& records) {
 
 Result<LlmReply> LlmReplay::answer(const std::vector<LlmMessage>& messages) {
   const std::string hash = llm_request_hash(messages);
-  LlmCallRecord record;
+  LlmAttempt record;
   size_t n = 0;
   {
     std::lock_guard lock(mutex_);
@@ -386,7 +386,7 @@ const LlmEndpoint& LlmClient::pick_endpoint() {
   return config_.endpoints.back();
 }
 
-void LlmClient::record(const LlmCallRecord& record) {
+void LlmClient::record(const LlmAttempt& record) {
   if (!options_.on_call) return;
   std::lock_guard lock(mutex_);
   options_.on_call(record);
@@ -408,7 +408,7 @@ Result<LlmReply> LlmClient::complete(const std::vector<LlmMessage>& messages) {
     hold.ticket = *ticket;
   }
 
-  LlmCallRecord rec;
+  LlmAttempt rec;
   rec.endpoint = endpoint.name;
   rec.provider = provider_name(endpoint.provider);
   rec.model = endpoint.model;

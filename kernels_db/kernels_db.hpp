@@ -160,11 +160,21 @@ struct ImportSummary {
   std::int64_t kernels = 0, evaluations = 0, measurements = 0, llm_calls = 0;
 };
 
+// One HTTP attempt at an LLM call. The API key is never in it.
 struct LlmCallRecord {
   std::string run_id, model, endpoint, request, response, status;  // status: ok, http_error, timeout, ...
   std::int64_t prompt_tokens = 0, completion_tokens = 0;
   double cost_usd = 0, latency_ms = 0;
-  std::string created_at;  // assigned by the store when empty
+  std::string created_at;    // assigned by the store when empty
+  std::string request_hash;  // of the conversation sent: what a replay looks the call up by
+  int http_status = 0;       // 0 when no HTTP answer came
+  int attempt = 1;
+  std::string error;         // why, when status is not "ok"
+};
+
+// A search's state for one task of a run (JSON, the agent's business), stored with an evaluation.
+struct SearchStateRecord {
+  std::string run_id, task, state;
 };
 
 // Geometric mean of the timed shapes' medians, in microseconds; 0 when nothing was timed. The
@@ -173,7 +183,7 @@ double geomean_median_us(const EvaluationRecord& evaluation);
 
 class KernelStore {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   // A measurement publishes only with at least this many timed samples.
   static constexpr int kMinPublishSamples = 10;
 
@@ -184,13 +194,23 @@ class KernelStore {
 
   // Stores the kernel (once per key) and one evaluation with its measurements, and republishes
   // `best`, atomically. Returns the evaluation's local id.
-  Result<std::int64_t> record(const KernelRecord& kernel, const EvaluationRecord& evaluation);
+  // With `state`, a search's state is saved in the same transaction: a kill leaves both or neither.
+  Result<std::int64_t> record(const KernelRecord& kernel, const EvaluationRecord& evaluation,
+                              const SearchStateRecord* state = nullptr);
   // Many at once, in one transaction with one republish: for a search storing a generation.
-  Result<std::vector<std::int64_t>> record_batch(const std::vector<std::pair<KernelRecord, EvaluationRecord>>& batch);
+  Result<std::vector<std::int64_t>> record_batch(const std::vector<std::pair<KernelRecord, EvaluationRecord>>& batch,
+                                                 const SearchStateRecord* state = nullptr);
   Status record_run(const RunRecord& run);
   Status end_run(const std::string& run_id);
   Status record_device(const DeviceRecord& device);  // inserts or completes a device's row
   Status record_llm_call(const LlmCallRecord& call);
+  // A run's LLM calls, in the order they were made.
+  Result<std::vector<LlmCallRecord>> llm_calls(const std::string& run_id) const;
+  // A search's state per task ("" holds the run's options), as saved; empty for an unknown run.
+  Status save_search_state(const std::string& run_id, const std::string& task, const std::string& state);
+  Result<std::map<std::string, std::string>> search_states(const std::string& run_id) const;
+  // Every run, oldest first; ended_at empty while a run has not ended.
+  Result<std::vector<RunRecord>> runs() const;
   // Counts one request for a problem the library had no kernel for on `device_key`.
   Status record_miss(const ProblemQuery& query, const std::string& device_key, std::int64_t count = 1);
 

@@ -193,6 +193,22 @@ CREATE TABLE llm_call(
   status            TEXT NOT NULL,
   created_at        TEXT NOT NULL);
 )sql",
+    // 5: what a search needs to replay its LLM calls and to resume after a kill.
+    R"sql(
+ALTER TABLE llm_call ADD COLUMN request_hash TEXT NOT NULL DEFAULT '';  -- of the conversation: replay's key
+ALTER TABLE llm_call ADD COLUMN http_status  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE llm_call ADD COLUMN attempt      INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE llm_call ADD COLUMN error        TEXT NOT NULL DEFAULT '';
+CREATE INDEX llm_call_by_run ON llm_call(run_id, created_at);
+-- A search's state per task (population, RNG, counters; JSON), written in the same transaction
+-- as each evaluation, and its options under task ''. Local to the file: never merged.
+CREATE TABLE search_state(
+  run_id     TEXT NOT NULL,
+  task       TEXT NOT NULL,
+  state      TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY(run_id, task));
+)sql",
 };
 constexpr int kMigrationCount = sizeof kMigrations / sizeof kMigrations[0];
 static_assert(kMigrationCount == KernelStore::kSchemaVersion);
@@ -603,14 +619,15 @@ Status insert_problem(sqlite3* db, const ProblemQuery& q) {
 
 }  // namespace
 
-Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const EvaluationRecord& evaluation) {
-  auto ids = record_batch({{kernel, evaluation}});
+Result<std::int64_t> KernelStore::record(const KernelRecord& kernel, const EvaluationRecord& evaluation,
+                                         const SearchStateRecord* state) {
+  auto ids = record_batch({{kernel, evaluation}}, state);
   if (!ids) return ids.error();
   return ids->front();
 }
 
 Result<std::vector<std::int64_t>> KernelStore::record_batch(
-    const std::vector<std::pair<KernelRecord, EvaluationRecord>>& batch) {
+    const std::vector<std::pair<KernelRecord, EvaluationRecord>>& batch, const SearchStateRecord* state) {
   std::vector<std::int64_t> ids;
   const std::string now = db::now_utc();
   std::map<std::string, std::set<std::string>> touched;  // device -> problems to republish
@@ -681,6 +698,11 @@ Result<std::vector<std::int64_t>> KernelStore::record_batch(
         problems.insert(problem_key(
             problem_query(kernel.task, evaluation.dtype, m.shape, evaluation.dynamic_dim, evaluation.op_version)));
     }
+    if (state) {
+      Statement st(db_, "INSERT OR REPLACE INTO search_state VALUES(?,?,?,?)");
+      st.bind(1, state->run_id).bind(2, state->task).bind(3, state->state).bind(4, now);
+      if (st.step() != SQLITE_DONE) return st.error();
+    }
     for (const auto& [device, problems] : touched) {
       std::string json = "[";
       for (const auto& k : problems) json += (json.size() > 1 ? "," : "") + sql_json_string(k);
@@ -717,14 +739,77 @@ Status KernelStore::record_device(const DeviceRecord& device) {
 
 Status KernelStore::record_llm_call(const LlmCallRecord& c) {
   const std::string at = c.created_at.empty() ? db::now_utc() : c.created_at;
-  Statement st(db_, "INSERT OR IGNORE INTO llm_call VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
-  st.bind(1, content_hash(c.run_id + "\n" + c.model + "\n" + at + "\n" + c.request)).bind(2, c.run_id);
-  st.bind(3, c.model).bind(4, c.endpoint).bind(5, c.request).bind(6, c.response);
+  Statement st(db_,
+               "INSERT OR IGNORE INTO llm_call(call_key, run_id, model, endpoint, request, response, prompt_tokens, "
+               "completion_tokens, cost_usd, latency_ms, status, created_at, request_hash, http_status, attempt, error) "
+               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  // A natural key, so that merging libraries never duplicates a call: two attempts of one request
+  // differ by their number, two samples of one prompt by their reply.
+  st.bind(1, content_hash(fmt::format("{}\n{}\n{}\n{}\n{}\n{}", c.run_id, c.model, at, c.request, c.attempt,
+                                      c.response)));
+  st.bind(2, c.run_id).bind(3, c.model).bind(4, c.endpoint).bind(5, c.request).bind(6, c.response);
   st.bind_int(7, c.prompt_tokens).bind_int(8, c.completion_tokens).bind(9, c.cost_usd).bind(10, c.latency_ms);
-  st.bind(11, c.status).bind(12, at);
+  st.bind(11, c.status).bind(12, at).bind(13, c.request_hash).bind_int(14, c.http_status).bind_int(15, c.attempt);
+  st.bind(16, c.error);
   if (st.step() != SQLITE_DONE)
     return make_error(ErrorKind::database, "{}: cannot record the LLM call: {}", path_, st.error().message);
   return {};
+}
+
+Result<std::vector<LlmCallRecord>> KernelStore::llm_calls(const std::string& run_id) const {
+  Statement st(db_,
+               "SELECT run_id, model, endpoint, request, response, status, prompt_tokens, completion_tokens, cost_usd, "
+               "latency_ms, created_at, request_hash, http_status, attempt, error FROM llm_call WHERE run_id = ? "
+               "ORDER BY created_at, rowid");
+  st.bind(1, run_id);
+  std::vector<LlmCallRecord> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    LlmCallRecord c;
+    c.run_id = st.text(0), c.model = st.text(1), c.endpoint = st.text(2), c.request = st.text(3);
+    c.response = st.text(4), c.status = st.text(5);
+    c.prompt_tokens = st.integer(6), c.completion_tokens = st.integer(7);
+    c.cost_usd = st.real(8), c.latency_ms = st.real(9), c.created_at = st.text(10), c.request_hash = st.text(11);
+    c.http_status = static_cast<int>(st.integer(12)), c.attempt = static_cast<int>(st.integer(13));
+    c.error = st.text(14);
+    out.push_back(std::move(c));
+  }
+  if (rc != SQLITE_DONE) return make_error(ErrorKind::database, "{}: {}", path_, st.error().message);
+  return out;
+}
+
+Status KernelStore::save_search_state(const std::string& run_id, const std::string& task, const std::string& state) {
+  Statement st(db_, "INSERT OR REPLACE INTO search_state VALUES(?,?,?,?)");
+  st.bind(1, run_id).bind(2, task).bind(3, state).bind(4, db::now_utc());
+  if (st.step() != SQLITE_DONE)
+    return make_error(ErrorKind::database, "{}: cannot save the search state: {}", path_, st.error().message);
+  return {};
+}
+
+Result<std::map<std::string, std::string>> KernelStore::search_states(const std::string& run_id) const {
+  Statement st(db_, "SELECT task, state FROM search_state WHERE run_id = ?");
+  st.bind(1, run_id);
+  std::map<std::string, std::string> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out[st.text(0)] = st.text(1);
+  if (rc != SQLITE_DONE) return make_error(ErrorKind::database, "{}: {}", path_, st.error().message);
+  return out;
+}
+
+Result<std::vector<RunRecord>> KernelStore::runs() const {
+  Statement st(db_,
+               "SELECT run_id, kforge_version, command, seed, llm_models, host, started_at, coalesce(ended_at, '') "
+               "FROM run ORDER BY started_at, rowid");
+  std::vector<RunRecord> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    RunRecord r;
+    r.id = st.text(0), r.kforge_version = st.text(1), r.command = st.text(2), r.seed = st.text(3);
+    r.llm_models = st.text(4), r.host = st.text(5), r.started_at = st.text(6), r.ended_at = st.text(7);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return make_error(ErrorKind::database, "{}: {}", path_, st.error().message);
+  return out;
 }
 
 Status KernelStore::record_miss(const ProblemQuery& query, const std::string& device_key, std::int64_t count) {

@@ -147,9 +147,9 @@ TEST(LlmClient, OpenAiHappyPathCountsTokensAndCost) {
   setenv("KFORGE_TEST_OPENAI_KEY", "sk-test-123", 1);
   LlmConfig config = config_for(server);
   config.endpoints[0].api_key_env = "KFORGE_TEST_OPENAI_KEY";
-  std::vector<LlmCallRecord> records;
+  std::vector<LlmAttempt> records;
   LlmClientOptions options;
-  options.on_call = [&](const LlmCallRecord& r) { records.push_back(r); };
+  options.on_call = [&](const LlmAttempt& r) { records.push_back(r); };
   auto client = make_client(config, options);
   auto reply = client->complete(kPrompt);
   ASSERT_TRUE(reply.ok()) << reply.error().message;
@@ -228,9 +228,9 @@ TEST(LlmClient, RetriesAfter429HonouringRetryAfterSeconds) {
   FakeLlmServer server;
   server.push({429, R"({"error": {"message": "rate limited"}})", {{"Retry-After", "1"}}, false});
   server.push({200, openai_body("after the wait"), {}, false});
-  std::vector<LlmCallRecord> records;
+  std::vector<LlmAttempt> records;
   LlmClientOptions options;
-  options.on_call = [&](const LlmCallRecord& r) { records.push_back(r); };
+  options.on_call = [&](const LlmAttempt& r) { records.push_back(r); };
   auto client = make_client(config_for(server), options);
   const auto start = std::chrono::steady_clock::now();
   auto reply = client->complete(kPrompt);
@@ -273,9 +273,9 @@ TEST(LlmClient, ServerErrorTwiceThenSuccess) {
   server.push({500, R"({"error": {"message": "internal"}})", {}, false});
   server.push({502, "<html>bad gateway</html>", {}, false});
   server.push({200, openai_body("third time"), {}, false});
-  std::vector<LlmCallRecord> records;
+  std::vector<LlmAttempt> records;
   LlmClientOptions options;
-  options.on_call = [&](const LlmCallRecord& r) { records.push_back(r); };
+  options.on_call = [&](const LlmAttempt& r) { records.push_back(r); };
   auto reply = make_client(config_for(server), options)->complete(kPrompt);
   ASSERT_TRUE(reply.ok()) << reply.error().message;
   EXPECT_EQ(reply->text, "third time");
@@ -321,9 +321,9 @@ TEST(LlmClient, HangingServerTimesOutWithinTheConfiguredTime) {
   LlmConfig config = config_for(server);
   config.endpoints[0].timeout_s = 0.3;
   config.max_retries = 1;
-  std::vector<LlmCallRecord> records;
+  std::vector<LlmAttempt> records;
   LlmClientOptions options;
-  options.on_call = [&](const LlmCallRecord& r) { records.push_back(r); };
+  options.on_call = [&](const LlmAttempt& r) { records.push_back(r); };
   const auto start = std::chrono::steady_clock::now();
   auto reply = make_client(config, options)->complete(kPrompt);
   const double elapsed = seconds_since(start);
@@ -338,9 +338,9 @@ TEST(LlmClient, HangingServerTimesOutWithinTheConfiguredTime) {
 TEST(LlmClient, NonJsonBodyIsABadReply) {
   FakeLlmServer server;
   server.push({200, "<html>proxy login</html>", {}, false});
-  std::vector<LlmCallRecord> records;
+  std::vector<LlmAttempt> records;
   LlmClientOptions options;
-  options.on_call = [&](const LlmCallRecord& r) { records.push_back(r); };
+  options.on_call = [&](const LlmAttempt& r) { records.push_back(r); };
   auto reply = make_client(config_for(server), options)->complete(kPrompt);
   ASSERT_FALSE(reply.ok());
   EXPECT_NE(reply.error().message.find("the body is not JSON: <html>proxy login</html>"), std::string::npos)
@@ -438,7 +438,7 @@ TEST(LlmClient, ConcurrentCallsUnderABudgetNeverOvershoot) {
 }
 
 TEST(LlmClient, ReplayAnswersIdenticallyWithoutAServer) {
-  std::vector<LlmCallRecord> records;
+  std::vector<LlmAttempt> records;
   std::vector<std::string> texts;
   const std::vector<LlmMessage> other = {{"user", "Another prompt."}};
   {
@@ -448,7 +448,7 @@ TEST(LlmClient, ReplayAnswersIdenticallyWithoutAServer) {
     server.push({200, openai_body("second", 11, 21), {}, false});
     server.push({200, openai_body("other", 12, 22), {}, false});
     LlmClientOptions options;
-    options.on_call = [&](const LlmCallRecord& r) { records.push_back(r); };
+    options.on_call = [&](const LlmAttempt& r) { records.push_back(r); };
     auto client = make_client(config_for(server), options);
     for (const auto* prompt : {&kPrompt, &kPrompt, &other}) {
       auto reply = client->complete(*prompt);

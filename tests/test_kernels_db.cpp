@@ -167,7 +167,7 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
   sqlite3_close(db);
   auto store = KernelStore::open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (4)"),
+  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (5)"),
             std::string::npos)
       << store.error().message;
 }
@@ -330,7 +330,7 @@ TEST_F(KernelStoreTest, MigratesAVersion3FileKeepingItsRowsAndPublishing) {
 
   auto store = KernelStore::open(path_);
   ASSERT_TRUE(store.ok()) << store.error().message;
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), KernelStore::kSchemaVersion);
   auto list = store->list();
   ASSERT_EQ(list->size(), 2u);
   auto history = store->evaluations("k1");
@@ -625,6 +625,46 @@ TEST_F(KernelStoreTest, GcKeepsEveryKernelEvaluationAndMeasurementAndLlmCall) {
   EXPECT_EQ(count("measurement"), 1);
   EXPECT_EQ(count("llm_call"), 1);
   EXPECT_EQ(store->best()->size(), 1u);
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(KernelStoreTest, SearchStateIsSavedWithItsEvaluationAndLlmCallsReadBackInOrder) {
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store.ok());
+  RunRecord run;
+  run.id = "r1", run.command = "search";
+  ASSERT_TRUE(store->record_run(run).ok());
+  SearchStateRecord state{"r1", "llm/gemv", R"({"evaluations":1})"};
+  ASSERT_TRUE(store->record(named("a"), timed("M=8,N=64", 3), &state).ok());
+  ASSERT_TRUE(store->save_search_state("r1", "", R"({"evals":5})").ok());
+  auto states = store->search_states("r1");
+  ASSERT_TRUE(states.ok());
+  ASSERT_EQ(states->size(), 2u);
+  EXPECT_EQ(states->at("llm/gemv"), R"({"evaluations":1})");
+  EXPECT_EQ(states->at(""), R"({"evals":5})");
+  EXPECT_TRUE(store->search_states("other")->empty());
+
+  for (int attempt : {1, 2}) {
+    LlmCallRecord call;
+    call.run_id = "r1", call.model = "m", call.request = "q", call.request_hash = "h", call.attempt = attempt;
+    call.status = attempt == 1 ? "http_error" : "ok", call.http_status = attempt == 1 ? 429 : 200;
+    call.created_at = "2026-01-01T00:00:00Z";
+    ASSERT_TRUE(store->record_llm_call(call).ok());
+  }
+  auto calls = store->llm_calls("r1");
+  ASSERT_TRUE(calls.ok());
+  ASSERT_EQ(calls->size(), 2u) << "two attempts of one request are two rows";
+  EXPECT_EQ((*calls)[0].http_status, 429);
+  EXPECT_EQ((*calls)[1].status, "ok");
+  EXPECT_EQ((*calls)[1].request_hash, "h");
+  auto runs = store->runs();
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ(runs->front().command, "search");
+  EXPECT_TRUE(runs->front().ended_at.empty());
 }
 
 }  // namespace
