@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/common.hpp"
+#include "compiler_bridge/compiler_bridge.hpp"
 
 namespace kforge::cli {
 
@@ -17,7 +18,18 @@ struct Context {
   std::string tasks_dir;     // --tasks-dir, $KFORGE_TASKS_DIR, ./tasks, or the source tree's
   std::function<int()> run;  // set by the chosen subcommand
   std::string resolved_tasks_dir() const;
+  // $KFORGE_PROMPTS_DIR, ./prompts if it has system.txt, else the source tree's prompts/.
+  std::string resolved_prompts_dir() const;
 };
+
+// Where kernels run: the cpu, or a GPU backend with its first device.
+struct Target {
+  std::unique_ptr<Backend> gpu;  // null for the cpu
+  std::string device;            // the library's device key: "cpu:<model>", "cuda:<name>"
+  std::string name, arch;        // the device's name and arch ("native" for the cpu)
+};
+// The backend's compiler and device, or one line saying what is missing.
+Result<Target> open_target(const std::string& backend);
 
 // --db FILE, default $KFORGE_DB or ./kforge.db.
 void add_db_option(CLI::App& command, std::string& db_path);
@@ -29,5 +41,6 @@ void add_tasks_command(CLI::App& app, Context& context);
 void add_eval_command(CLI::App& app, Context& context);
 void add_db_command(CLI::App& app, Context& context);
 void add_backend_commands(CLI::App& app, Context& context);
+void add_search_command(CLI::App& app, Context& context);
 
 }  // namespace kforge::cli

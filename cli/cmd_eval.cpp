@@ -7,6 +7,7 @@
 
 #include "cli/cli.hpp"
 #include "evaluator/evaluator.hpp"
+#include "agent/search.hpp"
 #include "kernels_db/kernels_db.hpp"
 
 namespace kforge::cli {
@@ -18,69 +19,6 @@ struct EvalArgs {
   double timeout_s = 180;
   std::uint64_t seed = 0;
 };
-
-KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
-                           const std::string& origin, const std::string& run_id) {
-  KernelRecord k;
-  k.params_json = nlohmann::json(candidate.param_bindings()).dump();
-  k.key = kernel_key(task.id(), backend, k.params_json, candidate.source);
-  k.task = task.id();
-  k.backend = backend;
-  k.entry = candidate.entry;
-  k.source = candidate.source;
-  k.origin = origin;
-  const bool seed = std::any_of(task.seed_paths.begin(), task.seed_paths.end(), [&](const std::string& path) {
-    return std::filesystem::path(path).filename() == origin;
-  });
-  k.operator_name = seed ? "seed" : "user";
-  k.run_id = run_id;
-  return k;
-}
-
-EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& r,
-                                   const std::string& run_id) {
-  EvaluationRecord e;
-  e.device = device;
-  e.env.kforge_version = KFORGE_VERSION;
-  e.run_id = run_id;
-  e.verified = r.verified;
-  e.status = to_string(r.status);
-  e.message = r.message;
-  e.log = r.log;
-  e.output = r.output;
-  // Shapes become problems: the first tensor's dtype, and M (tokens) as the dim that varies at run
-  // time where the task has one.
-  for (const auto& arg : task.args)
-    if (arg.is_tensor()) {
-      e.dtype = arg.dtype == DType::i32 ? "i32" : "f32";
-      break;
-    }
-  const auto symbols = task.size_symbols();
-  if (std::find(symbols.begin(), symbols.end(), "M") != symbols.end()) e.dynamic_dim = "M";
-  e.atol = task.atol;
-  e.rtol = task.rtol;
-  e.seed = r.seed;
-  e.baseline = r.baseline;
-  e.speedup = r.speedup;
-  for (const auto& s : r.shapes) {
-    MeasurementRecord m;
-    m.shape = shape_label(s.dims);
-    m.bench = s.bench;
-    m.correct = s.correct;
-    m.max_abs_error = s.max_abs_error;
-    m.max_rel_error = s.max_rel_error;
-    if (s.timing) {
-      const TimingStats& t = *s.timing;
-      m.n = t.n;
-      m.min_us = t.min_us, m.median_us = t.median_us, m.p20_us = t.p20_us, m.p80_us = t.p80_us;
-      m.mean_us = t.mean_us, m.std_us = t.std_us, m.cv = t.cv, m.gbps = s.gbps, m.gflops = s.gflops;
-      if (s.baseline_timing) m.baseline_median_us = s.baseline_timing->median_us, m.speedup = s.speedup;
-      m.floor_us = s.floor_us, m.roofline_pct = s.roofline_pct;
-    }
-    e.measurements.push_back(std::move(m));
-  }
-  return e;
-}
 
 void print_result(const Task& task, const std::string& origin, const EvalResult& r) {
   // Messages such as "crash: SIGSEGV" or "timeout after 10 s" already say the status.
@@ -171,23 +109,10 @@ int run_eval(const Context& context, const EvalArgs& args) {
   if (auto s = store->record_run(run); !s) return report(s.error());
   auto compiler = HostCompiler::create();
   if (!compiler) return report(compiler.error());
-  // A GPU backend: its compiler and a device to run on, or one line saying what is missing.
-  std::unique_ptr<Backend> gpu;
-  std::string device = "cpu:" + host_cpu_name();
-  if (args.backend != "cpu") {
-    auto cache = CompileCache::open();
-    if (!cache) return report(cache.error());
-    auto backend = make_backend(args.backend, *cache);
-    if (!backend) return report(backend.error());
-    if (Status s = (*backend)->compiler_status(); !s) return report(s.error());
-    auto devices = (*backend)->devices();
-    if (!devices || devices->empty())
-      return report(make_error(ErrorKind::invalid_input, "{}: no device to run on ({}); 'kforge compile --backend {}' "
-                                                         "compile-checks kernels without one",
-                               args.backend, devices ? "none found" : devices.error().message, args.backend));
-    device = args.backend + ":" + devices->front().name;
-    gpu = std::move(*backend);
-  }
+  auto target = open_target(args.backend);
+  if (!target) return report(target.error());
+  const std::string device = target->device;
+  std::unique_ptr<Backend> gpu = std::move(target->gpu);
 
   EvalOptions options;
   options.timeout_s = args.timeout_s;
@@ -232,7 +157,10 @@ int run_eval(const Context& context, const EvalArgs& args) {
     for (const auto& [candidate, origin] : kernels) {
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
       EvalResult result = evaluator->evaluate(candidate, origin, options);
-      const KernelRecord kernel = kernel_record(task, args.backend, candidate, origin, run.id);
+      const bool seed = std::any_of(task.seed_paths.begin(), task.seed_paths.end(), [&](const std::string& path) {
+        return std::filesystem::path(path).filename() == origin;
+      });
+      const KernelRecord kernel = kernel_record(task, args.backend, candidate, origin, run.id, seed ? "seed" : "user");
       EvaluationRecord evaluation = evaluation_record(task, device, result, run.id);
       // A new best for this task and device counts only once it passes again in a fresh worker
       // with a fresh seed; both evaluations are kept.

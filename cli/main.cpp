@@ -12,6 +12,35 @@ std::string Context::resolved_tasks_dir() const {
   return KFORGE_DEFAULT_TASKS_DIR;
 }
 
+std::string Context::resolved_prompts_dir() const {
+  if (const char* env = std::getenv("KFORGE_PROMPTS_DIR"); env && *env) return env;
+  if (std::filesystem::is_regular_file("prompts/system.txt")) return "prompts";
+  return KFORGE_DEFAULT_PROMPTS_DIR;
+}
+
+Result<Target> open_target(const std::string& backend_name) {
+  Target target;
+  target.name = host_cpu_name();
+  target.device = "cpu:" + target.name;
+  target.arch = "native";
+  if (backend_name == "cpu") return target;
+  auto cache = CompileCache::open();
+  if (!cache) return cache.error();
+  auto backend = make_backend(backend_name, *cache);
+  if (!backend) return backend.error();
+  if (Status s = (*backend)->compiler_status(); !s) return s.error();
+  auto devices = (*backend)->devices();
+  if (!devices || devices->empty())
+    return make_error(ErrorKind::invalid_input,
+                      "{}: no device to run on ({}); 'kforge compile --backend {}' compile-checks kernels without one",
+                      backend_name, devices ? "none found" : devices.error().message, backend_name);
+  target.name = devices->front().name;
+  target.arch = devices->front().arch;
+  target.device = backend_name + ":" + target.name;
+  target.gpu = std::move(*backend);
+  return target;
+}
+
 void add_db_option(CLI::App& command, std::string& db_path) {
   const char* env = std::getenv("KFORGE_DB");
   db_path = env && *env ? env : "kforge.db";
@@ -40,6 +69,7 @@ int main(int argc, char** argv) {
   add_eval_command(app, context);
   add_db_command(app, context);
   add_backend_commands(app, context);
+  add_search_command(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

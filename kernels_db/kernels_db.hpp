@@ -170,6 +170,7 @@ struct LlmCallRecord {
   int http_status = 0;       // 0 when no HTTP answer came
   int attempt = 1;
   std::string error;         // why, when status is not "ok"
+  std::string provider;      // "openai" or "anthropic": how the response reads
 };
 
 // A search's state for one task of a run (JSON, the agent's business), stored with an evaluation.

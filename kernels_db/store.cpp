@@ -199,6 +199,7 @@ ALTER TABLE llm_call ADD COLUMN request_hash TEXT NOT NULL DEFAULT '';  -- of th
 ALTER TABLE llm_call ADD COLUMN http_status  INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE llm_call ADD COLUMN attempt      INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE llm_call ADD COLUMN error        TEXT NOT NULL DEFAULT '';
+ALTER TABLE llm_call ADD COLUMN provider     TEXT NOT NULL DEFAULT '';  -- how to read the response: openai, anthropic
 CREATE INDEX llm_call_by_run ON llm_call(run_id, created_at);
 -- A search's state per task (population, RNG, counters; JSON), written in the same transaction
 -- as each evaluation, and its options under task ''. Local to the file: never merged.
@@ -741,8 +742,8 @@ Status KernelStore::record_llm_call(const LlmCallRecord& c) {
   const std::string at = c.created_at.empty() ? db::now_utc() : c.created_at;
   Statement st(db_,
                "INSERT OR IGNORE INTO llm_call(call_key, run_id, model, endpoint, request, response, prompt_tokens, "
-               "completion_tokens, cost_usd, latency_ms, status, created_at, request_hash, http_status, attempt, error) "
-               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+               "completion_tokens, cost_usd, latency_ms, status, created_at, request_hash, http_status, attempt, error, "
+               "provider) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   // A natural key, so that merging libraries never duplicates a call: two attempts of one request
   // differ by their number, two samples of one prompt by their reply.
   st.bind(1, content_hash(fmt::format("{}\n{}\n{}\n{}\n{}\n{}", c.run_id, c.model, at, c.request, c.attempt,
@@ -750,7 +751,7 @@ Status KernelStore::record_llm_call(const LlmCallRecord& c) {
   st.bind(2, c.run_id).bind(3, c.model).bind(4, c.endpoint).bind(5, c.request).bind(6, c.response);
   st.bind_int(7, c.prompt_tokens).bind_int(8, c.completion_tokens).bind(9, c.cost_usd).bind(10, c.latency_ms);
   st.bind(11, c.status).bind(12, at).bind(13, c.request_hash).bind_int(14, c.http_status).bind_int(15, c.attempt);
-  st.bind(16, c.error);
+  st.bind(16, c.error).bind(17, c.provider);
   if (st.step() != SQLITE_DONE)
     return make_error(ErrorKind::database, "{}: cannot record the LLM call: {}", path_, st.error().message);
   return {};
@@ -759,7 +760,7 @@ Status KernelStore::record_llm_call(const LlmCallRecord& c) {
 Result<std::vector<LlmCallRecord>> KernelStore::llm_calls(const std::string& run_id) const {
   Statement st(db_,
                "SELECT run_id, model, endpoint, request, response, status, prompt_tokens, completion_tokens, cost_usd, "
-               "latency_ms, created_at, request_hash, http_status, attempt, error FROM llm_call WHERE run_id = ? "
+               "latency_ms, created_at, request_hash, http_status, attempt, error, provider FROM llm_call WHERE run_id = ? "
                "ORDER BY created_at, rowid");
   st.bind(1, run_id);
   std::vector<LlmCallRecord> out;
@@ -771,7 +772,7 @@ Result<std::vector<LlmCallRecord>> KernelStore::llm_calls(const std::string& run
     c.prompt_tokens = st.integer(6), c.completion_tokens = st.integer(7);
     c.cost_usd = st.real(8), c.latency_ms = st.real(9), c.created_at = st.text(10), c.request_hash = st.text(11);
     c.http_status = static_cast<int>(st.integer(12)), c.attempt = static_cast<int>(st.integer(13));
-    c.error = st.text(14);
+    c.error = st.text(14), c.provider = st.text(15);
     out.push_back(std::move(c));
   }
   if (rc != SQLITE_DONE) return make_error(ErrorKind::database, "{}: {}", path_, st.error().message);

@@ -1,0 +1,458 @@
+// The search loop of one task: propose, evaluate, record, select, until a termination condition.
+//
+// The population, the RNG and the library are touched by this thread only. With an LLM, prompts
+// are built here and the calls run on their own threads (up to `concurrency` in flight), so the
+// endpoint's latency overlaps the evaluation of what it already proposed; a reply is turned into
+// a candidate on its thread (a diff that does not apply is sent back once), and evaluated here,
+// one at a time, which keeps a single timing on the device.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <list>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "agent/search.hpp"
+
+namespace kforge {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+constexpr std::size_t kFeedbackChars = 4000;
+constexpr double kGain = 1.005;  // what counts as progress for the patience rule
+
+std::string clip(const std::string& text, std::size_t n) { return text.size() <= n ? text : text.substr(0, n); }
+
+std::string rng_state(const std::mt19937_64& rng) {
+  std::ostringstream out;
+  out << rng;
+  return out.str();
+}
+
+// What an LLM request came back with: a candidate, or why there is none.
+struct LlmOutcome {
+  std::optional<Proposal> proposal;
+  std::string error;
+};
+
+// Sends `messages`, turns the reply into a candidate: a whole file for rewrite, crossover and fix,
+// SEARCH/REPLACE blocks against `parent_source` for diff. A reply with no kernel, or blocks that
+// do not apply, is answered once with what went wrong before the request counts as failed.
+LlmOutcome ask(LlmClient* llm, std::vector<LlmMessage> messages, const std::string& kind,
+               const std::string& parent_source, const std::string& origin) {
+  for (int round = 0; round < 2; ++round) {
+    auto reply = llm->complete(messages);
+    if (!reply) return {std::nullopt, reply.error().message};
+    Result<std::string> source = [&]() -> Result<std::string> {
+      if (kind != "diff") return extract_kernel_source(reply->text);
+      auto blocks = parse_diff_blocks(reply->text);
+      if (!blocks) return blocks.error();
+      return apply_diff_blocks(parent_source, *blocks);
+    }();
+    Result<Candidate> candidate = source ? parse_candidate(*source, origin) : Result<Candidate>(source.error());
+    if (candidate) {
+      Proposal p;
+      p.candidate = std::move(*candidate);
+      return {std::move(p), ""};
+    }
+    if (round == 1) return {std::nullopt, candidate.error().message};
+    messages.push_back({"assistant", reply->text});
+    messages.push_back(
+        {"user", fmt::format("Your reply could not be used: {}\nAnswer again in the form asked for{}.",
+                             candidate.error().message,
+                             kind == "diff" ? ", with SEARCH parts copied exactly from the parent kernel as shown"
+                                            : ": the whole kernel file in one fenced code block, header lines included")});
+  }
+  return {std::nullopt, "unreachable"};
+}
+
+}  // namespace
+
+KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
+                           const std::string& origin, const std::string& run_id, const std::string& operator_name,
+                           const std::string& parent_key) {
+  KernelRecord k;
+  k.params_json = nlohmann::json(candidate.param_bindings()).dump();
+  k.key = kernel_key(task.id(), backend, k.params_json, candidate.source);
+  k.task = task.id();
+  k.backend = backend;
+  k.entry = candidate.entry;
+  k.source = candidate.source;
+  k.origin = origin;
+  k.operator_name = operator_name;
+  k.parent_key = parent_key;
+  k.run_id = run_id;
+  return k;
+}
+
+EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& r,
+                                   const std::string& run_id) {
+  EvaluationRecord e;
+  e.device = device;
+  e.env.kforge_version = KFORGE_VERSION;
+  e.run_id = run_id;
+  e.verified = r.verified;
+  e.status = to_string(r.status);
+  e.message = r.message;
+  e.log = r.log;
+  e.output = r.output;
+  // Shapes become problems: the first tensor's dtype, and M (tokens) as the dim that varies at run
+  // time where the task has one.
+  for (const auto& arg : task.args)
+    if (arg.is_tensor()) {
+      e.dtype = arg.dtype == DType::i32 ? "i32" : "f32";
+      break;
+    }
+  const auto symbols = task.size_symbols();
+  if (std::find(symbols.begin(), symbols.end(), "M") != symbols.end()) e.dynamic_dim = "M";
+  e.atol = task.atol;
+  e.rtol = task.rtol;
+  e.seed = r.seed;
+  e.baseline = r.baseline;
+  e.speedup = r.speedup;
+  for (const auto& s : r.shapes) {
+    MeasurementRecord m;
+    m.shape = shape_label(s.dims);
+    m.bench = s.bench;
+    m.correct = s.correct;
+    m.max_abs_error = s.max_abs_error;
+    m.max_rel_error = s.max_rel_error;
+    if (s.timing) {
+      const TimingStats& t = *s.timing;
+      m.n = t.n;
+      m.min_us = t.min_us, m.median_us = t.median_us, m.p20_us = t.p20_us, m.p80_us = t.p80_us;
+      m.mean_us = t.mean_us, m.std_us = t.std_us, m.cv = t.cv, m.gbps = s.gbps, m.gflops = s.gflops;
+      if (s.baseline_timing) m.baseline_median_us = s.baseline_timing->median_us, m.speedup = s.speedup;
+      m.floor_us = s.floor_us, m.roofline_pct = s.roofline_pct;
+    }
+    e.measurements.push_back(std::move(m));
+  }
+  return e;
+}
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void Search::request_stop() { g_stop = true; }
+
+nlohmann::json SearchOptions::to_json() const {
+  return {{"backend", backend},
+          {"evaluations", evaluations},
+          {"time_s", std::isfinite(time_s) ? time_s : -1.0},
+          {"target_speedup", target_speedup},
+          {"patience", patience},
+          {"islands", islands},
+          {"migration_interval", migration_interval},
+          {"seed", seed},
+          {"concurrency", concurrency},
+          {"eval_timeout_s", eval.timeout_s}};
+}
+
+SearchOptions SearchOptions::from_json(const nlohmann::json& j) {
+  SearchOptions o;
+  o.backend = j.value("backend", o.backend);
+  o.evaluations = j.value("evaluations", o.evaluations);
+  const double t = j.value("time_s", -1.0);
+  o.time_s = t < 0 ? std::numeric_limits<double>::infinity() : t;
+  o.target_speedup = j.value("target_speedup", o.target_speedup);
+  o.patience = j.value("patience", o.patience);
+  o.islands = j.value("islands", o.islands);
+  o.migration_interval = j.value("migration_interval", o.migration_interval);
+  o.seed = j.value("seed", o.seed);
+  o.concurrency = j.value("concurrency", o.concurrency);
+  o.eval.timeout_s = j.value("eval_timeout_s", o.eval.timeout_s);
+  return o;
+}
+
+Search::Search(SearchOptions options, KernelStore& store, std::string run_id, std::string device, PromptContext prompts,
+               LlmClient* llm, SearchReporter reporter)
+    : options_(std::move(options)), store_(&store), run_id_(std::move(run_id)), device_(std::move(device)),
+      prompts_(std::move(prompts)), llm_(llm), reporter_(std::move(reporter)) {}
+
+Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<std::string>& resumed,
+                                double deadline_s) {
+  const Task& task = evaluator.task();
+  const double started = steady_seconds();
+  Population population(options_.islands);
+  std::mt19937_64 rng(options_.seed ^ std::stoull(content_hash(task.id()).substr(0, 15), nullptr, 16));
+  TaskOutcome outcome;
+  outcome.task = task.id();
+  int next_island = 0, duplicates_in_row = 0, since_gain = 0, proposals = 0;
+  double gain_mark = 0;  // the fitness the next gain is measured from
+  double seconds_before = 0;
+  std::set<std::string> seen;  // content hashes of normalised sources, evaluated or in flight
+
+  auto log = [&](const std::string& line) {
+    if (reporter_.log) reporter_.log(line);
+  };
+  auto save_state = [&](const std::string& done) {
+    nlohmann::json state = {{"population", population.to_json()},
+                            {"rng", rng_state(rng)},
+                            {"next_island", next_island},
+                            {"duplicates_in_row", duplicates_in_row},
+                            {"since_gain", since_gain},
+                            {"gain_mark", gain_mark},
+                            {"proposals", proposals},
+                            {"duplicates", outcome.duplicates},
+                            {"llm_failures", outcome.llm_failures},
+                            {"seconds", seconds_before + steady_seconds() - started},
+                            {"done", done}};
+    return state.dump();
+  };
+  auto refresh_outcome = [&] {
+    outcome.evaluations = population.size();
+    outcome.correct = outcome.failed = 0;
+    for (int i = 0; i < population.size(); ++i) (population.at(i).correct() ? outcome.correct : outcome.failed)++;
+    outcome.seconds = seconds_before + steady_seconds() - started;
+    if (const int b = population.best(); b >= 0) {
+      const Program& best = population.at(b);
+      outcome.best_speedup = best.fitness, outcome.best_roofline_pct = best.roofline_pct;
+      outcome.best_median_us = best.median_us, outcome.best_key = best.key, outcome.best_origin = best.origin;
+    }
+    if (llm_ && llm_->budget()) outcome.cost_usd = llm_->budget()->usage().usd;
+  };
+
+  if (resumed) {
+    try {
+      const nlohmann::json state = nlohmann::json::parse(*resumed);
+      auto restored = Population::from_json(state.at("population"), [&](const std::string& key) -> Result<Candidate> {
+        auto kernel = store_->find_kernel(key);
+        if (!kernel) return kernel.error();
+        if (!*kernel) return make_error(ErrorKind::invalid_input, "kernel {} is not in the library", key);
+        return parse_candidate((*kernel)->source, (*kernel)->origin);
+      });
+      if (!restored) return make_error(ErrorKind::invalid_input, "{}: cannot resume: {}", task.id(), restored.error().message);
+      if (restored->islands() != options_.islands)
+        return make_error(ErrorKind::invalid_input, "{}: cannot resume: the saved search has {} islands", task.id(),
+                          restored->islands());
+      population = std::move(*restored);
+      std::istringstream(state.at("rng").get<std::string>()) >> rng;
+      next_island = state.at("next_island"), duplicates_in_row = state.at("duplicates_in_row");
+      since_gain = state.at("since_gain"), gain_mark = state.at("gain_mark"), proposals = state.at("proposals");
+      outcome.duplicates = state.at("duplicates"), outcome.llm_failures = state.at("llm_failures");
+      seconds_before = state.at("seconds");
+      for (int i = 0; i < population.size(); ++i)
+        seen.insert(content_hash(normalized_source(population.at(i).candidate.source)));
+      if (const std::string done = state.at("done"); !done.empty()) {
+        refresh_outcome();
+        outcome.stop_reason = done + " (before the resume)";
+        return outcome;
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return make_error(ErrorKind::invalid_input, "{}: cannot resume: the saved state is malformed: {}", task.id(),
+                        e.what());
+    }
+  }
+
+  // Evaluates one candidate, stores it with the search's state, re-verifies a new best.
+  auto evaluate = [&](Proposal proposal, const std::string& origin, bool seed) -> Status {
+    const std::string file_name =
+        seed ? origin : origin + (options_.backend == "cpu" ? ".cpp" : options_.backend == "cuda" ? ".cu" : ".hip");
+    EvalResult result = evaluator.evaluate(proposal.candidate, file_name, options_.eval);
+    Program p;
+    p.candidate = std::move(proposal.candidate);
+    p.parent_key = proposal.parent_key, p.other_parent_key = proposal.other_parent_key;
+    p.operator_name = proposal.operator_name, p.origin = origin, p.island = proposal.island;
+    KernelRecord kernel = kernel_record(task, options_.backend, p.candidate, origin, run_id_, p.operator_name,
+                                        p.parent_key);
+    p.key = kernel.key;
+    auto absorb = [&](const EvalResult& r) {
+      p.status = to_string(r.status);
+      p.feedback = clip(r.message + (r.status == EvalStatus::compile_error ? "\n" + r.log : ""), kFeedbackChars);
+      p.fitness = r.status == EvalStatus::ok ? r.speedup : 0;
+      p.verified = r.verified;
+      const EvaluationRecord e = evaluation_record(task, device_, r, run_id_);
+      p.median_us = geomean_median_us(e);
+      p.roofline_pct = 0;
+      int timed = 0;
+      for (const auto& s : r.shapes)
+        if (s.timing && s.roofline_pct > 0) p.roofline_pct += s.roofline_pct, ++timed;
+      if (timed) p.roofline_pct /= timed;
+      return e;
+    };
+    const int best_before = population.best();
+    const double best_fitness = best_before >= 0 ? population.at(best_before).fitness : 0;
+    EvaluationRecord evaluation = absorb(result);
+    const int index = population.add(p, seed);
+    SearchStateRecord state{run_id_, task.id(), save_state("")};
+    if (auto id = store_->record(kernel, evaluation, &state); !id) return id.error();
+
+    std::string line = fmt::format("{} #{} {} {}", task.id(), population.size(), origin, p.status);
+    if (p.correct() && p.fitness > 0) line += fmt::format(" {:.3f}x", p.fitness);
+    if (!p.correct()) line += ": " + clip(result.message, 160);
+    if (p.correct() && p.fitness > best_fitness) {
+      // A new best counts only once it passes again in a fresh worker with a fresh seed.
+      result = evaluator.reverify(p.candidate, file_name, result, options_.eval);
+      evaluation = absorb(result);
+      population.update(index, p);
+      state.state = save_state("");
+      if (auto id = store_->record(kernel, evaluation, &state); !id) return id.error();
+      line += !p.correct()              ? fmt::format(", failed re-verification: {}", clip(result.message, 160))
+              : p.fitness > best_fitness ? fmt::format(", re-verified at {:.3f}x: new best", p.fitness)
+                                         : fmt::format(", re-verified at {:.3f}x: not a new best after all", p.fitness);
+    }
+    log(line);
+    if (p.correct() && p.verified && p.fitness > gain_mark * kGain) {
+      gain_mark = p.fitness;
+      since_gain = 0;
+    } else {
+      ++since_gain;
+    }
+    if (options_.migration_interval > 0 && population.size() % options_.migration_interval == 0) population.migrate();
+    refresh_outcome();
+    if (reporter_.progress) reporter_.progress(outcome, options_.evaluations);
+    return {};
+  };
+
+  // Why the task is done, or nothing.
+  auto stop_reason = [&]() -> std::string {
+    if (g_stop) return "interrupted";
+    if (population.size() >= options_.evaluations)
+      return fmt::format("evaluation budget spent ({} evaluations)", options_.evaluations);
+    if (steady_seconds() >= deadline_s) return "time limit reached";
+    if (const int b = population.best();
+        options_.target_speedup > 0 && b >= 0 && population.at(b).verified &&
+        population.at(b).fitness >= options_.target_speedup)
+      return fmt::format("target speedup {}x reached", options_.target_speedup);
+    if (since_gain >= options_.patience)
+      return fmt::format("no gain of 0.5% in {} evaluations", options_.patience);
+    if (llm_ && llm_->budget())
+      if (auto why = llm_->budget()->exhausted()) return "LLM budget: " + *why;
+    return "";
+  };
+
+  // Generation 0: every seed of the backend this run has not evaluated yet, on every island.
+  for (const auto& path : task.seed_paths) {
+    const std::string name = std::filesystem::path(path).filename().string();
+    if (!is_seed_for(options_.backend, name)) continue;
+    auto source = read_file(path);
+    if (!source) return source.error();
+    auto candidate = parse_candidate(std::move(*source), path);
+    if (!candidate) return candidate.error();
+    Proposal seed;
+    seed.operator_name = "seed";
+    seed.candidate = std::move(*candidate);
+    const std::string key = content_hash(normalized_source(seed.candidate.source));
+    if (!seen.insert(key).second) continue;
+    if (g_stop) break;
+    if (auto s = evaluate(std::move(seed), name, true); !s) return s.error();
+  }
+
+  auto island_of_turn = [&] { return next_island++ % population.islands(); };
+  auto new_origin = [&](const std::string& op) { return fmt::format("{}-{}", op, ++proposals); };
+
+  if (!llm_) {
+    for (std::string why; (why = stop_reason()).empty();) {
+      OfflineCounters counters{next_island, duplicates_in_row, outcome.duplicates};
+      auto proposal = propose_offline(population, rng, seen, counters);
+      next_island = counters.next_island, duplicates_in_row = counters.duplicates_in_row;
+      outcome.duplicates = counters.duplicates;
+      if (!proposal) {
+        outcome.stop_reason = population.best() < 0
+                                  ? "no correct kernel to start from (the offline search only tunes params)"
+                                  : fmt::format("the param space around the population is exhausted ({} proposals in "
+                                                "a row were duplicates)",
+                                                kMaxDuplicatesInRowOffline);
+        break;
+      }
+      const std::string origin = new_origin(proposal->operator_name);
+      if (auto s = evaluate(std::move(*proposal), origin, false); !s) return s.error();
+    }
+  } else {
+    // LLM requests in flight, each with the origin its kernel will carry.
+    std::list<std::pair<std::future<LlmOutcome>, std::string>> in_flight;
+    auto launch = [&]() -> bool {
+      const int island = island_of_turn();
+      std::string kind;
+      int parent = -1, other = -1;
+      if (!population.has_correct(island)) {
+        parent = population.last_failure(island);
+        kind = parent >= 0 ? "fix" : "rewrite";
+        if (parent < 0) parent = population.best();
+      } else {
+        parent = population.select_parent(island, rng);
+        const double r = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+        kind = r < 0.6 ? "diff" : r < 0.9 ? "rewrite" : "crossover";
+        if (kind == "crossover" && (other = population.select_other(island, parent, rng)) < 0) kind = "diff";
+      }
+      if (parent < 0) return false;
+      auto messages = build_messages(kind, task, prompts_, population, parent, other);
+      if (!messages) {
+        log(fmt::format("{}: cannot build the {} prompt: {}", task.id(), kind, messages.error().message));
+        return false;
+      }
+      Program& p = population.at(parent);
+      ++p.children;
+      const std::string origin = new_origin("llm_" + kind);
+      auto future = std::async(std::launch::async, [llm = llm_, msgs = std::move(*messages), kind, source = p.candidate.source,
+                                                    origin, key = p.key, other_key = other >= 0 ? population.at(other).key : "",
+                                                    island] {
+        LlmOutcome o = ask(llm, msgs, kind, source, origin);
+        if (o.proposal) {
+          o.proposal->operator_name = "llm_" + kind;
+          o.proposal->parent_key = key;
+          o.proposal->other_parent_key = other_key;
+          o.proposal->island = island;
+        }
+        return o;
+      });
+      in_flight.emplace_back(std::move(future), origin);
+      return true;
+    };
+    int failures_in_row = 0;
+    while (true) {
+      std::string why = stop_reason();
+      while (why.empty() && static_cast<int>(in_flight.size()) < options_.concurrency &&
+             population.size() + static_cast<int>(in_flight.size()) < options_.evaluations)
+        if (!launch()) break;
+      if (in_flight.empty()) {
+        outcome.stop_reason = why.empty() ? "no parent to propose from" : why;
+        break;
+      }
+      // The first request to finish.
+      auto done = in_flight.end();
+      while (done == in_flight.end())
+        for (auto it = in_flight.begin(); it != in_flight.end() && done == in_flight.end(); ++it)
+          if (it->first.wait_for(std::chrono::milliseconds(it == in_flight.begin() ? 20 : 0)) ==
+              std::future_status::ready)
+            done = it;
+      LlmOutcome result = done->first.get();
+      const std::string origin = done->second;
+      in_flight.erase(done);
+      if (!result.proposal) {
+        ++outcome.llm_failures;
+        log(fmt::format("{} {}: no kernel: {}", task.id(), origin, clip(result.error, 200)));
+        // An endpoint that keeps failing must not spin: give up after a run of failures.
+        if (++failures_in_row >= 3 * std::max(1, options_.concurrency) + 3) {
+          for (auto& f : in_flight) f.first.wait();
+          outcome.stop_reason = fmt::format("the LLM failed {} times in a row: {}", failures_in_row, clip(result.error, 200));
+          break;
+        }
+        continue;
+      }
+      failures_in_row = 0;
+      if (!seen.insert(content_hash(normalized_source(result.proposal->candidate.source))).second) {
+        ++outcome.duplicates;
+        log(fmt::format("{} {}: a duplicate of a kernel already evaluated, skipped", task.id(), origin));
+        continue;
+      }
+      if (!stop_reason().empty()) continue;  // drain: nothing more is evaluated
+      if (auto s = evaluate(std::move(*result.proposal), origin, false); !s) {
+        for (auto& f : in_flight) f.first.wait();
+        return s.error();
+      }
+    }
+  }
+  if (outcome.stop_reason.empty()) outcome.stop_reason = stop_reason();
+  refresh_outcome();
+  if (auto s = store_->save_search_state(run_id_, task.id(), save_state(outcome.stop_reason == "interrupted" ? "" : outcome.stop_reason)); !s)
+    return s.error();
+  return outcome;
+}
+
+}  // namespace kforge

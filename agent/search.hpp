@@ -1,0 +1,225 @@
+// agent/search: the evolutionary search behind `kforge search`.
+//
+// For each task, a population of kernels lives on islands; each island keeps a MAP-Elites grid
+// (one elite per cell of code family x primary param) from which parents are drawn with
+// ShinkaEvolve's weight, sigmoid(10·z)/(1 + children), where z is the parent's log speedup
+// standardised over the island. An operator turns a parent into a candidate: with an LLM, a full
+// rewrite, a SEARCH/REPLACE diff, a crossover of two parents, or a fix of a failed kernel; offline,
+// a mutation or crossover of the `@kforge param` values, or a switch to another seed variant.
+// Every candidate not seen before is evaluated by the evaluator, stored in the kernel library
+// with the search's state in the same transaction (so kill -9 loses nothing finished and
+// `--resume` continues with the same RNG state), and a new best counts only once re-verified.
+// Offline with a given seed the same evaluation results lead to the same candidates in the same
+// order; timings are noisy, so two live runs agree only as long as the ranking they measure does.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/agent.hpp"
+#include "evaluator/evaluator.hpp"
+#include "kernels_db/kernels_db.hpp"
+
+namespace kforge {
+
+// ---- programs and the population ---------------------------------------------------------------
+
+struct Program {
+  std::string key;         // kernel_key(): the library's key of its source and params
+  std::string parent_key;  // empty for seeds
+  std::string other_parent_key;  // the second parent of a crossover
+  std::string operator_name;     // seed, param_mutation, param_crossover, variant_switch, llm_rewrite, ...
+  std::string origin;            // a seed's file name, else "<operator>-<n>"
+  Candidate candidate;
+  int island = 0;
+  std::string status;    // the evaluation's status: ok, incorrect, compile_error, ...
+  std::string feedback;  // why it failed (first mismatch, compiler error), capped
+  double fitness = 0;    // geometric-mean speedup over the bench shapes vs the baseline; 0 unless ok
+  double median_us = 0, roofline_pct = 0;
+  bool verified = false;  // re-verified in a fresh worker (done for every new best)
+  int children = 0;       // candidates proposed from it
+  bool correct() const { return status == "ok"; }
+};
+
+// The source with a param's value set to `value` in its `// @kforge param:` line.
+std::string with_param(const std::string& source, const std::string& name, std::int64_t value);
+// The source without comments (`@kforge` lines kept) and with whitespace runs collapsed: two
+// candidates with the same normalised source are the same candidate.
+std::string normalized_source(const std::string& source);
+// The code apart from its param values: kernels differing only in params share a family.
+std::string family_hash(const Candidate& candidate);
+
+class Population {
+ public:
+  static constexpr int kBins = 8;  // per descriptor of the MAP-Elites grid
+
+  explicit Population(int islands = 4);
+
+  // Adds an evaluated program to its island's members, and to the island's grid if it beats the
+  // cell's elite; a seed (`everywhere`) joins every island. Returns its index.
+  int add(Program program, bool everywhere = false);
+  // After a re-verification changed a program's result: its cells are recomputed.
+  void update(int index, const Program& program);
+
+  // A parent for `island`: p 0.2 one of the best 10 overall, p 0.1 any correct member, else an
+  // elite drawn by weight sigmoid(10·z)/(1 + children). -1 when the island has no correct program.
+  int select_parent(int island, std::mt19937_64& rng) const;
+  // A second correct program for a crossover, other than `parent`; -1 if none.
+  int select_other(int island, int parent, std::mt19937_64& rng) const;
+  bool has_correct(int island) const;
+  // The island's newest failed program (what fix mode repairs); -1 if none.
+  int last_failure(int island) const;
+  // Ring migration: each island's best elite is offered to the next island's grid.
+  void migrate();
+
+  int best() const;                           // the fittest correct program, -1 if none
+  std::vector<int> top(int n) const;          // the n fittest correct programs, best first
+  std::vector<int> diverse(int n, int parent) const;  // elites of cells other than the parent's
+  std::vector<int> children_of(const std::string& key) const;  // in the order they were added
+
+  const Program& at(int index) const { return programs_.at(index); }
+  Program& at(int index) { return programs_.at(index); }
+  int size() const { return static_cast<int>(programs_.size()); }
+  int islands() const { return static_cast<int>(islands_.size()); }
+  std::optional<int> find(const std::string& key) const;
+
+  // Everything but the sources, which the library holds under each program's key.
+  nlohmann::json to_json() const;
+  // `candidate_of` gives back a program's candidate from its key.
+  static Result<Population> from_json(const nlohmann::json& j,
+                                      const std::function<Result<Candidate>(const std::string& key)>& candidate_of);
+
+ private:
+  struct Island {
+    std::vector<int> members;
+    std::map<std::pair<int, int>, int> elites;  // cell -> program
+  };
+  std::pair<int, int> cell(const Program& program) const;
+  void offer(Island& island, int index);
+  std::vector<Program> programs_;
+  std::vector<Island> islands_;
+  std::map<std::string, int> by_key_;
+};
+
+// ---- operators ---------------------------------------------------------------------------------
+
+struct Proposal {
+  Candidate candidate;
+  std::string operator_name, parent_key, other_parent_key;
+  int island = 0;
+};
+
+// Offline operators. Each returns a candidate that may repeat one seen before; the caller dedups.
+// One or two params of the parent moved to a neighbouring choice (p 0.7) or any choice.
+Result<Proposal> mutate_params(const Program& parent, std::mt19937_64& rng);
+// Each param of `a` that `b` (same family) also has taken from either, at random.
+Result<Proposal> cross_params(const Program& a, const Program& b, std::mt19937_64& rng);
+// `variant`'s code with the parent's values for the params both have.
+Result<Proposal> switch_variant(const Program& parent, const Program& variant);
+
+// The offline operator's choice of the next candidate: a parent selected on the next island in
+// turn, then p 0.1 a switch to another correct family, p 0.2 a crossover with a program of the
+// same family, else a param mutation. Candidates whose normalised source is in `seen` are
+// skipped (and added otherwise). Nothing once kMaxDuplicatesInRowOffline proposals in a row were
+// duplicates (the neighbourhood of the population is exhausted) or no program is correct.
+constexpr int kMaxDuplicatesInRowOffline = 50;
+struct OfflineCounters {
+  int next_island = 0, duplicates_in_row = 0, duplicates = 0;
+};
+std::optional<Proposal> propose_offline(Population& population, std::mt19937_64& rng, std::set<std::string>& seen,
+                                        OfflineCounters& counters);
+
+// What the LLM is told about the target: the backend, the device's name and arch, and where the
+// prompt templates are.
+struct PromptContext {
+  std::string prompts_dir;
+  std::string backend, device, arch;
+  std::string exemplar;   // a correct kernel of the same category, or empty
+  std::string retrieved;  // tuned kernels of similar problems from the library, or empty
+};
+
+// The messages (system, user) that ask for `kind` (rewrite, diff, crossover, fix) from `parent`
+// (and `other` for a crossover), with the population's history around them.
+Result<std::vector<LlmMessage>> build_messages(const std::string& kind, const Task& task, const PromptContext& context,
+                                               const Population& population, int parent, int other = -1);
+// The task's part of every prompt (prompts/task.txt rendered).
+Result<std::string> render_task_prompt(const Task& task, const PromptContext& context, const std::string& entry);
+
+// ---- the search --------------------------------------------------------------------------------
+
+struct SearchOptions {
+  std::string backend = "cpu";
+  int evaluations = 30;  // per task, the seeds included
+  double time_s = std::numeric_limits<double>::infinity();  // for the whole run
+  double target_speedup = 0;  // stop a task once its verified best reaches it; 0: never
+  int patience = 100;         // stop a task after this many evaluations without a 0.5% gain
+  int islands = 4;
+  int migration_interval = 25;  // evaluations between ring migrations
+  std::uint64_t seed = 42;
+  int concurrency = 4;  // LLM requests in flight
+  EvalOptions eval;
+  nlohmann::json to_json() const;
+  static SearchOptions from_json(const nlohmann::json& j);
+};
+
+struct TaskOutcome {
+  std::string task;
+  int evaluations = 0, correct = 0, failed = 0, duplicates = 0, llm_failures = 0;
+  double best_speedup = 0, best_roofline_pct = 0, best_median_us = 0;
+  std::string best_key, best_origin;
+  double seconds = 0, cost_usd = 0;
+  std::string stop_reason;
+};
+
+// Where a search reports what happens; `progress` is called after every evaluation.
+struct SearchReporter {
+  std::function<void(const std::string& line)> log;
+  std::function<void(const TaskOutcome& so_far, int evaluations_planned)> progress;
+};
+
+class Search {
+ public:
+  // `llm` null: the offline operators. `store` must outlive the search and is used from this
+  // thread only; LLM calls are recorded by the client's own callback.
+  Search(SearchOptions options, KernelStore& store, std::string run_id, std::string device, PromptContext prompts,
+         LlmClient* llm, SearchReporter reporter);
+
+  // Searches one task until a termination condition holds, continuing from `resumed` (the state
+  // a killed run saved) when given. `deadline_s` is this task's end on the steady clock.
+  Result<TaskOutcome> run(const Evaluator& evaluator, const std::optional<std::string>& resumed, double deadline_s);
+
+  // Asks every task to stop after the evaluation in progress (from a signal handler too).
+  static void request_stop();
+
+ private:
+  SearchOptions options_;
+  KernelStore* store_;
+  std::string run_id_, device_;
+  PromptContext prompts_;
+  LlmClient* llm_;
+  SearchReporter reporter_;
+};
+
+// The library's records of a kernel and of one evaluation of it on `device`.
+KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
+                           const std::string& origin, const std::string& run_id, const std::string& operator_name,
+                           const std::string& parent_key = "");
+EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& result,
+                                   const std::string& run_id);
+
+// Seconds on the steady clock, the search's deadlines' unit.
+double steady_seconds();
+
+}  // namespace kforge
