@@ -2,6 +2,7 @@
 // and the offline operators on `@kforge param` values.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -359,6 +360,51 @@ Result<Proposal> switch_variant(const Program& parent, const Program& variant) {
   return p;
 }
 
+namespace {
+
+constexpr int kSweepAfterDuplicates = 10;
+constexpr std::size_t kMaxSweep = 4096;  // param combinations listed at most
+
+// The parent's param combination nearest to its own (fewest params changed, then smallest moves
+// among the choices) that `unseen` accepts, ties broken at random; none if the space is too large.
+std::optional<Proposal> nearest_unseen(const Program& parent, const std::function<bool(const Proposal&)>& unseen,
+                                       std::mt19937_64& rng) {
+  const auto& params = parent.candidate.params;
+  std::size_t total = 1;
+  for (const auto& param : params) {
+    if (param.choices.empty()) return std::nullopt;
+    total *= param.choices.size();
+    if (total > kMaxSweep) return std::nullopt;
+  }
+  std::vector<int> own;
+  for (const auto& param : params)
+    own.push_back(static_cast<int>(std::find(param.choices.begin(), param.choices.end(), param.value) -
+                                   param.choices.begin()));
+  std::vector<std::pair<std::pair<int, int>, std::vector<int>>> points;  // (changed, moved), choice indices
+  for (std::size_t n = 0; n < total; ++n) {
+    std::vector<int> at;
+    int changed = 0, moved = 0;
+    for (std::size_t i = 0, rest = n; i < params.size(); ++i) {
+      at.push_back(static_cast<int>(rest % params[i].choices.size()));
+      rest /= params[i].choices.size();
+      changed += at[i] != own[i];
+      moved += std::abs(at[i] - own[i]);
+    }
+    if (changed) points.push_back({{changed, moved}, at});
+  }
+  std::shuffle(points.begin(), points.end(), rng);
+  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [distance, at] : points) {
+    std::string source = parent.candidate.source;
+    for (std::size_t i = 0; i < params.size(); ++i) source = with_param(source, params[i].name, params[i].choices[at[i]]);
+    auto proposal = proposal_from(parent, std::move(source), "param_sweep");
+    if (proposal && unseen(*proposal)) return std::move(*proposal);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<Proposal> propose_offline(Population& population, std::mt19937_64& rng, std::set<std::string>& seen,
                                         OfflineCounters& counters) {
   while (counters.duplicates_in_row < kMaxDuplicatesInRowOffline) {
@@ -384,6 +430,11 @@ std::optional<Proposal> propose_offline(Population& population, std::mt19937_64&
     if (!proposal) proposal = mutate_params(p, rng);
     if (!proposal && !variants.empty()) proposal = switch_variant(p, population.at(variants[pick(rng, variants.size())]));
     ++p.children;
+    auto unseen = [&](const Proposal& q) { return !seen.count(content_hash(normalized_source(q.candidate.source))); };
+    // After a run of duplicates the random moves rarely find what is left: take the nearest unseen
+    // point of the parent's own param space, when that space is small enough to list.
+    if (counters.duplicates_in_row >= kSweepAfterDuplicates && (!proposal || !unseen(*proposal)))
+      if (auto nearest = nearest_unseen(p, unseen, rng)) proposal = std::move(*nearest);
     if (!proposal || !seen.insert(content_hash(normalized_source(proposal->candidate.source))).second) {
       ++counters.duplicates_in_row, ++counters.duplicates;
       continue;

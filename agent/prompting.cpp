@@ -1,5 +1,6 @@
 // The prompts of the LLM operators: the templates in prompts/ filled with the task, the target,
 // the parent and what the population has learnt so far.
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -28,7 +29,7 @@ std::string signature(const Task& task, const std::string& backend, const std::s
   std::size_t i = 0;
   for (std::string type; std::getline(types, type, ',');) {
     while (!type.empty() && type.front() == ' ') type.erase(0, 1);
-    parts.push_back(type + (type.back() == '*' ? "" : " ") + (i < task.args.size() ? task.args[i].name : ""));
+    parts.push_back(type + " " + (i < task.args.size() ? task.args[i].name : ""));
     ++i;
   }
   return fmt::format("{}{}({});", head, entry, fmt::join(parts, ", "));
@@ -89,16 +90,24 @@ std::string metrics(const Program& p) {
                      p.verified ? ", re-verified" : "");
 }
 
-// The parent's children so far, with their outcomes: what not to try again.
+// What was tried lately: the parent's last children, and the latest failures on its island
+// (so that a mistake is not made twice), each with its outcome.
 std::string history(const Population& population, const Program& parent) {
+  std::vector<int> shown = population.children_of(parent.key);
+  if (shown.size() > 3) shown.erase(shown.begin(), shown.end() - 3);
+  const auto& members = population.members(parent.island);
+  int failures = 0;
+  for (auto it = members.rbegin(); it != members.rend() && failures < 2; ++it)
+    if (!population.at(*it).correct() && std::find(shown.begin(), shown.end(), *it) == shown.end())
+      shown.push_back(*it), ++failures;
   std::string out;
-  const auto children = population.children_of(parent.key);
-  const std::size_t from = children.size() > 3 ? children.size() - 3 : 0;
-  for (std::size_t i = from; i < children.size(); ++i) {
-    const Program& c = population.at(children[i]);
-    out += fmt::format("- {} with {}: {}\n", c.origin, c.candidate.about.empty() ? c.operator_name : c.candidate.about,
-                       c.correct() ? fmt::format("correct, {:.3f}x (parent {:.3f}x)", c.fitness, parent.fitness)
-                                   : fmt::format("{}: {}", c.status, clip(c.feedback, 400)));
+  for (int i : shown) {
+    const Program& c = population.at(i);
+    const bool child = c.parent_key == parent.key;
+    out += fmt::format("- {} ({}{}): {}\n", c.origin, c.candidate.about.empty() ? c.operator_name : c.candidate.about,
+                       child ? ", from this parent" : "",
+                       c.correct() ? fmt::format("correct, {:.3f}x (this parent {:.3f}x)", c.fitness, parent.fitness)
+                                   : fmt::format("{}: {}", c.status, clip(c.feedback, 600)));
   }
   return out.empty() ? "(nothing yet)\n" : out;
 }

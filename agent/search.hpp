@@ -94,6 +94,7 @@ class Population {
   int size() const { return static_cast<int>(programs_.size()); }
   int islands() const { return static_cast<int>(islands_.size()); }
   std::optional<int> find(const std::string& key) const;
+  const std::vector<int>& members(int island) const { return islands_.at(island).members; }
 
   // Everything but the sources, which the library holds under each program's key.
   nlohmann::json to_json() const;

@@ -90,7 +90,8 @@ std::string cpu_arch() { return __builtin_cpu_supports("avx512f") ? "x86-64-avx5
 
 volatile std::sig_atomic_t g_interrupts = 0;
 void on_interrupt(int) {
-  if (++g_interrupts > 1) std::_Exit(130);  // a second Ctrl-C: now
+  g_interrupts = g_interrupts + 1;
+  if (g_interrupts > 1) std::_Exit(130);  // a second Ctrl-C: now
   Search::request_stop();
 }
 

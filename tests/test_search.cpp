@@ -1,0 +1,416 @@
+// The search: its parts on their own (param rewriting, dedup, the population), then whole searches
+// of tests/data/tasks/search/scale, offline (reproducible with a seed, resumable after SIGKILL)
+// and against a fake LLM server that misbehaves in every way the outside world does.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "agent/search.hpp"
+#include "tests/fake_llm_server.hpp"
+
+namespace fs = std::filesystem;
+
+namespace kforge {
+namespace {
+
+const std::string kSource = KFORGE_SOURCE_DIR;
+
+const HostCompiler& compiler() {
+  static HostCompiler c = HostCompiler::create({.compiler = "", .cache_dir = KFORGE_TEST_CACHE_DIR}).value();
+  return c;
+}
+
+Candidate candidate(const std::string& source) { return parse_candidate(source, "t.cpp").value(); }
+
+const std::string kTunable =
+    "// @kforge entry: f\n"
+    "// @kforge about: a kernel\n"
+    "// @kforge param: A=2 in {1,2,4}\n"
+    "// @kforge param: B=16 in {8,16,32,64}\n"
+    "extern \"C\" void f(const float* x, float* y, int N) { for (int i = 0; i < N; ++i) y[i] = x[i]; }\n";
+
+TEST(SearchParts, WithParamChangesOnlyThatValue) {
+  const std::string s = with_param(kTunable, "B", 64);
+  EXPECT_EQ(candidate(s).param_bindings(), (Bindings{{"A", 2}, {"B", 64}}));
+  EXPECT_EQ(with_param(s, "B", 16), kTunable);
+  EXPECT_EQ(with_param(kTunable, "C", 1), kTunable) << "an unknown param changes nothing";
+}
+
+TEST(SearchParts, NormalisedSourcesIgnoreCommentsAndWhitespaceButNotParams) {
+  std::string reformatted = kTunable;
+  reformatted.replace(reformatted.find("for (int i"), 10, "for  (int   i /* loop */");
+  reformatted.replace(reformatted.find("a kernel"), 8, "another description");
+  reformatted += "\n// a trailing comment\n";
+  EXPECT_EQ(normalized_source(reformatted), normalized_source(kTunable));
+  EXPECT_NE(normalized_source(with_param(kTunable, "A", 4)), normalized_source(kTunable));
+  EXPECT_EQ(family_hash(candidate(with_param(kTunable, "A", 4))), family_hash(candidate(kTunable)));
+}
+
+Program program(const std::string& source, const std::string& status, double fitness, int island = 0) {
+  Program p;
+  p.candidate = candidate(source);
+  p.key = content_hash(source);
+  p.origin = p.key.substr(0, 6);
+  p.status = status;
+  p.fitness = fitness;
+  p.island = island;
+  return p;
+}
+
+TEST(SearchParts, ParentsAreCorrectProgramsAndTheFitterAreDrawnMoreOften) {
+  Population population(2);
+  population.add(program(kTunable, "ok", 1.0), true);
+  population.add(program(with_param(kTunable, "A", 4), "ok", 3.0, 0));
+  population.add(program(with_param(kTunable, "A", 1), "incorrect", 0, 0));
+  EXPECT_EQ(population.last_failure(0), 2);
+  EXPECT_EQ(population.last_failure(1), -1);
+  std::mt19937_64 rng(7);
+  std::map<int, int> drawn;
+  for (int i = 0; i < 2000; ++i) drawn[population.select_parent(0, rng)]++;
+  EXPECT_EQ(drawn.count(2), 0u) << "a failed program is never a parent";
+  EXPECT_GT(drawn[1], 3 * drawn[0]) << "the fitter elite dominates";
+  EXPECT_EQ(population.best(), 1);
+  // Island 1 has only the seed: island 0's best comes from the global archive (p 0.2), until a
+  // migration makes it an elite of island 1 too.
+  int before = 0, after = 0;
+  for (int i = 0; i < 2000; ++i) before += population.select_parent(1, rng) == 1;
+  population.migrate();
+  for (int i = 0; i < 2000; ++i) after += population.select_parent(1, rng) == 1;
+  EXPECT_LT(before, 400);
+  EXPECT_GT(after, 2 * before);
+}
+
+TEST(SearchParts, ChildrenLowerAParentsWeight) {
+  Population population(1);
+  population.add(program(kTunable, "ok", 2.0));
+  population.add(program(with_param(kTunable, "A", 4), "ok", 2.0));
+  population.at(0).children = 50;
+  std::mt19937_64 rng(3);
+  std::map<int, int> drawn;
+  for (int i = 0; i < 2000; ++i) drawn[population.select_parent(0, rng)]++;
+  EXPECT_GT(drawn[1], 5 * drawn[0]);
+}
+
+TEST(SearchParts, APopulationSurvivesItsJson) {
+  Population population(3);
+  population.add(program(kTunable, "ok", 1.0), true);
+  population.add(program(with_param(kTunable, "B", 8), "ok", 1.5, 2));
+  population.add(program(with_param(kTunable, "B", 32), "compile_error", 0, 1));
+  population.at(0).children = 4;
+  population.migrate();
+  std::map<std::string, std::string> sources;
+  for (int i = 0; i < population.size(); ++i) sources[population.at(i).key] = population.at(i).candidate.source;
+  auto restored = Population::from_json(population.to_json(), [&](const std::string& key) -> Result<Candidate> {
+    return parse_candidate(sources.at(key), "t.cpp");
+  });
+  ASSERT_TRUE(restored.ok()) << restored.error().message;
+  EXPECT_EQ(restored->to_json(), population.to_json());
+  EXPECT_EQ(restored->at(1).candidate.param_bindings(), population.at(1).candidate.param_bindings());
+
+  auto broken = population.to_json();
+  broken["islands"][0]["members"].push_back(99);
+  EXPECT_FALSE(Population::from_json(broken, [&](const std::string& key) -> Result<Candidate> {
+                 return parse_candidate(sources.at(key), "t.cpp");
+               }).ok());
+}
+
+TEST(SearchParts, OfflineProposalsNeverRepeatAndEndWhenTheSpaceIsExhausted) {
+  Population population(2);
+  population.add(program(kTunable, "ok", 1.0), true);
+  std::set<std::string> seen{content_hash(normalized_source(kTunable))};
+  std::mt19937_64 rng(1);
+  OfflineCounters counters;
+  int proposed = 0;
+  while (auto p = propose_offline(population, rng, seen, counters)) {
+    Program child = program(p->candidate.source, "ok", 1.0 + 0.01 * ++proposed, p->island);
+    child.parent_key = p->parent_key;
+    population.add(child);
+  }
+  EXPECT_EQ(proposed, 3 * 4 - 1) << "every other point of the 3x4 param space, once";
+  EXPECT_EQ(seen.size(), 12u);
+  EXPECT_EQ(counters.duplicates_in_row, kMaxDuplicatesInRowOffline);
+}
+
+TEST(SearchParts, PromptsCarryTheTaskTheParentAndTheLatestFailure) {
+  Task task = find_task(kSource + "/tests/data/tasks", "search/scale").value();
+  Population population(1);
+  Program seed = program(read_file(task.seed_paths[1]).value(), "ok", 1.0);
+  population.add(seed, true);
+  Program failed = program(with_param(seed.candidate.source, "UNROLL", 8), "compile_error", 0);
+  failed.feedback = "error: 'undeclared_thing' was not declared in this scope";
+  failed.parent_key = seed.key;
+  population.add(failed);
+  PromptContext context{kSource + "/prompts", "cpu", "Test CPU", "x86-64-avx2", "", ""};
+  for (const std::string kind : {"rewrite", "diff", "fix"}) {
+    auto messages = build_messages(kind, task, context, population, kind == "fix" ? 1 : 0);
+    ASSERT_TRUE(messages.ok()) << kind << ": " << messages.error().message;
+    ASSERT_EQ(messages->size(), 2u);
+    EXPECT_NE((*messages)[0].content.find("The kernel contract: CPU"), std::string::npos);
+    EXPECT_NE((*messages)[0].content.find("AVX2"), std::string::npos) << "the hardware notes";
+    const std::string& user = (*messages)[1].content;
+    EXPECT_NE(user.find("extern \"C\" void scale_unrolled(const float* x, float* y, int N, float alpha);"),
+              std::string::npos)
+        << user;
+    EXPECT_NE(user.find("undeclared_thing"), std::string::npos) << kind << ": the failure is fed back";
+    EXPECT_NE(user.find("N=4096"), std::string::npos);
+  }
+  EXPECT_FALSE(build_messages("crossover", task, context, population, 0).ok()) << "a crossover needs two parents";
+}
+
+// ---- whole searches --------------------------------------------------------------------------
+
+class SearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("kforge-search-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static Evaluator evaluator() {
+    return Evaluator::create(find_task(kSource + "/tests/data/tasks", "search/scale").value(), compiler()).value();
+  }
+  static SearchOptions check_only(int evaluations, std::uint64_t seed = 42) {
+    SearchOptions o;
+    o.evaluations = evaluations;
+    o.seed = seed;
+    o.eval.time_bench_shapes = false;  // every correct kernel scores alike: the choices are the RNG's alone
+    o.eval.timeout_s = 60;
+    return o;
+  }
+  // The kernels a run evaluated, in order (a re-verification is not a new one).
+  static std::vector<std::string> evaluated(const KernelStore& store, const std::string& run_id) {
+    std::vector<std::string> keys;
+    const auto history = store.task_history("search/scale").value();
+    for (const auto& e : history)
+      if (e.run_id == run_id && (keys.empty() || keys.back() != e.kernel_key)) keys.push_back(e.kernel_key);
+    return keys;
+  }
+  Result<TaskOutcome> run(KernelStore& store, const std::string& run_id, const SearchOptions& options,
+                          LlmClient* llm = nullptr, const std::optional<std::string>& resumed = std::nullopt) {
+    PromptContext prompts{kSource + "/prompts", "cpu", "Test CPU", "x86-64-avx2", "", ""};
+    Search search(options, store, run_id, "cpu:test", prompts, llm, {});
+    return search.run(evaluator(), resumed, steady_seconds() + 600);
+  }
+  std::string dir_;
+};
+
+TEST_F(SearchTest, OfflineWithASeedProposesTheSameCandidatesInTheSameOrder) {
+  auto store = KernelStore::open(dir_ + "/k.db").value();
+  auto a = run(store, "a", check_only(8, 5));
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->evaluations, 8);
+  EXPECT_EQ(a->correct, 8);
+  EXPECT_EQ(a->stop_reason, "evaluation budget spent (8 evaluations)");
+  ASSERT_TRUE(run(store, "b", check_only(8, 5)).ok());
+  ASSERT_TRUE(run(store, "c", check_only(8, 6)).ok());
+  const auto keys_a = evaluated(store, "a");
+  ASSERT_EQ(keys_a.size(), 8u);
+  EXPECT_EQ(evaluated(store, "b"), keys_a);
+  EXPECT_NE(evaluated(store, "c"), keys_a) << "another seed, other choices";
+  EXPECT_EQ(std::set<std::string>(keys_a.begin(), keys_a.end()).size(), 8u) << "no candidate twice";
+  // Every derived kernel names its parent and operator in the library.
+  for (std::size_t i = 2; i < keys_a.size(); ++i) {
+    auto k = store.find_kernel(keys_a[i]).value();
+    ASSERT_TRUE(k);
+    EXPECT_FALSE(k->parent_key.empty());
+    EXPECT_NE(k->operator_name, "seed");
+    EXPECT_EQ(k->run_id, "a");
+  }
+}
+
+TEST_F(SearchTest, AKilledSearchResumesWithNothingLostNothingRepeatedAndTheSameChoices) {
+  const std::string path = dir_ + "/k.db";
+  {
+    auto store = KernelStore::open(path).value();
+    ASSERT_TRUE(run(store, "whole", check_only(10)).ok());
+  }
+  const pid_t child = fork();
+  if (child == 0) {  // searches until killed
+    auto store = KernelStore::open(path).value();
+    auto r = run(store, "killed", check_only(10));
+    _exit(r.ok() ? 0 : 1);
+  }
+  // Kill it once it has stored a few evaluations, wherever it is.
+  for (int i = 0; i < 3000; ++i) {
+    auto store = KernelStore::open(path, true).value();
+    if (evaluated(store, "killed").size() >= 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  auto store = KernelStore::open(path).value();
+  const auto before = evaluated(store, "killed");
+  ASSERT_GE(before.size(), 4u);
+  ASSERT_LT(before.size(), 10u) << "killed before the end";
+  auto states = store.search_states("killed").value();
+  ASSERT_TRUE(states.count("search/scale"));
+  auto resumed = run(store, "killed", check_only(10), nullptr, states.at("search/scale"));
+  ASSERT_TRUE(resumed.ok()) << resumed.error().message;
+  EXPECT_EQ(resumed->evaluations, 10);
+  const auto after = evaluated(store, "killed");
+  ASSERT_EQ(after.size(), 10u) << "no seed re-inserted, no evaluation repeated";
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), after.begin())) << "what was stored is kept";
+  EXPECT_EQ(after, evaluated(store, "whole")) << "the RNG state is restored: the same candidates as an unbroken run";
+  // Resuming a finished task evaluates nothing more.
+  auto again = run(store, "killed", check_only(10), nullptr, store.search_states("killed").value().at("search/scale"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(evaluated(store, "killed").size(), 10u);
+  EXPECT_NE(again->stop_reason.find("before the resume"), std::string::npos);
+}
+
+// ---- against a fake LLM -------------------------------------------------------------------------
+
+std::string reply_body(const std::string& text) {
+  return json{{"model", "fake"},
+              {"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", "stop"}}}},
+              {"usage", {{"prompt_tokens", 1000}, {"completion_tokens", 200}}}}
+      .dump();
+}
+
+Scripted reply(int status, std::string body) { return Scripted{status, std::move(body), {}, false}; }
+
+std::string kernel_file(const std::string& body, const std::string& about) {
+  return "// @kforge entry: scale_llm\n// @kforge about: " + about +
+         "\nextern \"C\" void scale_llm(const float* x, float* y, int N, float alpha) {\n" + body + "\n}\n";
+}
+const std::string kGoodBody = "  for (int i = 0; i < N; ++i) y[i] = alpha * x[i];";
+
+// The parent kernel as the prompt shows it: the first fenced block after `heading`.
+std::string fenced_after(const std::string& text, const std::string& heading) {
+  const std::size_t at = text.find(heading);
+  if (at == std::string::npos) return "";
+  const std::size_t open = text.find("```\n", at);
+  const std::size_t close = text.find("\n```", open + 4);
+  return text.substr(open + 4, close - open - 4) + "\n";
+}
+
+// Answers in the form the prompt asks for: a diff request gets a SEARCH block holding the whole
+// parent and a REPLACE block holding `kernel`; any other request the kernel in a fenced block.
+std::string answer(const json& request, const std::string& kernel) {
+  const std::string user = request["messages"][1]["content"];
+  if (user.find("SEARCH/REPLACE blocks") == std::string::npos)
+    return "Here it is.\n```cpp\n" + kernel + "```\n";
+  const std::string parent = fenced_after(user, "## The parent kernel");
+  return "A focused change.\n<<<<<<< SEARCH\n" + parent + "=======\n" + kernel + ">>>>>>> REPLACE\n";
+}
+
+TEST_F(SearchTest, AnLlmSearchSurvivesEveryKindOfBadReplyAndEndsWithACorrectBest) {
+  FakeLlmServer server;
+  int variant = 0;
+  // Each entry answers one HTTP request, in order; then correct kernels, each a little different.
+  std::deque<std::function<Scripted(const json&)>> script = {
+      [](const json&) { return reply(200, reply_body("I would vectorise it, but here is no code.")); },
+      [](const json& r) { return reply(200, reply_body(answer(r, kernel_file(kGoodBody, "after prose")))); },
+      [](const json& r) {
+        return reply(200, reply_body(answer(r, kernel_file("  for (int i = 0; i < N; ++i) y[i] = x[i];", "wrong"))));
+      },
+      [](const json& r) {
+        return reply(200, reply_body(answer(r, kernel_file("  y[0] = undeclared_thing;", "broken"))));
+      },
+      [](const json&) {
+        return reply(200, reply_body("<<<<<<< SEARCH\nno such line\n=======\nx\n>>>>>>> REPLACE\n"
+                                        "```cpp\nnot a kernel either\n```"));
+      },
+      [](const json& r) {
+        return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)0;", "after a bad diff"))));
+      },
+      [](const json&) { return Scripted{429, R"({"error":{"message":"slow down"}})", {{"Retry-After", "1"}}, false}; },
+      [](const json& r) { return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)1;", "after 429")))); },
+      [](const json&) { return reply(500, R"({"error":{"message":"overloaded"}})"); },
+      [](const json& r) { return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)2;", "after 500")))); },
+      [](const json&) { return Scripted{200, "", {}, true}; },  // slower than the timeout
+      [](const json& r) {
+        return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)3;", "after a timeout"))));
+      },
+      [](const json&) { return reply(200, R"X({"choices": [{"message": {"content": "trunc)X"); },
+  };
+  std::mutex script_mutex;
+  server.set_fallback([&](const json& request) {
+    std::lock_guard lock(script_mutex);
+    if (!script.empty()) {
+      auto next = script.front();
+      script.pop_front();
+      return next(request);
+    }
+    return reply(200, reply_body(answer(request, kernel_file(kGoodBody + "\n  (void)" + std::to_string(10 + variant++) + ";",
+                                                                "fallback"))));
+  });
+
+  LlmConfig config;
+  LlmEndpoint endpoint;
+  endpoint.name = "fake", endpoint.model = "fake-model", endpoint.base_url = server.url();
+  endpoint.timeout_s = 1, endpoint.max_tokens = 1000;
+  endpoint.usd_per_million_input = 1, endpoint.usd_per_million_output = 2;
+  config.endpoints.push_back(endpoint);
+  config.max_retries = 2, config.backoff_initial_s = 0.01, config.backoff_max_s = 2;
+  auto store = KernelStore::open(dir_ + "/k.db").value();
+  std::vector<LlmAttempt> attempts;
+  std::mutex attempts_mutex;
+  LlmClientOptions client_options;
+  client_options.budget = std::make_shared<LlmBudget>();
+  client_options.on_call = [&](const LlmAttempt& a) {
+    std::lock_guard lock(attempts_mutex);
+    attempts.push_back(a);
+  };
+  auto llm = LlmClient::create(config, client_options).value();
+
+  SearchOptions options = check_only(10);
+  options.islands = 1;
+  options.concurrency = 1;  // the script is answered in order
+  auto outcome = run(store, "llm", options, llm.get());
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(outcome->evaluations, 10);
+  EXPECT_FALSE(outcome->best_key.empty());
+
+  // What each misbehaviour became.
+  std::map<std::string, std::string> status_of;  // about -> status
+  for (const auto& key : evaluated(store, "llm")) {
+    auto kernel = store.find_kernel(key).value();
+    const auto history = store.evaluations(key).value();
+    status_of[parse_candidate(kernel->source, "k").value().about] = history.back().status;
+    if (kernel->operator_name != "seed") {
+      EXPECT_EQ(kernel->operator_name.rfind("llm_", 0), 0u) << kernel->operator_name;
+    }
+  }
+  EXPECT_EQ(status_of["after prose"], "ok") << "a reply with no code is sent back once";
+  EXPECT_EQ(status_of["wrong"], "incorrect");
+  EXPECT_EQ(status_of["broken"], "compile_error");
+  EXPECT_EQ(status_of["after a bad diff"], "ok") << "a diff that does not apply is sent back once";
+  EXPECT_EQ(status_of["after 429"], "ok");
+  EXPECT_EQ(status_of["after 500"], "ok");
+  EXPECT_EQ(status_of["after a timeout"], "ok");
+  EXPECT_EQ(outcome->llm_failures, 1) << "the truncated reply (not retried) is the one request that failed";
+
+  // Every attempt was recorded, the failures with their status.
+  std::map<std::string, int> by_status;
+  for (const auto& a : attempts) by_status[a.status]++;
+  EXPECT_EQ(by_status["http_error"], 2);
+  EXPECT_EQ(by_status["timeout"], 1);
+  EXPECT_EQ(by_status["bad_reply"], 1);
+  EXPECT_GE(by_status["ok"], 9);
+
+  // The failures were fed back: the send-backs quote what was wrong, and later prompts carry the
+  // compiler's error and the mismatch.
+  bool sent_back = false, compile_error_fed = false, mismatch_fed = false;
+  for (const auto& seen : server.seen()) {
+    const auto& messages = seen.body["messages"];
+    const std::string last = messages.back()["content"];
+    sent_back |= messages.size() == 4 && last.find("Your reply could not be used") != std::string::npos;
+    const std::string user = messages[1]["content"];
+    compile_error_fed |= user.find("undeclared_thing") != std::string::npos && user.find("compile_error") != std::string::npos;
+    mismatch_fed |= user.find("incorrect") != std::string::npos;
+  }
+  EXPECT_TRUE(sent_back);
+  EXPECT_TRUE(compile_error_fed);
+  EXPECT_TRUE(mismatch_fed);
+}
+
+}  // namespace
+}  // namespace kforge
