@@ -9,9 +9,6 @@
 namespace kforge::cli {
 namespace {
 
-const char* dtype_name(DType d) {
-  return d == DType::f32 ? "f32" : "i32";
-}
 const char* role_name(ArgRole r) {
   switch (r) {
     case ArgRole::in:

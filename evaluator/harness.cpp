@@ -21,14 +21,15 @@ namespace kforge {
 
 constexpr int kMaxMismatches = 5;
 
-size_t dtype_size(DType) {
-  return 4;
-}  // f32 and i32 today
-
 std::int64_t element_count(const TaskArg& arg, const Bindings& dims) {
   std::int64_t count = 1;
   for (const auto& d : arg.shape) count *= d.eval(dims).value();  // validated by the loader
   return count;
+}
+
+// Elements in a buffer of `arg`'s dtype.
+size_t buffer_elements(const Buffer& buffer, DType dtype) {
+  return buffer.bytes / block_bytes(dtype) * block_elements(dtype);
 }
 
 std::int64_t output_elements(const Task& task, const Bindings& dims) {
@@ -38,16 +39,8 @@ std::int64_t output_elements(const Task& task, const Bindings& dims) {
   return total;
 }
 
-void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
-  const size_t n = buffer.bytes / dtype_size(arg.dtype);
-  const Distribution& d = arg.dist;
-  if (arg.dtype == DType::i32) {
-    auto* p = reinterpret_cast<std::int32_t*>(buffer.data());
-    std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
-    for (size_t i = 0; i < n; ++i) p[i] = static_cast<std::int32_t>(pick(rng));
-    return;
-  }
-  auto* p = reinterpret_cast<float*>(buffer.data());
+// `n` real values drawn from `d` (integer ranges give whole numbers).
+void draw_reals(float* p, size_t n, const Distribution& d, std::mt19937_64& rng) {
   if (d.kind == Distribution::Kind::normal) {
     std::normal_distribution<float> pick(static_cast<float>(d.a), static_cast<float>(d.b));
     for (size_t i = 0; i < n; ++i) p[i] = pick(rng);
@@ -57,6 +50,31 @@ void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
   } else {
     std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
     for (size_t i = 0; i < n; ++i) p[i] = static_cast<float>(pick(rng));
+  }
+}
+
+// Fills a tensor from its distribution: i32 drawn as integers, f32 as drawn, f16 rounded from the
+// f32 draws, q8_0 and q4_0 quantized from them block by block as ggml does.
+void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
+  const size_t n = buffer_elements(buffer, arg.dtype);
+  const Distribution& d = arg.dist;
+  if (arg.dtype == DType::i32) {
+    auto* p = reinterpret_cast<std::int32_t*>(buffer.data());
+    std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
+    for (size_t i = 0; i < n; ++i) p[i] = static_cast<std::int32_t>(pick(rng));
+    return;
+  }
+  if (arg.dtype == DType::f32) {
+    draw_reals(reinterpret_cast<float*>(buffer.data()), n, d, rng);
+    return;
+  }
+  std::vector<float> values(n);
+  draw_reals(values.data(), n, d, rng);
+  if (arg.dtype == DType::f16) {
+    auto* p = reinterpret_cast<std::uint16_t*>(buffer.data());
+    for (size_t i = 0; i < n; ++i) p[i] = f32_to_f16(values[i]);
+  } else {
+    quantize(arg.dtype, values.data(), buffer.data(), static_cast<std::int64_t>(n));
   }
 }
 
@@ -84,7 +102,7 @@ CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rn
   CallArgs call;
   for (const auto& arg : task.args) {
     if (arg.is_tensor()) {
-      Buffer b = Buffer::make(static_cast<size_t>(element_count(arg, dims)) * dtype_size(arg.dtype));
+      Buffer b = Buffer::make(static_cast<size_t>(tensor_bytes(arg.dtype, element_count(arg, dims))));
       if (arg.role == ArgRole::out)
         std::memset(b.data(), 0, b.bytes);
       else
@@ -120,8 +138,10 @@ CallArgs candidate_args(const Task& task, const CallArgs& initial) {
   return call;
 }
 
+// Element i of an output (f32, f16 or i32; quantized tensors are never outputs) as a double.
 double element(const Buffer& b, DType dtype, size_t i) {
   if (dtype == DType::i32) return reinterpret_cast<const std::int32_t*>(b.data())[i];
+  if (dtype == DType::f16) return f16_to_f32(reinterpret_cast<const std::uint16_t*>(b.data())[i]);
   return reinterpret_cast<const float*>(b.data())[i];
 }
 
@@ -130,7 +150,7 @@ void compare(const Task& task, const CallArgs& got, const CallArgs& want, ShapeR
   for (size_t a = 0; a < task.args.size(); ++a) {
     const TaskArg& arg = task.args[a];
     if (arg.role != ArgRole::out && arg.role != ArgRole::inout) continue;
-    const size_t n = want.buffers[a].bytes / dtype_size(arg.dtype);
+    const size_t n = buffer_elements(want.buffers[a], arg.dtype);
     for (size_t i = 0; i < n; ++i) {
       double g = element(got.buffers[a], arg.dtype, i), w = element(want.buffers[a], arg.dtype, i);
       bool ok;
@@ -285,6 +305,8 @@ struct Runner {
 
 // Draws `count` elements of every input tensor of `inputs` afresh, at random positions, from the
 // tensor's distribution: no two timed calls see the same inputs, so no answer can be replayed.
+// A quantized tensor gets `count` whole blocks drawn and quantized afresh. The offsets are of
+// block_bytes(dtype) bytes each.
 void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::vector<std::vector<size_t>>* changed,
                  int count) {
   if (changed) changed->assign(task.args.size(), {});
@@ -292,13 +314,14 @@ void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::
     const TaskArg& arg = task.args[i];
     if (arg.role != ArgRole::in && arg.role != ArgRole::inout) continue;
     Buffer& b = inputs.buffers[i];
-    const size_t n = b.bytes / 4;
+    const size_t unit = static_cast<size_t>(block_bytes(arg.dtype));
+    const size_t n = b.bytes / unit;
     if (n == 0) continue;
-    Buffer one = Buffer::make(4);
+    Buffer one = Buffer::make(unit);
     for (int k = 0; k < count; ++k) {
       fill(one, arg, rng);
-      const size_t offset = 4 * (rng() % n);
-      std::memcpy(b.data() + offset, one.data(), 4);
+      const size_t offset = unit * (rng() % n);
+      std::memcpy(b.data() + offset, one.data(), unit);
       if (changed) (*changed)[i].push_back(offset);
     }
   }
@@ -377,9 +400,13 @@ std::vector<CallArgs> timing_pool(const Task& task, const Bindings& dims, std::m
     CallArgs entry = pool[0].clone();
     for (size_t i = 0; i < task.args.size(); ++i) {
       if (task.args[i].role != ArgRole::in && task.args[i].role != ArgRole::inout) continue;
-      const size_t n = entry.buffers[i].bytes / 4;  // 4-byte elements (f32, i32)
-      auto* p = reinterpret_cast<std::uint32_t*>(entry.buffers[i].data());
-      if (n > 1) std::rotate(p, p + 1 + rng() % (n - 1), p + n);
+      // Rotated by whole elements, or whole blocks of a quantized tensor.
+      const Buffer& from = pool[0].buffers[i];
+      const size_t unit = static_cast<size_t>(block_bytes(task.args[i].dtype)), n = from.bytes / unit;
+      if (n < 2) continue;
+      const size_t cut = unit * (1 + rng() % (n - 1));
+      std::memcpy(entry.buffers[i].data(), from.data() + cut, from.bytes - cut);
+      std::memcpy(entry.buffers[i].data() + (from.bytes - cut), from.data(), cut);
     }
     pool.push_back(std::move(entry));
   }
@@ -400,7 +427,8 @@ std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
       dims[symbol] = std::uniform_int_distribution<std::int64_t>(smallest, largest)(rng);
     }
     bool ok = std::all_of(task.constraints.begin(), task.constraints.end(),
-                          [&](const Expr& c) { return c.eval(dims).ok() && *c.eval(dims) != 0; });
+                          [&](const Expr& c) { return c.eval(dims).ok() && *c.eval(dims) != 0; }) &&
+              !block_problem(task, dims);
     for (const auto* list : {&task.check_shapes, &task.bench_shapes})
       ok = ok && std::find(list->begin(), list->end(), dims) == list->end();
     if (ok) return dims;
@@ -630,6 +658,7 @@ bool consistent(const Task& task, const EvalResult& r, const EvalOptions& option
     const Bindings& dims = r.shapes.back().dims;
     for (const auto& c : task.constraints)
       if (!c.eval(dims).ok() || *c.eval(dims) == 0) return false;
+    if (block_problem(task, dims)) return false;
   }
   if (listed > expected.size() || (r.status == EvalStatus::ok && listed != expected.size())) return false;
   for (size_t i = 0; i < listed; ++i) {
@@ -698,13 +727,18 @@ std::string to_string(EvalStatus status) {
 }
 
 namespace {
-// The C types of the task's arguments, in order: const float* for inputs, float* for outputs,
-// int for sizes, float or int for scalars.
+// The C types of the task's arguments, in order, the same for every backend: for tensors
+// const float* / const int* / const unsigned short* (f16 bits: uint16_t) / const void* (q8_0 and
+// q4_0 blocks) for inputs, the same without const for outputs; int for sizes; float or int for
+// scalars.
 std::vector<std::string> parameter_types(const Task& task) {
   std::vector<std::string> types;
   for (const auto& arg : task.args) {
-    const char* scalar = arg.dtype == DType::f32 ? "float" : "int";
-    types.push_back(arg.is_tensor() ? fmt::format("{}{}*", arg.role == ArgRole::in ? "const " : "", scalar) : scalar);
+    const char* element = arg.dtype == DType::f32   ? "float"
+                          : arg.dtype == DType::i32 ? "int"
+                          : arg.dtype == DType::f16 ? "unsigned short"
+                                                    : "void";
+    types.push_back(arg.is_tensor() ? fmt::format("{}{}*", arg.role == ArgRole::in ? "const " : "", element) : element);
   }
   return types;
 }
