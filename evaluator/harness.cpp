@@ -98,7 +98,7 @@ TaskArg varied(const TaskArg& arg, int trial, std::mt19937_64& rng) {
   return out;
 }
 
-CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial = 0) {
+CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial) {
   CallArgs call;
   for (const auto& arg : task.args) {
     if (arg.is_tensor()) {
