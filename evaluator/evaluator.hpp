@@ -254,6 +254,11 @@ class Evaluator {
   EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
                       EvalOptions options = {}) const;
 
+  // Whether the task's reference computes from its inputs, run in the worker (sandboxed) on the
+  // check shapes: its outputs must differ between two input draws, and change when any one input
+  // tensor is drawn afresh. An invalid_input Error says which failed and names reference.cpp.
+  Status check_reference() const;
+
   const Task& task() const { return task_; }
   Worker& worker() const { return *worker_; }
 

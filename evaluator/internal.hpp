@@ -104,6 +104,10 @@ TimingStats summarize(std::vector<double> samples_us);
 void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng,
                  std::vector<std::vector<size_t>>* changed = nullptr, int count = 16);
 
+// Why the reference does not compute from its inputs, found by running it on the check shapes
+// (Evaluator::check_reference); empty when it does.
+std::string reference_problem(const Task& task, CallFn reference);
+
 // Why a checked timed call failed (empty: it computed something else) and the shape's mismatches.
 using TimedFailure = std::pair<std::string, ShapeResult>;
 

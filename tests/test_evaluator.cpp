@@ -187,6 +187,37 @@ TEST(Evaluator, QuantizedInputsAreGgmlBlocksDrawnFromTheDistribution) {
   }
 }
 
+TEST(TaskValidation, AReferenceWithAConstantOutputIsRejected) {
+  Evaluator broken = evaluator_for(kSource + "/tests/data/tasks", "broken/constant_reference");
+  Status s = broken.check_reference();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().kind, ErrorKind::invalid_input);
+  EXPECT_NE(s.error().message.find("constant_reference/reference.cpp: the reference gives the same outputs for two "
+                                   "different draws of its inputs on every check shape (smallest N=1)"),
+            std::string::npos)
+      << s.error().message;
+}
+
+TEST(TaskValidation, AReferenceThatIgnoresAnInputIsRejectedByName) {
+  Evaluator broken = evaluator_for(kSource + "/tests/data/tasks", "broken/ignores_input");
+  Status s = broken.check_reference();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("when its input 'w' is drawn afresh, on every check shape: it ignores 'w'"),
+            std::string::npos)
+      << s.error().message;
+}
+
+TEST(TaskValidation, HonestReferencesPass) {
+  // Including one whose smallest check shape has a constant answer (the argmax of one logit) and
+  // the quantized gemv, whose inputs are ggml blocks.
+  for (const char* id : {"tiny/scale"})
+    EXPECT_TRUE(evaluator_for(kSource + "/tests/data/tasks", id).check_reference().ok()) << id;
+  for (const char* id : {"llm/lmhead_argmax", "llm/gemv_q4_0", "llm/gemv_f16"}) {
+    Status s = evaluator_for(kSource + "/tasks", id).check_reference();
+    EXPECT_TRUE(s.ok()) << id << ": " << s.error().message;
+  }
+}
+
 TEST(Evaluator, SegfaultBecomesACrashStatus) {
   EvalResult r = eval_rmsnorm("rmsnorm_segfault.cpp");
   EXPECT_EQ(r.status, EvalStatus::crash);
