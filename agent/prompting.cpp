@@ -49,7 +49,7 @@ std::string role_name(ArgRole role) {
 std::string arguments(const Task& task) {
   std::string out;
   for (const auto& arg : task.args) {
-    std::string line = fmt::format("- `{}`: {} {}", arg.name, role_name(arg.role), arg.dtype == DType::i32 ? "i32" : "f32");
+    std::string line = fmt::format("- `{}`: {} {}", arg.name, role_name(arg.role), dtype_name(arg.dtype));
     if (arg.is_tensor()) {
       std::vector<std::string> dims;
       for (const auto& e : arg.shape) dims.push_back(e.text());

@@ -104,7 +104,7 @@ EvaluationRecord evaluation_record(const Task& task, const std::string& device, 
   // time where the task has one.
   for (const auto& arg : task.args)
     if (arg.is_tensor()) {
-      e.dtype = arg.dtype == DType::i32 ? "i32" : "f32";
+      e.dtype = dtype_name(arg.dtype);
       break;
     }
   const auto symbols = task.size_symbols();

@@ -2,6 +2,7 @@
 // task passes against its reference on every backend this machine has, and how fast.
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "cli/cli.hpp"
 #include "evaluator/evaluator.hpp"
@@ -9,9 +10,6 @@
 namespace kforge::cli {
 namespace {
 
-const char* dtype_name(DType d) {
-  return d == DType::f32 ? "f32" : "i32";
-}
 const char* role_name(ArgRole r) {
   switch (r) {
     case ArgRole::in:
@@ -130,6 +128,22 @@ int run_check(const Context& context, const CheckArgs& args) {
   options.time_bench_shapes = !args.check_only;
   auto worker = std::make_shared<Worker>();
   std::vector<CheckRow> rows;
+  // First the tasks themselves: each reference must compute from its inputs (run on the host, in
+  // the worker's sandbox, on the check shapes). A task that fails is a row of its own, and its
+  // seeds are not checked against it.
+  std::set<std::string> bad_tasks;
+  for (const Task& task : tasks) {
+    auto evaluator = Evaluator::create(task, *host, worker);
+    if (!evaluator) return report(evaluator.error());
+    if (Status s = evaluator->check_reference(); !s) {
+      if (s.error().kind != ErrorKind::invalid_input) return report(s.error());
+      CheckRow row;
+      row.task = task.id(), row.backend = "host", row.kernel = "reference.cpp", row.status = "bad_task";
+      row.message = s.error().message;
+      rows.push_back(std::move(row));
+      bad_tasks.insert(task.id());
+    }
+  }
   for (const std::string& name : backends) {
     std::unique_ptr<Backend> gpu;
     bool run_here = name == "cpu";
@@ -146,6 +160,7 @@ int run_check(const Context& context, const CheckArgs& args) {
       gpu = std::move(*backend);
     }
     for (const Task& task : tasks) {
+      if (bad_tasks.count(task.id())) continue;
       std::optional<Evaluator> evaluator;
       if (run_here) {
         auto e = Evaluator::create(task, *host, worker, gpu.get());
@@ -193,7 +208,7 @@ int run_check(const Context& context, const CheckArgs& args) {
                      {"gbps", r.gbps}, {"gflops", r.gflops}, {"roofline_pct", r.roofline_pct},
                      {"speedup", r.speedup}, {"registers", r.registers}, {"spill_bytes", r.spill_bytes}});
     fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
-    return all_passed ? kExitOk : kExitKernelFailed;
+    return !bad_tasks.empty() ? kExitBadInput : all_passed ? kExitOk : kExitKernelFailed;
   }
   fmt::print("{:<20} {:<5} {:<22} {:<14} {:>12} {:>9} {:>9} {:>9} {:>8}\n", "TASK", "BACK", "KERNEL", "STATUS",
              "MEDIAN us", "GB/s", "GFLOP/s", "ROOFLINE", "SPEEDUP");
@@ -212,7 +227,9 @@ int run_check(const Context& context, const CheckArgs& args) {
   fmt::print("{} of {} passed\n",
              std::count_if(rows.begin(), rows.end(), [](const CheckRow& r) { return r.status == "ok" || r.status == "compiled"; }),
              rows.size());
-  return all_passed ? kExitOk : kExitKernelFailed;
+  if (!bad_tasks.empty())
+    fmt::print("{} task(s) failed validation: their references do not compute from their inputs\n", bad_tasks.size());
+  return !bad_tasks.empty() ? kExitBadInput : all_passed ? kExitOk : kExitKernelFailed;
 }
 
 }  // namespace

@@ -255,14 +255,17 @@ class DeviceTarget final : public Target {
       if (why.empty() && check.correct) return std::nullopt;
       return TimedFailure{why, check};
     };
-    // Redraws a few inputs of set e on the host, and the same bytes on the device.
+    // Redraws a few inputs of set e on the host, and the same bytes on the device: an element, or
+    // a whole block of a quantized tensor, at each changed offset.
     auto redraw = [&](size_t e) -> Status {
       std::vector<std::vector<size_t>> changed;
       redraw_some(task, pool[e], rng, &changed);
-      for (size_t i = 0; i < changed.size(); ++i)
+      for (size_t i = 0; i < changed.size(); ++i) {
+        const size_t unit = static_cast<size_t>(block_bytes(task.args[i].dtype));
         for (size_t offset : changed[i])
-          if (Status s = device_.copy_in(inputs[e].data(i) + offset, pool[e].buffers[i].data() + offset, 4); !s)
+          if (Status s = device_.copy_in(inputs[e].data(i) + offset, pool[e].buffers[i].data() + offset, unit); !s)
             return s;
+      }
       return {};
     };
 

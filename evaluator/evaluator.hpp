@@ -27,8 +27,31 @@ namespace kforge {
 
 // ---- tasks (format: tasks/README.md) ----------------------------------------------------------
 
-enum class DType { f32, i32 };
+// Element types of task arguments. f16 is IEEE binary16, held as its 16 bits (uint16_t). q8_0 and
+// q4_0 are ggml's block formats (block_q8_0, block_q4_0): 32 elements per block, an f16 scale d
+// first, then 32 int8 values (34 bytes), or 16 bytes of nibbles (18 bytes; element j in the low
+// nibble of byte j, element j + 16 in its high nibble, value (nibble - 8) * d). Quantized tensors
+// are inputs only, their shapes count elements, and their last extent is a multiple of 32.
+enum class DType { f32, i32, f16, q8_0, q4_0 };
 enum class ArgRole { in, out, inout, size, scalar };
+
+const char* dtype_name(DType dtype);  // "f32", "q8_0", ...
+std::optional<DType> dtype_from_name(const std::string& name);
+bool is_quantized(DType dtype);  // q8_0, q4_0
+// The storage unit of a dtype: elements per block (1, or 32 for the block formats) and its bytes
+// (4 for f32 and i32, 2 for f16, 34 for q8_0, 18 for q4_0).
+std::int64_t block_elements(DType dtype);
+std::int64_t block_bytes(DType dtype);
+// Bytes of a tensor of `elements` elements (a whole number of blocks).
+std::int64_t tensor_bytes(DType dtype, std::int64_t elements);
+
+// IEEE binary16 <-> binary32: round to nearest even, subnormals, infinities and NaN kept.
+std::uint16_t f32_to_f16(float value);
+float f16_to_f32(std::uint16_t bits);
+// ggml's reference quantizers (quantize_row_q8_0_ref, quantize_row_q4_0_ref) and dequantizers:
+// `elements` values (a multiple of 32) to and from `elements` / 32 blocks of `dtype`.
+void quantize(DType dtype, const float* values, void* blocks, std::int64_t elements);
+void dequantize(DType dtype, const void* blocks, float* values, std::int64_t elements);
 
 // How an input tensor is filled: normal(mean, std), uniform(lo, hi) or int(lo, hi) inclusive.
 struct Distribution {
@@ -65,6 +88,11 @@ struct Task {
 // Loads one task folder. On failure the message lists every problem found, one per line, each
 // as "<dir>/task.toml: <field>: <what is wrong>".
 Result<Task> load_task(const std::string& dir);
+
+// Why `dims` leaves a quantized tensor of `task` with a last extent that is not a whole number of
+// blocks ("gives W (q8_0) a last extent 'K' = 33, not a multiple of its 32-element blocks"), or
+// nothing. The loader rejects such bench and check shapes; held-out shapes avoid them.
+std::optional<std::string> block_problem(const Task& task, const Bindings& dims);
 
 // Every task of `suite` (or of every suite) under `root`, sorted by id.
 Result<std::vector<Task>> load_tasks(const std::string& root, const std::string& suite = "");
@@ -225,6 +253,11 @@ class Evaluator {
   // message saying it came from re-verification), else the last run, marked verified.
   EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
                       EvalOptions options = {}) const;
+
+  // Whether the task's reference computes from its inputs, run in the worker (sandboxed) on the
+  // check shapes: its outputs must differ between two input draws, and change when any one input
+  // tensor is drawn afresh. An invalid_input Error says which failed and names reference.cpp.
+  Status check_reference() const;
 
   const Task& task() const { return task_; }
   Worker& worker() const { return *worker_; }

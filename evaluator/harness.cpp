@@ -21,14 +21,15 @@ namespace kforge {
 
 constexpr int kMaxMismatches = 5;
 
-size_t dtype_size(DType) {
-  return 4;
-}  // f32 and i32 today
-
 std::int64_t element_count(const TaskArg& arg, const Bindings& dims) {
   std::int64_t count = 1;
   for (const auto& d : arg.shape) count *= d.eval(dims).value();  // validated by the loader
   return count;
+}
+
+// Elements in a buffer of `arg`'s dtype.
+size_t buffer_elements(const Buffer& buffer, DType dtype) {
+  return buffer.bytes / block_bytes(dtype) * block_elements(dtype);
 }
 
 std::int64_t output_elements(const Task& task, const Bindings& dims) {
@@ -38,16 +39,8 @@ std::int64_t output_elements(const Task& task, const Bindings& dims) {
   return total;
 }
 
-void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
-  const size_t n = buffer.bytes / dtype_size(arg.dtype);
-  const Distribution& d = arg.dist;
-  if (arg.dtype == DType::i32) {
-    auto* p = reinterpret_cast<std::int32_t*>(buffer.data());
-    std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
-    for (size_t i = 0; i < n; ++i) p[i] = static_cast<std::int32_t>(pick(rng));
-    return;
-  }
-  auto* p = reinterpret_cast<float*>(buffer.data());
+// `n` real values drawn from `d` (integer ranges give whole numbers).
+void draw_reals(float* p, size_t n, const Distribution& d, std::mt19937_64& rng) {
   if (d.kind == Distribution::Kind::normal) {
     std::normal_distribution<float> pick(static_cast<float>(d.a), static_cast<float>(d.b));
     for (size_t i = 0; i < n; ++i) p[i] = pick(rng);
@@ -57,6 +50,31 @@ void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
   } else {
     std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
     for (size_t i = 0; i < n; ++i) p[i] = static_cast<float>(pick(rng));
+  }
+}
+
+// Fills a tensor from its distribution: i32 drawn as integers, f32 as drawn, f16 rounded from the
+// f32 draws, q8_0 and q4_0 quantized from them block by block as ggml does.
+void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
+  const size_t n = buffer_elements(buffer, arg.dtype);
+  const Distribution& d = arg.dist;
+  if (arg.dtype == DType::i32) {
+    auto* p = reinterpret_cast<std::int32_t*>(buffer.data());
+    std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
+    for (size_t i = 0; i < n; ++i) p[i] = static_cast<std::int32_t>(pick(rng));
+    return;
+  }
+  if (arg.dtype == DType::f32) {
+    draw_reals(reinterpret_cast<float*>(buffer.data()), n, d, rng);
+    return;
+  }
+  std::vector<float> values(n);
+  draw_reals(values.data(), n, d, rng);
+  if (arg.dtype == DType::f16) {
+    auto* p = reinterpret_cast<std::uint16_t*>(buffer.data());
+    for (size_t i = 0; i < n; ++i) p[i] = f32_to_f16(values[i]);
+  } else {
+    quantize(arg.dtype, values.data(), buffer.data(), static_cast<std::int64_t>(n));
   }
 }
 
@@ -80,11 +98,11 @@ TaskArg varied(const TaskArg& arg, int trial, std::mt19937_64& rng) {
   return out;
 }
 
-CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial = 0) {
+CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial) {
   CallArgs call;
   for (const auto& arg : task.args) {
     if (arg.is_tensor()) {
-      Buffer b = Buffer::make(static_cast<size_t>(element_count(arg, dims)) * dtype_size(arg.dtype));
+      Buffer b = Buffer::make(static_cast<size_t>(tensor_bytes(arg.dtype, element_count(arg, dims))));
       if (arg.role == ArgRole::out)
         std::memset(b.data(), 0, b.bytes);
       else
@@ -120,8 +138,10 @@ CallArgs candidate_args(const Task& task, const CallArgs& initial) {
   return call;
 }
 
+// Element i of an output (f32, f16 or i32; quantized tensors are never outputs) as a double.
 double element(const Buffer& b, DType dtype, size_t i) {
   if (dtype == DType::i32) return reinterpret_cast<const std::int32_t*>(b.data())[i];
+  if (dtype == DType::f16) return f16_to_f32(reinterpret_cast<const std::uint16_t*>(b.data())[i]);
   return reinterpret_cast<const float*>(b.data())[i];
 }
 
@@ -130,7 +150,7 @@ void compare(const Task& task, const CallArgs& got, const CallArgs& want, ShapeR
   for (size_t a = 0; a < task.args.size(); ++a) {
     const TaskArg& arg = task.args[a];
     if (arg.role != ArgRole::out && arg.role != ArgRole::inout) continue;
-    const size_t n = want.buffers[a].bytes / dtype_size(arg.dtype);
+    const size_t n = buffer_elements(want.buffers[a], arg.dtype);
     for (size_t i = 0; i < n; ++i) {
       double g = element(got.buffers[a], arg.dtype, i), w = element(want.buffers[a], arg.dtype, i);
       bool ok;
@@ -285,6 +305,8 @@ struct Runner {
 
 // Draws `count` elements of every input tensor of `inputs` afresh, at random positions, from the
 // tensor's distribution: no two timed calls see the same inputs, so no answer can be replayed.
+// A quantized tensor gets `count` whole blocks drawn and quantized afresh. The offsets are of
+// block_bytes(dtype) bytes each.
 void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::vector<std::vector<size_t>>* changed,
                  int count) {
   if (changed) changed->assign(task.args.size(), {});
@@ -292,13 +314,14 @@ void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::
     const TaskArg& arg = task.args[i];
     if (arg.role != ArgRole::in && arg.role != ArgRole::inout) continue;
     Buffer& b = inputs.buffers[i];
-    const size_t n = b.bytes / 4;
+    const size_t unit = static_cast<size_t>(block_bytes(arg.dtype));
+    const size_t n = b.bytes / unit;
     if (n == 0) continue;
-    Buffer one = Buffer::make(4);
+    Buffer one = Buffer::make(unit);
     for (int k = 0; k < count; ++k) {
       fill(one, arg, rng);
-      const size_t offset = 4 * (rng() % n);
-      std::memcpy(b.data() + offset, one.data(), 4);
+      const size_t offset = unit * (rng() % n);
+      std::memcpy(b.data() + offset, one.data(), unit);
       if (changed) (*changed)[i].push_back(offset);
     }
   }
@@ -377,9 +400,13 @@ std::vector<CallArgs> timing_pool(const Task& task, const Bindings& dims, std::m
     CallArgs entry = pool[0].clone();
     for (size_t i = 0; i < task.args.size(); ++i) {
       if (task.args[i].role != ArgRole::in && task.args[i].role != ArgRole::inout) continue;
-      const size_t n = entry.buffers[i].bytes / 4;  // 4-byte elements (f32, i32)
-      auto* p = reinterpret_cast<std::uint32_t*>(entry.buffers[i].data());
-      if (n > 1) std::rotate(p, p + 1 + rng() % (n - 1), p + n);
+      // Rotated by whole elements, or whole blocks of a quantized tensor.
+      const Buffer& from = pool[0].buffers[i];
+      const size_t unit = static_cast<size_t>(block_bytes(task.args[i].dtype)), n = from.bytes / unit;
+      if (n < 2) continue;
+      const size_t cut = unit * (1 + rng() % (n - 1));
+      std::memcpy(entry.buffers[i].data(), from.data() + cut, from.bytes - cut);
+      std::memcpy(entry.buffers[i].data() + (from.bytes - cut), from.data(), cut);
     }
     pool.push_back(std::move(entry));
   }
@@ -400,7 +427,8 @@ std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
       dims[symbol] = std::uniform_int_distribution<std::int64_t>(smallest, largest)(rng);
     }
     bool ok = std::all_of(task.constraints.begin(), task.constraints.end(),
-                          [&](const Expr& c) { return c.eval(dims).ok() && *c.eval(dims) != 0; });
+                          [&](const Expr& c) { return c.eval(dims).ok() && *c.eval(dims) != 0; }) &&
+              !block_problem(task, dims);
     for (const auto* list : {&task.check_shapes, &task.bench_shapes})
       ok = ok && std::find(list->begin(), list->end(), dims) == list->end();
     if (ok) return dims;
@@ -630,6 +658,7 @@ bool consistent(const Task& task, const EvalResult& r, const EvalOptions& option
     const Bindings& dims = r.shapes.back().dims;
     for (const auto& c : task.constraints)
       if (!c.eval(dims).ok() || *c.eval(dims) == 0) return false;
+    if (block_problem(task, dims)) return false;
   }
   if (listed > expected.size() || (r.status == EvalStatus::ok && listed != expected.size())) return false;
   for (size_t i = 0; i < listed; ++i) {
@@ -698,13 +727,18 @@ std::string to_string(EvalStatus status) {
 }
 
 namespace {
-// The C types of the task's arguments, in order: const float* for inputs, float* for outputs,
-// int for sizes, float or int for scalars.
+// The C types of the task's arguments, in order, the same for every backend: for tensors
+// const float* / const int* / const unsigned short* (f16 bits: uint16_t) / const void* (q8_0 and
+// q4_0 blocks) for inputs, the same without const for outputs; int for sizes; float or int for
+// scalars.
 std::vector<std::string> parameter_types(const Task& task) {
   std::vector<std::string> types;
   for (const auto& arg : task.args) {
-    const char* scalar = arg.dtype == DType::f32 ? "float" : "int";
-    types.push_back(arg.is_tensor() ? fmt::format("{}{}*", arg.role == ArgRole::in ? "const " : "", scalar) : scalar);
+    const char* element = arg.dtype == DType::f32   ? "float"
+                          : arg.dtype == DType::i32 ? "int"
+                          : arg.dtype == DType::f16 ? "unsigned short"
+                                                    : "void";
+    types.push_back(arg.is_tensor() ? fmt::format("{}{}*", arg.role == ArgRole::in ? "const " : "", element) : element);
   }
   return types;
 }
@@ -856,6 +890,16 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
   return finish(request, result, options);
 }
 
+Status Evaluator::check_reference() const {
+  auto answer = worker_->call({{"type", "validate"}, {"task_dir", task_.dir}, {"reference", reference_binary_}}, 90);
+  if (!answer) return answer.error();
+  if (answer->contains("error"))
+    return make_error(ErrorKind::internal, "validating the reference: {}", (*answer)["error"].get<std::string>());
+  const std::string problem = answer->value("problem", "");
+  if (!problem.empty()) return make_error(ErrorKind::invalid_input, "{}: {}", task_.reference_path, problem);
+  return {};
+}
+
 EvalResult Evaluator::reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
                                EvalOptions options) const {
   options.seed = 0;  // a fresh secret seed each time
@@ -899,6 +943,70 @@ EvalResult Evaluator::finish(const nlohmann::json& request, EvalResult result, c
   decoded->output = result.output;
   if (decoded->speedup > 0) decoded->baseline = baseline_name_;
   return *decoded;
+}
+
+// ---- task validation: the reference must compute from its inputs -------------------------------
+
+namespace {
+
+// The bytes of every out and inout tensor after `reference` ran on a copy of `inputs`.
+std::string reference_outputs(const Task& task, CallFn reference, const CallArgs& inputs) {
+  CallArgs args = inputs.clone();
+  reference(args.pointers().data());
+  std::string out;
+  for (size_t i = 0; i < task.args.size(); ++i)
+    if (is_output(task.args[i])) out.append(reinterpret_cast<const char*>(args.buffers[i].data()), args.buffers[i].bytes);
+  return out;
+}
+
+}  // namespace
+
+// Runs in a child of the worker. The check shapes, smallest first: the reference's outputs must
+// differ between two seeds on at least one of them, and drawing any one input tensor afresh must
+// change them on at least one. (A degenerate shape can make an honest output constant, such as
+// the argmax of one logit, so a later shape may supply the difference.) Empty: no problem found.
+std::string reference_problem(const Task& task, CallFn reference) {
+  std::vector<Bindings> shapes = task.check_shapes;
+  auto size = [&](const Bindings& dims) {
+    double total = 0;
+    for (const auto& arg : task.args)
+      if (arg.is_tensor()) total += static_cast<double>(element_count(arg, dims));
+    return total;
+  };
+  std::stable_sort(shapes.begin(), shapes.end(), [&](const Bindings& a, const Bindings& b) { return size(a) < size(b); });
+  bool varies = false;
+  for (const auto& dims : shapes) {
+    std::mt19937_64 first(0x5EED0001), second(0x5EED0002);
+    if (reference_outputs(task, reference, make_inputs(task, dims, first)) !=
+        reference_outputs(task, reference, make_inputs(task, dims, second))) {
+      varies = true;
+      break;
+    }
+  }
+  if (!varies)
+    return fmt::format("the reference gives the same outputs for two different draws of its inputs on every check shape "
+                       "(smallest {}): it does not compute from its inputs (a constant, or outputs it never writes?)",
+                       shape_label(shapes.front()));
+  for (size_t i = 0; i < task.args.size(); ++i) {
+    const TaskArg& arg = task.args[i];
+    if (arg.role != ArgRole::in && arg.role != ArgRole::inout) continue;
+    bool matters = false;
+    for (const auto& dims : shapes) {
+      std::mt19937_64 rng(0x5EED0001), other(0x5EED0003);
+      const CallArgs inputs = make_inputs(task, dims, rng);
+      CallArgs perturbed = inputs.clone();
+      fill(perturbed.buffers[i], arg, other);
+      if (reference_outputs(task, reference, inputs) != reference_outputs(task, reference, perturbed)) {
+        matters = true;
+        break;
+      }
+    }
+    if (!matters)
+      return fmt::format("the reference gives the same outputs when its input '{}' is drawn afresh, on every check "
+                         "shape: it ignores '{}'",
+                         arg.name, arg.name);
+  }
+  return "";
 }
 
 // ---- the worker's side ---------------------------------------------------------------------------
@@ -1016,9 +1124,57 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
 
 }  // namespace
 
+namespace {
+
+// {"type": "validate", "task_dir", "reference"}: runs reference_problem in a sandboxed child;
+// answers {"problem": "..."}, empty when the reference passed.
+nlohmann::json validate_reference(const nlohmann::json& request) {
+  try {
+    auto task = load_task(request.at("task_dir").get<std::string>());
+    if (!task) return {{"error", task.error().message}};
+    const std::string reference_binary = request.at("reference");
+    EvalOptions options;
+    options.timeout_s = 60;
+    auto child = run_in_child(
+        [&](int output_fd) {
+          dup2(STDERR_FILENO, STDOUT_FILENO);
+          std::string problem;
+          if (Status sandbox = enter_sandbox(options); !sandbox) {
+            problem = "internal: " + sandbox.error().message;
+          } else if (auto library = SharedLibrary::open(reference_binary); !library) {
+            problem = "internal: " + library.error().message;
+          } else if (auto fn = library->symbol("kforge_call"); !fn) {
+            problem = "internal: " + fn.error().message;
+          } else {
+            problem = reference_problem(*task, reinterpret_cast<CallFn>(*fn));
+            problem = problem.empty() ? "ok" : problem;
+          }
+          for (size_t done = 0; done < problem.size();) {
+            ssize_t n = write(output_fd, problem.data() + done, problem.size() - done);
+            if (n <= 0) _exit(3);
+            done += static_cast<size_t>(n);
+          }
+          _exit(0);
+        },
+        options.timeout_s);
+    if (!child) return {{"error", child.error().message}};
+    if (child->timed_out) return {{"problem", "the reference ran past 60 s on the check shapes"}};
+    if (child->signal != 0) return {{"problem", "the reference crashed on a check shape: " + signal_name(child->signal)}};
+    if (child->exit_code != 0 || child->output.empty())
+      return {{"problem", fmt::format("the reference ended the process (exit code {})", child->exit_code)}};
+    if (child->output.rfind("internal: ", 0) == 0) return {{"error", child->output.substr(10)}};
+    return {{"problem", child->output == "ok" ? "" : child->output}};
+  } catch (const nlohmann::json::exception& e) {
+    return {{"error", fmt::format("malformed validate request: {}", e.what())}};
+  }
+}
+
+}  // namespace
+
 nlohmann::json serve_request(const nlohmann::json& request) {
   const std::string type = request.value("type", "");
   if (type == "ping") return {{"pong", true}, {"pid", getpid()}};
+  if (type == "validate") return validate_reference(request);
   if (type != "eval") return {{"error", fmt::format("unknown request type '{}'", type)}};
   try {
     // A worker serves the same few tasks over and over: load each once.

@@ -85,6 +85,9 @@ struct CallArgs {
 // ---- the protocol's parts (harness.cpp), shared with the device target ----
 
 bool is_output(const TaskArg& arg);  // out or inout
+// A call's arguments on `dims`: inputs drawn from their distributions (as trial `trial` varies
+// them), outputs zeroed, sizes and scalars set.
+CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial = 0);
 std::vector<const Buffer*> views(const CallArgs& args);
 // The candidate's copy of a call's arguments: inputs copied, outputs poisoned (0xFF).
 CallArgs candidate_args(const Task& task, const CallArgs& initial);
@@ -100,6 +103,10 @@ TimingStats summarize(std::vector<double> samples_us);
 // per argument go to `changed` when given.
 void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng,
                  std::vector<std::vector<size_t>>* changed = nullptr, int count = 16);
+
+// Why the reference does not compute from its inputs, found by running it on the check shapes
+// (Evaluator::check_reference); empty when it does.
+std::string reference_problem(const Task& task, CallFn reference);
 
 // Why a checked timed call failed (empty: it computed something else) and the shape's mismatches.
 using TimedFailure = std::pair<std::string, ShapeResult>;

@@ -125,10 +125,14 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
       if (*formula && evaluable(**formula))
         if (auto v = (*formula)->eval(dims); !v) problems.add(field, "{}", v.error().message);
     std::int64_t total_bytes = 0;
+    bool extents_ok = true;
     for (const auto& arg : task.args) {
       std::int64_t elements = 1;
       for (const auto& dim : arg.shape) {
-        if (!evaluable(dim)) continue;
+        if (!evaluable(dim)) {
+          extents_ok = false;
+          continue;
+        }
         auto extent = dim.eval(dims);
         if (!extent)
           problems.add(field, "{} extent {}", arg.name, extent.error().message);
@@ -136,9 +140,13 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
           problems.add(field, "gives {} a negative extent '{}' = {}", arg.name, dim.text(), *extent);
         else if (__builtin_mul_overflow(elements, *extent, &elements) || elements > kMaxTaskBytes)
           elements = kMaxTaskBytes;
+        extents_ok = extents_ok && extent && *extent >= 0;
       }
-      total_bytes += 4 * elements;
+      // (a partial block counts whole here; block_problem reports it)
+      total_bytes += tensor_bytes(arg.dtype, elements + block_elements(arg.dtype) - 1);
     }
+    if (extents_ok)
+      if (auto why = block_problem(task, dims)) problems.add(field, "{}", *why);
     if (total_bytes >= kMaxTaskBytes)
       problems.add(field, "needs {} MiB or more of tensors; the limit is {} MiB", total_bytes >> 20,
                    kMaxTaskBytes >> 20);
@@ -182,12 +190,10 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
       if (!names.insert(arg.name).second) problems.add(field + ".name", "'{}' is used twice", arg.name);
     }
     auto type = a->get("type") ? a->get("type")->value<std::string>() : std::nullopt;
-    if (type == "f32")
-      arg.dtype = DType::f32;
-    else if (type == "i32")
-      arg.dtype = DType::i32;
+    if (auto dtype = dtype_from_name(type.value_or("")))
+      arg.dtype = *dtype;
     else
-      problems.add(field + ".type", "'{}' is not a known type (f32, i32)", type.value_or(""));
+      problems.add(field + ".type", "'{}' is not a known type (f32, i32, f16, q8_0, q4_0)", type.value_or(""));
 
     auto role = a->get("role") ? a->get("role")->value<std::string>() : std::nullopt;
     static const std::map<std::string, ArgRole> roles = {{"in", ArgRole::in},
@@ -201,6 +207,9 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
       problems.add(field + ".role", "'{}' is not a role (in, out, inout, size, scalar)", role.value_or(""));
 
     if (arg.is_tensor()) {
+      if (is_quantized(arg.dtype) && arg.role != ArgRole::in)
+        problems.add(field + ".type", "{} tensors are inputs only (role in), not {}", dtype_name(arg.dtype),
+                     role.value_or(""));
       const toml::array* shape = a->get_as<toml::array>("shape");
       if (!shape || shape->empty())
         problems.add(field + ".shape", "missing: a tensor needs a shape like [\"M\", \"N\"]");
@@ -231,6 +240,7 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
     } else if (arg.role == ArgRole::size) {
       if (arg.dtype != DType::i32) problems.add(field + ".type", "a size must be i32");
     } else if (arg.role == ArgRole::scalar) {
+      if (arg.dtype != DType::f32 && arg.dtype != DType::i32) problems.add(field + ".type", "a scalar is f32 or i32");
       auto value = a->get("value") ? a->get("value")->value<double>() : std::nullopt;
       if (!value)
         problems.add(field + ".value", "missing: a scalar needs a value");
@@ -315,11 +325,14 @@ Result<Task> load_task(const std::string& dir) {
   task.flops = parse_formula(table.get("flops"), "flops", size_set, problems);
   task.bytes = parse_formula(table.get("bytes"), "bytes", size_set, problems);
 
-  // Tolerance: f32 defaults 1e-4/1e-4 (KernelBench); integer outputs compare exactly.
-  bool float_output = std::any_of(task.args.begin(), task.args.end(), [](const TaskArg& a) {
-    return (a.role == ArgRole::out || a.role == ArgRole::inout) && a.dtype == DType::f32;
-  });
-  task.atol = task.rtol = float_output ? 1e-4 : 0.0;
+  // Tolerance: f32 defaults 1e-4/1e-4 and f16 1e-2/1e-2 (KernelBench's); with both, the looser.
+  // Integer outputs compare exactly.
+  auto has_output = [&](DType dtype) {
+    return std::any_of(task.args.begin(), task.args.end(), [&](const TaskArg& a) {
+      return (a.role == ArgRole::out || a.role == ArgRole::inout) && a.dtype == dtype;
+    });
+  };
+  task.atol = task.rtol = has_output(DType::f16) ? 1e-2 : has_output(DType::f32) ? 1e-4 : 0.0;
   if (const toml::node* tol = table.get("tolerance")) {
     const toml::table* t = tol->as_table();
     if (!t) problems.add("tolerance", "expected {{ atol = ..., rtol = ... }}");
@@ -349,6 +362,17 @@ Result<Task> load_task(const std::string& dir) {
   }
   if (!problems.empty()) return problems.error();
   return task;
+}
+
+std::optional<std::string> block_problem(const Task& task, const Bindings& dims) {
+  for (const auto& arg : task.args) {
+    if (!is_quantized(arg.dtype) || arg.shape.empty()) continue;
+    auto last = arg.shape.back().eval(dims);
+    if (last && *last % block_elements(arg.dtype) != 0)
+      return fmt::format("gives {} ({}) a last extent '{}' = {}, not a multiple of its {}-element blocks", arg.name,
+                         dtype_name(arg.dtype), arg.shape.back().text(), *last, block_elements(arg.dtype));
+  }
+  return std::nullopt;
 }
 
 Result<std::vector<Task>> load_tasks(const std::string& root, const std::string& suite) {

@@ -145,6 +145,79 @@ TEST(Evaluator, OffByOneAtTheTailIsRejectedWithItsFirstMismatch) {
   EXPECT_EQ(r.shapes[1].wrong_elements, 3);
 }
 
+TEST(Evaluator, AQ4_0KernelThatReadsTheNibblesInTheWrongOrderIsIncorrect) {
+  // ggml's block_q4_0 keeps element j in the low nibble of byte j and element j + 16 in its high
+  // nibble; this kernel reads them as elements 2j and 2j + 1, a classic mistake. Every output is
+  // wrong, down to the single block of N=1,K=32.
+  Evaluator q4 = evaluator_for(kSource + "/tasks", "llm/gemv_q4_0");
+  EvalResult r = q4.evaluate(load_kernel(kSource + "/tests/kernels/gemv_q4_0_interleaved_nibbles.cpp"),
+                             "gemv_q4_0_interleaved_nibbles.cpp", check_only());
+  ASSERT_EQ(r.status, EvalStatus::incorrect) << r.message;
+  EXPECT_NE(r.message.find("at K=32,N=1; 1 of 1 output elements wrong"), std::string::npos) << r.message;
+  // The same arithmetic in ggml's order passes (the shipped naive seed).
+  EvalResult seed = q4.evaluate(load_kernel(kSource + "/tasks/llm/gemv_q4_0/seeds/cpu_naive.cpp"), "cpu_naive.cpp",
+                                check_only());
+  EXPECT_EQ(seed.status, EvalStatus::ok) << seed.message;
+}
+
+TEST(Evaluator, QuantizedInputsAreGgmlBlocksDrawnFromTheDistribution) {
+  // The harness's q8_0 inputs dequantize to values of the declared spread: rows of N(0, 0.02).
+  auto task = find_task(kSource + "/tasks", "llm/gemv_q8_0");
+  ASSERT_TRUE(task.ok()) << task.error().message;
+  std::mt19937_64 rng(7);
+  const Bindings dims = {{"N", 64}, {"K", 4096}};
+  CallArgs args = make_inputs(*task, dims, rng);
+  ASSERT_EQ(args.buffers[0].bytes, 64u * 128 * 34);
+  std::vector<float> w(64 * 4096);
+  dequantize(DType::q8_0, args.buffers[0].data(), w.data(), static_cast<std::int64_t>(w.size()));
+  double sq = 0;
+  for (float v : w) sq += double(v) * v;
+  EXPECT_NEAR(std::sqrt(sq / w.size()), 0.02, 0.001);
+  // Redrawing replaces whole blocks: every block still dequantizes to finite values with |q| <= 127
+  // and at least one q at +-127 (the block's own amax).
+  std::vector<std::vector<size_t>> changed;
+  redraw_some(*task, args, rng, &changed);
+  ASSERT_EQ(changed[0].size(), 16u);
+  for (size_t offset : changed[0]) {
+    EXPECT_EQ(offset % 34, 0u) << "a redraw starts at a block";
+    const auto* block = reinterpret_cast<const std::int8_t*>(args.buffers[0].data() + offset + 2);
+    int amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::abs(int(block[j])));
+    EXPECT_EQ(amax, 127);
+  }
+}
+
+TEST(TaskValidation, AReferenceWithAConstantOutputIsRejected) {
+  Evaluator broken = evaluator_for(kSource + "/tests/data/tasks", "broken/constant_reference");
+  Status s = broken.check_reference();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().kind, ErrorKind::invalid_input);
+  EXPECT_NE(s.error().message.find("constant_reference/reference.cpp: the reference gives the same outputs for two "
+                                   "different draws of its inputs on every check shape (smallest N=1)"),
+            std::string::npos)
+      << s.error().message;
+}
+
+TEST(TaskValidation, AReferenceThatIgnoresAnInputIsRejectedByName) {
+  Evaluator broken = evaluator_for(kSource + "/tests/data/tasks", "broken/ignores_input");
+  Status s = broken.check_reference();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("when its input 'w' is drawn afresh, on every check shape: it ignores 'w'"),
+            std::string::npos)
+      << s.error().message;
+}
+
+TEST(TaskValidation, HonestReferencesPass) {
+  // Including one whose smallest check shape has a constant answer (the argmax of one logit) and
+  // the quantized gemv, whose inputs are ggml blocks.
+  for (const char* id : {"tiny/scale"})
+    EXPECT_TRUE(evaluator_for(kSource + "/tests/data/tasks", id).check_reference().ok()) << id;
+  for (const char* id : {"llm/lmhead_argmax", "llm/gemv_q4_0", "llm/gemv_f16"}) {
+    Status s = evaluator_for(kSource + "/tasks", id).check_reference();
+    EXPECT_TRUE(s.ok()) << id << ": " << s.error().message;
+  }
+}
+
 TEST(Evaluator, SegfaultBecomesACrashStatus) {
   EvalResult r = eval_rmsnorm("rmsnorm_segfault.cpp");
   EXPECT_EQ(r.status, EvalStatus::crash);

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include "evaluator/evaluator.hpp"
@@ -222,6 +224,154 @@ TEST_F(TaskLoaderTest, SuiteLoadingAndFindTask) {
   EXPECT_CONTAINS(load_tasks(root_.parent_path().string(), "other").error().message, "suite 'other': no folder");
   EXPECT_TRUE(find_task(root_.parent_path().string(), "suite/t").ok());
   EXPECT_CONTAINS(find_task(root_.parent_path().string(), "t").error().message, "expected SUITE/NAME");
+}
+
+TEST_F(TaskLoaderTest, NewDtypesLoadWithTheirSignature) {
+  ASSERT_EQ(load_error("{ name = \"x\", type = \"f32\", role = \"in\", shape = [\"N\"], dist = \"normal(0, 1)\" },",
+                       "{ name = \"x\", type = \"f32\", role = \"in\", shape = [\"N\"], dist = \"normal(0, 1)\" },\n"
+                       "  { name = \"q\", type = \"q8_0\", role = \"in\", shape = [2, \"32*N\"], dist = \"normal(0, 1)\" },\n"
+                       "  { name = \"r\", type = \"q4_0\", role = \"in\", shape = [\"32*N\"], dist = \"uniform(-1, 1)\" },\n"
+                       "  { name = \"h\", type = \"f16\", role = \"in\", shape = [\"N\"], dist = \"normal(0, 1)\" },\n"
+                       "  { name = \"o\", type = \"f16\", role = \"out\", shape = [\"N\"] },"),
+            "");
+  auto task = load_task(dir_.string());
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(task->args[1].dtype, DType::q8_0);
+  EXPECT_EQ(task->args[2].dtype, DType::q4_0);
+  EXPECT_DOUBLE_EQ(task->atol, 1e-2) << "an f16 output: KernelBench's f16 tolerance";
+  EXPECT_CONTAINS(trampoline_source(*task, "f"),
+                  "extern \"C\" void f(const float*, const void*, const void*, const unsigned short*, unsigned short*, "
+                  "float*, int, float);");
+  EXPECT_CONTAINS(gpu_entry_declaration(*task, "f"),
+                  "__global__ void f(const float*, const void*, const void*, const unsigned short*, unsigned short*, "
+                  "float*, int, float);");
+}
+
+TEST_F(TaskLoaderTest, QuantizedTensorsAreInputsOnly) {
+  EXPECT_CONTAINS(load_error("type = \"f32\", role = \"out\"", "type = \"q4_0\", role = \"out\""),
+                  file() + ": args[1].type: q4_0 tensors are inputs only (role in), not out");
+}
+
+TEST_F(TaskLoaderTest, QuantizedLastExtentMustBeWholeBlocks) {
+  std::string e = load_error("type = \"f32\", role = \"in\"", "type = \"q8_0\", role = \"in\"");
+  EXPECT_CONTAINS(e, file() + ": bench[0]: gives x (q8_0) a last extent 'N' = 8, not a multiple of its 32-element blocks");
+  EXPECT_CONTAINS(e, file() + ": check[0]: gives x (q8_0) a last extent 'N' = 1");
+  EXPECT_EQ(load_error("role = \"in\", shape = [\"N\"]", "role = \"in\", shape = [\"32*N\"]"), "");
+}
+
+TEST_F(TaskLoaderTest, ScalarsAreF32OrI32) {
+  EXPECT_CONTAINS(load_error("type = \"f32\", role = \"scalar\"", "type = \"f16\", role = \"scalar\""),
+                  "args[3].type: a scalar is f32 or i32");
+}
+
+float bits_to_float(std::uint32_t x) {
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+TEST(Dtypes, F16ConversionRoundsToNearestEvenAndKeepsSpecials) {
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3C00);
+  EXPECT_EQ(f32_to_f16(-2.0f), 0xC000);
+  EXPECT_EQ(f32_to_f16(0.0f), 0x0000);
+  EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7BFF);  // the largest half
+  EXPECT_EQ(f32_to_f16(65519.0f), 0x7BFF);  // just under the halfway point to 65536
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);  // halfway: rounds to even, which is infinity
+  EXPECT_EQ(f32_to_f16(1e10f), 0x7C00);
+  EXPECT_EQ(f32_to_f16(INFINITY), 0x7C00);
+  EXPECT_EQ(f32_to_f16(-INFINITY), 0xFC00);
+  const std::uint16_t nan = f32_to_f16(NAN);
+  EXPECT_EQ(nan & 0x7C00, 0x7C00);
+  EXPECT_NE(nan & 0x03FF, 0) << "a NaN stays a NaN, not infinity";
+  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f), 0x3C00);      // a tie: to the even neighbour below
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3C02);  // a tie: to the even neighbour above
+  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f + 0x1p-20f), 0x3C01);
+  // Subnormals: m * 2^-24.
+  EXPECT_EQ(f32_to_f16(0x1p-14f), 0x0400);   // the smallest normal
+  EXPECT_EQ(f32_to_f16(0x1p-24f), 0x0001);   // the smallest subnormal
+  EXPECT_EQ(f32_to_f16(1023 * 0x1p-24f), 0x03FF);
+  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);   // a tie between 0 and 2^-24: even is 0
+  EXPECT_EQ(f32_to_f16(0x1.000002p-25f), 0x0001);
+  EXPECT_EQ(f32_to_f16(3 * 0x1p-25f), 0x0002);  // 1.5 * 2^-24: a tie, to the even 2
+  EXPECT_EQ(f32_to_f16(-5 * 0x1p-24f), 0x8005);
+  EXPECT_EQ(f32_to_f16(1e-30f), 0x0000);
+  EXPECT_EQ(f32_to_f16(bits_to_float(0x00000001)), 0x0000);  // an f32 subnormal
+  EXPECT_EQ(f32_to_f16(1023.5f * 0x1p-24f), 0x0400) << "rounding up out of the subnormals";
+
+  EXPECT_EQ(f16_to_f32(0x0001), 0x1p-24f);
+  EXPECT_EQ(f16_to_f32(0x03FF), 1023 * 0x1p-24f);
+  EXPECT_EQ(f16_to_f32(0x8001), -0x1p-24f);
+  EXPECT_TRUE(std::signbit(f16_to_f32(0x8000)));
+  EXPECT_EQ(f16_to_f32(0x7BFF), 65504.0f);
+  EXPECT_EQ(f16_to_f32(0x7C00), INFINITY);
+  EXPECT_EQ(f16_to_f32(0xFC00), -INFINITY);
+  EXPECT_TRUE(std::isnan(f16_to_f32(0x7E00)));
+  EXPECT_EQ(f16_to_f32(0x3555), 0x1.554p-2f);
+  // Every half survives the round trip through f32 bit for bit; a signalling NaN comes back quiet
+  // (as from vcvtps2ph).
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    const bool is_nan = (h & 0x7C00) == 0x7C00 && (h & 0x3FF) != 0;
+    ASSERT_EQ(f32_to_f16(f16_to_f32(static_cast<std::uint16_t>(h))), is_nan ? h | 0x200 : h) << std::hex << h;
+  }
+}
+
+TEST(Dtypes, Q8_0BlockIsGgmlsLayout) {
+  EXPECT_EQ(block_bytes(DType::q8_0), 34);
+  EXPECT_EQ(tensor_bytes(DType::q8_0, 4096), 128 * 34);
+  float x[64];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16);  // amax 16
+  for (int j = 32; j < 64; ++j) x[j] = 0;                          // an all-zero block
+  unsigned char blocks[68];
+  quantize(DType::q8_0, x, blocks, 64);
+  // d = 16/127 = 0.1259842..., as a half 0x3008 (= 0.1259765625); q = round(x * 127/16).
+  EXPECT_EQ(blocks[0], 0x08);
+  EXPECT_EQ(blocks[1], 0x30);
+  EXPECT_EQ(static_cast<std::int8_t>(blocks[2 + 0]), -127);   // -16 * 7.9375
+  EXPECT_EQ(static_cast<std::int8_t>(blocks[2 + 1]), -119);   // -15 * 7.9375 = -119.06
+  EXPECT_EQ(static_cast<std::int8_t>(blocks[2 + 14]), -16);   // -2 * 7.9375 = -15.875
+  EXPECT_EQ(static_cast<std::int8_t>(blocks[2 + 16]), 0);
+  EXPECT_EQ(static_cast<std::int8_t>(blocks[2 + 31]), 119);
+  for (int j = 0; j < 34; ++j) EXPECT_EQ(blocks[34 + j], 0) << "zero block byte " << j;
+  float y[64];
+  dequantize(DType::q8_0, blocks, y, 64);
+  EXPECT_EQ(y[0], -127 * 0.1259765625f);
+  EXPECT_EQ(y[1], -119 * 0.1259765625f);
+  EXPECT_EQ(y[31], 119 * 0.1259765625f);
+  EXPECT_EQ(y[40], 0.0f);
+  for (int j = 0; j < 32; ++j) EXPECT_NEAR(y[j], x[j], 0.5 * 16 / 127 + 0.01) << j;
+}
+
+TEST(Dtypes, Q4_0BlockIsGgmlsLayout) {
+  EXPECT_EQ(block_bytes(DType::q4_0), 18);
+  EXPECT_EQ(tensor_bytes(DType::q4_0, 4096), 128 * 18);
+  float x[64];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16);  // max by magnitude: -16
+  for (int j = 32; j < 64; ++j) x[j] = static_cast<float>(j - 32) / 4;  // max by magnitude: +7.75
+  unsigned char blocks[36];
+  quantize(DType::q4_0, x, blocks, 64);
+  // Block 0: d = -16 / -8 = 2 (0x4000); nibble = min(15, trunc(x / 2 + 8.5)); element j in the
+  // low nibble of byte j, element j + 16 in the high one.
+  EXPECT_EQ(blocks[0], 0x00);
+  EXPECT_EQ(blocks[1], 0x40);
+  EXPECT_EQ(blocks[2 + 0], 0x80);   // x[0] = -16 -> 0, x[16] = 0 -> 8
+  EXPECT_EQ(blocks[2 + 1], 0x91);   // -15 -> trunc(1.0) = 1, 1 -> trunc(9.0) = 9
+  EXPECT_EQ(blocks[2 + 2], 0x91);   // -14 -> trunc(1.5) = 1, 2 -> trunc(9.5) = 9
+  EXPECT_EQ(blocks[2 + 15], 0xF8);  // -1 -> 8, 15 -> trunc(16) capped at 15
+  // Block 1: a positive max: d = 7.75 / -8 = -0.96875 (0xBBC0), and x[32] = 0 gives nibble 8.
+  EXPECT_EQ(blocks[18 + 0], 0xC0);
+  EXPECT_EQ(blocks[18 + 1], 0xBB);
+  EXPECT_EQ(blocks[18 + 2 + 0] & 0x0F, 8);
+  EXPECT_EQ(blocks[18 + 2 + 15] >> 4, 0);  // x[63] = 7.75 is the max: (0 - 8) * d = 7.75
+  float y[64];
+  dequantize(DType::q4_0, blocks, y, 64);
+  EXPECT_EQ(y[0], -16.0f);
+  EXPECT_EQ(y[1], -14.0f);
+  EXPECT_EQ(y[16], 0.0f);
+  EXPECT_EQ(y[31], 14.0f);
+  EXPECT_EQ(y[63], 7.75f);
+  EXPECT_EQ(y[32], 0.0f);
+  for (int j = 0; j < 64; ++j) EXPECT_NEAR(y[j], x[j], j < 32 ? 2.0 : 0.97) << j;
 }
 
 TEST(ShippedTasks, EveryTaskOfTheRepositoryLoads) {
