@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -29,8 +30,14 @@ double median(std::vector<double> v) {
 }  // namespace
 
 std::string with_param(const std::string& source, const std::string& name, std::int64_t value) {
-  // "// @kforge param: NAME=VALUE in {...}": only VALUE changes.
-  const std::regex line("@kforge\\s+param:\\s*" + name + "\\s*=\\s*(-?[0-9]+)");
+  // "// @kforge param: NAME=VALUE in {...}": only VALUE changes. Compiling the regex costs far
+  // more than the search (family_hash calls this for every program on every proposal): once per
+  // name and thread.
+  thread_local std::map<std::string, std::regex> compiled;
+  auto it = compiled.find(name);
+  if (it == compiled.end())
+    it = compiled.emplace(name, std::regex("@kforge\\s+param:\\s*" + name + "\\s*=\\s*(-?[0-9]+)")).first;
+  const std::regex& line = it->second;
   std::smatch match;
   if (!std::regex_search(source, match, line)) return source;
   const auto at = static_cast<std::size_t>(match.position(1));
