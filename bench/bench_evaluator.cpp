@@ -101,17 +101,30 @@ int main(int argc, char** argv) {
   Evaluator evaluator = Evaluator::create(gemv, f.compiler).value();
   const std::string seed_path = KFORGE_SOURCE_DIR "/tasks/llm/gemv/seeds/cpu_omp_simd.cpp";
   Candidate kernel = parse_candidate(read_file(seed_path).value(), seed_path).value();
-  std::map<std::string, std::vector<double>> medians;
+  // Also the speedup over the baseline timed interleaved in the same worker, the number the search
+  // ranks by: a drift of the whole machine between runs moves both, and cancels.
+  std::map<std::string, std::vector<double>> medians, speedups, baselines;
   for (int run = 0; run < 5; ++run) {
     evaluator.worker().stop();
     EvalResult r = evaluator.evaluate(kernel, "cpu_omp_simd.cpp");
     for (const auto& s : r.shapes)
-      if (s.timing) medians[shape_label(s.dims)].push_back(s.timing->median_us);
+      if (s.timing) {
+        medians[shape_label(s.dims)].push_back(s.timing->median_us);
+        speedups[shape_label(s.dims)].push_back(s.speedup);
+        if (s.baseline_timing) baselines[shape_label(s.dims)].push_back(s.baseline_timing->median_us);
+        fmt::print("  run {} {}: n={} median {:.0f} us (p20 {:.0f}, p80 {:.0f}), baseline median {:.0f} us\n", run,
+                   shape_label(s.dims), s.timing->n, s.timing->median_us, s.timing->p20_us, s.timing->p80_us,
+                   s.baseline_timing ? s.baseline_timing->median_us : 0.0);
+      }
   }
-  for (const auto& [shape, values] : medians) {
-    auto [lo, hi] = std::minmax_element(values.begin(), values.end());
-    fmt::print("repeatability, llm/gemv cpu_omp_simd {}: medians {:.0f} us, max/min = {:.3f}\n", shape,
-               fmt::join(values, " "), *hi / *lo);
-  }
+  auto spread = [](const std::vector<double>& v) {
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return *lo > 0 ? *hi / *lo : 0.0;
+  };
+  for (const auto& [shape, values] : medians)
+    fmt::print("repeatability, llm/gemv cpu_omp_simd {}: medians {:.0f} us, max/min = {:.3f}; speedups {:.3f}, "
+               "max/min = {:.3f}; the machine itself (the baseline's medians) max/min = {:.3f}\n",
+               shape, fmt::join(values, " "), spread(values), fmt::join(speedups[shape], " "), spread(speedups[shape]),
+               spread(baselines[shape]));
   benchmark::Shutdown();
 }
