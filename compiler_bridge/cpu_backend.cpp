@@ -60,6 +60,7 @@ std::string HostCompiler::cache_key(const CompileRequest& request) const {
   std::string material = "cpu\n" + options_.compiler + "\n" + version_ + "\n" + host_cpu_ + "\n";
   for (const auto& flag : flags()) material += flag + " ";
   for (const auto& [name, value] : request.defines) material += fmt::format("-D{}={} ", name, value);
+  for (const auto& library : request.libraries) material += "-l" + library + " ";
   material += "\n" + request.file_name + "\n" + request.source;
   return content_hash(material);
 }
@@ -79,6 +80,7 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
         for (const auto& flag : flags()) argv.push_back(flag);
         for (const auto& [name, value] : request.defines) argv.push_back(fmt::format("-D{}={}", name, value));
         argv.insert(argv.end(), {"./" + file_name, "-o", output});
+        for (const auto& library : request.libraries) argv.push_back("-l" + library);
 
         auto run = run_process(argv, scratch.string(), options_.timeout_s);
         if (!run) return run.error();

@@ -80,6 +80,10 @@ struct Task {
   std::vector<Bindings> bench_shapes, check_shapes;
   std::string reference_path;
   std::vector<std::string> seed_paths;  // seeds/*, sorted
+  // A vendor library's kernel timed beside every CPU candidate instead of seeds/cpu_naive.cpp, when
+  // it compiles and links on this machine (task.toml `baseline = { cpu = "...", cpu_libs = [...] }`).
+  std::string cpu_baseline_path;
+  std::vector<std::string> cpu_baseline_libraries;
 
   std::string id() const { return suite + "/" + name; }
   std::vector<std::string> size_symbols() const;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -695,8 +696,9 @@ std::string first_error_line(const std::string& log) {
 }
 
 Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
-                                const std::string& file_name) {
+                                const std::string& file_name, const std::vector<std::string>& libraries = {}) {
   CompileRequest request;
+  request.libraries = libraries;
   request.file_name = file_name;
   // The scratch file carries the kernel's own name and its text from line 1, so the compiler's
   // line numbers and excerpts are the kernel's; only the appended trampoline is renamed.
@@ -819,7 +821,20 @@ Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler, std
     }
     return evaluator;
   }
-  // The baseline every candidate's speedup is measured against, in the same child, interleaved.
+  // The baseline every candidate's speedup is measured against, in the same child, interleaved:
+  // the task's vendor kernel where this machine can build it, else its naive seed.
+  const Task& t = evaluator.task_;
+  if (!t.cpu_baseline_path.empty()) {
+    const std::string name = std::filesystem::path(t.cpu_baseline_path).filename().string();
+    auto source = read_file(t.cpu_baseline_path);
+    auto vendor = source ? parse_candidate(std::move(*source), t.cpu_baseline_path) : Result<Candidate>(source.error());
+    if (!vendor) return vendor.error();
+    if (auto binary = compile_for_task(compiler, t, *vendor, name, t.cpu_baseline_libraries)) {
+      evaluator.baseline_binary_ = binary->path;
+      evaluator.baseline_name_ = name;
+      return evaluator;
+    }
+  }
   const std::string baseline_path = evaluator.task_.dir + "/seeds/cpu_naive.cpp";
   if (auto baseline_source = read_file(baseline_path)) {
     auto baseline = parse_candidate(std::move(*baseline_source), baseline_path);

@@ -1,5 +1,6 @@
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <algorithm>
 #include <filesystem>
 #include <regex>
@@ -15,8 +16,9 @@ namespace {
 const std::set<std::string> kCategories = {"activation",  "normalization", "reduction", "pooling",   "matmul",
                                            "convolution", "loss",          "index",     "resize",    "fuse",
                                            "math",        "optimizer",     "attention", "broadcast", "quant"};
-const std::set<std::string> kTopLevelKeys = {"name",  "category",  "description", "args",  "bench",
-                                             "check", "tolerance", "flops",       "bytes", "constraints"};
+const std::set<std::string> kTopLevelKeys = {"name",  "category",  "description", "args",        "bench",
+                                             "check", "tolerance", "flops",       "bytes", "constraints",
+                                             "baseline"};
 // Tensors of one shape (each allocated twice: the reference's copy and the candidate's).
 constexpr std::int64_t kMaxTaskBytes = std::int64_t{4} << 30;
 const std::set<std::string> kArgKeys = {"name", "type", "role", "shape", "dist", "value"};
@@ -351,6 +353,33 @@ Result<Task> load_task(const std::string& dir) {
 
   load_shapes(table, "bench", task, task.bench_shapes, problems);
   load_shapes(table, "check", task, task.check_shapes, problems);
+
+  if (const toml::node* node = table.get("baseline")) {
+    const toml::table* b = node->as_table();
+    if (!b) problems.add("baseline", "expected {{ cpu = \"FILE\", cpu_libs = [\"LIBRARY\", ...] }}");
+    for (const auto& [k, v] : b ? *b : toml::table{}) {
+      if (k.str() == "cpu") {
+        const auto path = v.value<std::string>();
+        if (!path || path->empty() || !fs::is_regular_file(folder / *path))
+          problems.add("baseline.cpu", "expected a file of the task folder");
+        else
+          task.cpu_baseline_path = (folder / *path).string();
+      } else if (k.str() == "cpu_libs") {
+        const toml::array* libs = v.as_array();
+        for (std::size_t i = 0; libs && i < libs->size(); ++i) {
+          const auto name = (*libs)[i].value<std::string>();
+          const bool plain = name && !name->empty() && std::all_of(name->begin(), name->end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+          });
+          if (plain) task.cpu_baseline_libraries.push_back(*name);
+          else problems.add("baseline.cpu_libs", "expected library names such as \"blas\"");
+        }
+        if (!libs) problems.add("baseline.cpu_libs", "expected an array of library names");
+      } else {
+        problems.add("baseline", "unknown key '{}' (known: cpu, cpu_libs)", k.str());
+      }
+    }
+  }
 
   task.reference_path = (folder / "reference.cpp").string();
   if (!fs::exists(task.reference_path))

@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libbenchmark-dev
   libcurl4-openssl-dev  # the LLM client
   libcpp-httplib-dev    # the fake LLM server the agent tests talk to
+  libopenblas-openmp-dev  # the vendor baseline of the matmul tasks (OpenBLAS, its OpenMP build)
   libamdhip64-dev  # hiprtc and HIP headers: the hip backend compiles for gfx90a without a GPU
 )
 

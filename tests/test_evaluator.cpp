@@ -467,3 +467,39 @@ TEST(Physics, AGpuFloorComesFromItsAttributes) {
   EXPECT_EQ(r.status, EvalStatus::ok);
   EXPECT_NEAR(r.shapes[0].roofline_pct, 67, 1);
 }
+
+namespace {
+
+TEST(Evaluator, AVendorBaselineIsTimedWhereItLinksElseTheNaiveSeed) {
+  const std::string root = kSource + "/tests/data/tasks";
+  EvalOptions options;
+  options.max_time_per_shape_s = 0.1;
+  for (const auto& [task, baseline] : {std::pair{"tiny/blas_scale", "cpu_openblas.cpp"},
+                                       std::pair{"tiny/missing_vendor", "cpu_naive.cpp"}}) {
+    Evaluator e = evaluator_for(root, task);
+    EvalResult r = e.evaluate(load_kernel(root + "/" + task + "/seeds/cpu_naive.cpp"), "k.cpp", options);
+    ASSERT_EQ(r.status, EvalStatus::ok) << task << ": " << r.message;
+    EXPECT_EQ(r.baseline, baseline) << task;
+    for (const auto& s : r.shapes)
+      if (s.bench) EXPECT_GT(s.speedup, 0) << task << ": the baseline was timed";
+  }
+}
+
+TEST(TaskLoaderBaseline, ABadBaselineTableIsRefusedWithItsField) {
+  const fs::path dir = fs::temp_directory_path() / ("kforge-baseline-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy(kSource + "/tests/data/tasks/tiny/blas_scale", dir / "blas_scale", fs::copy_options::recursive);
+  auto toml = read_file((dir / "blas_scale/task.toml").string()).value();
+  toml.replace(toml.find("baselines/cpu_openblas.cpp"), 26, "baselines/missing.cpp");
+  toml.replace(toml.find("\"openblas\""), 10, "\"-lm; rm\"");
+  std::ofstream((dir / "blas_scale/task.toml").string()) << toml << "\n";
+  auto task = load_task((dir / "blas_scale").string());
+  ASSERT_FALSE(task.ok());
+  EXPECT_NE(task.error().message.find("baseline.cpu: expected a file of the task folder"), std::string::npos)
+      << task.error().message;
+  EXPECT_NE(task.error().message.find("baseline.cpu_libs: expected library names"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
