@@ -102,13 +102,8 @@ EvaluationRecord evaluation_record(const Task& task, const std::string& device, 
   e.output = r.output;
   // Shapes become problems: the first tensor's dtype, and M (tokens) as the dim that varies at run
   // time where the task has one.
-  for (const auto& arg : task.args)
-    if (arg.is_tensor()) {
-      e.dtype = dtype_name(arg.dtype);
-      break;
-    }
-  const auto symbols = task.size_symbols();
-  if (std::find(symbols.begin(), symbols.end(), "M") != symbols.end()) e.dynamic_dim = "M";
+  e.dtype = problem_dtype(task);
+  e.dynamic_dim = problem_dynamic_dim(task);
   e.atol = task.atol;
   e.rtol = task.rtol;
   e.seed = r.seed;

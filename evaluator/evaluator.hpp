@@ -111,9 +111,25 @@ bool is_seed_for(const std::string& backend, const std::string& file_name);
 // "M=16,N=4096"
 std::string shape_label(const Bindings& dims);
 
+// How the kernel library files a task's shapes as problems: the dtype of its first tensor ("f32"),
+// and the size that varies at run time ("M", tokens, where the task has one; else empty).
+std::string problem_dtype(const Task& task);
+std::string problem_dynamic_dim(const Task& task);
+
+// Why `dims` is not a shape of `task`, or nothing: a size missing or unknown, a value below 1, a
+// violated constraint, a quantized tensor without whole blocks.
+std::optional<std::string> shape_problem(const Task& task, const Bindings& dims);
+
 // The C++ that calls `entry` from `kforge_call(void* const* args)`, one pointer per task argument
 // (tensor data, or the address of a size or scalar). Appended to every CPU source.
 std::string trampoline_source(const Task& task, const std::string& entry);
+
+// Compiles a CPU kernel of `task` through `compiler` (and its cache) as the evaluator does: the
+// source with its params as defines and the trampoline appended; the shared object exports
+// `kforge_call`. `file_name` is how the compiler log names the source; `libraries` are linked with
+// -lNAME (a task's trusted vendor baseline only).
+Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
+                                const std::string& file_name, const std::vector<std::string>& libraries = {});
 
 // `extern "C" __global__ void entry(<the task's argument types>);` for CUDA and HIP sources:
 // appended to a GPU kernel, it turns a signature that differs from the task's into a compile error.

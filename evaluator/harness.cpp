@@ -696,7 +696,7 @@ std::string first_error_line(const std::string& log) {
 }
 
 Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
-                                const std::string& file_name, const std::vector<std::string>& libraries = {}) {
+                                const std::string& file_name, const std::vector<std::string>& libraries) {
   CompileRequest request;
   request.libraries = libraries;
   request.file_name = file_name;

@@ -404,6 +404,36 @@ std::optional<std::string> block_problem(const Task& task, const Bindings& dims)
   return std::nullopt;
 }
 
+std::string problem_dtype(const Task& task) {
+  for (const auto& arg : task.args)
+    if (arg.is_tensor()) return dtype_name(arg.dtype);
+  return "f32";
+}
+
+std::string problem_dynamic_dim(const Task& task) {
+  const auto symbols = task.size_symbols();
+  return std::find(symbols.begin(), symbols.end(), "M") != symbols.end() ? "M" : "";
+}
+
+std::optional<std::string> shape_problem(const Task& task, const Bindings& dims) {
+  const auto symbols = task.size_symbols();
+  for (const auto& [name, value] : dims)
+    if (std::find(symbols.begin(), symbols.end(), name) == symbols.end())
+      return fmt::format("'{}' is not a size of {} (its sizes: {})", name, task.id(), fmt::join(symbols, ", "));
+  for (const auto& s : symbols) {
+    auto it = dims.find(s);
+    if (it == dims.end()) return fmt::format("no value for '{}' (the sizes of {}: {})", s, task.id(), fmt::join(symbols, ", "));
+    if (it->second < 1 || it->second > INT32_MAX)
+      return fmt::format("{} = {}: expected an integer from 1 to {}", s, it->second, INT32_MAX);
+  }
+  for (const auto& c : task.constraints) {
+    auto holds = c.eval(dims);
+    if (!holds) return fmt::format("constraint {}", holds.error().message);
+    if (*holds == 0) return fmt::format("violates the constraint '{}' of {}", c.text(), task.id());
+  }
+  return block_problem(task, dims);
+}
+
 Result<std::vector<Task>> load_tasks(const std::string& root, const std::string& suite) {
   std::error_code ec;
   if (!fs::is_directory(root, ec))
