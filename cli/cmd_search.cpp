@@ -200,9 +200,10 @@ int run_search(const Context& context, SearchArgs args) {
   }
 
   // LLM calls are recorded from the client's threads through a connection of their own.
-  std::unique_ptr<LlmClient> llm;
-  std::shared_ptr<KernelStore> call_store;
+  // Declared before the client, so they outlive every callback it makes.
   std::mutex call_mutex;
+  std::shared_ptr<KernelStore> call_store;
+  std::unique_ptr<LlmClient> llm;
   if (llm_config) {
     auto second = KernelStore::open(args.db_path);
     if (!second) return report(second.error());
