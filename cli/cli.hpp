@@ -25,7 +25,7 @@ struct Context {
 // Where kernels run: the cpu, or a GPU backend with its first device.
 struct Target {
   std::unique_ptr<Backend> gpu;  // null for the cpu
-  std::string device;            // the library's device key: "cpu:<model>", "cuda:<name>"
+  std::string device;            // the library's device key: "cpu:<model>", "nvidia:sm_90:132"
   std::string name, arch;        // the device's name and arch ("native" for the cpu)
 };
 // The backend's compiler and device, or one line saying what is missing.

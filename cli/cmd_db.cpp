@@ -107,8 +107,13 @@ json best_json(const BestRecord& b) {
   return j;
 }
 
-std::string device_key(const std::string& device) {
-  return device == "auto" ? "cpu:" + host_cpu_name() : device;
+// "auto" and "cpu": this machine's CPU; "cuda", "hip": its first device of that backend.
+Result<std::string> device_key(const std::string& device) {
+  if (device == "auto") return "cpu:" + host_cpu_name();
+  if (device != "cpu" && device != "cuda" && device != "hip") return device;
+  auto target = open_target(device);
+  if (!target) return target.error();
+  return target->device;
 }
 
 int run_list(const DbArgs& a) {
@@ -215,7 +220,9 @@ const char* match_name(BestKernels::Match m) {
 
 // What this device would use for every problem any device has a published kernel for.
 int run_best(const DbArgs& a) {
-  const std::string device = device_key(a.device);
+  const auto device_or = device_key(a.device);
+  if (!device_or) return report(device_or.error());
+  const std::string& device = *device_or;
   auto store = KernelStore::open(a.db_path, /*read_only=*/true);
   if (!store) return report(store.error());
   auto rows = store->best("", a.op);
@@ -496,7 +503,7 @@ void add_db_command(CLI::App& app, Context& context) {
   {
     auto [c, a] = add("best", "What a device would use for each published problem (exact, nearest, none)", run_best);
     c->add_option("--op", a->op, "Only this op (task SUITE/NAME)");
-    c->add_option("--device", a->device, "auto (this machine) or a device key, e.g. nvidia:sm_90:132");
+    c->add_option("--device", a->device, "auto (this machine's CPU), cpu, cuda, hip (this machine's first such device) or a device key, e.g. nvidia:sm_90:132");
   }
   {
     auto [c, a] = add("history", "A task's evaluations in order, with the best time so far", run_history);

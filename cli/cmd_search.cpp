@@ -295,7 +295,8 @@ int run_search(const Context& context, SearchArgs args) {
     return kExitKernelFailed;
   }
   if (auto s = store->end_run(run.id); !s) return report(s.error());
-  fmt::print("run {} done; the winners are published in {} (kforge db best)\n", run.id, args.db_path);
+  fmt::print("run {} done; the winners are published in {} (kforge db best --db {}{})\n", run.id, args.db_path,
+             args.db_path, args.backend == "cpu" ? "" : " --device " + target->device);
   return exit_code;
 }
 

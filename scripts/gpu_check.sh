@@ -124,6 +124,15 @@ timeout "$(time_left 120)" tests/cli/cuda_cheats.sh eval "$bundle/bin/kforge" te
 rc=$?
 add_row "tests/cheats_cuda (every cheat refused)" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" "$(seconds_since "$t")"
 
+echo "== kforge search --backend cuda: a short offline search, then what the library would serve"
+t=$(date +%s.%N)
+timeout "$(time_left 100)" "$bundle/bin/kforge" search --backend cuda --tasks llm/rmsnorm,llm/gemv --evals 6 \
+  --islands 2 --time 70s --db "$work/search.db" &&
+  "$bundle/bin/kforge" db best --db "$work/search.db" --device cuda
+rc=$?
+add_row "search --backend cuda (rmsnorm, gemv; 6 evaluations or 70 s)" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" \
+  "$(seconds_since "$t")"
+
 echo
 echo "== summary"
 printf '%-70s %-6s %10s\n' "test / seed" "result" "time"
