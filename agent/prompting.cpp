@@ -131,6 +131,21 @@ Result<std::string> read_prompt_file(const std::string& path) {
 
 }  // namespace
 
+std::string category_exemplar(const Task& task, const std::vector<Task>& all, const std::string& backend,
+                              const std::string& prompts_dir) {
+  const auto file = std::filesystem::path(prompts_dir) / "exemplars" / (task.category + (backend == "cpu" ? ".cpp" : ".cu"));
+  if (auto source = read_file(file.string())) return *source;
+  for (const Task& other : all) {
+    if (other.id() == task.id() || other.category != task.category) continue;
+    for (const auto& path : other.seed_paths) {
+      const std::string name = std::filesystem::path(path).filename().string();
+      if (is_seed_for(backend, name) && name.find("naive") == std::string::npos)
+        if (auto source = read_file(path)) return *source;
+    }
+  }
+  return "";
+}
+
 Result<std::string> render_task_prompt(const Task& task, const PromptContext& context, const std::string& entry) {
   std::vector<std::string> constraints;
   for (const auto& c : task.constraints) constraints.push_back(c.text());

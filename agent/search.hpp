@@ -151,6 +151,12 @@ struct PromptContext {
   std::string retrieved;  // tuned kernels of similar problems from the library, or empty
 };
 
+// The one-shot example of a good kernel of the task's category shown in prompts (MultiKernelBench
+// found category-aware examples help): prompts_dir/exemplars/<category>.cpp (cpu) or .cu (cuda,
+// hip); else the optimised seed of another task of the same category in `all`; else empty.
+std::string category_exemplar(const Task& task, const std::vector<Task>& all, const std::string& backend,
+                              const std::string& prompts_dir);
+
 // The messages (system, user) that ask for `kind` (rewrite, diff, crossover, fix) from `parent`
 // (and `other` for a crossover), with the population's history around them.
 Result<std::vector<LlmMessage>> build_messages(const std::string& kind, const Task& task, const PromptContext& context,

@@ -56,20 +56,6 @@ Result<std::vector<Task>> chosen_tasks(const std::string& root, const std::strin
   return chosen;
 }
 
-// A correct kernel of another task of the same category, for the prompt's exemplar: the task's
-// optimised seed for the backend.
-std::string exemplar_for(const Task& task, const std::vector<Task>& all, const std::string& backend) {
-  for (const Task& other : all) {
-    if (other.id() == task.id() || other.category != task.category) continue;
-    for (const auto& path : other.seed_paths) {
-      const std::string name = std::filesystem::path(path).filename().string();
-      if (is_seed_for(backend, name) && name.find("naive") == std::string::npos)
-        if (auto source = read_file(path)) return *source;
-    }
-  }
-  return "";
-}
-
 // Kernels the library published for the same op on other devices: what the LLM may adapt.
 std::string retrieved_for(const KernelStore& store, const Task& task, const std::string& device) {
   auto best = store.best("", task.id());
@@ -260,7 +246,7 @@ int run_search(const Context& context, SearchArgs args) {
     prompts.backend = args.backend;
     prompts.device = target->name;
     prompts.arch = args.backend == "cpu" ? cpu_arch() : target->arch;
-    prompts.exemplar = exemplar_for(task, *all_tasks, args.backend);
+    prompts.exemplar = category_exemplar(task, *all_tasks, args.backend, prompts.prompts_dir);
     prompts.retrieved = retrieved_for(*store, task, target->device);
     Search search(args.options, *store, run.id, target->device, prompts, llm.get(), reporter);
     const double now = steady_seconds();

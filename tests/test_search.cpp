@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "agent/search.hpp"
@@ -159,6 +160,29 @@ TEST(SearchParts, PromptsCarryTheTaskTheParentAndTheLatestFailure) {
     EXPECT_NE(user.find("N=4096"), std::string::npos);
   }
   EXPECT_FALSE(build_messages("crossover", task, context, population, 0).ok()) << "a crossover needs two parents";
+}
+
+TEST(SearchParts, TheExemplarIsTheCategorysFileElseASiblingTasksOptimisedSeed) {
+  auto tasks = load_tasks(kSource + "/tasks", "llm");
+  ASSERT_TRUE(tasks.ok()) << tasks.error().message;
+  auto task = [&](const std::string& id) {
+    return *std::find_if(tasks->begin(), tasks->end(), [&](const Task& t) { return t.id() == id; });
+  };
+  const fs::path prompts = fs::temp_directory_path() / ("kforge-exemplars-" + std::to_string(getpid()));
+  fs::remove_all(prompts);
+  fs::create_directories(prompts / "exemplars");
+  // No exemplar file: the other activation task's optimised seed, never a naive one, never its own.
+  const std::string sibling = category_exemplar(task("llm/softmax"), *tasks, "cpu", prompts.string());
+  EXPECT_EQ(sibling, read_file(kSource + "/tasks/llm/swiglu/seeds/cpu_omp_simd.cpp").value());
+  EXPECT_EQ(category_exemplar(task("llm/topk_sample"), *tasks, "cpu", prompts.string()), "")
+      << "the only reduction task has no sibling";
+  // The category's file wins, per backend: .cpp for cpu, .cu for cuda and hip.
+  std::ofstream(prompts / "exemplars" / "activation.cpp") << "// the cpu exemplar\n";
+  std::ofstream(prompts / "exemplars" / "activation.cu") << "// the cuda exemplar\n";
+  EXPECT_EQ(category_exemplar(task("llm/softmax"), *tasks, "cpu", prompts.string()), "// the cpu exemplar\n");
+  EXPECT_EQ(category_exemplar(task("llm/softmax"), *tasks, "cuda", prompts.string()), "// the cuda exemplar\n");
+  EXPECT_EQ(category_exemplar(task("llm/softmax"), *tasks, "hip", prompts.string()), "// the cuda exemplar\n");
+  fs::remove_all(prompts);
 }
 
 // ---- whole searches --------------------------------------------------------------------------
