@@ -2,6 +2,7 @@
 // task passes against its reference on every backend this machine has, and how fast.
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "cli/cli.hpp"
@@ -253,8 +254,24 @@ void add_tasks_command(CLI::App& app, Context& context) {
         return kExitOk;
       }
       fmt::print("{:<18} {:<14} {:>5}  {}\n", "TASK", "CATEGORY", "SEEDS", "SIGNATURE");
-      for (const auto& t : *tasks)
+      std::map<std::string, std::map<std::string, int>> coverage;  // suite -> category -> tasks
+      for (const auto& t : *tasks) {
         fmt::print("{:<18} {:<14} {:>5}  {}\n", t.id(), t.category, t.seed_paths.size(), signature(t));
+        ++coverage[t.suite][t.category];
+      }
+      for (const auto& [name, categories] : coverage) {
+        std::vector<std::string> counts, missing;
+        int total = 0;
+        for (const auto& [category, n] : categories) {
+          counts.push_back(fmt::format("{} {}", category, n));
+          total += n;
+        }
+        for (const auto& category : task_categories())
+          if (!categories.count(category)) missing.push_back(category);
+        fmt::print("\nsuite {}: {} tasks in {} of {} categories: {}\n", name, total, categories.size(),
+                   task_categories().size(), fmt::join(counts, ", "));
+        if (!missing.empty()) fmt::print("  no task yet: {}\n", fmt::join(missing, ", "));
+      }
       return kExitOk;
     };
   });

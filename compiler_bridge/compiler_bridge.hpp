@@ -68,7 +68,7 @@ struct CompileRequest {
   std::string file_name = "kernel.cpp";  // how the compiler log refers to the source
   Bindings defines;                      // -DNAME=value
   std::string arch;                      // target: sm_90, gfx90a, ...; empty: the backend's default
-  std::vector<std::string> libraries;    // cpu: linked as -lNAME (vendor baselines, never candidates)
+  std::vector<std::string> libraries = {};  // cpu: linked as -lNAME (vendor baselines, never candidates)
 };
 
 struct Binary {

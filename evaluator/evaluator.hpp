@@ -16,6 +16,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,9 @@ struct Task {
   std::string id() const { return suite + "/" + name; }
   std::vector<std::string> size_symbols() const;
 };
+
+// The categories a task may name (DESIGN §3.1, after MultiKernelBench), sorted.
+const std::set<std::string>& task_categories();
 
 // Loads one task folder. On failure the message lists every problem found, one per line, each
 // as "<dir>/task.toml: <field>: <what is wrong>".

@@ -13,9 +13,6 @@ namespace fs = std::filesystem;
 namespace kforge {
 namespace {
 
-const std::set<std::string> kCategories = {"activation",  "normalization", "reduction", "pooling",   "matmul",
-                                           "convolution", "loss",          "index",     "resize",    "fuse",
-                                           "math",        "optimizer",     "attention", "broadcast", "quant"};
 const std::set<std::string> kTopLevelKeys = {"name",  "category",  "description", "args",        "bench",
                                              "check", "tolerance", "flops",       "bytes", "constraints",
                                              "baseline"};
@@ -271,6 +268,13 @@ std::string shape_label(const Bindings& dims) {
   return fmt::format("{}", fmt::join(parts, ","));
 }
 
+const std::set<std::string>& task_categories() {
+  static const std::set<std::string> categories = {
+      "activation", "normalization", "reduction", "pooling", "matmul",    "convolution", "loss", "index",
+      "resize",     "fuse",          "math",      "optimizer", "attention", "broadcast",   "quant"};
+  return categories;
+}
+
 Result<Task> load_task(const std::string& dir) {
   const fs::path folder = fs::path(dir).lexically_normal();
   const std::string file = (folder / "task.toml").string();
@@ -303,8 +307,8 @@ Result<Task> load_task(const std::string& dir) {
   auto category = table["category"].value<std::string>();
   if (!category)
     problems.add("category", "missing");
-  else if (!kCategories.count(*category))
-    problems.add("category", "'{}' is not one of {}", *category, fmt::join(kCategories, ", "));
+  else if (!task_categories().count(*category))
+    problems.add("category", "'{}' is not one of {}", *category, fmt::join(task_categories(), ", "));
   else
     task.category = *category;
   auto description = table["description"].value<std::string>();

@@ -481,7 +481,9 @@ TEST(Evaluator, AVendorBaselineIsTimedWhereItLinksElseTheNaiveSeed) {
     ASSERT_EQ(r.status, EvalStatus::ok) << task << ": " << r.message;
     EXPECT_EQ(r.baseline, baseline) << task;
     for (const auto& s : r.shapes)
-      if (s.bench) EXPECT_GT(s.speedup, 0) << task << ": the baseline was timed";
+      if (s.bench) {
+        EXPECT_GT(s.speedup, 0) << task << ": the baseline was timed";
+      }
   }
 }
 
