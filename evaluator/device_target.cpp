@@ -54,18 +54,6 @@ class DeviceArgs {
   std::vector<DevicePtr> bases_;
 };
 
-// The sizes of a call, read back from its size arguments (what launch lines are written in).
-Bindings call_dims(const Task& task, const CallArgs& args) {
-  Bindings dims;
-  for (size_t i = 0; i < task.args.size(); ++i)
-    if (task.args[i].role == ArgRole::size) {
-      std::int32_t v = 0;
-      std::memcpy(&v, args.buffers[i].data(), 4);
-      dims[task.args[i].name] = v;
-    }
-  return dims;
-}
-
 // A GPU kernel loaded on the device: its launches in order, its workspace.
 struct DeviceKernel {
   Candidate candidate;

@@ -55,9 +55,13 @@ void quantize(DType dtype, const float* values, void* blocks, std::int64_t eleme
 void dequantize(DType dtype, const void* blocks, float* values, std::int64_t elements);
 
 // How an input tensor is filled: normal(mean, std), uniform(lo, hi) or int(lo, hi) inclusive.
+// The bounds of int(lo, hi) may be expressions over the task's sizes ("int(0, V - 1)": an index
+// into a V-row table); `lo`/`hi` hold them, and at() gives the numbers for one shape.
 struct Distribution {
   enum class Kind { normal, uniform, integers } kind = Kind::normal;
   double a = 0, b = 1;
+  std::optional<Expr> lo, hi;  // int(...) bounds that name sizes; a and b otherwise
+  Distribution at(const Bindings& dims) const;
 };
 
 struct TaskArg {
@@ -101,6 +105,10 @@ Result<Task> load_task(const std::string& dir);
 // blocks ("gives W (q8_0) a last extent 'K' = 33, not a multiple of its 32-element blocks"), or
 // nothing. The loader rejects such bench and check shapes; held-out shapes avoid them.
 std::optional<std::string> block_problem(const Task& task, const Bindings& dims);
+
+// Why `dims` leaves an input of `task` an empty int(lo, hi) range ("draws ids from int(0, V - 1),
+// empty at V=0"), or nothing.
+std::optional<std::string> range_problem(const Task& task, const Bindings& dims);
 
 // Every task of `suite` (or of every suite) under `root`, sorted by id.
 Result<std::vector<Task>> load_tasks(const std::string& root, const std::string& suite = "");

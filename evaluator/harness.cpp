@@ -56,9 +56,9 @@ void draw_reals(float* p, size_t n, const Distribution& d, std::mt19937_64& rng)
 
 // Fills a tensor from its distribution: i32 drawn as integers, f32 as drawn, f16 rounded from the
 // f32 draws, q8_0 and q4_0 quantized from them block by block as ggml does.
-void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng) {
+void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng, const Bindings& dims) {
   const size_t n = buffer_elements(buffer, arg.dtype);
-  const Distribution& d = arg.dist;
+  const Distribution d = arg.dist.at(dims);
   if (arg.dtype == DType::i32) {
     auto* p = reinterpret_cast<std::int32_t*>(buffer.data());
     std::uniform_int_distribution<std::int64_t> pick(static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b));
@@ -107,7 +107,7 @@ CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rn
       if (arg.role == ArgRole::out)
         std::memset(b.data(), 0, b.bytes);
       else
-        fill(b, varied(arg, trial, rng), rng);
+        fill(b, varied(arg, trial, rng), rng, dims);
       call.buffers.push_back(std::move(b));
     } else {
       Buffer b = Buffer::make(4);
@@ -304,6 +304,17 @@ struct Runner {
   }
 };
 
+Bindings call_dims(const Task& task, const CallArgs& args) {
+  Bindings dims;
+  for (size_t i = 0; i < task.args.size(); ++i)
+    if (task.args[i].role == ArgRole::size) {
+      std::int32_t v = 0;
+      std::memcpy(&v, args.buffers[i].data(), 4);
+      dims[task.args[i].name] = v;
+    }
+  return dims;
+}
+
 // Draws `count` elements of every input tensor of `inputs` afresh, at random positions, from the
 // tensor's distribution: no two timed calls see the same inputs, so no answer can be replayed.
 // A quantized tensor gets `count` whole blocks drawn and quantized afresh. The offsets are of
@@ -311,6 +322,7 @@ struct Runner {
 void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::vector<std::vector<size_t>>* changed,
                  int count) {
   if (changed) changed->assign(task.args.size(), {});
+  const Bindings dims = call_dims(task, inputs);
   for (size_t i = 0; i < task.args.size(); ++i) {
     const TaskArg& arg = task.args[i];
     if (arg.role != ArgRole::in && arg.role != ArgRole::inout) continue;
@@ -320,7 +332,7 @@ void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::
     if (n == 0) continue;
     Buffer one = Buffer::make(unit);
     for (int k = 0; k < count; ++k) {
-      fill(one, arg, rng);
+      fill(one, arg, rng, dims);
       const size_t offset = unit * (rng() % n);
       std::memcpy(b.data() + offset, one.data(), unit);
       if (changed) (*changed)[i].push_back(offset);
@@ -429,7 +441,7 @@ std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng) {
     }
     bool ok = std::all_of(task.constraints.begin(), task.constraints.end(),
                           [&](const Expr& c) { return c.eval(dims).ok() && *c.eval(dims) != 0; }) &&
-              !block_problem(task, dims);
+              !block_problem(task, dims) && !range_problem(task, dims);
     for (const auto* list : {&task.check_shapes, &task.bench_shapes})
       ok = ok && std::find(list->begin(), list->end(), dims) == list->end();
     if (ok) return dims;
@@ -1010,7 +1022,7 @@ std::string reference_problem(const Task& task, CallFn reference) {
       std::mt19937_64 rng(0x5EED0001), other(0x5EED0003);
       const CallArgs inputs = make_inputs(task, dims, rng);
       CallArgs perturbed = inputs.clone();
-      fill(perturbed.buffers[i], arg, other);
+      fill(perturbed.buffers[i], arg, other, dims);
       if (reference_outputs(task, reference, inputs) != reference_outputs(task, reference, perturbed)) {
         matters = true;
         break;

@@ -88,6 +88,9 @@ bool is_output(const TaskArg& arg);  // out or inout
 // A call's arguments on `dims`: inputs drawn from their distributions (as trial `trial` varies
 // them), outputs zeroed, sizes and scalars set.
 CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial = 0);
+
+// The sizes of a call, read back from its size arguments (what launch lines are written in).
+Bindings call_dims(const Task& task, const CallArgs& args);
 std::vector<const Buffer*> views(const CallArgs& args);
 // The candidate's copy of a call's arguments: inputs copied, outputs poisoned (0xFF).
 CallArgs candidate_args(const Task& task, const CallArgs& initial);

@@ -36,21 +36,48 @@ class Problems {
   std::vector<std::string> lines_;
 };
 
+// "normal(0, 1)", "uniform(-1, 1)", "int(0, 4095)", "int(0, V - 1)": bounds of int() may be
+// expressions over sizes (checked against the task's sizes by the caller), the others are numbers.
 std::optional<Distribution> parse_distribution(const std::string& text) {
-  static const std::regex form(R"(^\s*(normal|uniform|int)\s*\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)\s*$)");
+  static const std::regex form(R"(^\s*(normal|uniform|int)\s*\((.*)\)\s*$)");
   std::smatch m;
   if (!std::regex_match(text, m, form)) return std::nullopt;
   Distribution d;
   d.kind = m[1] == "normal"    ? Distribution::Kind::normal
            : m[1] == "uniform" ? Distribution::Kind::uniform
                                : Distribution::Kind::integers;
-  try {
-    d.a = std::stod(m[2]);
-    d.b = std::stod(m[3]);
-  } catch (const std::exception&) {
-    return std::nullopt;
+  // The two arguments, split at the comma outside any parentheses ("int(0, max(1, V) - 1)").
+  const std::string args = m[2];
+  int depth = 0;
+  std::size_t comma = std::string::npos;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    depth += args[i] == '(' ? 1 : args[i] == ')' ? -1 : 0;
+    if (args[i] == ',' && depth == 0) {
+      if (comma != std::string::npos) return std::nullopt;
+      comma = i;
+    }
   }
-  if (d.kind != Distribution::Kind::normal && d.a > d.b) return std::nullopt;
+  if (comma == std::string::npos) return std::nullopt;
+  auto bound = [&](std::string part, double& number, std::optional<Expr>& expr) {
+    part.erase(0, part.find_first_not_of(" \t"));
+    part.erase(part.find_last_not_of(" \t") + 1);
+    static const std::regex numeric(R"(^\s*[-+]?[0-9.]+([eE][-+]?[0-9]+)?\s*$)");
+    if (std::regex_match(part, numeric)) {
+      try {
+        number = std::stod(part);
+        return true;
+      } catch (const std::exception&) {
+        return false;
+      }
+    }
+    if (d.kind != Distribution::Kind::integers) return false;
+    auto parsed = Expr::parse(part);
+    if (!parsed) return false;
+    expr = std::move(*parsed);
+    return true;
+  };
+  if (!bound(args.substr(0, comma), d.a, d.lo) || !bound(args.substr(comma + 1), d.b, d.hi)) return std::nullopt;
+  if (d.kind != Distribution::Kind::normal && !d.lo && !d.hi && d.a > d.b) return std::nullopt;
   if (d.kind == Distribution::Kind::normal && d.b < 0) return std::nullopt;
   return d;
 }
@@ -146,6 +173,7 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
     }
     if (extents_ok)
       if (auto why = block_problem(task, dims)) problems.add(field, "{}", *why);
+    if (auto why = range_problem(task, dims)) problems.add(field, "{}", *why);
     if (total_bytes >= kMaxTaskBytes)
       problems.add(field, "needs {} MiB or more of tensors; the limit is {} MiB", total_bytes >> 20,
                    kMaxTaskBytes >> 20);
@@ -235,6 +263,10 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
           problems.add(field + ".dist", "'{}': an i32 tensor takes int(lo, hi)", *dist_text);
         else
           arg.dist = *dist;
+        for (const auto* bound : {&arg.dist.lo, &arg.dist.hi})
+          if (*bound)
+            for (const auto& s : (*bound)->symbols())
+              if (!sizes.count(s)) problems.add(field + ".dist", "unknown symbol '{}'", s);
       }
     } else if (arg.role == ArgRole::size) {
       if (arg.dtype != DType::i32) problems.add(field + ".type", "a size must be i32");
@@ -408,6 +440,31 @@ std::optional<std::string> block_problem(const Task& task, const Bindings& dims)
   return std::nullopt;
 }
 
+Distribution Distribution::at(const Bindings& dims) const {
+  Distribution d = *this;
+  if (lo)
+    if (auto v = lo->eval(dims)) d.a = static_cast<double>(*v);
+  if (hi)
+    if (auto v = hi->eval(dims)) d.b = static_cast<double>(*v);
+  return d;
+}
+
+std::optional<std::string> range_problem(const Task& task, const Bindings& dims) {
+  for (const auto& arg : task.args) {
+    const Distribution& d = arg.dist;
+    if (!d.lo && !d.hi) continue;
+    for (const auto* bound : {&d.lo, &d.hi})
+      if (*bound)
+        if (auto v = (*bound)->eval(dims); !v) return fmt::format("{}'s dist: {}", arg.name, v.error().message);
+    const Distribution here = d.at(dims);
+    if (here.a > here.b)
+      return fmt::format("draws {} from int({}, {}), empty at {} ({} > {})", arg.name,
+                         d.lo ? d.lo->text() : fmt::format("{}", d.a), d.hi ? d.hi->text() : fmt::format("{}", d.b),
+                         shape_label(dims), here.a, here.b);
+  }
+  return std::nullopt;
+}
+
 std::string problem_dtype(const Task& task) {
   for (const auto& arg : task.args)
     if (arg.is_tensor()) return dtype_name(arg.dtype);
@@ -435,6 +492,7 @@ std::optional<std::string> shape_problem(const Task& task, const Bindings& dims)
     if (!holds) return fmt::format("constraint {}", holds.error().message);
     if (*holds == 0) return fmt::format("violates the constraint '{}' of {}", c.text(), task.id());
   }
+  if (auto why = range_problem(task, dims)) return why;
   return block_problem(task, dims);
 }
 

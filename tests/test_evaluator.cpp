@@ -187,6 +187,25 @@ TEST(Evaluator, QuantizedInputsAreGgmlBlocksDrawnFromTheDistribution) {
   }
 }
 
+TEST(Evaluator, IntegerBoundsThatNameSizesAreEvaluatedPerShape) {
+  // llm/embedding draws ids from int(0, V - 1): always a row of the table, whatever V is.
+  auto task = find_task(kSource + "/tasks", "llm/embedding");
+  ASSERT_TRUE(task.ok()) << task.error().message;
+  std::mt19937_64 rng(11);
+  for (std::int64_t V : {1, 5, 4096}) {
+    const Bindings dims = {{"M", 64}, {"V", V}, {"D", 3}};
+    CallArgs args = make_inputs(*task, dims, rng);
+    redraw_some(*task, args, rng);
+    const auto* ids = reinterpret_cast<const std::int32_t*>(args.buffers[1].data());
+    const auto [lo, hi] = std::minmax_element(ids, ids + 64);
+    EXPECT_GE(*lo, 0) << "V=" << V;
+    EXPECT_LE(*hi, V - 1) << "V=" << V;
+    if (V == 4096) {
+      EXPECT_GT(*hi, 2048) << "the range is the whole table, not a fixed one";
+    }
+  }
+}
+
 TEST(TaskValidation, AReferenceWithAConstantOutputIsRejected) {
   Evaluator broken = evaluator_for(kSource + "/tests/data/tasks", "broken/constant_reference");
   Status s = broken.check_reference();

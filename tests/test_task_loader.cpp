@@ -113,6 +113,17 @@ TEST_F(TaskLoaderTest, BadDistribution) {
   EXPECT_CONTAINS(load_error("normal(0, 1)", "uniform(1, -1)"), "args[0].dist: 'uniform(1, -1)'");
 }
 
+TEST_F(TaskLoaderTest, IntegerBoundsMayNameSizes) {
+  EXPECT_EQ(load_error("normal(0, 1)", "int(0, N - 1)"), "");
+  EXPECT_EQ(load_error("normal(0, 1)", "int(-N, max(1, N / 2))"), "") << "a comma inside the bound";
+  EXPECT_CONTAINS(load_error("normal(0, 1)", "int(0, Q - 1)"), "args[0].dist: unknown symbol 'Q'");
+  EXPECT_CONTAINS(load_error("normal(0, 1)", "uniform(0, N)"), "args[0].dist: 'uniform(0, N)'")
+      << "only int() bounds are expressions";
+  EXPECT_CONTAINS(load_error("normal(0, 1)", "int(0, N, 1)"), "is not normal(mean, std)");
+  // An empty range at a listed shape is the task's fault, named with the shape.
+  EXPECT_CONTAINS(load_error("normal(0, 1)", "int(1, N - 1)"), "draws x from int(1, N - 1), empty at N=1 (1 > 0)");
+}
+
 TEST_F(TaskLoaderTest, IntegerTensorNeedsAnIntegerDistribution) {
   EXPECT_CONTAINS(load_error("type = \"f32\", role = \"in\"", "type = \"i32\", role = \"in\""),
                   "args[0].dist: 'normal(0, 1)': an i32 tensor takes int(lo, hi)");
