@@ -1,0 +1,117 @@
+// Decode tokens/s of a ~110M-parameter Llama (llama2.c's stories110M shape: dim 768, 12 layers,
+// 12 heads, 12 kv heads, hidden 2048, vocab 32000) on the baseline kernels and on a tuned library,
+// in the same run, and their ratio; then the time per op of each.
+//
+//   build/bench/bench_infer [--db kforge.db] [--steps 32] [--model FILE]
+//
+// Without --model the synthetic checkpoint is written once to build/bench-infer-110m.bin (440 MB,
+// deterministic) and reused. Without --db only the baseline runs. Each library gets a warm-up
+// (prompt <s>, 4 steps: compiles and resolves), then the timed run: <s>, then --steps greedy steps
+// (llm/lmhead_argmax). Kernels run with OpenMP as compiled (-fopenmp): set OMP_NUM_THREADS to pin.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "inference/kernel_library.hpp"
+#include "inference/llama.hpp"
+
+using namespace kforge;
+namespace fs = std::filesystem;
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "bench_infer: %s\n", message.c_str());
+  return 1;
+}
+
+struct Timed {
+  double tokens_per_s = 0;
+  std::vector<LlamaDecoder::OpTime> ops;
+  std::vector<std::string> kernels;
+};
+
+Result<Timed> decode(const LlamaModel& model, KernelLibrary& library, int steps) {
+  for (int pass = 0; pass < 2; ++pass) {
+    auto decoder = LlamaDecoder::create(model, library, {.profile = pass == 1});
+    if (!decoder) return decoder.error();
+    int token = 1;
+    const int n = pass == 0 ? 4 : steps;
+    auto first = decoder->forward_greedy(std::span(&token, 1));
+    if (!first) return first.error();
+    token = *first;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+      auto next = decoder->forward_greedy(std::span(&token, 1));
+      if (!next) return next.error();
+      token = *next;
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (pass == 1) return Timed{n / s, decoder->op_times(), decoder->explain()};
+  }
+  return make_error(ErrorKind::internal, "unreachable");
+}
+
+void print_ops(const char* name, const Timed& t) {
+  double total = 0;
+  for (const auto& op : t.ops) total += op.seconds;
+  std::printf("%s: time per op over the timed steps\n", name);
+  for (const auto& op : t.ops)
+    std::printf("  %-18s %8lld calls %9.4f s %5.1f%%\n", op.op.c_str(), static_cast<long long>(op.calls), op.seconds,
+                100 * op.seconds / total);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string db, model_path;
+  int steps = 32;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--db" && i + 1 < argc) db = argv[++i];
+    else if (a == "--model" && i + 1 < argc) model_path = argv[++i];
+    else if (a == "--steps" && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
+    else return fail("usage: bench_infer [--db kforge.db] [--steps 32] [--model FILE]");
+  }
+  const LlamaConfig config{.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12,
+                           .vocab_size = 32000, .seq_len = 256};
+  if (model_path.empty()) {
+    model_path = std::string(KFORGE_BINARY_DIR) + "/bench-infer-110m.bin";
+    std::error_code ec;
+    if (fs::file_size(model_path, ec) != static_cast<std::uintmax_t>(config.file_bytes())) {
+      std::printf("writing %s (%s)...\n", model_path.c_str(), config.describe().c_str());
+      if (Status s = write_synthetic_llama(model_path, config, 1); !s) return fail(s.error().message);
+    }
+  }
+  auto model = LlamaModel::load(model_path);
+  if (!model) return fail(model.error().message);
+  if (model->config().seq_len < steps + 6) return fail("--steps: longer than the model's context");
+  std::printf("model %s: %s, %.1fM parameters\n", model_path.c_str(), model->config().describe().c_str(),
+              static_cast<double>(model->config().parameters()) / 1e6);
+
+  KernelLibraryOptions options;
+  options.tasks_dir = std::string(KFORGE_SOURCE_DIR) + "/tasks";
+  auto baseline = KernelLibrary::open_baseline(options);
+  if (!baseline) return fail(baseline.error().message);
+  auto base = decode(*model, *baseline, steps);
+  if (!base) return fail(base.error().message);
+  std::printf("baseline kernels: %.2f tokens/s decode (%d steps)\n", base->tokens_per_s, steps);
+  print_ops("baseline", *base);
+  if (db.empty()) return 0;
+
+  auto library = KernelLibrary::open(db, options);
+  if (!library) return fail(library.error().message);
+  auto tuned = decode(*model, *library, steps);
+  if (!tuned) return fail(tuned.error().message);
+  std::printf("tuned library %s: %.2f tokens/s decode (%d steps)\n", db.c_str(), tuned->tokens_per_s, steps);
+  print_ops("tuned", *tuned);
+  int matched = 0;
+  for (const auto& line : tuned->kernels)
+    if (line.find(": baseline: ") == std::string::npos) ++matched, std::printf("  tuned: %s\n", line.c_str());
+  std::printf("%d of %zu resolved problems ran a tuned kernel\n", matched, tuned->kernels.size());
+  std::printf("decode speedup, tuned / baseline: %.2fx\n", tuned->tokens_per_s / base->tokens_per_s);
+  return 0;
+}
