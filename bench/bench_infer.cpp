@@ -2,12 +2,12 @@
 // 12 heads, 12 kv heads, hidden 2048, vocab 32000) on the baseline kernels and on a tuned library,
 // in the same run, and their ratio; then the time per op of each.
 //
-//   build/bench/bench_infer [--db kforge.db] [--steps 32] [--model FILE]
+//   build/bench/bench_infer [--db kforge.db] [--steps 32] [--model FILE] [--q8]
 //
 // Without --model the synthetic checkpoint is written once to build/bench-infer-110m.bin (440 MB,
 // deterministic) and reused. Without --db only the baseline runs. Each library gets a warm-up
 // (prompt <s>, 4 steps: compiles and resolves), then the timed run: <s>, then --steps greedy steps
-// (llm/lmhead_argmax). Kernels run with OpenMP as compiled (-fopenmp): set OMP_NUM_THREADS to pin.
+// (llm/lmhead_argmax). --q8: the projections in Q8_0 (llm/gemv_q8_0). Kernels run with OpenMP as compiled (-fopenmp): set OMP_NUM_THREADS to pin.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -58,7 +58,7 @@ Result<Timed> decode(const LlamaModel& model, KernelLibrary& library, int steps)
 void print_ops(const char* name, const Timed& t) {
   double total = 0;
   for (const auto& op : t.ops) total += op.seconds;
-  std::printf("%s: time per op over the timed steps\n", name);
+  std::printf("%s: time per op (the <s> forward and the timed steps)\n", name);
   for (const auto& op : t.ops)
     std::printf("  %-18s %8lld calls %9.4f s %5.1f%%\n", op.op.c_str(), static_cast<long long>(op.calls), op.seconds,
                 100 * op.seconds / total);
@@ -69,12 +69,14 @@ void print_ops(const char* name, const Timed& t) {
 int main(int argc, char** argv) {
   std::string db, model_path;
   int steps = 32;
+  bool q8 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--db" && i + 1 < argc) db = argv[++i];
     else if (a == "--model" && i + 1 < argc) model_path = argv[++i];
     else if (a == "--steps" && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
-    else return fail("usage: bench_infer [--db kforge.db] [--steps 32] [--model FILE]");
+    else if (a == "--q8") q8 = true;
+    else return fail("usage: bench_infer [--db kforge.db] [--steps 32] [--model FILE] [--q8]");
   }
   const LlamaConfig config{.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12,
                            .vocab_size = 32000, .seq_len = 256};
@@ -86,11 +88,12 @@ int main(int argc, char** argv) {
       if (Status s = write_synthetic_llama(model_path, config, 1); !s) return fail(s.error().message);
     }
   }
-  auto model = LlamaModel::load(model_path);
+  auto model = LlamaModel::load(model_path, q8 ? LlamaWeightFormat::q8_0 : LlamaWeightFormat::f32);
   if (!model) return fail(model.error().message);
   if (model->config().seq_len < steps + 6) return fail("--steps: longer than the model's context");
-  std::printf("model %s: %s, %.1fM parameters\n", model_path.c_str(), model->config().describe().c_str(),
-              static_cast<double>(model->config().parameters()) / 1e6);
+  std::printf("model %s: %s, %.1fM parameters, %s weights\n", model_path.c_str(),
+              model->config().describe().c_str(), static_cast<double>(model->config().parameters()) / 1e6,
+              to_string(model->format()));
 
   KernelLibraryOptions options;
   options.tasks_dir = std::string(KFORGE_SOURCE_DIR) + "/tasks";

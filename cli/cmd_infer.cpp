@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct InferArgs {
-  std::string model, db_path, prompt, backend = "cpu", tokenizer, explain;
+  std::string model, db_path, prompt, backend = "cpu", tokenizer, weights = "f32";
   int steps = 128, batch = 64;
   double tolerance = 1e-3;
   bool compare = false, emit_tasks = false, show_kernels = false;
@@ -143,13 +143,14 @@ int run_infer(const Context& context, InferArgs& a) {
     return report(make_error(ErrorKind::invalid_input,
                              "--backend {}: not supported yet: KernelLibrary runs CPU kernels only", a.backend));
   if (a.model.empty()) return report(make_error(ErrorKind::invalid_input, "--model FILE is required (or: infer make-model)"));
-  auto model = LlamaModel::load(a.model);
+  const LlamaWeightFormat format = a.weights == "q8_0" ? LlamaWeightFormat::q8_0 : LlamaWeightFormat::f32;
+  auto model = LlamaModel::load(a.model, format);
   if (!model) return report(model.error());
   const LlamaConfig& c = model->config();
   LlamaRunOptions options{.max_chunk = a.batch};
 
   if (a.emit_tasks) {
-    for (const auto& p : LlamaDecoder::problems(c, options)) {
+    for (const auto& p : LlamaDecoder::problems(c, options, format)) {
       std::string dims;
       for (const auto& [name, value] : p.dims) dims += fmt::format("{}{}={}", dims.empty() ? "" : ",", name, value);
       fmt::print("{} {}  # {}\n", p.op, dims, p.why);
@@ -209,7 +210,7 @@ int run_infer(const Context& context, InferArgs& a) {
   }
   KernelLibrary& library = tuned ? *tuned : *baseline;
 
-  fmt::print("model {}: {}\n", a.model, c.describe());
+  fmt::print("model {}: {}, {} weights\n", a.model, c.describe(), to_string(format));
   auto print_token = [&](int previous, int token) {
     if (tokenizer) fmt::print("{}", tokenizer->decode(previous, token));
     else fmt::print("{} ", token);
@@ -288,6 +289,9 @@ void add_infer_command(CLI::App& app, Context& context) {
   infer->add_option("--tolerance", args->tolerance,
                     "--compare: max |tuned - baseline| / max(1, max |baseline|) per step (default 1e-3)")
       ->check(CLI::PositiveNumber);
+  infer->add_option("--weights", args->weights,
+                    "f32 (default), or q8_0: the projections quantized at load, run by llm/gemv_q8_0")
+      ->check(CLI::IsMember({"f32", "q8_0"}));
   infer->add_flag("--emit-tasks", args->emit_tasks, "Print the (op, shape) problems the model needs, one per line");
   infer->add_flag("--kernels", args->show_kernels, "Print which kernel each problem resolved to, and why");
   add_db_option(*infer, args->db_path);

@@ -17,6 +17,8 @@
 #include <optional>
 #include <set>
 
+#include "evaluator/evaluator.hpp"  // quantize(): ggml's quantize_row_q8_0_ref
+
 namespace kforge {
 
 // ---- config ----
@@ -100,9 +102,27 @@ std::vector<float> neox_rows(const float* w, std::int64_t layers, int heads, int
 
 // ---- model ----
 
+const char* to_string(LlamaWeightFormat format) {
+  return format == LlamaWeightFormat::q8_0 ? "q8_0" : "f32";
+}
+
+namespace {
+
+// `rows` rows of `cols` floats as Q8_0 blocks.
+std::vector<std::uint8_t> quantize_q8_0(const float* w, std::int64_t rows, std::int64_t cols) {
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(tensor_bytes(DType::q8_0, rows * cols)));
+  quantize(DType::q8_0, w, out.data(), rows * cols);
+  return out;
+}
+
+}  // namespace
+
 struct LlamaModel::Impl {
   std::string path;
   LlamaConfig config;
+  LlamaWeightFormat format = LlamaWeightFormat::f32;
+  std::array<std::vector<std::uint8_t>, 7> q8_storage;
+  LlamaQ8Weights q8;
   void* map = nullptr;
   std::size_t map_bytes = 0;
   std::vector<float> wq, wk;  // permuted for NEOX rope
@@ -112,7 +132,7 @@ struct LlamaModel::Impl {
   }
 };
 
-Result<LlamaModel> LlamaModel::load(const std::string& path) {
+Result<LlamaModel> LlamaModel::load(const std::string& path, LlamaWeightFormat format) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error(ErrorKind::io, "{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
@@ -142,6 +162,12 @@ Result<LlamaModel> LlamaModel::load(const std::string& path) {
                       c.describe(), c.file_bytes(),
                       bytes < c.file_bytes() ? "truncated" : "the header does not match the file");
   }
+  if (format == LlamaWeightFormat::q8_0 && (c.dim % 32 != 0 || c.hidden_dim % 32 != 0)) {
+    ::close(fd);
+    return make_error(ErrorKind::invalid_input,
+                      "{}: q8_0 weights need dim and hidden_dim in whole 32-element blocks, not dim {}, hidden {}", path,
+                      c.dim, c.hidden_dim);
+  }
   void* map = mmap(nullptr, static_cast<std::size_t>(bytes), PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (map == MAP_FAILED) return make_error(ErrorKind::io, "{}: cannot map: {}", path, std::strerror(errno));
@@ -156,6 +182,18 @@ Result<LlamaModel> LlamaModel::load(const std::string& path) {
   impl->weights = file;
   impl->weights.wq = impl->wq.data();
   impl->weights.wk = impl->wk.data();
+  impl->format = format;
+  if (format == LlamaWeightFormat::q8_0) {
+    const std::int64_t l = c.n_layers, d = c.dim, h = c.hidden_dim, kv = c.kv_dim();
+    const LlamaWeights& w = impl->weights;
+    auto& q = impl->q8_storage;
+    q[0] = quantize_q8_0(w.wq, l * d, d), q[1] = quantize_q8_0(w.wk, l * kv, d), q[2] = quantize_q8_0(w.wv, l * kv, d);
+    q[3] = quantize_q8_0(w.wo, l * d, d), q[4] = quantize_q8_0(w.w1, l * h, d), q[5] = quantize_q8_0(w.w2, l * d, h);
+    q[6] = quantize_q8_0(w.w3, l * h, d);
+    impl->q8 = {q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), q[5].data(), q[6].data()};
+    impl->wq = {}, impl->wk = {};  // only the quantized copies are used
+    impl->weights.wq = impl->weights.wk = nullptr;
+  }
   return LlamaModel(std::move(impl));
 }
 
@@ -167,6 +205,12 @@ const std::string& LlamaModel::path() const {
 }
 const LlamaWeights& LlamaModel::weights() const {
   return impl_->weights;
+}
+LlamaWeightFormat LlamaModel::format() const {
+  return impl_->format;
+}
+const LlamaQ8Weights* LlamaModel::q8_weights() const {
+  return impl_->format == LlamaWeightFormat::q8_0 ? &impl_->q8 : nullptr;
 }
 LlamaModel::LlamaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LlamaModel::LlamaModel(LlamaModel&&) noexcept = default;
@@ -269,20 +313,22 @@ enum Op {
   kAttnPrefill,
   kSwiglu,
   kLmheadArgmax,
+  kGemvQ8,
   kOpCount
 };
 constexpr std::array<const char*, kOpCount> kOpNames = {
     "llm/embedding", "llm/rmsnorm",     "llm/add_rmsnorm", "llm/rope",   "llm/gemv",          "llm/gemm_flat",
-    "llm/gemm_prefill", "llm/kv_append", "llm/attn_decode", "llm/attn_prefill", "llm/swiglu", "llm/lmhead_argmax"};
+    "llm/gemm_prefill", "llm/kv_append", "llm/attn_decode", "llm/attn_prefill", "llm/swiglu", "llm/lmhead_argmax",
+    "llm/gemv_q8_0"};
 
 constexpr float kEps = 1e-5f;  // llama2.c's RMSNorm epsilon
 
-// The matmul op for M tokens, and its dims for W [N, K].
-Op matmul_op(int m) {
-  return m == 1 ? kGemv : m <= 64 ? kGemmFlat : kGemmPrefill;
+// The matmul op for M tokens, and its dims for W [N, K]. Q8_0 weights: llm/gemv_q8_0, per token.
+Op matmul_op(int m, bool q8 = false) {
+  return q8 ? kGemvQ8 : m == 1 ? kGemv : m <= 64 ? kGemmFlat : kGemmPrefill;
 }
-Bindings matmul_dims(int m, int n, int k) {
-  if (m == 1) return {{"N", n}, {"K", k}};
+Bindings matmul_dims(int m, int n, int k, bool q8 = false) {
+  if (m == 1 || q8) return {{"N", n}, {"K", k}};
   return {{"M", m}, {"N", n}, {"K", k}};
 }
 
@@ -304,6 +350,7 @@ struct LlamaDecoder::Impl {
   LlamaRunOptions options;
   LlamaConfig c;
   LlamaWeights w;
+  const LlamaQ8Weights* q8 = nullptr;
   int pos = 0;
 
   struct Matmul {
@@ -338,9 +385,16 @@ struct LlamaDecoder::Impl {
     return *kernel;
   }
   Result<Matmul> matmul(int m, int n, int k) {
-    auto kernel = resolve(matmul_op(m), matmul_dims(m, n, k));
+    const bool quantized = q8 != nullptr;
+    auto kernel = resolve(matmul_op(m, quantized), matmul_dims(m, n, k, quantized));
     if (!kernel) return kernel.error();
-    return Matmul{matmul_op(m), *kernel};
+    return Matmul{matmul_op(m, quantized), *kernel};
+  }
+  // Layer l's matrix [n, k] of a stacked projection, in the model's format.
+  const void* matrix(const float* f32, const std::uint8_t* quantized, std::int64_t l, std::int64_t n,
+                     std::int64_t k) const {
+    if (q8) return quantized + l * n * (k / 32) * 34;
+    return f32 + l * n * k;
   }
   Result<Step*> step(int m);
   Result<Kernel> per_position(std::vector<std::optional<Kernel>>& cache, Op op, int position);
@@ -353,8 +407,14 @@ struct LlamaDecoder::Impl {
     ++calls[op];
   }
   // C [m, n] = A [m, k] W^T, with W [n, k]: gemv's and the gemms' argument orders differ.
-  void run_matmul(const Matmul& mm, const float* weights, const float* a, float* out, int m, int n, int k) {
+  void run_matmul(const Matmul& mm, const void* weights, const float* a, float* out, int m, int n, int k) {
     if (mm.op == kGemv) return call(kGemv, *mm.kernel, {arg(weights), arg(a), out, &n, &k});
+    if (mm.op == kGemvQ8) {
+      for (int i = 0; i < m; ++i)
+        call(kGemvQ8, *mm.kernel,
+             {arg(weights), arg(a + static_cast<std::int64_t>(i) * k), out + static_cast<std::int64_t>(i) * n, &n, &k});
+      return;
+    }
     call(mm.op, *mm.kernel, {arg(a), arg(weights), out, &m, &n, &k});
   }
   Status chunk(std::span<const int> tokens);
@@ -435,9 +495,11 @@ Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
 
   for (int l = 0; l < c.n_layers; ++l) {
     const std::int64_t ll = l;
-    run_matmul(st.q, w.wq + ll * dim * dim, xb.data(), q.data(), m, dim, dim);
-    run_matmul(st.kv, w.wk + ll * kv_dim * dim, xb.data(), k.data(), m, kv_dim, dim);
-    run_matmul(st.kv, w.wv + ll * kv_dim * dim, xb.data(), v.data(), m, kv_dim, dim);
+    const LlamaQ8Weights none{};
+    const LlamaQ8Weights& qw = q8 ? *q8 : none;
+    run_matmul(st.q, matrix(w.wq, qw.wq, ll, dim, dim), xb.data(), q.data(), m, dim, dim);
+    run_matmul(st.kv, matrix(w.wk, qw.wk, ll, kv_dim, dim), xb.data(), k.data(), m, kv_dim, dim);
+    run_matmul(st.kv, matrix(w.wv, qw.wv, ll, kv_dim, dim), xb.data(), v.data(), m, kv_dim, dim);
     call(kRope, *st.rope, {q.data(), k.data(), positions.data(), &m_arg, &heads, &kv_heads, &head, &theta});
 
     float* kc = key_cache.data() + ll * cap * kv_dim;
@@ -463,13 +525,13 @@ Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
               att.data() + static_cast<std::int64_t>(i) * dim, &heads, &kv_heads, &length, &head, &scale});
       }
     }
-    run_matmul(st.q, w.wo + ll * dim * dim, att.data(), tmp.data(), m, dim, dim);
+    run_matmul(st.q, matrix(w.wo, qw.wo, ll, dim, dim), att.data(), tmp.data(), m, dim, dim);
     call(kAddRmsnorm, *st.add_rmsnorm, {tmp.data(), x.data(), arg(w.rms_ffn + ll * dim), xb.data(), &m_arg, &dim, &eps});
 
-    run_matmul(st.up, w.w1 + ll * hidden * dim, xb.data(), h1.data(), m, hidden, dim);
-    run_matmul(st.up, w.w3 + ll * hidden * dim, xb.data(), h3.data(), m, hidden, dim);
+    run_matmul(st.up, matrix(w.w1, qw.w1, ll, hidden, dim), xb.data(), h1.data(), m, hidden, dim);
+    run_matmul(st.up, matrix(w.w3, qw.w3, ll, hidden, dim), xb.data(), h3.data(), m, hidden, dim);
     call(kSwiglu, *st.swiglu, {h1.data(), h3.data(), hb.data(), &m_arg, &hidden});
-    run_matmul(st.down, w.w2 + ll * dim * hidden, hb.data(), tmp.data(), m, dim, hidden);
+    run_matmul(st.down, matrix(w.w2, qw.w2, ll, dim, hidden), hb.data(), tmp.data(), m, dim, hidden);
     // The residual add fused with the next norm: the next layer's attention norm, or the final one.
     const float* next_norm = l + 1 < c.n_layers ? w.rms_att + (ll + 1) * dim : w.rms_final;
     call(kAddRmsnorm, *st.add_rmsnorm, {tmp.data(), x.data(), arg(next_norm), xb.data(), &m_arg, &dim, &eps});
@@ -487,6 +549,7 @@ Result<LlamaDecoder> LlamaDecoder::create(const LlamaModel& model, KernelLibrary
   impl->library = &library;
   impl->c = model.config();
   impl->w = model.weights();
+  impl->q8 = model.q8_weights();
   const LlamaConfig& c = impl->c;
   impl->options = options;
   impl->options.max_chunk = std::min(options.max_chunk, c.seq_len);
@@ -563,7 +626,9 @@ std::vector<std::string> LlamaDecoder::explain() const {
   return impl_->resolved;
 }
 
-std::vector<LlamaProblem> LlamaDecoder::problems(const LlamaConfig& c, const LlamaRunOptions& options) {
+std::vector<LlamaProblem> LlamaDecoder::problems(const LlamaConfig& c, const LlamaRunOptions& options,
+                                                 LlamaWeightFormat format) {
+  const bool q8 = format == LlamaWeightFormat::q8_0;
   std::vector<LlamaProblem> out;
   std::set<std::string> seen;
   auto add = [&](Op op, Bindings dims, std::string why) {
@@ -585,10 +650,10 @@ std::vector<LlamaProblem> LlamaDecoder::problems(const LlamaConfig& c, const Lla
     add(kRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " first norm");
     add(kAddRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " residual + norm");
     add(kRope, {{"M", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}, when);
-    add(matmul_op(m), matmul_dims(m, c.dim, c.dim), when + " wq/wo");
-    add(matmul_op(m), matmul_dims(m, c.kv_dim(), c.dim), when + " wk/wv");
-    add(matmul_op(m), matmul_dims(m, c.hidden_dim, c.dim), when + " w1/w3");
-    add(matmul_op(m), matmul_dims(m, c.dim, c.hidden_dim), when + " w2");
+    add(matmul_op(m, q8), matmul_dims(m, c.dim, c.dim, q8), when + " wq/wo");
+    add(matmul_op(m, q8), matmul_dims(m, c.kv_dim(), c.dim, q8), when + " wk/wv");
+    add(matmul_op(m, q8), matmul_dims(m, c.hidden_dim, c.dim, q8), when + " w1/w3");
+    add(matmul_op(m, q8), matmul_dims(m, c.dim, c.hidden_dim, q8), when + " w2");
     add(kSwiglu, {{"M", mm}, {"N", c.hidden_dim}}, when);
     if (m > 1) add(kAttnPrefill, {{"S", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}, when);
   }

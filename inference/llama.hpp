@@ -20,7 +20,7 @@
 // How a forward pass maps onto the ops, for M tokens at positions p..p+M-1 (M = 1 is a decode step):
 //   llm/embedding (a plain row copy where the vocabulary is below its V >= 4096 constraint),
 //   llm/rmsnorm once, then per layer: the q/k/v projections (llm/gemv for M = 1, llm/gemm_flat for
-//   M <= 64, llm/gemm_prefill above), llm/rope, llm/kv_append per token, attention (llm/attn_prefill
+//   M <= 64, llm/gemm_prefill above; llm/gemv_q8_0 per token with Q8_0 weights), llm/rope, llm/kv_append per token, attention (llm/attn_prefill
 //   for a chunk that starts at position 0, else llm/attn_decode per token over the cache), the output
 //   projection, llm/add_rmsnorm (the residual add fused with the FFN norm), w1 and w3, llm/swiglu, w2,
 //   llm/add_rmsnorm (the residual add fused with the next layer's norm, or the final norm); then the
@@ -82,17 +82,33 @@ struct LlamaWeights {
   const float* wcls = nullptr;             // [vocab, dim]: token_embedding when shared
 };
 
+// How the decoder holds the layers' seven projection matrices. q8_0: quantized at load as ggml's
+// quantize_row_q8_0_ref does (llm/gemv_q8_0's format; dim and hidden_dim multiples of 32), run by
+// llm/gemv_q8_0, one call per token; the embedding, the norms and the classifier stay f32.
+enum class LlamaWeightFormat { f32, q8_0 };
+const char* to_string(LlamaWeightFormat format);  // "f32", "q8_0"
+
+// The projections in Q8_0, stacked per layer like LlamaWeights' ([L, N, K / 32] blocks of 34 bytes).
+struct LlamaQ8Weights {
+  const std::uint8_t *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr, *w1 = nullptr, *w2 = nullptr,
+                     *w3 = nullptr;
+};
+
 // A llama2.c checkpoint, memory-mapped; wq and wk permuted for NEOX rope (above) into owned copies.
 class LlamaModel {
  public:
   // Refuses a missing or unreadable file, a bad header, and a size that is not the header's, with
-  // one line naming the file.
-  static Result<LlamaModel> load(const std::string& path);
+  // one line naming the file; for q8_0, widths that are not whole blocks.
+  static Result<LlamaModel> load(const std::string& path, LlamaWeightFormat format = LlamaWeightFormat::f32);
 
   const LlamaConfig& config() const;
   const std::string& path() const;
-  // The weights the decoder uses (wq, wk permuted for NEOX rope).
+  // The weights the decoder uses (wq, wk permuted for NEOX rope; null with q8_0 weights, where
+  // only q8_weights() holds them).
   const LlamaWeights& weights() const;
+  LlamaWeightFormat format() const;
+  // The quantized projections (q8_0), else null.
+  const LlamaQ8Weights* q8_weights() const;
 
   LlamaModel(LlamaModel&&) noexcept;
   LlamaModel& operator=(LlamaModel&&) noexcept;
@@ -152,7 +168,8 @@ class LlamaDecoder {
   // one a long prompt uses, listed once). Problems no kernel is defined at are left out, as the
   // decoder does not run them (llm/embedding under V = 4096). Positions collapse too: kv_append
   // and attn_decode are listed at the full context, pos = L - 1 and L = seq_len.
-  static std::vector<LlamaProblem> problems(const LlamaConfig& config, const LlamaRunOptions& options = {});
+  static std::vector<LlamaProblem> problems(const LlamaConfig& config, const LlamaRunOptions& options = {},
+                                            LlamaWeightFormat format = LlamaWeightFormat::f32);
 
   LlamaDecoder(LlamaDecoder&&) noexcept;
   LlamaDecoder& operator=(LlamaDecoder&&) noexcept;

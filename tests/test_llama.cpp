@@ -12,6 +12,7 @@
 #include <fstream>
 #include <vector>
 
+#include "evaluator/evaluator.hpp"  // quantize, dequantize: ggml's Q8_0
 #include "inference/kernel_library.hpp"
 #include "inference/llama.hpp"
 
@@ -49,6 +50,19 @@ class Reference {
     wcls = header[5] > 0 ? emb : p;
     key_cache.assign(static_cast<std::size_t>(layers * seq_len * kv_dim), 0);
     value_cache = key_cache;
+  }
+
+  // Replaces the seven projections by their Q8_0 round trip (what a Q8_0 decoder multiplies by).
+  void quantize_projections() {
+    const std::pair<const float*, int> tensors[] = {{wq, dim * dim},    {wk, kv_dim * dim},     {wv, kv_dim * dim},
+                                                    {wo, dim * dim},    {w1, hidden * dim},     {w2, dim * hidden},
+                                                    {w3, hidden * dim}};
+    for (const auto& [tensor, per_layer] : tensors) {
+      const std::int64_t n = static_cast<std::int64_t>(layers) * per_layer;
+      std::vector<std::uint8_t> blocks(static_cast<std::size_t>(tensor_bytes(DType::q8_0, n)));
+      quantize(DType::q8_0, tensor, blocks.data(), n);
+      dequantize(DType::q8_0, blocks.data(), const_cast<float*>(tensor), n);  // our own copy of the file
+    }
   }
 
   std::vector<float> forward(int token, int pos) {
@@ -169,13 +183,15 @@ class LlamaTest : public ::testing::Test {
 
   // Feeds `prompt` in one forward() (chunks of max_chunk), then `steps` greedy decode steps, and
   // checks every logits vector the decoder returns against the reference's.
-  void expect_reference_logits(const LlamaConfig& config, std::vector<int> prompt, int steps, int max_chunk) {
+  void expect_reference_logits(const LlamaConfig& config, std::vector<int> prompt, int steps, int max_chunk,
+                               LlamaWeightFormat format = LlamaWeightFormat::f32) {
     const std::string path = write(config);
-    auto model = LlamaModel::load(path);
+    auto model = LlamaModel::load(path, format);
     ASSERT_TRUE(model.ok()) << model.error().message;
     auto decoder = LlamaDecoder::create(*model, *library_, {.max_chunk = max_chunk});
     ASSERT_TRUE(decoder.ok()) << decoder.error().message;
     Reference reference(path);
+    if (format == LlamaWeightFormat::q8_0) reference.quantize_projections();
     std::vector<float> want;
     for (std::size_t i = 0; i < prompt.size(); ++i) want = reference.forward(prompt[i], static_cast<int>(i));
     auto logits = decoder->forward(prompt);
@@ -224,6 +240,30 @@ TEST_F(LlamaTest, LogitsMatchReferenceWithOwnClassifierAndMha) {
   LlamaConfig c = {.dim = 32, .hidden_dim = 80, .n_layers = 3, .n_heads = 2, .n_kv_heads = 2, .vocab_size = 300,
                    .seq_len = 16, .shared_classifier = false};
   expect_reference_logits(c, {1, 260, 299}, 5, 64);
+}
+
+TEST_F(LlamaTest, LogitsMatchReferenceWithQ8Weights) {
+  LlamaConfig c = small_config();
+  c.hidden_dim = 192;  // whole Q8_0 blocks
+  expect_reference_logits(c, {1, 17, 200, 3}, 5, 64, LlamaWeightFormat::q8_0);  // gemv_q8_0 per token
+  auto model = LlamaModel::load((dir_ / "m.bin").string(), LlamaWeightFormat::q8_0);
+  ASSERT_TRUE(model.ok());
+  auto decoder = LlamaDecoder::create(*model, *library_, {.profile = true});
+  ASSERT_TRUE(decoder.ok());
+  const std::vector<int> prompt = {1, 2};
+  ASSERT_TRUE(decoder->forward(prompt).ok());
+  std::int64_t q8_calls = 0;
+  for (const auto& t : decoder->op_times()) {
+    EXPECT_NE(t.op, "llm/gemm_flat");
+    if (t.op == "llm/gemv_q8_0") q8_calls = t.calls;
+  }
+  EXPECT_EQ(q8_calls, 2 * 2 * 7);  // per token, layer and projection
+  // Widths that are not whole blocks are refused.
+  auto odd = LlamaModel::load(write(small_config(), "odd.bin"), LlamaWeightFormat::q8_0);
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.error().message.find("q8_0 weights need dim and hidden_dim in whole 32-element blocks"),
+            std::string::npos)
+      << odd.error().message;
 }
 
 TEST_F(LlamaTest, GreedyTokenIsTheArgmaxOfTheLogits) {

@@ -39,6 +39,10 @@ printf '%s\n' "$out" | grep -Eq "^tuned: +prefill 4 tokens .* tokens/s$"
 printf '%s\n' "$out" | grep -Eq "^llm/rmsnorm +6 "
 printf '%s\n' "$out" | grep -Eq "^logits agree at all 6 steps: .*tolerance 0.001"
 
+# Q8_0 projections: llm/gemv_q8_0 in the problems and the run; dim 64, hidden 192 are whole blocks.
+run infer --model "$dir/m.bin" --emit-tasks --weights q8_0 | grep -q "^llm/gemv_q8_0 K=192,N=64  # decode w2"
+run infer --model "$dir/m.bin" --db "$dir/none.db" --weights q8_0 --prompt "1 2" --steps 3 | grep -q "q8_0 weights"
+
 size=$(stat -c %s "$dir/m.bin")
 head -c $((size - 100)) "$dir/m.bin" > "$dir/cut.bin"
 fails infer --model "$dir/cut.bin" | grep -Eq "^kforge: .*cut.bin: $((size - 100)) bytes, but its header \(dim 64.*\) needs $size: truncated$"
