@@ -268,7 +268,9 @@ Status write_synthetic_llama(const std::string& path, const LlamaConfig& c, std:
   const float in_dim = 1 / std::sqrt(static_cast<float>(d)), in_hidden = 1 / std::sqrt(static_cast<float>(h));
   // The residual stream takes 2 L additions: the output projections are scaled down by sqrt(2 L).
   const float out_scale = 1 / std::sqrt(2.0f * static_cast<float>(l));
-  put(v * d, 1, 0);                       // token_embedding
+  // token_embedding at 1 / sqrt(dim): the layers' outputs, not the input token's own row, then
+  // dominate the residual stream, so a shared classifier does not just repeat the last token.
+  put(v * d, in_dim, 0);
   put(l * d, 0.1f, 1);                    // rms_att
   put(l * d * d, in_dim, 0);              // wq
   put(l * kv * d, in_dim, 0);             // wk
