@@ -383,7 +383,8 @@ struct LlamaDecoder::Impl {
   Result<Kernel> resolve(Op op, const Bindings& dims) {
     auto kernel = library->resolve(kOpNames[op], dims);
     if (!kernel) return kernel.error();
-    resolved.push_back(fmt::format("{} {}: {}", kOpNames[op], dims_label(dims), kernel->info().explanation));
+    std::string line = fmt::format("{} {}: {}", kOpNames[op], dims_label(dims), kernel->info().explanation);
+    if (std::find(resolved.begin(), resolved.end(), line) == resolved.end()) resolved.push_back(std::move(line));
     return *kernel;
   }
   Result<Matmul> matmul(int m, int n, int k) {
