@@ -45,8 +45,12 @@ Status check_llama_config(const LlamaConfig& c) {
                                                {"n_layers", c.n_layers}, {"n_heads", c.n_heads},
                                                {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
                                                {"seq_len", c.seq_len}};
+  // The caps keep every size product of file_floats() far inside int64.
   for (const auto& [name, value] : sizes)
-    if (value < 1) return make_error(ErrorKind::invalid_input, "{} = {}: expected a positive size", name, value);
+    if (value < 1 || value > (1 << 22))
+      return make_error(ErrorKind::invalid_input, "{} = {}: expected a size from 1 to {}", name, value, 1 << 22);
+  if (c.n_layers > 4096)
+    return make_error(ErrorKind::invalid_input, "n_layers = {}: expected at most 4096", c.n_layers);
   if (c.dim % c.n_heads != 0)
     return make_error(ErrorKind::invalid_input, "dim {} is not a multiple of n_heads {}", c.dim, c.n_heads);
   if (c.n_heads % c.n_kv_heads != 0)

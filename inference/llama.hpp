@@ -62,8 +62,8 @@ struct LlamaConfig {
   std::string describe() const;
 };
 
-// Why a header cannot be a model (non-positive sizes, heads that do not divide dim, an odd head
-// size), or nothing.
+// Why a header cannot be a model (a size outside 1..2^22, over 4096 layers, heads that do not
+// divide dim, an odd head size), or nothing.
 Status check_llama_config(const LlamaConfig& config);
 
 // Pointers to one set of weights, laid out as llama2.c's: per-layer tensors are contiguous [L, ...].
