@@ -351,7 +351,6 @@ void* arg(const void* p) {
 }  // namespace
 
 struct LlamaDecoder::Impl {
-  const LlamaModel* model;
   KernelLibrary* library;
   LlamaRunOptions options;
   LlamaConfig c;
@@ -552,7 +551,6 @@ Result<LlamaDecoder> LlamaDecoder::create(const LlamaModel& model, KernelLibrary
   if (options.max_chunk < 1)
     return make_error(ErrorKind::invalid_input, "max_chunk {}: expected at least 1 token", options.max_chunk);
   auto impl = std::make_unique<Impl>();
-  impl->model = &model;
   impl->library = &library;
   impl->c = model.config();
   impl->w = model.weights();
