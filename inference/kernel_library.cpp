@@ -2,6 +2,8 @@
 // chain of BestKernels, the kernel's checks, a compile through the cache and a dlopen.
 #include "inference/kernel_library.hpp"
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
@@ -82,6 +84,15 @@ std::string first_error(const std::string& log) {
 
 std::string short_key(const std::string& key) {
   return key.substr(0, 12);
+}
+
+// Kernels are built with -fopenmp. In a program that does not link the OpenMP runtime itself, the
+// first kernel loaded brings it in, and closing the last kernel (the library's destructor) would
+// unmap it under its idle worker threads, which then crash. Once a kernel has loaded it, the
+// runtime stays for the life of the process (RTLD_NOLOAD | RTLD_NODELETE only marks it so).
+void pin_openmp_runtime() {
+  for (const char* runtime : {"libgomp.so.1", "libomp.so", "libomp.so.5"})
+    if (void* handle = dlopen(runtime, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) dlclose(handle);
 }
 
 }  // namespace
@@ -174,6 +185,7 @@ Result<Kernel::Fn> KernelLibrary::Impl::load(const Task& task, const std::string
     return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
   auto library = SharedLibrary::open(binary->path);
   if (!library) return library.error();
+  pin_openmp_runtime();
   auto symbol = library->symbol("kforge_call");
   if (!symbol) return symbol.error();
   auto fn = reinterpret_cast<Kernel::Fn>(*symbol);
