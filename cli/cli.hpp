@@ -42,5 +42,6 @@ void add_eval_command(CLI::App& app, Context& context);
 void add_db_command(CLI::App& app, Context& context);
 void add_backend_commands(CLI::App& app, Context& context);
 void add_search_command(CLI::App& app, Context& context);
+void add_infer_command(CLI::App& app, Context& context);
 
 }  // namespace kforge::cli

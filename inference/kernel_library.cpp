@@ -2,12 +2,15 @@
 // chain of BestKernels, the kernel's checks, a compile through the cache and a dlopen.
 #include "inference/kernel_library.hpp"
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <sstream>
@@ -83,12 +86,21 @@ std::string short_key(const std::string& key) {
   return key.substr(0, 12);
 }
 
+// Kernels are built with -fopenmp. In a program that does not link the OpenMP runtime itself, the
+// first kernel loaded brings it in, and closing the last kernel (the library's destructor) would
+// unmap it under its idle worker threads, which then crash. Once a kernel has loaded it, the
+// runtime stays for the life of the process (RTLD_NOLOAD | RTLD_NODELETE only marks it so).
+void pin_openmp_runtime() {
+  for (const char* runtime : {"libgomp.so.1", "libomp.so", "libomp.so.5"})
+    if (void* handle = dlopen(runtime, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) dlclose(handle);
+}
+
 }  // namespace
 
 struct KernelLibrary::Impl {
   std::string path, device_key, tasks_dir;
   HostCompiler compiler;
-  BestKernels best;
+  std::optional<BestKernels> best;  // none for open_baseline()
   std::map<std::string, std::set<std::string>> devices_by_op;  // every device the file has `best` rows for
 
   // Resolved problems: read under a shared lock, added under a unique one.
@@ -103,7 +115,7 @@ struct KernelLibrary::Impl {
 
   std::mutex flush_mutex;
 
-  Impl(std::string p, std::string d, std::string t, HostCompiler c, BestKernels b)
+  Impl(std::string p, std::string d, std::string t, HostCompiler c, std::optional<BestKernels> b)
       : path(std::move(p)), device_key(std::move(d)), tasks_dir(std::move(t)), compiler(std::move(c)),
         best(std::move(b)) {}
 
@@ -173,6 +185,7 @@ Result<Kernel::Fn> KernelLibrary::Impl::load(const Task& task, const std::string
     return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
   auto library = SharedLibrary::open(binary->path);
   if (!library) return library.error();
+  pin_openmp_runtime();
   auto symbol = library->symbol("kforge_call");
   if (!symbol) return symbol.error();
   auto fn = reinterpret_cast<Kernel::Fn>(*symbol);
@@ -182,6 +195,7 @@ Result<Kernel::Fn> KernelLibrary::Impl::load(const Task& task, const std::string
 
 // " (the library has <op> kernels only for cpu:X, cpu:Y)", or " (the library has none for <op>)".
 std::string KernelLibrary::Impl::elsewhere(const std::string& op) const {
+  if (!best) return "no kernel library open";
   auto it = devices_by_op.find(op);
   if (it == devices_by_op.end() || it->second.empty()) return fmt::format("the library has no {} kernel", op);
   std::vector<std::string> others;
@@ -204,10 +218,10 @@ Result<std::unique_ptr<Problem>> KernelLibrary::Impl::build(const Task& task, co
 
   // The lookup chain; a tuned kernel that is unusable here falls through to the baseline.
   std::string unusable;
-  const BestKernels::Resolution r = best.resolve(p->query);
+  const BestKernels::Resolution r = best ? best->resolve(p->query) : BestKernels::Resolution{};
   if (r.entry) {
     const BestRecord& b = r.entry->best;
-    const KernelRecord* k = best.kernel(b.kernel_key);
+    const KernelRecord* k = best->kernel(b.kernel_key);
     Result<Kernel::Fn> fn = make_error(ErrorKind::internal, "its source is not in the library");
     if (k && k->task != op)
       fn = make_error(ErrorKind::invalid_input, "it implements {}, not {}", k->task, op);
@@ -262,18 +276,22 @@ Result<std::unique_ptr<Problem>> KernelLibrary::Impl::build(const Task& task, co
   auto fn = load(task, "baseline:" + op, *source, "cpu_naive.cpp");
   if (!fn) return make_error(fn.error().kind, "{}: the baseline {}", op, fn.error().message);
   p->fn = *fn;
-  p->miss = true;
+  p->miss = best.has_value();  // no library, no miss to record
   p->info.key = "baseline:" + op;
   p->info.origin = "cpu_naive.cpp";
   p->info.match = KernelMatch::baseline;
   p->info.explanation =
-      fmt::format("baseline: {} of {}: {} (miss recorded)", "cpu_naive.cpp", op,
+      fmt::format("baseline: {} of {}: {}{}", "cpu_naive.cpp", op,
                   unusable.empty() ? fmt::format("no tuned kernel for {} on {}; {}", problem, device_key, elsewhere(op))
-                                   : unusable);
+                                   : unusable,
+                  best ? " (miss recorded)" : "");
   return p;
 }
 
-Result<KernelLibrary> KernelLibrary::open(const std::string& path, KernelLibraryOptions options) {
+namespace {
+
+// Fills in the defaults of `options`; refuses a tasks_dir that is not there.
+Status complete_options(KernelLibraryOptions& options) {
   if (options.tasks_dir.empty())
     if (const char* env = std::getenv("KFORGE_TASKS_DIR"); env && *env) options.tasks_dir = env;
   if (options.tasks_dir.empty())
@@ -283,6 +301,22 @@ Result<KernelLibrary> KernelLibrary::open(const std::string& path, KernelLibrary
   if (!std::filesystem::is_directory(options.tasks_dir, ec))
     return make_error(ErrorKind::invalid_input, "{}: no tasks directory there", options.tasks_dir);
   if (options.device_key.empty()) options.device_key = "cpu:" + host_cpu_name();
+  return {};
+}
+
+}  // namespace
+
+Result<KernelLibrary> KernelLibrary::open_baseline(KernelLibraryOptions options) {
+  if (Status s = complete_options(options); !s) return s.error();
+  auto compiler = HostCompiler::create(options.compiler);
+  if (!compiler) return compiler.error();
+  return KernelLibrary(std::make_unique<Impl>("", options.device_key, options.tasks_dir, std::move(*compiler),
+                                              std::nullopt));
+}
+
+Result<KernelLibrary> KernelLibrary::open(const std::string& path, KernelLibraryOptions options) {
+  if (Status s = complete_options(options); !s) return s.error();
+  std::error_code ec;
   if (!std::filesystem::exists(path, ec))
     return make_error(ErrorKind::io, "{}: no kernel library there (kforge eval or kforge search writes one)", path);
 
@@ -325,7 +359,7 @@ Status KernelLibrary::flush_misses() {
       if (p->miss)
         if (std::int64_t n = p->pending_misses.exchange(0, std::memory_order_relaxed); n > 0) counts.emplace_back(p.get(), n);
   }
-  if (counts.empty()) return {};
+  if (counts.empty() || !impl_->best) return {};
   auto restore = [&] {  // not written: counted again at the next flush
     for (auto& [p, n] : counts) p->pending_misses.fetch_add(n, std::memory_order_relaxed);
   };
@@ -347,7 +381,7 @@ const std::string& KernelLibrary::device_key() const {
   return impl_->device_key;
 }
 std::size_t KernelLibrary::size() const {
-  return impl_->best.size();
+  return impl_->best ? impl_->best->size() : 0;
 }
 
 KernelLibrary::KernelLibrary(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -103,6 +103,10 @@ class KernelLibrary {
   // corrupt or newer-schema file, a tasks_dir that is not a directory, and a compiler that is
   // not there, with one line saying which.
   static Result<KernelLibrary> open(const std::string& path, KernelLibraryOptions options = {});
+  // No library file: every op resolves to its baseline (what a program runs before any tuning,
+  // and what `kforge infer --compare` measures the tuned kernels against). Records no misses;
+  // path() is empty.
+  static Result<KernelLibrary> open_baseline(KernelLibraryOptions options = {});
 
   // The kernel for `op` ("llm/rmsnorm") at `dims` ({{"M", 1}, {"N", 4096}}: every size of the
   // task), by the chain above. `dtype` empty: the task's (the dtype of its first tensor); another

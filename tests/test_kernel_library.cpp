@@ -1,5 +1,6 @@
 // KernelLibrary: the lookup chain (exact, nearest dynamic dim, nearest device, baseline), the
 // kernel's checks, misses, explain(), threads, and kernels that compute the right thing.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -134,6 +135,30 @@ TEST_F(KernelLibraryTest, ExactHitRunsTheTunedKernel) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->function(), k->function());
   EXPECT_EQ(&again->info(), &k->info());
+}
+
+// Kernels are built with -fopenmp and this program does not link the OpenMP runtime: the first
+// kernel brings it in, and destroying the library must not unmap it under its worker threads
+// (which crashed a process at exit before KernelLibrary pinned it).
+TEST_F(KernelLibraryTest, OpenMpRuntimeOutlivesTheLibrary) {
+  publish("llm/gemv", here_, read(kTasks + "/llm/gemv/seeds/cpu_omp_simd.cpp"), "cpu_omp_simd.cpp",
+          {{"K=256,N=256", 5.0}});
+  {
+    KernelLibrary library = open(kTasks);
+    auto gemv = library.resolve("llm/gemv", {{"N", 256}, {"K", 256}});
+    ASSERT_TRUE(gemv.ok()) << gemv.error().message;
+    EXPECT_EQ(gemv->info().match, KernelMatch::exact);
+    std::vector<float> w(256 * 256, 1.0f), x(256, 0.5f), y(256);
+    int n = 256, k = 256;
+    for (int i = 0; i < 20; ++i) (*gemv)({w.data(), x.data(), y.data(), &n, &k});  // N*K past PAR_THRESHOLD: threads
+    EXPECT_EQ(y[255], 128.0f);
+    void* gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (!gomp) GTEST_SKIP() << "the kernels do not use libgomp (another compiler's OpenMP)";
+    dlclose(gomp);
+  }
+  void* gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
+  EXPECT_NE(gomp, nullptr) << "libgomp was unloaded with the library";
+  if (gomp) dlclose(gomp);
 }
 
 TEST_F(KernelLibraryTest, NearestDynamicDim) {

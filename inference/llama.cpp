@@ -1,0 +1,778 @@
+// LlamaModel (mmap'd llama2.c checkpoint), LlamaDecoder (the forward pass over KernelLibrary
+// kernels), the synthetic checkpoint writer and LlamaTokenizer.
+#include "inference/llama.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "evaluator/evaluator.hpp"  // quantize(): ggml's quantize_row_q8_0_ref
+
+namespace kforge {
+
+// ---- config ----
+
+std::int64_t LlamaConfig::file_floats() const {
+  const std::int64_t d = dim, h = hidden_dim, l = n_layers, v = vocab_size, kv = kv_dim();
+  const std::int64_t per_layer = d + d * d + 2 * kv * d + d * d + d + 3 * h * d;
+  const std::int64_t freq_cis = static_cast<std::int64_t>(seq_len) * (head_size() / 2) * 2;
+  return v * d + l * per_layer + d + freq_cis + (shared_classifier ? 0 : v * d);
+}
+
+std::int64_t LlamaConfig::parameters() const {
+  const std::int64_t freq_cis = static_cast<std::int64_t>(seq_len) * (head_size() / 2) * 2;
+  return file_floats() - freq_cis;
+}
+
+std::string LlamaConfig::describe() const {
+  return fmt::format("dim {}, hidden {}, {} layers, {} heads, {} kv heads, vocab {}{}, seq_len {}", dim, hidden_dim,
+                     n_layers, n_heads, n_kv_heads, vocab_size, shared_classifier ? "" : " (own classifier)", seq_len);
+}
+
+Status check_llama_config(const LlamaConfig& c) {
+  const std::pair<const char*, int> sizes[] = {{"dim", c.dim},         {"hidden_dim", c.hidden_dim},
+                                               {"n_layers", c.n_layers}, {"n_heads", c.n_heads},
+                                               {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
+                                               {"seq_len", c.seq_len}};
+  // The caps keep every size product of file_floats() far inside int64.
+  for (const auto& [name, value] : sizes)
+    if (value < 1 || value > (1 << 22))
+      return make_error(ErrorKind::invalid_input, "{} = {}: expected a size from 1 to {}", name, value, 1 << 22);
+  if (c.n_layers > 4096)
+    return make_error(ErrorKind::invalid_input, "n_layers = {}: expected at most 4096", c.n_layers);
+  if (c.dim % c.n_heads != 0)
+    return make_error(ErrorKind::invalid_input, "dim {} is not a multiple of n_heads {}", c.dim, c.n_heads);
+  if (c.n_heads % c.n_kv_heads != 0)
+    return make_error(ErrorKind::invalid_input, "n_heads {} is not a multiple of n_kv_heads {}", c.n_heads,
+                      c.n_kv_heads);
+  if (c.head_size() % 2 != 0)
+    return make_error(ErrorKind::invalid_input, "head size {} (dim / n_heads) is odd: rope rotates pairs",
+                      c.head_size());
+  return {};
+}
+
+namespace {
+
+// Offsets of each tensor in the file's float array, llama2.c's order.
+LlamaWeights layout(const float* p, const LlamaConfig& c) {
+  const std::int64_t d = c.dim, h = c.hidden_dim, l = c.n_layers, v = c.vocab_size, kv = c.kv_dim();
+  LlamaWeights w;
+  w.token_embedding = p, p += v * d;
+  w.rms_att = p, p += l * d;
+  w.wq = p, p += l * d * d;
+  w.wk = p, p += l * kv * d;
+  w.wv = p, p += l * kv * d;
+  w.wo = p, p += l * d * d;
+  w.rms_ffn = p, p += l * d;
+  w.w1 = p, p += l * h * d;
+  w.w2 = p, p += l * d * h;
+  w.w3 = p, p += l * h * d;
+  w.rms_final = p, p += d;
+  p += static_cast<std::int64_t>(c.seq_len) * (c.head_size() / 2) * 2;  // freq_cis_real, freq_cis_imag
+  w.wcls = c.shared_classifier ? w.token_embedding : p;
+  return w;
+}
+
+// Rows of `heads` heads of `head_size` rows each (every row `cols` floats), with each head's rows
+// reordered from interleaved pairs to NEOX halves: row 2i -> i, row 2i + 1 -> i + head_size / 2.
+std::vector<float> neox_rows(const float* w, std::int64_t layers, int heads, int head_size, int cols) {
+  std::vector<float> out(static_cast<std::size_t>(layers * heads * head_size * cols));
+  const int half = head_size / 2;
+  for (std::int64_t h = 0; h < layers * heads; ++h) {
+    const float* src = w + h * head_size * cols;
+    float* dst = out.data() + h * head_size * cols;
+    for (int i = 0; i < half; ++i) {
+      std::memcpy(dst + static_cast<std::int64_t>(i) * cols, src + static_cast<std::int64_t>(2 * i) * cols,
+                  sizeof(float) * cols);
+      std::memcpy(dst + static_cast<std::int64_t>(i + half) * cols, src + static_cast<std::int64_t>(2 * i + 1) * cols,
+                  sizeof(float) * cols);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- model ----
+
+const char* to_string(LlamaWeightFormat format) {
+  return format == LlamaWeightFormat::q8_0 ? "q8_0" : "f32";
+}
+
+namespace {
+
+// `rows` rows of `cols` floats as Q8_0 blocks.
+std::vector<std::uint8_t> quantize_q8_0(const float* w, std::int64_t rows, std::int64_t cols) {
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(tensor_bytes(DType::q8_0, rows * cols)));
+  quantize(DType::q8_0, w, out.data(), rows * cols);
+  return out;
+}
+
+}  // namespace
+
+struct LlamaModel::Impl {
+  std::string path;
+  LlamaConfig config;
+  LlamaWeightFormat format = LlamaWeightFormat::f32;
+  std::array<std::vector<std::uint8_t>, 7> q8_storage;
+  LlamaQ8Weights q8;
+  void* map = nullptr;
+  std::size_t map_bytes = 0;
+  std::vector<float> wq, wk;  // permuted for NEOX rope
+  LlamaWeights weights;
+  ~Impl() {
+    if (map) munmap(map, map_bytes);
+  }
+};
+
+Result<LlamaModel> LlamaModel::load(const std::string& path, LlamaWeightFormat format) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(ErrorKind::io, "{}: cannot open: {}", path, std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(ErrorKind::io, "{}: not a regular file", path);
+  }
+  const auto bytes = static_cast<std::int64_t>(st.st_size);
+  std::int32_t header[7] = {};
+  if (bytes < static_cast<std::int64_t>(sizeof header) || ::pread(fd, header, sizeof header, 0) != sizeof header) {
+    ::close(fd);
+    return make_error(ErrorKind::invalid_input, "{}: {} bytes: too short for a llama2.c checkpoint header (28 bytes)",
+                      path, bytes);
+  }
+  LlamaConfig c;
+  c.dim = header[0], c.hidden_dim = header[1], c.n_layers = header[2], c.n_heads = header[3];
+  c.n_kv_heads = header[4], c.vocab_size = header[5], c.seq_len = header[6];
+  c.shared_classifier = c.vocab_size > 0;
+  c.vocab_size = c.vocab_size == INT32_MIN ? 0 : std::abs(c.vocab_size);
+  if (Status s = check_llama_config(c); !s) {
+    ::close(fd);
+    return make_error(ErrorKind::invalid_input, "{}: not a llama2.c checkpoint: header {}", path, s.error().message);
+  }
+  if (bytes != c.file_bytes()) {
+    ::close(fd);
+    return make_error(ErrorKind::invalid_input, "{}: {} bytes, but its header ({}) needs {}: {}", path, bytes,
+                      c.describe(), c.file_bytes(),
+                      bytes < c.file_bytes() ? "truncated" : "the header does not match the file");
+  }
+  if (format == LlamaWeightFormat::q8_0 && (c.dim % 32 != 0 || c.hidden_dim % 32 != 0)) {
+    ::close(fd);
+    return make_error(ErrorKind::invalid_input,
+                      "{}: q8_0 weights need dim and hidden_dim in whole 32-element blocks, not dim {}, hidden {}", path,
+                      c.dim, c.hidden_dim);
+  }
+  void* map = mmap(nullptr, static_cast<std::size_t>(bytes), PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return make_error(ErrorKind::io, "{}: cannot map: {}", path, std::strerror(errno));
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->config = c;
+  impl->map = map;
+  impl->map_bytes = static_cast<std::size_t>(bytes);
+  const LlamaWeights file = layout(reinterpret_cast<const float*>(static_cast<const char*>(map) + 28), c);
+  impl->wq = neox_rows(file.wq, c.n_layers, c.n_heads, c.head_size(), c.dim);
+  impl->wk = neox_rows(file.wk, c.n_layers, c.n_kv_heads, c.head_size(), c.dim);
+  impl->weights = file;
+  impl->weights.wq = impl->wq.data();
+  impl->weights.wk = impl->wk.data();
+  impl->format = format;
+  if (format == LlamaWeightFormat::q8_0) {
+    const std::int64_t l = c.n_layers, d = c.dim, h = c.hidden_dim, kv = c.kv_dim();
+    const LlamaWeights& w = impl->weights;
+    auto& q = impl->q8_storage;
+    q[0] = quantize_q8_0(w.wq, l * d, d), q[1] = quantize_q8_0(w.wk, l * kv, d), q[2] = quantize_q8_0(w.wv, l * kv, d);
+    q[3] = quantize_q8_0(w.wo, l * d, d), q[4] = quantize_q8_0(w.w1, l * h, d), q[5] = quantize_q8_0(w.w2, l * d, h);
+    q[6] = quantize_q8_0(w.w3, l * h, d);
+    impl->q8 = {q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), q[5].data(), q[6].data()};
+    impl->wq = {}, impl->wk = {};  // only the quantized copies are used
+    impl->weights.wq = impl->weights.wk = nullptr;
+  }
+  return LlamaModel(std::move(impl));
+}
+
+const LlamaConfig& LlamaModel::config() const {
+  return impl_->config;
+}
+const std::string& LlamaModel::path() const {
+  return impl_->path;
+}
+const LlamaWeights& LlamaModel::weights() const {
+  return impl_->weights;
+}
+LlamaWeightFormat LlamaModel::format() const {
+  return impl_->format;
+}
+const LlamaQ8Weights* LlamaModel::q8_weights() const {
+  return impl_->format == LlamaWeightFormat::q8_0 ? &impl_->q8 : nullptr;
+}
+LlamaModel::LlamaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LlamaModel::LlamaModel(LlamaModel&&) noexcept = default;
+LlamaModel& LlamaModel::operator=(LlamaModel&&) noexcept = default;
+LlamaModel::~LlamaModel() = default;
+
+// ---- synthetic checkpoints ----
+
+namespace {
+
+// splitmix64 and Box-Muller: the same bytes on every platform (std::normal_distribution is not).
+struct Normal {
+  std::uint64_t state;
+  std::optional<float> spare;
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+  float operator()() {
+    if (spare) return std::exchange(spare, std::nullopt).value();
+    const double r = std::sqrt(-2 * std::log(uniform())), t = 2 * M_PI * uniform();
+    spare = static_cast<float>(r * std::sin(t));
+    return static_cast<float>(r * std::cos(t));
+  }
+};
+
+}  // namespace
+
+Status write_synthetic_llama(const std::string& path, const LlamaConfig& c, std::uint64_t seed) {
+  if (Status s = check_llama_config(c); !s) return s;
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return make_error(ErrorKind::io, "{}: cannot open for writing: {}", path, std::strerror(errno));
+  Normal normal{seed * 0x2545f4914f6cdd1dull + 1, std::nullopt};
+  bool ok = true;
+  std::vector<float> buffer;
+  // n floats of std * N(0, 1) + mean, written in pieces.
+  auto put = [&](std::int64_t n, float std, float mean) {
+    while (ok && n > 0) {
+      const std::int64_t piece = std::min<std::int64_t>(n, 1 << 20);
+      buffer.resize(static_cast<std::size_t>(piece));
+      for (auto& x : buffer) x = mean + std * normal();
+      ok = std::fwrite(buffer.data(), sizeof(float), buffer.size(), f) == buffer.size();
+      n -= piece;
+    }
+  };
+  const std::int32_t header[7] = {c.dim,        c.hidden_dim,
+                                  c.n_layers,   c.n_heads,
+                                  c.n_kv_heads, c.shared_classifier ? c.vocab_size : -c.vocab_size,
+                                  c.seq_len};
+  ok = std::fwrite(header, sizeof header, 1, f) == 1;
+  const std::int64_t d = c.dim, h = c.hidden_dim, l = c.n_layers, v = c.vocab_size, kv = c.kv_dim();
+  const float in_dim = 1 / std::sqrt(static_cast<float>(d)), in_hidden = 1 / std::sqrt(static_cast<float>(h));
+  // The residual stream takes 2 L additions: the output projections are scaled down by sqrt(2 L).
+  const float out_scale = 1 / std::sqrt(2.0f * static_cast<float>(l));
+  // token_embedding at 1 / sqrt(dim): the layers' outputs, not the input token's own row, then
+  // dominate the residual stream, so a shared classifier does not just repeat the last token.
+  put(v * d, in_dim, 0);
+  put(l * d, 0.1f, 1);                    // rms_att
+  put(l * d * d, in_dim, 0);              // wq
+  put(l * kv * d, in_dim, 0);             // wk
+  put(l * kv * d, in_dim, 0);             // wv
+  put(l * d * d, in_dim * out_scale, 0);  // wo
+  put(l * d, 0.1f, 1);                    // rms_ffn
+  put(l * h * d, in_dim, 0);              // w1
+  put(l * d * h, in_hidden * out_scale, 0);  // w2
+  put(l * h * d, in_dim, 0);              // w3
+  put(d, 0.1f, 1);                        // rms_final
+  // freq_cis_real and freq_cis_imag, as llama2.c's export wrote them (nothing reads them).
+  const int half = c.head_size() / 2;
+  for (int part = 0; part < 2 && ok; ++part) {
+    buffer.clear();
+    for (int p = 0; p < c.seq_len; ++p)
+      for (int i = 0; i < half; ++i) {
+        const double angle = p * std::pow(10000.0, -2.0 * i / c.head_size());
+        buffer.push_back(static_cast<float>(part == 0 ? std::cos(angle) : std::sin(angle)));
+      }
+    ok = std::fwrite(buffer.data(), sizeof(float), buffer.size(), f) == buffer.size();
+  }
+  if (!c.shared_classifier) put(v * d, in_dim, 0);  // wcls
+  if (std::fclose(f) != 0) ok = false;
+  if (!ok) return make_error(ErrorKind::io, "{}: write failed: {}", path, std::strerror(errno));
+  return {};
+}
+
+// ---- decoder ----
+
+namespace {
+
+enum Op {
+  kEmbedding,
+  kRmsnorm,
+  kAddRmsnorm,
+  kRope,
+  kGemv,
+  kGemmFlat,
+  kGemmPrefill,
+  kKvAppend,
+  kAttnDecode,
+  kAttnPrefill,
+  kSwiglu,
+  kLmheadArgmax,
+  kGemvQ8,
+  kOpCount
+};
+constexpr std::array<const char*, kOpCount> kOpNames = {
+    "llm/embedding", "llm/rmsnorm",     "llm/add_rmsnorm", "llm/rope",   "llm/gemv",          "llm/gemm_flat",
+    "llm/gemm_prefill", "llm/kv_append", "llm/attn_decode", "llm/attn_prefill", "llm/swiglu", "llm/lmhead_argmax",
+    "llm/gemv_q8_0"};
+
+constexpr float kEps = 1e-5f;  // llama2.c's RMSNorm epsilon
+
+// The matmul op for M tokens, and its dims for W [N, K]. Q8_0 weights: llm/gemv_q8_0, per token.
+Op matmul_op(int m, bool q8 = false) {
+  return q8 ? kGemvQ8 : m == 1 ? kGemv : m <= 64 ? kGemmFlat : kGemmPrefill;
+}
+Bindings matmul_dims(int m, int n, int k, bool q8 = false) {
+  if (m == 1 || q8) return {{"N", n}, {"K", k}};
+  return {{"M", m}, {"N", n}, {"K", k}};
+}
+
+std::string dims_label(const Bindings& dims) {
+  std::string out;
+  for (const auto& [name, value] : dims) out += fmt::format("{}{}={}", out.empty() ? "" : ",", name, value);
+  return out;
+}
+
+void* arg(const void* p) {
+  return const_cast<void*>(p);
+}
+
+}  // namespace
+
+struct LlamaDecoder::Impl {
+  KernelLibrary* library;
+  LlamaRunOptions options;
+  LlamaConfig c;
+  LlamaWeights w;
+  const LlamaQ8Weights* q8 = nullptr;
+  int pos = 0;
+
+  struct Matmul {
+    Op op;
+    std::optional<Kernel> kernel;
+  };
+  // The kernels of a forward pass over M tokens.
+  struct Step {
+    std::optional<Kernel> embedding;  // none under llm/embedding's V >= 4096: a plain copy
+    std::optional<Kernel> rmsnorm, add_rmsnorm, rope, swiglu, attn_prefill;
+    Matmul q, kv, up, down;  // wq / wo (dim x dim), wk / wv (kv_dim x dim), w1 / w3, w2
+  };
+  std::map<int, Step> steps;                   // by M
+  std::vector<std::optional<Kernel>> kv_append;  // by position
+  std::vector<std::optional<Kernel>> attn_decode;  // by position (L = position + 1)
+  std::optional<Kernel> classifier, argmax;
+
+  // Activations for up to max_chunk tokens.
+  std::vector<float> x, xb, q, k, v, att, tmp, h1, h3, hb, logits;
+  std::vector<float> key_cache, value_cache;  // [layer][seq_len + 1][kv_dim], row 0 unused
+  std::vector<int> positions;
+  int last_row = 0;  // row of xb holding the last token's final normed state
+
+  std::array<double, kOpCount> seconds{};
+  std::array<std::int64_t, kOpCount> calls{};
+  std::vector<std::string> resolved;
+
+  Result<Kernel> resolve(Op op, const Bindings& dims) {
+    auto kernel = library->resolve(kOpNames[op], dims);
+    if (!kernel) return kernel.error();
+    std::string line = fmt::format("{} {}: {}", kOpNames[op], dims_label(dims), kernel->info().explanation);
+    if (std::find(resolved.begin(), resolved.end(), line) == resolved.end()) resolved.push_back(std::move(line));
+    return *kernel;
+  }
+  Result<Matmul> matmul(int m, int n, int k) {
+    const bool quantized = q8 != nullptr;
+    auto kernel = resolve(matmul_op(m, quantized), matmul_dims(m, n, k, quantized));
+    if (!kernel) return kernel.error();
+    return Matmul{matmul_op(m, quantized), *kernel};
+  }
+  // Layer l's matrix [n, k] of a stacked projection, in the model's format.
+  const void* matrix(const float* f32, const std::uint8_t* quantized, std::int64_t l, std::int64_t n,
+                     std::int64_t k) const {
+    if (q8) return quantized + l * n * (k / 32) * 34;
+    return f32 + l * n * k;
+  }
+  Result<Step*> step(int m);
+  Result<Kernel> per_position(std::vector<std::optional<Kernel>>& cache, Op op, int position);
+
+  void call(Op op, const Kernel& kernel, std::initializer_list<void*> args) {
+    if (!options.profile) return kernel(args);
+    const auto start = std::chrono::steady_clock::now();
+    kernel(args);
+    seconds[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++calls[op];
+  }
+  // C [m, n] = A [m, k] W^T, with W [n, k]: gemv's and the gemms' argument orders differ.
+  void run_matmul(const Matmul& mm, const void* weights, const float* a, float* out, int m, int n, int k) {
+    if (mm.op == kGemv) return call(kGemv, *mm.kernel, {arg(weights), arg(a), out, &n, &k});
+    if (mm.op == kGemvQ8) {
+      for (int i = 0; i < m; ++i)
+        call(kGemvQ8, *mm.kernel,
+             {arg(weights), arg(a + static_cast<std::int64_t>(i) * k), out + static_cast<std::int64_t>(i) * n, &n, &k});
+      return;
+    }
+    call(mm.op, *mm.kernel, {arg(a), arg(weights), out, &m, &n, &k});
+  }
+  Status chunk(std::span<const int> tokens);
+};
+
+Result<LlamaDecoder::Impl::Step*> LlamaDecoder::Impl::step(int m) {
+  if (auto it = steps.find(m); it != steps.end()) return &it->second;
+  Step s;
+  auto take = [](Result<Kernel> r, std::optional<Kernel>& into) -> Status {
+    if (!r) return r.error();
+    into = *r;
+    return {};
+  };
+  auto take_mm = [](Result<Matmul> r, Matmul& into) -> Status {
+    if (!r) return r.error();
+    into = *r;
+    return {};
+  };
+  const std::int64_t mm = m;
+  if (c.vocab_size >= 4096)  // llm/embedding's constraint; below it the copy is done here
+    if (Status st = take(resolve(kEmbedding, {{"M", mm}, {"V", c.vocab_size}, {"D", c.dim}}), s.embedding); !st)
+      return st.error();
+  for (Status st : {take(resolve(kRmsnorm, {{"M", mm}, {"N", c.dim}}), s.rmsnorm),
+                    take(resolve(kAddRmsnorm, {{"M", mm}, {"N", c.dim}}), s.add_rmsnorm),
+                    take(resolve(kRope, {{"M", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}),
+                         s.rope),
+                    take(resolve(kSwiglu, {{"M", mm}, {"N", c.hidden_dim}}), s.swiglu),
+                    take_mm(matmul(m, c.dim, c.dim), s.q), take_mm(matmul(m, c.kv_dim(), c.dim), s.kv),
+                    take_mm(matmul(m, c.hidden_dim, c.dim), s.up), take_mm(matmul(m, c.dim, c.hidden_dim), s.down)})
+    if (!st) return st.error();
+  if (m > 1)
+    if (Status st = take(resolve(kAttnPrefill, {{"S", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}),
+                         s.attn_prefill);
+        !st)
+      return st.error();
+  return &steps.emplace(m, std::move(s)).first->second;
+}
+
+Result<Kernel> LlamaDecoder::Impl::per_position(std::vector<std::optional<Kernel>>& cache, Op op, int position) {
+  auto& slot = cache[static_cast<std::size_t>(position)];
+  if (slot) return *slot;
+  const Bindings dims = op == kKvAppend ? Bindings{{"L", c.seq_len + 1}, {"KVH", c.n_kv_heads}, {"D", c.head_size()},
+                                                   {"pos", position + 1}}
+                                        : Bindings{{"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"L", position + 1},
+                                                   {"D", c.head_size()}};
+  auto kernel = resolve(op, dims);
+  if (!kernel) return kernel.error();
+  slot = *kernel;
+  return *kernel;
+}
+
+Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
+  const int m = static_cast<int>(tokens.size());
+  if (pos + m > c.seq_len)
+    return make_error(ErrorKind::invalid_input, "position {} is past the model's context (seq_len {})", pos + m - 1,
+                      c.seq_len);
+  for (int t : tokens)
+    if (t < 0 || t >= c.vocab_size)
+      return make_error(ErrorKind::invalid_input, "token {} is outside the vocabulary (0..{})", t, c.vocab_size - 1);
+  auto s = step(m);
+  if (!s) return s.error();
+  const Step& st = **s;
+  // Kernels take the address of every size: non-const copies.
+  int m_arg = m, dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, heads = c.n_heads, kv_heads = c.n_kv_heads,
+      head = c.head_size(), vocab = c.vocab_size, cap = c.seq_len + 1;
+  float eps = kEps, theta = options.rope_theta, scale = 1 / std::sqrt(static_cast<float>(head));
+
+  if (st.embedding) {
+    call(kEmbedding, *st.embedding, {arg(w.token_embedding), arg(tokens.data()), x.data(), &m_arg, &vocab, &dim});
+  } else {
+    for (int i = 0; i < m; ++i)
+      std::memcpy(x.data() + static_cast<std::int64_t>(i) * dim,
+                  w.token_embedding + static_cast<std::int64_t>(tokens[static_cast<std::size_t>(i)]) * dim,
+                  sizeof(float) * dim);
+  }
+  call(kRmsnorm, *st.rmsnorm, {x.data(), arg(w.rms_att), xb.data(), &m_arg, &dim, &eps});
+  for (int i = 0; i < m; ++i) positions[static_cast<std::size_t>(i)] = pos + i;
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::int64_t ll = l;
+    const LlamaQ8Weights none{};
+    const LlamaQ8Weights& qw = q8 ? *q8 : none;
+    run_matmul(st.q, matrix(w.wq, qw.wq, ll, dim, dim), xb.data(), q.data(), m, dim, dim);
+    run_matmul(st.kv, matrix(w.wk, qw.wk, ll, kv_dim, dim), xb.data(), k.data(), m, kv_dim, dim);
+    run_matmul(st.kv, matrix(w.wv, qw.wv, ll, kv_dim, dim), xb.data(), v.data(), m, kv_dim, dim);
+    call(kRope, *st.rope, {q.data(), k.data(), positions.data(), &m_arg, &heads, &kv_heads, &head, &theta});
+
+    float* kc = key_cache.data() + ll * cap * kv_dim;
+    float* vc = value_cache.data() + ll * cap * kv_dim;
+    for (int i = 0; i < m; ++i) {
+      auto append = per_position(kv_append, kKvAppend, pos + i);
+      if (!append) return append.error();
+      int row = pos + i + 1;
+      call(kKvAppend, *append,
+           {k.data() + static_cast<std::int64_t>(i) * kv_dim, v.data() + static_cast<std::int64_t>(i) * kv_dim, kc, vc,
+            &cap, &kv_heads, &head, &row});
+    }
+    if (pos == 0 && m > 1) {  // the chunk is the whole context: causal attention within it
+      call(kAttnPrefill, *st.attn_prefill,
+           {q.data(), kc + kv_dim, vc + kv_dim, att.data(), &m_arg, &heads, &kv_heads, &head, &scale});
+    } else {
+      for (int i = 0; i < m; ++i) {
+        auto attend = per_position(attn_decode, kAttnDecode, pos + i);
+        if (!attend) return attend.error();
+        int length = pos + i + 1;
+        call(kAttnDecode, *attend,
+             {q.data() + static_cast<std::int64_t>(i) * dim, kc + kv_dim, vc + kv_dim,
+              att.data() + static_cast<std::int64_t>(i) * dim, &heads, &kv_heads, &length, &head, &scale});
+      }
+    }
+    run_matmul(st.q, matrix(w.wo, qw.wo, ll, dim, dim), att.data(), tmp.data(), m, dim, dim);
+    call(kAddRmsnorm, *st.add_rmsnorm, {tmp.data(), x.data(), arg(w.rms_ffn + ll * dim), xb.data(), &m_arg, &dim, &eps});
+
+    run_matmul(st.up, matrix(w.w1, qw.w1, ll, hidden, dim), xb.data(), h1.data(), m, hidden, dim);
+    run_matmul(st.up, matrix(w.w3, qw.w3, ll, hidden, dim), xb.data(), h3.data(), m, hidden, dim);
+    call(kSwiglu, *st.swiglu, {h1.data(), h3.data(), hb.data(), &m_arg, &hidden});
+    run_matmul(st.down, matrix(w.w2, qw.w2, ll, dim, hidden), hb.data(), tmp.data(), m, dim, hidden);
+    // The residual add fused with the next norm: the next layer's attention norm, or the final one.
+    const float* next_norm = l + 1 < c.n_layers ? w.rms_att + (ll + 1) * dim : w.rms_final;
+    call(kAddRmsnorm, *st.add_rmsnorm, {tmp.data(), x.data(), arg(next_norm), xb.data(), &m_arg, &dim, &eps});
+  }
+  pos += m;
+  last_row = m - 1;
+  return {};
+}
+
+Result<LlamaDecoder> LlamaDecoder::create(const LlamaModel& model, KernelLibrary& library, LlamaRunOptions options) {
+  if (options.max_chunk < 1)
+    return make_error(ErrorKind::invalid_input, "max_chunk {}: expected at least 1 token", options.max_chunk);
+  auto impl = std::make_unique<Impl>();
+  impl->library = &library;
+  impl->c = model.config();
+  impl->w = model.weights();
+  impl->q8 = model.q8_weights();
+  const LlamaConfig& c = impl->c;
+  impl->options = options;
+  impl->options.max_chunk = std::min(options.max_chunk, c.seq_len);
+  const std::size_t m = static_cast<std::size_t>(impl->options.max_chunk), dim = static_cast<std::size_t>(c.dim),
+                    kv_dim = static_cast<std::size_t>(c.kv_dim()), hidden = static_cast<std::size_t>(c.hidden_dim);
+  for (auto* buffer : {&impl->x, &impl->xb, &impl->q, &impl->att, &impl->tmp}) buffer->resize(m * dim);
+  for (auto* buffer : {&impl->k, &impl->v}) buffer->resize(m * kv_dim);
+  for (auto* buffer : {&impl->h1, &impl->h3, &impl->hb}) buffer->resize(m * hidden);
+  impl->logits.resize(static_cast<std::size_t>(c.vocab_size));
+  const std::size_t cache = static_cast<std::size_t>(c.n_layers) * (static_cast<std::size_t>(c.seq_len) + 1) * kv_dim;
+  impl->key_cache.assign(cache, 0.0f);
+  impl->value_cache.assign(cache, 0.0f);
+  impl->positions.resize(m);
+  impl->kv_append.resize(static_cast<std::size_t>(c.seq_len));
+  impl->attn_decode.resize(static_cast<std::size_t>(c.seq_len));
+
+  // The decode step's kernels, and the first position's, up front: a dim no kernel is defined at
+  // fails here rather than mid-generation.
+  if (auto s = impl->step(1); !s) return s.error();
+  if (auto k = impl->per_position(impl->kv_append, kKvAppend, 0); !k) return k.error();
+  if (auto k = impl->per_position(impl->attn_decode, kAttnDecode, 0); !k) return k.error();
+  auto classifier = impl->resolve(kGemv, matmul_dims(1, c.vocab_size, c.dim));
+  if (!classifier) return classifier.error();
+  impl->classifier = *classifier;
+  auto argmax = impl->resolve(kLmheadArgmax, {{"V", c.vocab_size}, {"K", c.dim}});
+  if (!argmax) return argmax.error();
+  impl->argmax = *argmax;
+  return LlamaDecoder(std::move(impl));
+}
+
+Result<std::span<const float>> LlamaDecoder::forward(std::span<const int> tokens) {
+  auto& s = *impl_;
+  if (tokens.empty()) return make_error(ErrorKind::invalid_input, "forward: no tokens");
+  for (std::size_t i = 0; i < tokens.size(); i += static_cast<std::size_t>(s.options.max_chunk))
+    if (Status st = s.chunk(tokens.subspan(i, std::min(tokens.size() - i, static_cast<std::size_t>(s.options.max_chunk))));
+        !st)
+      return st.error();
+  int vocab = s.c.vocab_size, dim = s.c.dim;
+  s.call(kGemv, *s.classifier,
+         {arg(s.w.wcls), s.xb.data() + static_cast<std::int64_t>(s.last_row) * dim, s.logits.data(), &vocab, &dim});
+  return std::span<const float>(s.logits);
+}
+
+Result<int> LlamaDecoder::forward_greedy(std::span<const int> tokens) {
+  auto& s = *impl_;
+  if (tokens.empty()) return make_error(ErrorKind::invalid_input, "forward: no tokens");
+  for (std::size_t i = 0; i < tokens.size(); i += static_cast<std::size_t>(s.options.max_chunk))
+    if (Status st = s.chunk(tokens.subspan(i, std::min(tokens.size() - i, static_cast<std::size_t>(s.options.max_chunk))));
+        !st)
+      return st.error();
+  int vocab = s.c.vocab_size, dim = s.c.dim, token = 0;
+  s.call(kLmheadArgmax, *s.argmax,
+         {arg(s.w.wcls), s.xb.data() + static_cast<std::int64_t>(s.last_row) * dim, &token, &vocab, &dim});
+  return token;
+}
+
+void LlamaDecoder::reset() {
+  impl_->pos = 0;
+}
+int LlamaDecoder::position() const {
+  return impl_->pos;
+}
+
+std::vector<LlamaDecoder::OpTime> LlamaDecoder::op_times() const {
+  std::vector<OpTime> out;
+  for (int op = 0; op < kOpCount; ++op)
+    if (impl_->calls[static_cast<std::size_t>(op)] > 0)
+      out.push_back({kOpNames[static_cast<std::size_t>(op)], impl_->seconds[static_cast<std::size_t>(op)],
+                     impl_->calls[static_cast<std::size_t>(op)]});
+  return out;
+}
+
+std::vector<std::string> LlamaDecoder::explain() const {
+  return impl_->resolved;
+}
+
+std::vector<LlamaProblem> LlamaDecoder::problems(const LlamaConfig& c, const LlamaRunOptions& options,
+                                                 LlamaWeightFormat format) {
+  const bool q8 = format == LlamaWeightFormat::q8_0;
+  std::vector<LlamaProblem> out;
+  std::set<std::string> seen;
+  auto add = [&](Op op, Bindings dims, std::string why) {
+    const std::string key = fmt::format("{} {}", kOpNames[op], dims_label(dims));
+    if (!seen.insert(key).second) {
+      for (auto& p : out)
+        if (p.op == kOpNames[op] && p.dims == dims) p.why += ", " + why;
+      return;
+    }
+    out.push_back({kOpNames[op], std::move(dims), std::move(why)});
+  };
+  const int chunk = std::min(std::max(options.max_chunk, 1), c.seq_len);
+  std::vector<int> token_counts = {1};
+  if (chunk > 1) token_counts.push_back(chunk);
+  for (int m : token_counts) {
+    const std::string when = m == 1 ? "decode" : fmt::format("prompt chunk of {}", m);
+    const std::int64_t mm = m;
+    if (c.vocab_size >= 4096) add(kEmbedding, {{"M", mm}, {"V", c.vocab_size}, {"D", c.dim}}, when);
+    add(kRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " first norm");
+    add(kAddRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " residual + norm");
+    add(kRope, {{"M", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}, when);
+    add(matmul_op(m, q8), matmul_dims(m, c.dim, c.dim, q8), when + " wq/wo");
+    add(matmul_op(m, q8), matmul_dims(m, c.kv_dim(), c.dim, q8), when + " wk/wv");
+    add(matmul_op(m, q8), matmul_dims(m, c.hidden_dim, c.dim, q8), when + " w1/w3");
+    add(matmul_op(m, q8), matmul_dims(m, c.dim, c.hidden_dim, q8), when + " w2");
+    add(kSwiglu, {{"M", mm}, {"N", c.hidden_dim}}, when);
+    if (m > 1) add(kAttnPrefill, {{"S", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}, when);
+  }
+  add(kKvAppend, {{"L", c.seq_len + 1}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}, {"pos", c.seq_len}},
+      fmt::format("one per position pos = 1..{}", c.seq_len));
+  add(kAttnDecode, {{"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"L", c.seq_len}, {"D", c.head_size()}},
+      fmt::format("one per context length L = 1..{}", c.seq_len));
+  add(kGemv, matmul_dims(1, c.vocab_size, c.dim), "classifier logits");
+  add(kLmheadArgmax, {{"V", c.vocab_size}, {"K", c.dim}}, "greedy classifier");
+  return out;
+}
+
+LlamaDecoder::LlamaDecoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LlamaDecoder::LlamaDecoder(LlamaDecoder&&) noexcept = default;
+LlamaDecoder& LlamaDecoder::operator=(LlamaDecoder&&) noexcept = default;
+LlamaDecoder::~LlamaDecoder() = default;
+
+// ---- tokenizer ----
+
+Result<LlamaTokenizer> LlamaTokenizer::load(const std::string& path, int vocab_size) {
+  auto data = read_file(path);
+  if (!data) return data.error();
+  const std::string& d = *data;
+  std::size_t at = 0;
+  auto take = [&](void* out, std::size_t n) {
+    if (at + n > d.size()) return false;
+    std::memcpy(out, d.data() + at, n);
+    at += n;
+    return true;
+  };
+  std::int32_t max_length = 0;
+  if (!take(&max_length, 4)) return make_error(ErrorKind::invalid_input, "{}: too short for a tokenizer", path);
+  LlamaTokenizer t;
+  for (int i = 0; i < vocab_size; ++i) {
+    float score = 0;
+    std::int32_t length = 0;
+    if (!take(&score, 4) || !take(&length, 4) || length < 0 || length > max_length || at + static_cast<std::size_t>(length) > d.size())
+      return make_error(ErrorKind::invalid_input, "{}: truncated or corrupt at token {} (the model has {} tokens)", path,
+                        i, vocab_size);
+    t.scores_.push_back(score);
+    t.pieces_.emplace_back(d.data() + at, static_cast<std::size_t>(length));
+    at += static_cast<std::size_t>(length);
+  }
+  if (at != d.size())
+    return make_error(ErrorKind::invalid_input, "{}: holds more than the model's {} tokens", path, vocab_size);
+  return t;
+}
+
+Status LlamaTokenizer::write_synthetic(const std::string& path, int vocab_size) {
+  std::vector<std::string> pieces;
+  for (int i = 0; i < vocab_size; ++i) {
+    if (i < 3) {
+      pieces.emplace_back(i == 0 ? "<unk>" : i == 1 ? "\n<s>\n" : "\n</s>\n");
+    } else if (i < 259) {
+      pieces.push_back(fmt::format("<0x{:02X}>", i - 3));
+    } else {  // " a", " b", ..., " z", " aa", ...: a space then letters, as word pieces start
+      std::string word;
+      for (int n = i - 259; ; n = n / 26 - 1) {
+        word.insert(word.begin(), static_cast<char>('a' + n % 26));
+        if (n < 26) break;
+      }
+      pieces.push_back(" " + word);
+    }
+  }
+  std::int32_t max_length = 0;
+  for (const auto& p : pieces) max_length = std::max(max_length, static_cast<std::int32_t>(p.size()));
+  std::string out(reinterpret_cast<const char*>(&max_length), 4);
+  for (int i = 0; i < vocab_size; ++i) {
+    const float score = -static_cast<float>(i);
+    const auto length = static_cast<std::int32_t>(pieces[static_cast<std::size_t>(i)].size());
+    out.append(reinterpret_cast<const char*>(&score), 4);
+    out.append(reinterpret_cast<const char*>(&length), 4);
+    out += pieces[static_cast<std::size_t>(i)];
+  }
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return make_error(ErrorKind::io, "{}: cannot open for writing: {}", path, std::strerror(errno));
+  const bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size();
+  if (std::fclose(f) != 0 || !ok) return make_error(ErrorKind::io, "{}: write failed", path);
+  return {};
+}
+
+std::string LlamaTokenizer::decode(int previous, int token) const {
+  if (token < 0 || token >= size()) return fmt::format("<{}>", token);
+  std::string piece = pieces_[static_cast<std::size_t>(token)];
+  if (previous == 1 && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
+  unsigned byte = 0;
+  if (piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%02X>", &byte) == 1) return std::string(1, static_cast<char>(byte));
+  return piece;
+}
+
+std::vector<int> LlamaTokenizer::encode(const std::string& text) const {
+  std::map<std::string, int, std::less<>> ids;
+  std::size_t longest = 1;
+  for (int i = 3; i < size(); ++i) {
+    const std::string& p = pieces_[static_cast<std::size_t>(i)];
+    if (p.empty() || (p.size() == 6 && p.starts_with("<0x"))) continue;
+    if (ids.emplace(p, i).second) longest = std::max(longest, p.size());
+  }
+  std::vector<int> out = {1};
+  const std::string s = " " + text;  // llama2.c's dummy prefix
+  for (std::size_t at = 0; at < s.size();) {
+    int found = -1;
+    std::size_t length = 0;
+    for (std::size_t n = std::min(longest, s.size() - at); n > 0 && found < 0; --n)
+      if (auto it = ids.find(std::string_view(s).substr(at, n)); it != ids.end()) found = it->second, length = n;
+    if (found < 0) {  // byte fallback
+      const int byte = static_cast<unsigned char>(s[at]);
+      found = byte + 3 < size() ? byte + 3 : 0;
+      length = 1;
+    }
+    out.push_back(found);
+    at += length;
+  }
+  return out;
+}
+
+}  // namespace kforge

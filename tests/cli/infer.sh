@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# kforge infer end to end: make-model, generation on the baseline (no library), --emit-tasks,
+# --compare against a library holding one kernel tuned at the model's exact rmsnorm shape (a copy
+# of the llm tasks whose rmsnorm bench shape is the model's), and the bad inputs: a truncated
+# checkpoint, a header that does not match the file, --backend cuda, --compare with no library.
+set -eu
+kforge=$1 dir=$2 tasks=$3
+rm -rf "$dir"; mkdir -p "$dir"
+run() { echo "+ kforge $*" >&2; "$kforge" "$@" 2>&1; }
+fails() { if out=$(run "$@"); then echo "exited 0: $*"; exit 1; else printf '%s\n' "$out"; fi; }
+
+run infer make-model --dim 64 --layers 2 --heads 4 --kv-heads 2 --vocab 256 --seq-len 64 --out "$dir/m.bin" \
+  | grep -Eq "wrote .*m.bin: dim 64, hidden 192, 2 layers, 4 heads, 2 kv heads, vocab 256, seq_len 64; .* tokenizer .*m.tokenizer.bin"
+cmp <(run infer make-model --dim 64 --layers 2 --heads 4 --kv-heads 2 --vocab 256 --seq-len 64 --out "$dir/m2.bin" >/dev/null; cat "$dir/m2.bin") "$dir/m.bin"
+
+out=$(run infer --model "$dir/m.bin" --db "$dir/none.db" --prompt "1 5 9" --steps 8)
+printf '%s\n' "$out" | grep -q "no kernel library at .*none.db: running the baseline kernels"
+printf '%s\n' "$out" | grep -Eq "prefill 3 tokens in [0-9.]+ s, [0-9.]+ tokens/s; decode 7 tokens in [0-9.]+ s, [0-9.]+ tokens/s"
+printf '%s\n' "$out" | grep -Eq "kernels: 0 tuned .*, [0-9]+ baseline"
+run infer --model "$dir/m.bin" --db "$dir/none.db" --prompt "hello" --steps 4 | grep -q "tokens/s"
+
+out=$(run infer --model "$dir/m.bin" --emit-tasks --batch 8)
+printf '%s\n' "$out" | grep -q "^llm/gemv K=64,N=64  # decode wq/wo"
+printf '%s\n' "$out" | grep -q "^llm/gemm_flat K=64,M=8,N=192 "
+printf '%s\n' "$out" | grep -q "^llm/attn_decode D=16,H=4,KVH=2,L=64 "
+printf '%s\n' "$out" | grep -q "^llm/lmhead_argmax K=64,V=256 "
+
+# A library with llm/rmsnorm tuned at M=1,N=64: the tasks copied, rmsnorm's bench set to that shape.
+mkdir -p "$dir/tasks"; cp -r "$tasks/llm" "$dir/tasks/"
+sed -i 's/^bench = .*/bench = [ { M = 1, N = 64 } ]/' "$dir/tasks/llm/rmsnorm/task.toml"
+run --tasks-dir "$dir/tasks" eval --task llm/rmsnorm --kernel "$tasks/llm/rmsnorm/seeds/cpu_omp_simd.cpp" \
+  --db "$dir/k.db" >/dev/null
+out=$(run --tasks-dir "$dir/tasks" infer --model "$dir/m.bin" --db "$dir/k.db" --prompt "1 2 3 4" --steps 6 --compare --kernels)
+printf '%s\n' "$out" | grep -Eq "kernels: 2 tuned \(exact 1, nearest_dyn 1, nearest_device 0\)"
+printf '%s\n' "$out" | grep -Eq "llm/rmsnorm M=1,N=64: exact: kernel [0-9a-f]+ \(cpu_omp_simd.cpp\)"
+printf '%s\n' "$out" | grep -Eq "llm/rmsnorm M=4,N=64: nearest dynamic dim M=1 for M=4: kernel [0-9a-f]+ \(cpu_omp_simd.cpp\)"
+printf '%s\n' "$out" | grep -Eq "^baseline: prefill 4 tokens .* tokens/s$"
+printf '%s\n' "$out" | grep -Eq "^tuned: +prefill 4 tokens .* tokens/s$"
+printf '%s\n' "$out" | grep -Eq "^llm/rmsnorm +6 "
+printf '%s\n' "$out" | grep -Eq "^logits agree at all 6 steps: .*tolerance 0.001"
+
+# Q8_0 projections: llm/gemv_q8_0 in the problems and the run; dim 64, hidden 192 are whole blocks.
+run infer --model "$dir/m.bin" --emit-tasks --weights q8_0 | grep -q "^llm/gemv_q8_0 K=192,N=64  # decode w2"
+run infer --model "$dir/m.bin" --db "$dir/none.db" --weights q8_0 --prompt "1 2" --steps 3 | grep -q "q8_0 weights"
+
+size=$(stat -c %s "$dir/m.bin")
+head -c $((size - 100)) "$dir/m.bin" > "$dir/cut.bin"
+fails infer --model "$dir/cut.bin" | grep -Eq "^kforge: .*cut.bin: $((size - 100)) bytes, but its header \(dim 64.*\) needs $size: truncated$"
+cat "$dir/m.bin" "$dir/m.bin" > "$dir/double.bin"
+fails infer --model "$dir/double.bin" | grep -q "the header does not match the file"
+fails infer --model "$dir/m.bin" --backend cuda | grep -q "^kforge: --backend cuda: not supported yet: KernelLibrary runs CPU kernels only$"
+fails infer --model "$dir/m.bin" --compare --db "$dir/none.db" | grep -q "^kforge: --compare: no kernel library at"
+fails infer --model "$dir/m.bin" --prompt "1 999" | grep -q "token 999 is outside the vocabulary"
+echo "infer.sh: ok"
