@@ -106,8 +106,8 @@ if [ "$rc" -ne 0 ] || ! grep -q '^\[  PASSED  \]' "$work/test_gpu.out"; then
   add_row "test_gpu (the program, exit $rc)" FAIL "$(seconds_since "$t")"
 fi
 
-echo "== kforge eval --backend cuda, every CUDA seed"
-for seed in tasks/*/*/seeds/cuda_*.cu; do
+echo "== kforge eval --backend cuda, every CUDA seed of the llm suite"
+for seed in tasks/llm/*/seeds/cuda_*.cu; do
   [ -e "$seed" ] || continue
   task=$(echo "$seed" | sed 's|^tasks/||; s|/seeds/.*||')
   echo "-- $task $seed"
@@ -118,6 +118,13 @@ for seed in tasks/*/*/seeds/cuda_*.cu; do
   add_row "eval $seed" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" "$(seconds_since "$t")"
 done
 
+echo "== kforge tasks check --suite basic --backend cuda --check-only: every CUDA seed of the basic suite, correctness only"
+t=$(date +%s.%N)
+timeout "$(time_left 120)" "$bundle/bin/kforge" tasks check --suite basic --backend cuda --check-only
+rc=$?
+add_row "tasks check --suite basic --backend cuda --check-only" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" \
+  "$(seconds_since "$t")"
+
 echo "== CUDA cheats: each must end in the status its // expect line names"
 t=$(date +%s.%N)
 timeout "$(time_left 120)" tests/cli/cuda_cheats.sh eval "$bundle/bin/kforge" tests/cheats_cuda "$work/cheats.db"
@@ -127,10 +134,10 @@ add_row "tests/cheats_cuda (every cheat refused)" "$([ "$rc" -eq 0 ] && echo PAS
 echo "== kforge search --backend cuda: a short offline search, then what the library would serve"
 t=$(date +%s.%N)
 timeout "$(time_left 100)" "$bundle/bin/kforge" search --backend cuda --tasks llm/rmsnorm,llm/gemv --evals 6 \
-  --islands 2 --time 70s --db "$work/search.db" &&
+  --islands 2 --time 45s --db "$work/search.db" &&
   "$bundle/bin/kforge" db best --db "$work/search.db" --device cuda
 rc=$?
-add_row "search --backend cuda (rmsnorm, gemv; 6 evaluations or 70 s)" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" \
+add_row "search --backend cuda (rmsnorm, gemv; 6 evaluations or 45 s)" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" \
   "$(seconds_since "$t")"
 
 echo

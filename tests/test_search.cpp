@@ -185,6 +185,16 @@ TEST(SearchParts, TheExemplarIsTheCategorysFileElseASiblingTasksOptimisedSeed) {
   fs::remove_all(prompts);
 }
 
+TEST(SearchParts, EveryCategoryHasAnExemplarForEveryBackend) {
+  for (const auto& category : task_categories())
+    for (const std::string ext : {".cpp", ".cu"}) {
+      const auto path = fs::path(kSource) / "prompts" / "exemplars" / (category + ext);
+      auto source = read_file(path.string());
+      ASSERT_TRUE(source.ok()) << path;
+      EXPECT_TRUE(parse_candidate(*source, path.string()).ok()) << path << ": a kernel in the header format";
+    }
+}
+
 // ---- whole searches --------------------------------------------------------------------------
 
 class SearchTest : public ::testing::Test {

@@ -8,7 +8,7 @@
 // share its ROWS rows; x (at most a few tens of KiB) is re-read by every warp from L1/L2.
 extern "C" __global__ void gemv_f32(const float* W, const float* x, float* y, int N, int K) {
   const int warps = BLOCK / KFORGE_WARP_SIZE, lane = threadIdx.x % KFORGE_WARP_SIZE;
-  const int last = min(N, (blockIdx.x + 1) * ROWS);
+  const int last = min(N, ((int)blockIdx.x + 1) * ROWS);
   for (int n = blockIdx.x * ROWS + threadIdx.x / KFORGE_WARP_SIZE; n < last; n += warps) {
     const float* w = W + (long)n * K;
     float sum = 0.0f;

@@ -21,7 +21,7 @@ __device__ __forceinline__ float dot2(unsigned int halves, float a, float b) {
 
 extern "C" __global__ void gemv_f16(const unsigned short* W, const float* x, float* y, int N, int K) {
   const int warps = BLOCK / KFORGE_WARP_SIZE, lane = threadIdx.x % KFORGE_WARP_SIZE;
-  const int last = min(N, (blockIdx.x + 1) * ROWS);
+  const int last = min(N, ((int)blockIdx.x + 1) * ROWS);
   for (int n = blockIdx.x * ROWS + threadIdx.x / KFORGE_WARP_SIZE; n < last; n += warps) {
     const unsigned short* w = W + (long)n * K;
     float sum = 0.0f;

@@ -18,7 +18,7 @@ constexpr int kBlockBytes = 34;
 
 extern "C" __global__ void gemv_q8_0(const void* W, const float* x, float* y, int N, int K) {
   const int warps = BLOCK / KFORGE_WARP_SIZE, lane = threadIdx.x % KFORGE_WARP_SIZE;
-  const int blocks = K / 32, last = min(N, (blockIdx.x + 1) * ROWS);
+  const int blocks = K / 32, last = min(N, ((int)blockIdx.x + 1) * ROWS);
   for (int n = blockIdx.x * ROWS + threadIdx.x / KFORGE_WARP_SIZE; n < last; n += warps) {
     const unsigned char* row = static_cast<const unsigned char*>(W) + (long)n * blocks * kBlockBytes;
     float sum = 0.0f;
