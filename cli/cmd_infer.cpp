@@ -6,10 +6,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 
 #include "cli/cli.hpp"
+#include "evaluator/evaluator.hpp"
 #include "inference/kernel_library.hpp"
 #include "inference/llama.hpp"
 
@@ -23,7 +25,68 @@ struct InferArgs {
   int steps = 128, batch = 64;
   double tolerance = 1e-3;
   bool compare = false, emit_tasks = false, show_kernels = false;
+  std::string tasks_out;
 };
+
+constexpr std::size_t kMaxShapesPerTask = 8;  // of a per-position op (attn_decode, kv_append)
+
+// task.toml's text with its `bench = [ ... ]` array replaced by `shapes`, comments kept.
+Result<std::string> with_bench(const std::string& toml, const std::vector<Bindings>& shapes) {
+  static const std::regex key(R"((^|\n)bench\s*=\s*\[)");
+  std::smatch m;
+  if (!std::regex_search(toml, m, key)) return make_error(ErrorKind::invalid_input, "no bench = [ ... ] line");
+  const std::size_t open = static_cast<std::size_t>(m.position(0) + m.length(0)) - 1;
+  std::size_t close = open;
+  for (int depth = 0; close < toml.size(); ++close) {
+    depth += toml[close] == '[' ? 1 : toml[close] == ']' ? -1 : 0;
+    if (depth == 0) break;
+  }
+  if (close == toml.size()) return make_error(ErrorKind::invalid_input, "bench = [ is never closed");
+  std::vector<std::string> tables;
+  for (const auto& dims : shapes) {
+    std::vector<std::string> fields;
+    for (const auto& [name, value] : dims) fields.push_back(fmt::format("{} = {}", name, value));
+    tables.push_back(fmt::format("{{ {} }}", fmt::join(fields, ", ")));
+  }
+  return toml.substr(0, open) + "[ " + fmt::format("{}", fmt::join(tables, ", ")) + " ]" + toml.substr(close + 1);
+}
+
+// Writes OUT/<suite>/<name>/ for every op the model needs: a copy of the task whose bench shapes
+// are the model's problems of that op (at most kMaxShapesPerTask, evenly spread, for the ops with
+// a problem per position), so `kforge --tasks-dir OUT search` tunes what the decoder resolves.
+Status write_model_tasks(const std::string& tasks_root, const std::vector<LlamaProblem>& problems,
+                         const std::string& out, const std::string& model) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_empty(out, ec))
+    return make_error(ErrorKind::invalid_input, "--tasks-out {}: exists and is not empty; give a new folder", out);
+  std::map<std::string, std::vector<Bindings>> shapes;  // op -> its problems, in the model's order
+  for (const auto& p : problems)
+    if (auto& list = shapes[p.op]; std::find(list.begin(), list.end(), p.dims) == list.end()) list.push_back(p.dims);
+  for (auto& [op, list] : shapes) {
+    auto task = find_task(tasks_root, op);
+    if (!task) return task.error();
+    if (list.size() > kMaxShapesPerTask) {
+      std::vector<Bindings> spread;
+      for (std::size_t i = 0; i < kMaxShapesPerTask; ++i)
+        spread.push_back(list[i * (list.size() - 1) / (kMaxShapesPerTask - 1)]);
+      list = std::move(spread);
+    }
+    const fs::path dir = fs::path(out) / task->suite / task->name;
+    fs::create_directories(dir.parent_path(), ec);
+    fs::copy(task->dir, dir, fs::copy_options::recursive, ec);
+    if (ec) return make_error(ErrorKind::io, "copying {} to {}: {}", task->dir, dir.string(), ec.message());
+    auto text = read_file((dir / "task.toml").string());
+    if (!text) return text.error();
+    auto rewritten = with_bench(*text, list);
+    if (!rewritten) return make_error(ErrorKind::invalid_input, "{}/task.toml: {}", task->dir, rewritten.error().message);
+    const std::string header = fmt::format("# Written by `kforge infer --emit-tasks` for {}: bench = the model's shapes.\n", model);
+    std::ofstream file(dir / "task.toml", std::ios::trunc);
+    file << header << *rewritten;
+    if (!file.flush()) return make_error(ErrorKind::io, "{}/task.toml: cannot write", dir.string());
+    if (auto loaded = load_task(dir.string()); !loaded) return loaded.error();
+  }
+  return {};
+}
 
 struct MakeModelArgs {
   LlamaConfig config{.dim = 0, .hidden_dim = 0, .n_layers = 0, .n_heads = 0, .n_kv_heads = 0, .vocab_size = 0,
@@ -155,11 +218,21 @@ int run_infer(const Context& context, InferArgs& a) {
       for (const auto& [name, value] : p.dims) dims += fmt::format("{}{}={}", dims.empty() ? "" : ",", name, value);
       fmt::print("{} {}  # {}\n", p.op, dims, p.why);
     }
+    if (!a.tasks_out.empty()) {
+      if (Status s = write_model_tasks(context.resolved_tasks_dir(), LlamaDecoder::problems(c, options, format),
+                                       a.tasks_out, a.model);
+          !s)
+        return report(s.error());
+      fmt::print("# wrote these tasks with the shapes above as bench shapes to {}; tune them with\n"
+                 "#   kforge --tasks-dir {} search --suite llm\n",
+                 a.tasks_out, a.tasks_out);
+      return kExitOk;
+    }
     fmt::print(
-        "# kforge search tunes each task at the bench shapes of its task.toml (no shape override): to tune these,\n"
-        "# copy tasks/llm/<task> into a tasks dir of your own, set its bench = [ ... ] to the shapes above, and run\n"
-        "# kforge --tasks-dir DIR search --suite llm --tasks <task>. Elsewhere the library falls back to the\n"
-        "# nearest tuned M (the token count) at the same other dims, else to the baseline.\n");
+        "# kforge search tunes each task at the bench shapes of its task.toml: add --tasks-out DIR to write\n"
+        "# copies of these tasks with the shapes above as bench shapes, then: kforge --tasks-dir DIR search --suite llm.\n"
+        "# Elsewhere the library falls back to the nearest tuned M (the token count) at the same other dims,\n"
+        "# else to the baseline.\n");
     return kExitOk;
   }
 
@@ -293,6 +366,8 @@ void add_infer_command(CLI::App& app, Context& context) {
                     "f32 (default), or q8_0: the projections quantized at load, run by llm/gemv_q8_0")
       ->check(CLI::IsMember({"f32", "q8_0"}));
   infer->add_flag("--emit-tasks", args->emit_tasks, "Print the (op, shape) problems the model needs, one per line");
+  infer->add_option("--tasks-out", args->tasks_out,
+                    "With --emit-tasks: write those tasks, their bench shapes the model's, to this new folder");
   infer->add_flag("--kernels", args->show_kernels, "Print which kernel each problem resolved to, and why");
   add_db_option(*infer, args->db_path);
 

@@ -364,7 +364,7 @@ struct LlamaDecoder::Impl {
   };
   // The kernels of a forward pass over M tokens.
   struct Step {
-    std::optional<Kernel> embedding;  // none under llm/embedding's V >= 4096: a plain copy
+    std::optional<Kernel> embedding;
     std::optional<Kernel> rmsnorm, add_rmsnorm, rope, swiglu, attn_prefill;
     Matmul q, kv, up, down;  // wq / wo (dim x dim), wk / wv (kv_dim x dim), w1 / w3, w2
   };
@@ -440,9 +440,8 @@ Result<LlamaDecoder::Impl::Step*> LlamaDecoder::Impl::step(int m) {
     return {};
   };
   const std::int64_t mm = m;
-  if (c.vocab_size >= 4096)  // llm/embedding's constraint; below it the copy is done here
-    if (Status st = take(resolve(kEmbedding, {{"M", mm}, {"V", c.vocab_size}, {"D", c.dim}}), s.embedding); !st)
-      return st.error();
+  if (Status st = take(resolve(kEmbedding, {{"M", mm}, {"V", c.vocab_size}, {"D", c.dim}}), s.embedding); !st)
+    return st.error();
   for (Status st : {take(resolve(kRmsnorm, {{"M", mm}, {"N", c.dim}}), s.rmsnorm),
                     take(resolve(kAddRmsnorm, {{"M", mm}, {"N", c.dim}}), s.add_rmsnorm),
                     take(resolve(kRope, {{"M", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}),
@@ -488,14 +487,7 @@ Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
       head = c.head_size(), vocab = c.vocab_size, cap = c.seq_len + 1;
   float eps = kEps, theta = options.rope_theta, scale = 1 / std::sqrt(static_cast<float>(head));
 
-  if (st.embedding) {
-    call(kEmbedding, *st.embedding, {arg(w.token_embedding), arg(tokens.data()), x.data(), &m_arg, &vocab, &dim});
-  } else {
-    for (int i = 0; i < m; ++i)
-      std::memcpy(x.data() + static_cast<std::int64_t>(i) * dim,
-                  w.token_embedding + static_cast<std::int64_t>(tokens[static_cast<std::size_t>(i)]) * dim,
-                  sizeof(float) * dim);
-  }
+  call(kEmbedding, *st.embedding, {arg(w.token_embedding), arg(tokens.data()), x.data(), &m_arg, &vocab, &dim});
   call(kRmsnorm, *st.rmsnorm, {x.data(), arg(w.rms_att), xb.data(), &m_arg, &dim, &eps});
   for (int i = 0; i < m; ++i) positions[static_cast<std::size_t>(i)] = pos + i;
 
@@ -651,7 +643,7 @@ std::vector<LlamaProblem> LlamaDecoder::problems(const LlamaConfig& c, const Lla
   for (int m : token_counts) {
     const std::string when = m == 1 ? "decode" : fmt::format("prompt chunk of {}", m);
     const std::int64_t mm = m;
-    if (c.vocab_size >= 4096) add(kEmbedding, {{"M", mm}, {"V", c.vocab_size}, {"D", c.dim}}, when);
+    add(kEmbedding, {{"M", mm}, {"V", c.vocab_size}, {"D", c.dim}}, when);
     add(kRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " first norm");
     add(kAddRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " residual + norm");
     add(kRope, {{"M", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}, when);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kforge infer end to end: make-model, generation on the baseline (no library), --emit-tasks,
-# --compare against a library holding one kernel tuned at the model's exact rmsnorm shape (a copy
-# of the llm tasks whose rmsnorm bench shape is the model's), and the bad inputs: a truncated
+# --compare against a library holding one kernel tuned at the model's rmsnorm shapes (on the tasks
+# --emit-tasks --tasks-out wrote), and the bad inputs: a truncated
 # checkpoint, a header that does not match the file, --backend cuda, --compare with no library.
 set -eu
 kforge=$1 dir=$2 tasks=$3
@@ -25,9 +25,14 @@ printf '%s\n' "$out" | grep -q "^llm/gemm_flat K=64,M=8,N=192 "
 printf '%s\n' "$out" | grep -q "^llm/attn_decode D=16,H=4,KVH=2,L=64 "
 printf '%s\n' "$out" | grep -q "^llm/lmhead_argmax K=64,V=256 "
 
-# A library with llm/rmsnorm tuned at M=1,N=64: the tasks copied, rmsnorm's bench set to that shape.
-mkdir -p "$dir/tasks"; cp -r "$tasks/llm" "$dir/tasks/"
-sed -i 's/^bench = .*/bench = [ { M = 1, N = 64 } ]/' "$dir/tasks/llm/rmsnorm/task.toml"
+# --tasks-out: the model's tasks, their bench shapes the model's; never into a folder in use.
+run infer --model "$dir/m.bin" --emit-tasks --tasks-out "$dir/tasks" | grep -q "kforge --tasks-dir .*tasks search --suite llm"
+grep -q "^bench = \[ { M = 1, N = 64 }, { M = 64, N = 64 } \]" "$dir/tasks/llm/rmsnorm/task.toml"
+grep -q "^bench = \[ { D = 64, M = 1, V = 256 }, { D = 64, M = 64, V = 256 } \]" "$dir/tasks/llm/embedding/task.toml"
+run --tasks-dir "$dir/tasks" tasks list --suite llm | grep -q "^llm/rmsnorm "
+fails infer --model "$dir/m.bin" --emit-tasks --tasks-out "$dir/tasks" | grep -q "exists and is not empty"
+
+# A library with llm/rmsnorm tuned at the model's shapes (M=1 and M=64, N=64), evaluated on those tasks.
 run --tasks-dir "$dir/tasks" eval --task llm/rmsnorm --kernel "$tasks/llm/rmsnorm/seeds/cpu_omp_simd.cpp" \
   --db "$dir/k.db" >/dev/null
 out=$(run --tasks-dir "$dir/tasks" infer --model "$dir/m.bin" --db "$dir/k.db" --prompt "1 2 3 4" --steps 6 --compare --kernels)
