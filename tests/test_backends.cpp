@@ -39,7 +39,8 @@ class BackendTest : public ::testing::Test {
       for (const auto& path : task.seed_paths) {
         if (fs::path(path).filename().string().rfind("cuda_", 0) != 0) continue;
         auto candidate = parse_candidate(read_file(path).value(), path).value();
-        out.push_back({candidate.source + gpu_entry_declaration(task, candidate.entry),
+        const bool workspace = candidate.workspace_bytes.has_value();
+        out.push_back({candidate.source + gpu_entry_declaration(task, candidate.entry, workspace),
                        fs::path(path).filename().string(), candidate.param_bindings(), ""});
       }
     return out;
