@@ -141,8 +141,10 @@ class DeviceTarget final : public Target {
     const Scratch workspace(device_, *allocated);
     auto plan = candidate_.plan(task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
     if (!plan) return plan.error();
+    watchdog.arm();
     Status s = candidate_.launch(device_, **plan);
     if (s) s = device_.synchronize();
+    watchdog.disarm();
     for (size_t i = 0; s && i < task.args.size(); ++i)
       if (task.args[i].is_tensor()) s = on_device->download(i, args.buffers[i]);
     return s;
@@ -209,6 +211,7 @@ class DeviceTarget final : public Target {
       // The host clock starts once the copies and fills above are done: it watches what the
       // events watch, so a gap between the two is work the events did not see.
       if (Status s = device_.synchronize(); !s) return s;
+      watchdog.arm();
       const auto t0 = Clock::now();
       Status s = device_.record(**before);
       if (s) s = device_.flush_l2();
@@ -217,6 +220,7 @@ class DeviceTarget final : public Target {
       if (s) s = device_.record(**end);
       if (s) s = device_.synchronize();
       const double host = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+      watchdog.disarm();
       if (!s) return s;
       auto kernel_ms = device_.elapsed_ms(**start, **end);
       auto window_ms = device_.elapsed_ms(**before, **end);

@@ -257,11 +257,13 @@ class Worker {
   void stop();
   // How many worker processes this handle has started.
   int starts() const { return starts_; }
+  // How the last worker that died during a call ended: its exit code, -1 if killed or unknown.
+  int exit_code() const { return exit_code_; }
 
  private:
   Status start();
   std::vector<std::string> command_;
-  int pid_ = -1, socket_ = -1, stderr_ = -1, starts_ = 0;
+  int pid_ = -1, socket_ = -1, stderr_ = -1, starts_ = 0, exit_code_ = -1;
   std::uint64_t requests_ = 0;  // each request's id; its answer must carry it back
   std::string output_;
 };

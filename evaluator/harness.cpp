@@ -240,32 +240,6 @@ std::vector<std::string> input_hashes(const Task& task, const CallArgs& args) {
   return hashes;
 }
 
-// The per-call watchdog of the evaluation child: a call of the candidate that runs far longer than
-// the reference's on the same shape ends the process with kWatchdogExit, so an endless kernel
-// costs seconds rather than the whole evaluation's timeout.
-constexpr int kWatchdogExit = 5;
-struct Watchdog {
-  std::atomic<std::int64_t> deadline_ns{0};  // 0: no call running
-  std::atomic<double> limit_s{10};
-  void arm() {
-    deadline_ns = Clock::now().time_since_epoch().count() + static_cast<std::int64_t>(limit_s.load() * 1e9);
-  }
-  void disarm() { deadline_ns = 0; }
-  // Starts the thread that watches (once per process).
-  void start() {
-    std::thread([this] {
-      for (;;) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        const std::int64_t d = deadline_ns.load();
-        if (d != 0 && Clock::now().time_since_epoch().count() > d) {
-          dprintf(STDERR_FILENO, "kforge: one call of the kernel ran over %.3g s\n", limit_s.load());
-          _exit(kWatchdogExit);
-        }
-      }
-    }).detach();
-  }
-};
-Watchdog watchdog;
 
 // A kernel, timed or not, with buffers of its own for its outputs; the inputs of each call come
 // from the pool (shared, read-only).
@@ -955,8 +929,11 @@ EvalResult Evaluator::finish(const nlohmann::json& request, EvalResult result, c
   result.output = worker_->output();
   if (!answer) {
     const bool late = std::chrono::duration<double>(Clock::now() - start).count() >= deadline_s;
-    result.status = late ? EvalStatus::timeout : in_worker ? EvalStatus::crash : EvalStatus::runtime_error;
-    result.message = late && in_worker ? fmt::format("timeout after {:g} s", options.timeout_s) : answer.error().message;
+    const bool watchdog = in_worker && worker_->exit_code() == kWatchdogExit;
+    result.status = late || watchdog ? EvalStatus::timeout : in_worker ? EvalStatus::crash : EvalStatus::runtime_error;
+    result.message = watchdog ? kWatchdogMessage
+                     : late && in_worker ? fmt::format("timeout after {:g} s", options.timeout_s)
+                                         : answer.error().message;
     return result;
   }
   auto decoded = answer->contains("result") ? eval_result_from_json((*answer)["result"])
@@ -1096,7 +1073,7 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
     result.message = "crash: " + signal_name(child->signal);
   } else if (child->exit_code == kWatchdogExit && child->output.empty()) {
     result.status = EvalStatus::timeout;
-    result.message = "timeout: one call of the kernel ran far longer than the reference's (the per-call watchdog)";
+    result.message = kWatchdogMessage;
   } else if (child->exit_code != 0 || child->output.empty()) {
     result.status = EvalStatus::crash;
     result.message = fmt::format("crash: the kernel ended the process (exit code {})", child->exit_code);
@@ -1141,6 +1118,9 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
     result.message = target.error().message;
     return result;
   }
+  // A GPU kernel that never ends blocks the worker in its synchronize: the watchdog ends the
+  // worker, and the parent reads kWatchdogExit as a timeout.
+  watchdog.start();
   result = run_protocol(task, reinterpret_cast<CallFn>(*reference), **target, options, seed);
   if (result.status == EvalStatus::ok && (*target)->device())
     if (auto limits = device_limits(*(*target)->device())) apply_physics(task, *limits, result);

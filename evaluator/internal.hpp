@@ -1,6 +1,9 @@
 // Shared by the evaluator's own files, not part of its interface.
 #pragma once
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -9,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -18,6 +22,39 @@ namespace kforge {
 
 using Clock = std::chrono::steady_clock;
 using CallFn = void (*)(void* const*);  // a host kernel through its trampoline
+
+// The per-call watchdog of the process that runs a candidate (the sandboxed evaluation child for
+// native code, the worker itself for a GPU): a call of the candidate that runs far longer than
+// the reference's on the same shape ends the process with kWatchdogExit, so an endless kernel
+// costs seconds rather than the whole evaluation's timeout.
+constexpr int kWatchdogExit = 5;
+constexpr const char* kWatchdogMessage =
+    "timeout: one call of the kernel ran far longer than the reference's (the per-call watchdog)";
+struct Watchdog {
+  std::atomic<std::int64_t> deadline_ns{0};  // 0: no call running
+  std::atomic<double> limit_s{10};
+  pid_t watching = 0;  // the process whose thread watches (a forked child has none of its own)
+  void arm() {
+    deadline_ns = Clock::now().time_since_epoch().count() + static_cast<std::int64_t>(limit_s.load() * 1e9);
+  }
+  void disarm() { deadline_ns = 0; }
+  // Starts the thread that watches, once per process.
+  void start() {
+    if (watching == getpid()) return;
+    watching = getpid();
+    std::thread([this] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        const std::int64_t d = deadline_ns.load();
+        if (d != 0 && Clock::now().time_since_epoch().count() > d) {
+          dprintf(STDERR_FILENO, "kforge: one call of the kernel ran over %.3g s\n", limit_s.load());
+          _exit(kWatchdogExit);
+        }
+      }
+    }).detach();
+  }
+};
+inline Watchdog watchdog;
 
 // "nan" whatever its sign bit (the 0xFF poison is a negative NaN), else the shortest exact form.
 inline std::string format_value(double v) {

@@ -183,6 +183,7 @@ Status Worker::start() {
 
 Result<nlohmann::json> Worker::call(const nlohmann::json& request, double timeout_s) {
   output_.clear();
+  exit_code_ = -1;
   // One that died between calls (killed, out of memory) lost nothing: start a fresh one.
   if (pid_ > 0) {
     pollfd p{socket_, POLLRDHUP, 0};
@@ -208,9 +209,10 @@ Result<nlohmann::json> Worker::call(const nlohmann::json& request, double timeou
         output_.append(rest, std::min(static_cast<size_t>(m), kMaxCapturedOutput - output_.size()));
     }
     int status = 0;
-    for (int i = 0; i < 100; ++i, usleep(2000)) {
+    for (int i = 0; i < 500; ++i, usleep(2000)) {  // up to 1 s: a loaded machine reaps slowly
       if (waitpid(pid_, &status, WNOHANG) != pid_) continue;
       pid_ = -1;  // reaped
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       return WIFSIGNALED(status) ? "it was killed by " + signal_name(WTERMSIG(status))
                                  : fmt::format("it exited with code {}", WEXITSTATUS(status));
     }
