@@ -181,6 +181,18 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
   double gain_mark = 0;  // the fitness the next gain is measured from
   double seconds_before = 0;
   std::set<std::string> seen;  // content hashes of normalised sources, evaluated or in flight
+  // The file a candidate is compiled as: a seed keeps its name, others are named by their origin.
+  auto file_name_of = [&](const std::string& origin, bool seed) {
+    return seed ? origin : origin + (options_.backend == "cpu" ? ".cpp" : options_.backend == "cuda" ? ".cu" : ".hip");
+  };
+  // Code hashes of the compiled kernels evaluated: a new source whose binary is one of these
+  // (renamed locals, a param the compiler folds away) is a duplicate too. A candidate that does not
+  // compile has no hash, and is evaluated, to report its compile error.
+  std::set<std::string> seen_code;
+  auto new_code = [&](const Candidate& candidate, const std::string& file_name) {
+    auto hash = evaluator.code_hash(candidate, file_name);
+    return !hash || seen_code.insert(*hash).second;
+  };
 
   auto log = [&](const std::string& line) {
     if (reporter_.log) reporter_.log(line);
@@ -231,8 +243,11 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
       since_gain = state.at("since_gain"), gain_mark = state.at("gain_mark"), proposals = state.at("proposals");
       outcome.duplicates = state.at("duplicates"), outcome.llm_failures = state.at("llm_failures");
       seconds_before = state.at("seconds");
-      for (int i = 0; i < population.size(); ++i)
-        seen.insert(content_hash(normalized_source(population.at(i).candidate.source)));
+      for (int i = 0; i < population.size(); ++i) {
+        const Program& p = population.at(i);
+        seen.insert(content_hash(normalized_source(p.candidate.source)));
+        new_code(p.candidate, file_name_of(p.origin, p.operator_name == "seed"));
+      }
       if (const std::string done = state.at("done"); !done.empty()) {
         refresh_outcome();
         outcome.stop_reason = done + " (before the resume)";
@@ -246,8 +261,7 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
 
   // Evaluates one candidate, stores it with the search's state, re-verifies a new best.
   auto evaluate = [&](Proposal proposal, const std::string& origin, bool seed) -> Status {
-    const std::string file_name =
-        seed ? origin : origin + (options_.backend == "cpu" ? ".cpp" : options_.backend == "cuda" ? ".cu" : ".hip");
+    const std::string file_name = file_name_of(origin, seed);
     EvalResult result = evaluator.evaluate(proposal.candidate, file_name, options_.eval);
     Program p;
     p.candidate = std::move(proposal.candidate);
@@ -314,6 +328,8 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
         options_.target_speedup > 0 && b >= 0 && population.at(b).verified &&
         population.at(b).fitness >= options_.target_speedup)
       return fmt::format("target speedup {}x reached", options_.target_speedup);
+    if (llm_ && duplicates_in_row >= kMaxDuplicatesInRowLlm)
+      return fmt::format("the LLM proposed {} kernels in a row that were already evaluated", duplicates_in_row);
     if (since_gain >= options_.patience)
       return fmt::format("no gain of 0.5% in {} evaluations", options_.patience);
     if (llm_ && llm_->budget())
@@ -333,7 +349,7 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
     seed.operator_name = "seed";
     seed.candidate = std::move(*candidate);
     const std::string key = content_hash(normalized_source(seed.candidate.source));
-    if (!seen.insert(key).second) continue;
+    if (!seen.insert(key).second || !new_code(seed.candidate, name)) continue;
     if (g_stop) break;
     if (auto s = evaluate(std::move(seed), name, true); !s) return s.error();
   }
@@ -356,6 +372,11 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
         break;
       }
       const std::string origin = new_origin(proposal->operator_name);
+      if (!new_code(proposal->candidate, file_name_of(origin, false))) {
+        ++duplicates_in_row, ++outcome.duplicates;
+        log(fmt::format("{} {}: compiles to the code of a kernel already evaluated, skipped", task.id(), origin));
+        continue;
+      }
       if (auto s = evaluate(std::move(*proposal), origin, false); !s) return s.error();
     }
   } else {
@@ -432,11 +453,17 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
       }
       failures_in_row = 0;
       if (!seen.insert(content_hash(normalized_source(result.proposal->candidate.source))).second) {
-        ++outcome.duplicates;
+        ++duplicates_in_row, ++outcome.duplicates;
         log(fmt::format("{} {}: a duplicate of a kernel already evaluated, skipped", task.id(), origin));
         continue;
       }
       if (!stop_reason().empty()) continue;  // drain: nothing more is evaluated
+      if (!new_code(result.proposal->candidate, file_name_of(origin, false))) {
+        ++duplicates_in_row, ++outcome.duplicates;
+        log(fmt::format("{} {}: compiles to the code of a kernel already evaluated, skipped", task.id(), origin));
+        continue;
+      }
+      duplicates_in_row = 0;
       if (auto s = evaluate(std::move(*result.proposal), origin, false); !s) {
         for (auto& f : in_flight) f.first.wait();
         return s.error();

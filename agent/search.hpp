@@ -136,6 +136,8 @@ Result<Proposal> switch_variant(const Program& parent, const Program& variant);
 // skipped (and added otherwise). Nothing once kMaxDuplicatesInRowOffline proposals in a row were
 // duplicates (the neighbourhood of the population is exhausted) or no program is correct.
 constexpr int kMaxDuplicatesInRowOffline = 50;
+// An LLM search ends once this many kernels in a row were duplicates (the model is stuck).
+constexpr int kMaxDuplicatesInRowLlm = 20;
 struct OfflineCounters {
   int next_island = 0, duplicates_in_row = 0, duplicates = 0;
 };

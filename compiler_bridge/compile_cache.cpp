@@ -1,5 +1,8 @@
+#include <elf.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +18,68 @@ std::string default_cache_dir() {
   if (const char* xdg = getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/kforge";
   if (const char* home = getenv("HOME"); home && *home) return std::string(home) + "/.cache/kforge";
   return "/tmp/kforge-cache";
+}
+
+namespace {
+
+bool names_only(std::string_view section) {
+  for (std::string_view prefix : {".symtab", ".strtab", ".shstrtab", ".comment", ".note.gnu.build-id", ".debug",
+                                  ".gnu_debuglink", ".nv_debug"})
+    if (section.starts_with(prefix)) return true;
+  return false;
+}
+
+// The sections of a 64-bit little-endian ELF file that are code or data, with their names.
+std::optional<std::string> elf_code(const std::string& file) {
+  Elf64_Ehdr header;
+  if (file.size() < sizeof header) return std::nullopt;
+  std::memcpy(&header, file.data(), sizeof header);
+  if (header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_ident[EI_DATA] != ELFDATA2LSB ||
+      header.e_shentsize != sizeof(Elf64_Shdr) || header.e_shstrndx >= header.e_shnum ||
+      header.e_shoff > file.size() || (file.size() - header.e_shoff) / sizeof(Elf64_Shdr) < header.e_shnum)
+    return std::nullopt;
+  auto section = [&](size_t i) {
+    Elf64_Shdr s;
+    std::memcpy(&s, file.data() + header.e_shoff + i * sizeof s, sizeof s);
+    return s;
+  };
+  auto in_file = [&](const Elf64_Shdr& s) {
+    return s.sh_type == SHT_NOBITS || (s.sh_offset <= file.size() && s.sh_size <= file.size() - s.sh_offset);
+  };
+  const Elf64_Shdr names = section(header.e_shstrndx);
+  if (!in_file(names) || names.sh_type == SHT_NOBITS) return std::nullopt;
+  std::string code;
+  for (size_t i = 1; i < header.e_shnum; ++i) {
+    const Elf64_Shdr s = section(i);
+    if (!in_file(s) || s.sh_name >= names.sh_size) return std::nullopt;
+    const char* start = file.data() + names.sh_offset + s.sh_name;
+    const std::string name(start, strnlen(start, names.sh_size - s.sh_name));
+    if (names_only(name)) continue;
+    code += name + '\0' + std::to_string(s.sh_type) + '\0' + std::to_string(s.sh_size) + '\0';
+    if (s.sh_type != SHT_NOBITS) code.append(file, s.sh_offset, s.sh_size);
+  }
+  return code;
+}
+
+}  // namespace
+
+Result<std::string> code_hash(const Binary& binary) {
+  auto file = read_file(binary.path);
+  if (!file) return file.error();
+  if (file->starts_with(ELFMAG)) {
+    auto code = elf_code(*file);
+    if (!code) return make_error(ErrorKind::invalid_input, "{}: a malformed ELF file", binary.path);
+    return content_hash(*code);
+  }
+  std::string text;  // PTX and other text: without comment lines
+  for (size_t start = 0; start < file->size();) {
+    size_t end = file->find('\n', start);
+    if (end == std::string::npos) end = file->size();
+    const std::string_view line(file->data() + start, end - start);
+    if (!line.starts_with("//")) text.append(line) += '\n';
+    start = end + 1;
+  }
+  return content_hash(text);
 }
 
 Result<CompileCache> CompileCache::open(std::string dir) {

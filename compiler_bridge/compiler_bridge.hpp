@@ -83,6 +83,13 @@ struct Binary {
   std::int64_t size_bytes = 0;
 };
 
+// What a binary does, without what merely names it: a hash of its code and data. An ELF file (a
+// shared object, a cubin, an hsaco) hashes every section with its name, except the symbol and
+// string tables, the build id, the compiler's comment and debug info, which carry the source
+// file's name, local names or a hash of the whole file; PTX hashes its text without comments. Two
+// binaries with one code hash run the same code, so a search evaluates only one of them.
+Result<std::string> code_hash(const Binary& binary);
+
 // Compiled binaries on disk, shared by every backend and by concurrent kforge processes:
 // <dir>/<backend>/<key>.<ext> plus <key>.log; files appear by atomic rename only.
 class CompileCache {

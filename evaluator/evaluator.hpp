@@ -281,6 +281,9 @@ class Evaluator {
   // Compiles `candidate` and runs the correctness and timing protocol in the worker. Every
   // failure of the candidate is a status in the result, never an Error.
   EvalResult evaluate(const Candidate& candidate, const std::string& file_name, const EvalOptions& options = {}) const;
+  // The code hash (compiler_bridge's code_hash) of `candidate` compiled as evaluate() compiles it,
+  // through the same cache; an error when it fails the static checks or does not compile.
+  Result<std::string> code_hash(const Candidate& candidate, const std::string& file_name) const;
 
   // Before a result counts as a new best: `candidate` evaluated again in a fresh worker with a
   // fresh secret seed, twice when `first` claims more than 10x. Returns the first failure (its

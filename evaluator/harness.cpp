@@ -835,6 +835,15 @@ Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler, std
   return evaluator;
 }
 
+Result<std::string> Evaluator::code_hash(const Candidate& candidate, const std::string& file_name) const {
+  if (auto reason = gpu_ ? include_check(candidate.source) : static_check(candidate.source))
+    return make_error(ErrorKind::invalid_input, "{}", *reason);
+  auto binary = gpu_ ? compile_gpu_kernel(*gpu_, task_, candidate, file_name)
+                     : compile_for_task(*compiler_, task_, candidate, file_name);
+  if (!binary) return binary.error();
+  return kforge::code_hash(*binary);
+}
+
 EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& file_name,
                                const EvalOptions& options) const {
   EvalResult result;

@@ -207,8 +207,8 @@ class SearchTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static Evaluator evaluator() {
-    return Evaluator::create(find_task(kSource + "/tests/data/tasks", "search/scale").value(), compiler()).value();
+  static Evaluator evaluator(const std::string& task = "search/scale") {
+    return Evaluator::create(find_task(kSource + "/tests/data/tasks", task).value(), compiler()).value();
   }
   static SearchOptions check_only(int evaluations, std::uint64_t seed = 42) {
     SearchOptions o;
@@ -227,10 +227,11 @@ class SearchTest : public ::testing::Test {
     return keys;
   }
   Result<TaskOutcome> run(KernelStore& store, const std::string& run_id, const SearchOptions& options,
-                          LlmClient* llm = nullptr, const std::optional<std::string>& resumed = std::nullopt) {
+                          LlmClient* llm = nullptr, const std::optional<std::string>& resumed = std::nullopt,
+                          const std::string& task = "search/scale") {
     PromptContext prompts{kSource + "/prompts", "cpu", "Test CPU", "x86-64-avx2", "", ""};
     Search search(options, store, run_id, "cpu:test", prompts, llm, {});
-    return search.run(evaluator(), resumed, steady_seconds() + 600);
+    return search.run(evaluator(task), resumed, steady_seconds() + 600);
   }
   std::string dir_;
 };
@@ -257,6 +258,18 @@ TEST_F(SearchTest, OfflineWithASeedProposesTheSameCandidatesInTheSameOrder) {
     EXPECT_NE(k->operator_name, "seed");
     EXPECT_EQ(k->run_id, "a");
   }
+}
+
+TEST_F(SearchTest, CandidatesThatCompileToTheSameCodeAreEvaluatedOnce) {
+  // search/folded's one seed has CHECKED in {1,2,3}, used only by a static_assert: three sources,
+  // one binary. The seed is evaluated; both variants are duplicates by their code.
+  auto store = KernelStore::open(dir_ + "/k.db").value();
+  auto outcome = run(store, "a", check_only(10), nullptr, std::nullopt, "dedup/folded");
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(outcome->evaluations, 1);
+  EXPECT_GE(outcome->duplicates, 2);
+  EXPECT_NE(outcome->stop_reason.find("exhausted"), std::string::npos) << outcome->stop_reason;
+  EXPECT_EQ(store.task_history("dedup/folded").value().size(), 1u) << "the seed alone";
 }
 
 TEST_F(SearchTest, AKilledSearchResumesWithNothingLostNothingRepeatedAndTheSameChoices) {
@@ -315,6 +328,11 @@ std::string kernel_file(const std::string& body, const std::string& about) {
          "\nextern \"C\" void scale_llm(const float* x, float* y, int N, float alpha) {\n" + body + "\n}\n";
 }
 const std::string kGoodBody = "  for (int i = 0; i < N; ++i) y[i] = alpha * x[i];";
+// kGoodBody with a branch never taken (N > 0) whose constant differs: another kernel, in its code
+// too, so the search's code-hash dedup evaluates each.
+std::string good_variant(int v) {
+  return kGoodBody + "\n  if (N == -1000 - " + std::to_string(v) + ") y[0] = 0;";
+}
 
 // The parent kernel as the prompt shows it: the first fenced block after `heading`.
 std::string fenced_after(const std::string& text, const std::string& heading) {
@@ -353,15 +371,15 @@ TEST_F(SearchTest, AnLlmSearchSurvivesEveryKindOfBadReplyAndEndsWithACorrectBest
                                         "```cpp\nnot a kernel either\n```"));
       },
       [](const json& r) {
-        return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)0;", "after a bad diff"))));
+        return reply(200, reply_body(answer(r, kernel_file(good_variant(0), "after a bad diff"))));
       },
       [](const json&) { return Scripted{429, R"({"error":{"message":"slow down"}})", {{"Retry-After", "1"}}, false}; },
-      [](const json& r) { return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)1;", "after 429")))); },
+      [](const json& r) { return reply(200, reply_body(answer(r, kernel_file(good_variant(1), "after 429")))); },
       [](const json&) { return reply(500, R"({"error":{"message":"overloaded"}})"); },
-      [](const json& r) { return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)2;", "after 500")))); },
+      [](const json& r) { return reply(200, reply_body(answer(r, kernel_file(good_variant(2), "after 500")))); },
       [](const json&) { return Scripted{200, "", {}, true}; },  // slower than the timeout
       [](const json& r) {
-        return reply(200, reply_body(answer(r, kernel_file(kGoodBody + "\n  (void)3;", "after a timeout"))));
+        return reply(200, reply_body(answer(r, kernel_file(good_variant(3), "after a timeout"))));
       },
       [](const json&) { return reply(200, R"X({"choices": [{"message": {"content": "trunc)X"); },
   };
@@ -373,7 +391,7 @@ TEST_F(SearchTest, AnLlmSearchSurvivesEveryKindOfBadReplyAndEndsWithACorrectBest
       script.pop_front();
       return next(request);
     }
-    return reply(200, reply_body(answer(request, kernel_file(kGoodBody + "\n  (void)" + std::to_string(10 + variant++) + ";",
+    return reply(200, reply_body(answer(request, kernel_file(good_variant(10 + variant++),
                                                                 "fallback"))));
   });
 
@@ -444,6 +462,33 @@ TEST_F(SearchTest, AnLlmSearchSurvivesEveryKindOfBadReplyAndEndsWithACorrectBest
   EXPECT_TRUE(sent_back);
   EXPECT_TRUE(compile_error_fed);
   EXPECT_TRUE(mismatch_fed);
+}
+
+TEST_F(SearchTest, AnLlmThatOnlyRepeatsItselfEndsTheSearch) {
+  // Every reply is one kernel, written anew each time (another loop variable): the first is
+  // evaluated, the rest are duplicates by their code, and the search stops instead of asking forever.
+  FakeLlmServer server;
+  int calls = 0;
+  server.set_fallback([&](const json& request) {
+    const std::string i = "i" + std::to_string(++calls);
+    const std::string body = "  for (int " + i + " = 0; " + i + " < N; ++" + i + ") y[" + i + "] = alpha * x[" + i + "];";
+    return reply(200, reply_body(answer(request, kernel_file(body, "stuck"))));
+  });
+  LlmConfig config;
+  LlmEndpoint endpoint;
+  endpoint.name = "fake", endpoint.model = "fake-model", endpoint.base_url = server.url();
+  endpoint.timeout_s = 5, endpoint.max_tokens = 1000;
+  config.endpoints.push_back(endpoint);
+  auto llm = LlmClient::create(config, {}).value();
+  auto store = KernelStore::open(dir_ + "/k.db").value();
+  SearchOptions options = check_only(100);
+  options.islands = 1;
+  options.concurrency = 1;
+  auto outcome = run(store, "stuck", options, llm.get());
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(outcome->evaluations, 3) << "the two seeds and the LLM's one kernel";
+  EXPECT_EQ(outcome->duplicates, kMaxDuplicatesInRowLlm);
+  EXPECT_NE(outcome->stop_reason.find("already evaluated"), std::string::npos) << outcome->stop_reason;
 }
 
 }  // namespace
