@@ -12,11 +12,13 @@
 // device memory that the caller manages through device():
 //
 //   auto lib = kforge::KernelLibrary::open("kforge.db", {.tasks_dir = "tasks", .backend = "cuda"});
-//   kforge::Device& gpu = *lib->device();                      // alloc, copy_in, copy_out, free
-//   kforge::DevicePtr x = *gpu.alloc(4 * n), y = *gpu.alloc(4 * n);
-//   auto scale = lib->resolve("tiny/scale", {{"N", n}});
-//   (*scale)({reinterpret_cast<void*>(x), reinterpret_cast<void*>(y), &N, &alpha});  // enqueued
-//   if (auto s = lib->synchronize(); !s) return fail(s.error().message);          // done, or why not
+//   kforge::Device& gpu = *lib->device();                 // alloc, copy_in, copy_out, free
+//   kforge::DevicePtr x = *gpu.alloc(4 * n), w = *gpu.alloc(4 * n), y = *gpu.alloc(4 * n);
+//   auto norm = lib->resolve("llm/rmsnorm", {{"M", 1}, {"N", n}});   // seeds/cuda_naive.cu at worst
+//   int M = 1, N = n; float eps = 1e-5f;
+//   auto at = [](kforge::DevicePtr p) { return reinterpret_cast<void*>(p); };
+//   (*norm)({at(x), at(w), at(y), &M, &N, &eps});         // enqueued on the library's stream
+//   if (auto s = lib->synchronize(); !s) return fail(s.error().message);   // ran, or why not
 //
 // open() loads the library's published `best` table for one device into memory, through a
 // read-only connection, once. resolve(op, dims, dtype) picks a kernel by the lookup chain of
