@@ -36,9 +36,7 @@ Result<Target> open_target(const std::string& backend_name) {
                       backend_name, devices ? "none found" : devices.error().message, backend_name);
   target.name = devices->front().name;
   target.arch = devices->front().arch;
-  // "nvidia:sm_90:132": the key the library's lookup parses for vendor, arch and unit count.
-  target.device = fmt::format("{}:{}:{}", backend_name == "cuda" ? "nvidia" : backend_name == "hip" ? "amd" : backend_name,
-                              target.arch, devices->front().compute_units);
+  target.device = device_key(devices->front());  // "nvidia:sm_90:132"
   target.gpu = std::move(*backend);
   return target;
 }

@@ -135,6 +135,11 @@ struct DeviceInfo {
   int warp_size = 0;
 };
 
+// The key a kernel library files the device's kernels under: "cpu:<model name>" for the cpu,
+// "<vendor>:<arch>:<units>" for a GPU ("nvidia:sm_90:132", "amd:gfx942:304"); its lookup parses
+// vendor, arch and unit count from it.
+std::string device_key(const DeviceInfo& info);
+
 // ---- running on a device ----------------------------------------------------------------------
 
 using DevicePtr = std::uint64_t;  // a device address (CUdeviceptr / hipDeviceptr_t); 0 is null

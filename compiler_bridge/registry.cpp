@@ -40,6 +40,12 @@ class MissingBackend final : public Backend {
 
 }  // namespace
 
+std::string device_key(const DeviceInfo& info) {
+  if (info.backend == "cpu") return "cpu:" + info.name;
+  const std::string vendor = info.backend == "cuda" ? "nvidia" : info.backend == "hip" ? "amd" : info.backend;
+  return fmt::format("{}:{}:{}", vendor, info.arch, info.compute_units);
+}
+
 Result<std::unique_ptr<Device>> Backend::open_device(int) const {
   return make_error(ErrorKind::invalid_input, "{}: no device to open (this backend's kernels run on the host)", name());
 }

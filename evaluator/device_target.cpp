@@ -54,60 +54,29 @@ class DeviceArgs {
   std::vector<DevicePtr> bases_;
 };
 
-// A GPU kernel loaded on the device: its launches in order, its workspace.
-struct DeviceKernel {
-  Candidate candidate;
-  std::unique_ptr<Module> module;
-
-  // Everything one call needs, worked out before any timing: the dims of each launch and the
-  // argument array (device pointers, sizes and scalars by value).
-  struct Plan {
-    std::vector<LaunchDims> launches;
-    std::vector<DevicePtr> pointers;
-    std::vector<void*> args;
-  };
-  // The plan for a call on `host` (sizes and scalars), tensors at `tensors(i)`.
-  Result<std::unique_ptr<Plan>> plan(const Task& task, const CallArgs& host,
-                                     const std::function<DevicePtr(size_t)>& tensors, DevicePtr workspace) const {
-    auto p = std::make_unique<Plan>();
-    Bindings bindings = call_dims(task, host);
-    for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
-    p->pointers.assign(task.args.size() + 1, 0);
-    for (size_t i = 0; i < task.args.size(); ++i) {
-      if (task.args[i].is_tensor()) {
-        p->pointers[i] = tensors(i);
-        p->args.push_back(&p->pointers[i]);
-      } else {
-        p->args.push_back(host.buffers[i].data());  // the 4-byte int or float itself
-      }
-    }
-    if (candidate.workspace_bytes) {
-      p->pointers.back() = workspace;
-      p->args.push_back(&p->pointers.back());
-    }
-    for (const LaunchSpec& spec : candidate.launches) {
-      auto dims = evaluate_launch(spec, bindings);
-      if (!dims) return dims.error();
-      p->launches.push_back(*dims);
-    }
-    return p;
-  }
-  // Enqueues the planned launches, back to back.
-  Status launch(Device& device, Plan& plan) const {
-    for (const LaunchDims& dims : plan.launches)
-      if (Status s = device.launch(*module, candidate.entry, dims, plan.args.data()); !s) return s;
-    return {};
-  }
-  Result<std::size_t> workspace_bytes(const Task& task, const CallArgs& host) const {
-    if (!candidate.workspace_bytes) return std::size_t{0};
-    Bindings bindings = call_dims(task, host);
-    for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
-    auto bytes = candidate.workspace_bytes->eval(bindings);
-    if (!bytes) return bytes.error();
-    if (*bytes < 0) return make_error(ErrorKind::invalid_input, "the workspace size is negative ({})", *bytes);
-    return static_cast<std::size_t>(*bytes);
-  }
+// One call of a loaded kernel, worked out before any timing: the dims of each launch and the
+// driver's argument array (device pointers, sizes and scalars by value).
+struct Plan {
+  std::vector<LaunchDims> launches;
+  std::vector<DevicePtr> slots;
+  std::vector<void*> args;
 };
+
+// The plan of `kernel` for a call on `host` (sizes and scalars), tensors at `tensors(i)`.
+Result<std::unique_ptr<Plan>> plan(const DeviceKernel& kernel, const Task& task, const CallArgs& host,
+                                   const std::function<DevicePtr(size_t)>& tensors, DevicePtr workspace) {
+  auto p = std::make_unique<Plan>();
+  auto launches = kernel.launch_dims(call_dims(task, host));
+  if (!launches) return launches.error();
+  p->launches = std::move(*launches);
+  std::vector<void*> call(task.args.size());
+  for (size_t i = 0; i < task.args.size(); ++i)
+    call[i] = task.args[i].is_tensor() ? reinterpret_cast<void*>(tensors(i)) : host.buffers[i].data();
+  p->slots.assign(task.args.size() + 1, 0);
+  p->args.assign(task.args.size() + 1, nullptr);
+  kernel.marshal(task, call.data(), workspace, p->slots.data(), p->args.data());
+  return p;
+}
 
 // Device memory freed when it goes out of scope.
 class Scratch {
@@ -139,10 +108,10 @@ class DeviceTarget final : public Target {
     auto allocated = scratch(candidate_, task, args);
     if (!allocated) return allocated.error();
     const Scratch workspace(device_, *allocated);
-    auto plan = candidate_.plan(task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
-    if (!plan) return plan.error();
+    auto planned = plan(candidate_, task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
+    if (!planned) return planned.error();
     watchdog.arm();
-    Status s = candidate_.launch(device_, **plan);
+    Status s = candidate_.launch(device_, (*planned)->launches, (*planned)->args.data());
     if (s) s = device_.synchronize();
     watchdog.disarm();
     for (size_t i = 0; s && i < task.args.size(); ++i)
@@ -174,7 +143,7 @@ class DeviceTarget final : public Target {
     std::vector<DeviceArgs> outputs;  // each kernel's own outputs (the input slots unused)
     std::vector<Scratch> workspaces;
     std::vector<std::size_t> workspace_bytes;
-    std::vector<std::vector<std::unique_ptr<DeviceKernel::Plan>>> plans(kernels.size());  // [kernel][input set]
+    std::vector<std::vector<std::unique_ptr<Plan>>> plans(kernels.size());  // [kernel][input set]
     for (size_t k = 0; k < kernels.size(); ++k) {
       auto d = DeviceArgs::upload(device_, task, pool[0]);
       if (!d) return fail(d.error());
@@ -182,14 +151,14 @@ class DeviceTarget final : public Target {
       auto w = scratch(*kernels[k], task, pool[0]);
       if (!w) return fail(w.error());
       workspaces.emplace_back(device_, *w);
-      auto bytes = kernels[k]->workspace_bytes(task, pool[0]);
+      auto bytes = kernels[k]->workspace_bytes(call_dims(task, pool[0]));
       if (!bytes) return fail(bytes.error());
       workspace_bytes.push_back(*bytes);
       for (size_t e = 0; e < pool.size(); ++e) {
         auto tensors = [&](size_t i) { return is_output(task.args[i]) ? outputs[k].data(i) : inputs[e].data(i); };
-        auto plan = kernels[k]->plan(task, pool[e], tensors, workspaces[k].ptr);
-        if (!plan) return fail(plan.error());
-        plans[k].push_back(std::move(*plan));
+        auto planned = plan(*kernels[k], task, pool[e], tensors, workspaces[k].ptr);
+        if (!planned) return fail(planned.error());
+        plans[k].push_back(std::move(*planned));
       }
     }
     auto before = device_.create_event(), start = device_.create_event(), end = device_.create_event();
@@ -216,7 +185,7 @@ class DeviceTarget final : public Target {
       Status s = device_.record(**before);
       if (s) s = device_.flush_l2();
       if (s) s = device_.record(**start);
-      if (s) s = kernels[k]->launch(device_, *plans[k][e]);
+      if (s) s = kernels[k]->launch(device_, plans[k][e]->launches, plans[k][e]->args.data());
       if (s) s = device_.record(**end);
       if (s) s = device_.synchronize();
       const double host = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
@@ -309,7 +278,7 @@ class DeviceTarget final : public Target {
  private:
   // The kernel's workspace for a call on `args`, zeroed; 0 when it declares none.
   Result<DevicePtr> scratch(const DeviceKernel& kernel, const Task& task, const CallArgs& args) {
-    auto bytes = kernel.workspace_bytes(task, args);
+    auto bytes = kernel.workspace_bytes(call_dims(task, args));
     if (!bytes) return bytes.error();
     if (*bytes == 0) return DevicePtr{0};
     auto p = device_.alloc(*bytes);
@@ -329,25 +298,74 @@ class DeviceTarget final : public Target {
 // The kernel a request describes: {"source", "file_name", "binary": {"path", "format", "arch"}}.
 Result<DeviceKernel> load_kernel(Device& device, const std::string& backend, const nlohmann::json& j) {
   try {
-    auto candidate = parse_candidate(j.at("source").get<std::string>(), j.at("file_name").get<std::string>());
+    const std::string file_name = j.at("file_name").get<std::string>();
+    auto candidate = parse_candidate(j.at("source").get<std::string>(), file_name);
     if (!candidate) return candidate.error();
-    if (candidate->launches.empty())
-      return make_error(ErrorKind::invalid_input, "{}: a GPU kernel needs a '// @kforge launch:' line",
-                        j.at("file_name").get<std::string>());
     const nlohmann::json& b = j.at("binary");
     Binary binary{.backend = backend,
                   .arch = b.at("arch").get<std::string>(),
                   .format = b.at("format").get<std::string>(),
                   .path = b.at("path").get<std::string>()};
-    auto module = device.load(binary);
-    if (!module) return module.error();
-    return DeviceKernel{std::move(*candidate), std::move(*module)};
+    return load_device_kernel(device, std::move(*candidate), binary, file_name);
   } catch (const nlohmann::json::exception& e) {
     return make_error(ErrorKind::internal, "malformed kernel in the request: {}", e.what());
   }
 }
 
 }  // namespace
+
+Result<std::vector<LaunchDims>> DeviceKernel::launch_dims(const Bindings& sizes) const {
+  Bindings bindings = sizes;
+  for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
+  std::vector<LaunchDims> out;
+  for (const LaunchSpec& spec : candidate.launches) {
+    auto dims = evaluate_launch(spec, bindings);
+    if (!dims) return dims.error();
+    out.push_back(*dims);
+  }
+  return out;
+}
+
+Result<std::size_t> DeviceKernel::workspace_bytes(const Bindings& sizes) const {
+  if (!candidate.workspace_bytes) return std::size_t{0};
+  Bindings bindings = sizes;
+  for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
+  auto bytes = candidate.workspace_bytes->eval(bindings);
+  if (!bytes) return bytes.error();
+  if (*bytes < 0) return make_error(ErrorKind::invalid_input, "the workspace size is negative ({})", *bytes);
+  return static_cast<std::size_t>(*bytes);
+}
+
+void DeviceKernel::marshal(const Task& task, void* const* args, DevicePtr workspace, DevicePtr* slots,
+                           void** driver_args) const {
+  const size_t n = task.args.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (task.args[i].is_tensor()) {
+      slots[i] = reinterpret_cast<DevicePtr>(args[i]);
+      driver_args[i] = &slots[i];
+    } else {
+      slots[i] = 0;
+      driver_args[i] = args[i];  // the 4-byte int or float itself
+    }
+  }
+  slots[n] = workspace;
+  driver_args[n] = candidate.workspace_bytes ? &slots[n] : nullptr;
+}
+
+Status DeviceKernel::launch(Device& device, const std::vector<LaunchDims>& launches, void** driver_args) const {
+  for (const LaunchDims& dims : launches)
+    if (Status s = device.launch(*module, candidate.entry, dims, driver_args); !s) return s;
+  return {};
+}
+
+Result<DeviceKernel> load_device_kernel(Device& device, Candidate candidate, const Binary& binary,
+                                        const std::string& file_name) {
+  if (candidate.launches.empty())
+    return make_error(ErrorKind::invalid_input, "{}: a GPU kernel needs a '// @kforge launch:' line", file_name);
+  auto module = device.load(binary);
+  if (!module) return module.error();
+  return DeviceKernel{std::move(candidate), std::move(*module)};
+}
 
 Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
                                                    const nlohmann::json& baseline) {

@@ -153,6 +153,31 @@ std::string gpu_entry_declaration(const Task& task, const std::string& entry, bo
 Result<Binary> compile_gpu_kernel(const Backend& gpu, const Task& task, const Candidate& candidate,
                                   const std::string& file_name, const std::string& arch = "");
 
+// A GPU kernel of a task, loaded on a device, and how one call of it is launched: what the
+// evaluator's device target and the kernel library share. A call's arguments follow kforge_call's
+// convention, with device memory: args[i] is tensor i's device address (a DevicePtr as a pointer),
+// or the host address of size or scalar i's 4 bytes.
+struct DeviceKernel {
+  Candidate candidate;
+  std::unique_ptr<Module> module;
+
+  // Its launches' dims at the task's sizes `sizes` (its params added), in order.
+  Result<std::vector<LaunchDims>> launch_dims(const Bindings& sizes) const;
+  // Its workspace in bytes at `sizes`; 0 when it declares none.
+  Result<std::size_t> workspace_bytes(const Bindings& sizes) const;
+  // The driver's argument array of one call: driver_args[i] points at slots[i], tensor i's device
+  // address, or is args[i] for a size or scalar; then the workspace's slot when the kernel declares
+  // one. `slots` and `driver_args` hold task.args.size() + 1 entries, and must outlive the launch.
+  void marshal(const Task& task, void* const* args, DevicePtr workspace, DevicePtr* slots, void** driver_args) const;
+  // Enqueues `launches` back to back with the marshalled arguments.
+  Status launch(Device& device, const std::vector<LaunchDims>& launches, void** driver_args) const;
+};
+
+// Loads `binary` (compile_gpu_kernel's build of `candidate`) on `device`. A kernel with no
+// `// @kforge launch:` line is an error naming `file_name`.
+Result<DeviceKernel> load_device_kernel(Device& device, Candidate candidate, const Binary& binary,
+                                        const std::string& file_name);
+
 // Why a kernel's #include lines are refused (anything but `#include <header>` without an absolute
 // path or ".."), or nothing. Applies to every backend; static_check includes it.
 std::optional<std::string> include_check(const std::string& source);

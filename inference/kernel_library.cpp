@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
@@ -37,10 +38,54 @@ const char* to_string(KernelMatch match) {
 
 namespace {
 
-// One resolved problem: the kernel and the explanation, and the misses counted since the last flush.
+// A GPU library's device, and the first launch or device error since open (then nothing more runs).
+struct Gpu {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Device> device;
+  std::optional<Error> error;
+};
+
+// The most arguments a GPU kernel takes (the task's and a workspace): launches marshal on the stack.
+constexpr std::size_t kMaxDeviceArgs = 32;
+
+}  // namespace
+
+struct Kernel::Launcher {
+  Gpu* gpu = nullptr;
+  const Task* task = nullptr;
+  const DeviceKernel* kernel = nullptr;
+  std::vector<LaunchDims> launches;  // at the resolved dims
+  DevicePtr workspace = 0;
+  std::size_t workspace_bytes = 0;
+  std::string what;  // "llm/gemv at K=64,N=64 (cuda_naive.cu)", for errors
+
+  Launcher() = default;
+  Launcher(const Launcher&) = delete;
+  ~Launcher() {
+    if (workspace) gpu->device->free(workspace);
+  }
+};
+
+void Kernel::launch(const Launcher& l, void* const* args) {
+  Gpu& gpu = *l.gpu;
+  if (gpu.error) return;
+  std::array<DevicePtr, kMaxDeviceArgs> slots;
+  std::array<void*, kMaxDeviceArgs> driver_args;
+  l.kernel->marshal(*l.task, args, l.workspace, slots.data(), driver_args.data());
+  Status s;
+  if (l.workspace_bytes > 0) s = gpu.device->fill(l.workspace, 0, l.workspace_bytes);
+  if (s) s = l.kernel->launch(*gpu.device, l.launches, driver_args.data());
+  if (!s) gpu.error = Error{s.error().kind, fmt::format("{}: {}", l.what, s.error().message)};
+}
+
+namespace {
+
+// One resolved problem: the kernel (a cpu function or a GPU launcher) and the explanation, and the
+// misses counted since the last flush.
 struct Problem {
   Kernel::Info info;
   Kernel::Fn fn = nullptr;
+  std::unique_ptr<Kernel::Launcher> launcher;
   ProblemQuery query;
   bool miss = false;
   std::atomic<std::int64_t> pending_misses{0};
@@ -98,8 +143,9 @@ void pin_openmp_runtime() {
 }  // namespace
 
 struct KernelLibrary::Impl {
-  std::string path, device_key, tasks_dir;
-  HostCompiler compiler;
+  std::string path, device_key, tasks_dir, backend;
+  std::optional<HostCompiler> compiler;  // cpu
+  std::unique_ptr<Gpu> gpu;              // cuda, hip: outlives every kernel and launcher below
   std::optional<BestKernels> best;  // none for open_baseline()
   std::map<std::string, std::set<std::string>> devices_by_op;  // every device the file has `best` rows for
 
@@ -112,19 +158,26 @@ struct KernelLibrary::Impl {
   std::mutex build_mutex;
   std::map<std::string, Task> tasks;
   std::unordered_map<std::string, std::unique_ptr<Loaded>> loaded;  // by kernel key, "baseline:<op>"
+  std::unordered_map<std::string, std::unique_ptr<DeviceKernel>> device_kernels;  // the same, on a GPU
 
   std::mutex flush_mutex;
 
-  Impl(std::string p, std::string d, std::string t, HostCompiler c, std::optional<BestKernels> b)
-      : path(std::move(p)), device_key(std::move(d)), tasks_dir(std::move(t)), compiler(std::move(c)),
-        best(std::move(b)) {}
+  // The baseline's file: the task's naive seed for the backend.
+  std::string baseline_name() const { return gpu ? "cuda_naive.cu" : "cpu_naive.cpp"; }
 
   Result<Problem*> lookup(const std::string& op, const Bindings& dims, const std::string& dtype, bool count_miss);
   Result<std::unique_ptr<Problem>> build(const Task& task, const std::string& op, const Bindings& dims);
   Result<const Task*> task(const std::string& op);
   Result<Kernel::Fn> load(const Task& task, const std::string& key, const std::string& source,
                           const std::string& origin);
+  Result<const DeviceKernel*> load_device(const Task& task, const std::string& key, const std::string& source,
+                                          const std::string& origin);
+  // Makes `p` run the kernel `key`: its cpu function, or its GPU launches at `dims`.
+  Status use(Problem& p, const Task& task, const Bindings& dims, const std::string& key, const std::string& source,
+             const std::string& origin);
   std::string elsewhere(const std::string& op) const;
+
+  static Result<std::unique_ptr<Impl>> create(const std::string& path, KernelLibraryOptions& options);
 };
 
 Result<Problem*> KernelLibrary::Impl::lookup(const std::string& op, const Bindings& dims, const std::string& dtype,
@@ -180,7 +233,7 @@ Result<Kernel::Fn> KernelLibrary::Impl::load(const Task& task, const std::string
     return make_error(ErrorKind::invalid_input, "{}: refused by the static check: {}", origin, *why);
   if (candidate->workspace_bytes)
     return make_error(ErrorKind::invalid_input, "{}: declares a GPU workspace, which a cpu kernel cannot have", origin);
-  auto binary = compile_for_task(compiler, task, *candidate, origin);
+  auto binary = compile_for_task(*compiler, task, *candidate, origin);
   if (!binary)
     return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
   auto library = SharedLibrary::open(binary->path);
@@ -191,6 +244,55 @@ Result<Kernel::Fn> KernelLibrary::Impl::load(const Task& task, const std::string
   auto fn = reinterpret_cast<Kernel::Fn>(*symbol);
   loaded.emplace(key, std::make_unique<Loaded>(Loaded{std::move(*library), fn}));
   return fn;
+}
+
+Result<const DeviceKernel*> KernelLibrary::Impl::load_device(const Task& task, const std::string& key,
+                                                              const std::string& source, const std::string& origin) {
+  if (auto it = device_kernels.find(key); it != device_kernels.end()) return it->second.get();
+  auto candidate = parse_candidate(source, origin);
+  if (!candidate) return candidate.error();
+  if (auto why = include_check(candidate->source))
+    return make_error(ErrorKind::invalid_input, "{}: refused by the include check: {}", origin, *why);
+  auto binary = compile_gpu_kernel(*gpu->backend, task, *candidate, origin, gpu->device->info().arch);
+  if (!binary)
+    return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
+  auto kernel = load_device_kernel(*gpu->device, std::move(*candidate), *binary, origin);
+  if (!kernel) return kernel.error();
+  auto owned = std::make_unique<DeviceKernel>(std::move(*kernel));
+  return device_kernels.emplace(key, std::move(owned)).first->second.get();
+}
+
+Status KernelLibrary::Impl::use(Problem& p, const Task& task, const Bindings& dims, const std::string& key,
+                                const std::string& source, const std::string& origin) {
+  if (!gpu) {
+    auto fn = load(task, key, source, origin);
+    if (!fn) return fn.error();
+    p.fn = *fn;
+    return {};
+  }
+  if (task.args.size() + 1 > kMaxDeviceArgs)
+    return make_error(ErrorKind::invalid_input, "{}: {} arguments, more than a GPU launch here takes ({})", task.id(),
+                      task.args.size(), kMaxDeviceArgs - 1);
+  auto kernel = load_device(task, key, source, origin);
+  if (!kernel) return kernel.error();
+  auto launcher = std::make_unique<Kernel::Launcher>();
+  launcher->gpu = gpu.get();
+  launcher->task = &task;
+  launcher->kernel = *kernel;
+  launcher->what = fmt::format("{} at {} ({})", task.id(), shape_label(dims), origin);
+  auto launches = (*kernel)->launch_dims(dims);
+  if (!launches) return make_error(launches.error().kind, "{}: its launch line: {}", origin, launches.error().message);
+  launcher->launches = std::move(*launches);
+  auto bytes = (*kernel)->workspace_bytes(dims);
+  if (!bytes) return make_error(bytes.error().kind, "{}: its workspace: {}", origin, bytes.error().message);
+  if (*bytes > 0) {
+    auto workspace = gpu->device->alloc(*bytes);
+    if (!workspace) return workspace.error();
+    launcher->workspace = *workspace;
+    launcher->workspace_bytes = *bytes;
+  }
+  p.launcher = std::move(launcher);
+  return {};
 }
 
 // " (the library has <op> kernels only for cpu:X, cpu:Y)", or " (the library has none for <op>)".
@@ -222,16 +324,15 @@ Result<std::unique_ptr<Problem>> KernelLibrary::Impl::build(const Task& task, co
   if (r.entry) {
     const BestRecord& b = r.entry->best;
     const KernelRecord* k = best->kernel(b.kernel_key);
-    Result<Kernel::Fn> fn = make_error(ErrorKind::internal, "its source is not in the library");
+    Status usable = make_error(ErrorKind::internal, "its source is not in the library");
     if (k && k->task != op)
-      fn = make_error(ErrorKind::invalid_input, "it implements {}, not {}", k->task, op);
-    else if (k && k->backend != "cpu")
-      fn = make_error(ErrorKind::invalid_input, "it is a {} kernel; this library runs cpu kernels only", k->backend);
+      usable = make_error(ErrorKind::invalid_input, "it implements {}, not {}", k->task, op);
+    else if (k && k->backend != backend)
+      usable = make_error(ErrorKind::invalid_input, "it is a {} kernel; this library runs {} kernels", k->backend, backend);
     else if (k)
-      fn = load(task, k->key, k->source, k->origin);
+      usable = use(*p, task, dims, k->key, k->source, k->origin);
     const std::string origin = k ? k->origin : "?";
-    if (fn) {
-      p->fn = *fn;
+    if (usable) {
       p->info.key = b.kernel_key;
       p->info.origin = origin;
       const std::string what =
@@ -264,24 +365,24 @@ Result<std::unique_ptr<Problem>> KernelLibrary::Impl::build(const Task& task, co
                            r.match == BestKernels::Match::exact         ? "exact"
                            : r.match == BestKernels::Match::nearest_dyn ? "nearest-dim"
                                                                         : "nearest-device",
-                           short_key(b.kernel_key), origin, fn.error().message);
+                           short_key(b.kernel_key), origin, usable.error().message);
   }
 
   // The baseline: the task's naive seed.
-  const std::string seed = (std::filesystem::path(task.dir) / "seeds" / "cpu_naive.cpp").string();
+  const std::string name = baseline_name();
+  const std::string seed = (std::filesystem::path(task.dir) / "seeds" / name).string();
   auto source = read_file(seed);
   if (!source)
     return make_error(ErrorKind::invalid_input, "{}: no tuned kernel usable for {} on {}, and no baseline: {}", op,
                       problem, device_key, source.error().message);
-  auto fn = load(task, "baseline:" + op, *source, "cpu_naive.cpp");
-  if (!fn) return make_error(fn.error().kind, "{}: the baseline {}", op, fn.error().message);
-  p->fn = *fn;
+  if (Status s = use(*p, task, dims, "baseline:" + op, *source, name); !s)
+    return make_error(s.error().kind, "{}: the baseline {}", op, s.error().message);
   p->miss = best.has_value();  // no library, no miss to record
   p->info.key = "baseline:" + op;
-  p->info.origin = "cpu_naive.cpp";
+  p->info.origin = name;
   p->info.match = KernelMatch::baseline;
   p->info.explanation =
-      fmt::format("baseline: {} of {}: {}{}", "cpu_naive.cpp", op,
+      fmt::format("baseline: {} of {}: {}{}", name, op,
                   unusable.empty() ? fmt::format("no tuned kernel for {} on {}; {}", problem, device_key, elsewhere(op))
                                    : unusable,
                   best ? " (miss recorded)" : "");
@@ -290,7 +391,7 @@ Result<std::unique_ptr<Problem>> KernelLibrary::Impl::build(const Task& task, co
 
 namespace {
 
-// Fills in the defaults of `options`; refuses a tasks_dir that is not there.
+// Fills in the defaults of `options`; refuses a tasks_dir that is not there and an unknown backend.
 Status complete_options(KernelLibraryOptions& options) {
   if (options.tasks_dir.empty())
     if (const char* env = std::getenv("KFORGE_TASKS_DIR"); env && *env) options.tasks_dir = env;
@@ -300,48 +401,73 @@ Status complete_options(KernelLibraryOptions& options) {
   std::error_code ec;
   if (!std::filesystem::is_directory(options.tasks_dir, ec))
     return make_error(ErrorKind::invalid_input, "{}: no tasks directory there", options.tasks_dir);
-  if (options.device_key.empty()) options.device_key = "cpu:" + host_cpu_name();
+  if (options.backend != "cpu" && options.backend != "cuda" && options.backend != "hip")
+    return make_error(ErrorKind::invalid_input, "backend '{}': a kernel library runs on cpu, cuda or hip",
+                      options.backend);
   return {};
 }
 
 }  // namespace
 
-Result<KernelLibrary> KernelLibrary::open_baseline(KernelLibraryOptions options) {
+// The library without its `best` rows: what runs kernels (the host compiler, or a GPU backend and
+// its device), the device key filled in.
+Result<std::unique_ptr<KernelLibrary::Impl>> KernelLibrary::Impl::create(const std::string& path,
+                                                                         KernelLibraryOptions& options) {
   if (Status s = complete_options(options); !s) return s.error();
-  auto compiler = HostCompiler::create(options.compiler);
-  if (!compiler) return compiler.error();
-  return KernelLibrary(std::make_unique<Impl>("", options.device_key, options.tasks_dir, std::move(*compiler),
-                                              std::nullopt));
+  auto impl = std::make_unique<KernelLibrary::Impl>();
+  impl->path = path;
+  impl->tasks_dir = options.tasks_dir;
+  impl->backend = options.backend;
+  if (options.backend == "cpu") {
+    auto compiler = HostCompiler::create(options.compiler);
+    if (!compiler) return compiler.error();
+    impl->compiler = std::move(*compiler);
+    if (options.device_key.empty()) options.device_key = "cpu:" + host_cpu_name();
+  } else {
+    auto cache = CompileCache::open(options.compiler.cache_dir);
+    if (!cache) return cache.error();
+    auto backend = make_backend(options.backend, *cache);
+    if (!backend) return backend.error();
+    if (Status s = (*backend)->compiler_status(); !s)
+      return make_error(s.error().kind, "{}: cannot compile kernels: {}", options.backend, s.error().message);
+    auto device = (*backend)->open_device(options.device_index);
+    if (!device) return device.error();
+    if (options.device_key.empty()) options.device_key = kforge::device_key((*device)->info());
+    impl->gpu = std::make_unique<Gpu>(Gpu{std::move(*backend), std::move(*device), std::nullopt});
+  }
+  impl->device_key = options.device_key;
+  return impl;
+}
+
+Result<KernelLibrary> KernelLibrary::open_baseline(KernelLibraryOptions options) {
+  auto impl = Impl::create("", options);
+  if (!impl) return impl.error();
+  return KernelLibrary(std::move(*impl));
 }
 
 Result<KernelLibrary> KernelLibrary::open(const std::string& path, KernelLibraryOptions options) {
-  if (Status s = complete_options(options); !s) return s.error();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec))
     return make_error(ErrorKind::io, "{}: no kernel library there (kforge eval or kforge search writes one)", path);
-
-  std::map<std::string, std::set<std::string>> devices_by_op;
+  auto impl = Impl::create(path, options);
+  if (!impl) return impl.error();
   {
     auto store = KernelStore::open(path, /*read_only=*/true);
     if (!store) return store.error();
     auto rows = store->best();
     if (!rows) return rows.error();
-    for (const auto& b : *rows) devices_by_op[b.op].insert(b.device_key);
+    for (const auto& b : *rows) (*impl)->devices_by_op[b.op].insert(b.device_key);
   }
   auto best = BestKernels::load(path, options.device_key);
   if (!best) return best.error();
-  auto compiler = HostCompiler::create(options.compiler);
-  if (!compiler) return compiler.error();
-  auto impl = std::make_unique<Impl>(path, options.device_key, options.tasks_dir, std::move(*compiler),
-                                     std::move(*best));
-  impl->devices_by_op = std::move(devices_by_op);
-  return KernelLibrary(std::move(impl));
+  (*impl)->best.emplace(std::move(*best));
+  return KernelLibrary(std::move(*impl));
 }
 
 Result<Kernel> KernelLibrary::resolve(const std::string& op, const Bindings& dims, const std::string& dtype) {
   auto p = impl_->lookup(op, dims, dtype, /*count_miss=*/true);
   if (!p) return p.error();
-  return Kernel((*p)->fn, &(*p)->info);
+  return Kernel((*p)->fn, (*p)->launcher.get(), &(*p)->info);
 }
 
 std::string KernelLibrary::explain(const std::string& op, const Bindings& dims, const std::string& dtype) {
@@ -379,6 +505,21 @@ const std::string& KernelLibrary::path() const {
 }
 const std::string& KernelLibrary::device_key() const {
   return impl_->device_key;
+}
+const std::string& KernelLibrary::backend() const {
+  return impl_->backend;
+}
+Device* KernelLibrary::device() const {
+  return impl_->gpu ? impl_->gpu->device.get() : nullptr;
+}
+
+Status KernelLibrary::synchronize() {
+  Gpu* gpu = impl_->gpu.get();
+  if (!gpu) return {};
+  if (!gpu->error)
+    if (Status s = gpu->device->synchronize(); !s) gpu->error = s.error();
+  if (gpu->error) return *gpu->error;
+  return {};
 }
 std::size_t KernelLibrary::size() const {
   return impl_->best ? impl_->best->size() : 0;

@@ -348,14 +348,76 @@ void* arg(const void* p) {
   return const_cast<void*>(p);
 }
 
+// Where the decoder's buffers live: host memory on the cpu, the library's device on a GPU. Either
+// way an address is a plain pointer (on a GPU a device address cast to one, never dereferenced
+// here), which is what a kernel's call takes: so one forward pass serves both.
+class Memory {
+ public:
+  explicit Memory(Device* device) : device_(device) {}
+  Memory(const Memory&) = delete;
+  Memory& operator=(const Memory&) = delete;
+  ~Memory() {
+    for (DevicePtr p : device_buffers_) device_->free(p);
+  }
+
+  // `count` zeroed elements of T.
+  template <class T>
+  Result<T*> alloc(std::size_t count) {
+    const std::size_t bytes = std::max<std::size_t>(64, (count * sizeof(T) + 63) / 64 * 64);
+    if (!device_) {
+      void* p = std::aligned_alloc(64, bytes);
+      if (!p) return make_error(ErrorKind::internal, "out of memory: {} bytes of activations", bytes);
+      std::memset(p, 0, bytes);
+      host_buffers_.emplace_back(p);
+      return static_cast<T*>(p);
+    }
+    auto p = device_->alloc(bytes);
+    if (!p) return p.error();
+    device_buffers_.push_back(*p);
+    if (Status s = device_->fill(*p, 0, bytes); !s) return s.error();
+    return reinterpret_cast<T*>(*p);
+  }
+  // `count` elements of T at `host`, where the kernels read them: `host` itself on the cpu (the
+  // weights stay mapped), a copy on the device (uploaded once).
+  template <class T>
+  Result<const T*> upload(const T* host, std::size_t count) {
+    if (!device_) return host;
+    auto p = alloc<T>(count);
+    if (!p) return p.error();
+    if (Status s = copy_in(*p, host, count * sizeof(T)); !s) return s.error();
+    return static_cast<const T*>(*p);
+  }
+  // Host to the buffers, and back; after the kernels enqueued before, on a GPU.
+  Status copy_in(void* dst, const void* src, std::size_t bytes) {
+    if (!device_) return std::memcpy(dst, src, bytes), Status{};
+    return device_->copy_in(reinterpret_cast<DevicePtr>(dst), src, bytes);
+  }
+  Status copy_out(void* dst, const void* src, std::size_t bytes) {
+    if (!device_) return std::memcpy(dst, src, bytes), Status{};
+    return device_->copy_out(dst, reinterpret_cast<DevicePtr>(src), bytes);
+  }
+  bool on_device() const { return device_ != nullptr; }
+
+ private:
+  struct FreeHost {
+    void operator()(void* p) const { std::free(p); }
+  };
+  Device* device_;
+  std::vector<std::unique_ptr<void, FreeHost>> host_buffers_;
+  std::vector<DevicePtr> device_buffers_;
+};
+
 }  // namespace
 
 struct LlamaDecoder::Impl {
+  explicit Impl(KernelLibrary& lib) : library(&lib), memory(lib.device()) {}
+
   KernelLibrary* library;
+  Memory memory;  // everything below that kernels read or write lives there
   LlamaRunOptions options;
   LlamaConfig c;
-  LlamaWeights w;
-  const LlamaQ8Weights* q8 = nullptr;
+  LlamaWeights w;                       // the model's, or their device copies
+  std::optional<LlamaQ8Weights> q8;     // the same, with q8_0 projections
   int pos = 0;
 
   struct Matmul {
@@ -373,10 +435,13 @@ struct LlamaDecoder::Impl {
   std::vector<std::optional<Kernel>> attn_decode;  // by position (L = position + 1)
   std::optional<Kernel> classifier, argmax;
 
-  // Activations for up to max_chunk tokens.
-  std::vector<float> x, xb, q, k, v, att, tmp, h1, h3, hb, logits;
-  std::vector<float> key_cache, value_cache;  // [layer][seq_len + 1][kv_dim], row 0 unused
-  std::vector<int> positions;
+  // Activations for up to max_chunk tokens, in `memory`.
+  float *x = nullptr, *xb = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *tmp = nullptr,
+        *h1 = nullptr, *h3 = nullptr, *hb = nullptr, *logits = nullptr;
+  float *key_cache = nullptr, *value_cache = nullptr;  // [layer][seq_len + 1][kv_dim], row 0 unused
+  int *ids = nullptr, *positions = nullptr, *token = nullptr;
+  std::vector<float> host_logits;  // what forward() returns
+  std::vector<int> host_positions;
   int last_row = 0;  // row of xb holding the last token's final normed state
 
   std::array<double, kOpCount> seconds{};
@@ -391,7 +456,7 @@ struct LlamaDecoder::Impl {
     return *kernel;
   }
   Result<Matmul> matmul(int m, int n, int k) {
-    const bool quantized = q8 != nullptr;
+    const bool quantized = q8.has_value();
     auto kernel = resolve(matmul_op(m, quantized), matmul_dims(m, n, k, quantized));
     if (!kernel) return kernel.error();
     return Matmul{matmul_op(m, quantized), *kernel};
@@ -405,10 +470,12 @@ struct LlamaDecoder::Impl {
   Result<Step*> step(int m);
   Result<Kernel> per_position(std::vector<std::optional<Kernel>>& cache, Op op, int position);
 
+  // On a GPU the kernel is enqueued; profiling waits for it, so its time is the kernel's.
   void call(Op op, const Kernel& kernel, std::initializer_list<void*> args) {
     if (!options.profile) return kernel(args);
     const auto start = std::chrono::steady_clock::now();
     kernel(args);
+    if (memory.on_device()) (void)library->synchronize();  // an error stays for the pass's own check
     seconds[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ++calls[op];
   }
@@ -424,6 +491,8 @@ struct LlamaDecoder::Impl {
     call(mm.op, *mm.kernel, {arg(a), arg(weights), out, &m, &n, &k});
   }
   Status chunk(std::span<const int> tokens);
+  Status allocate(const LlamaModel& model);
+  Status prompt(std::span<const int> tokens);
 };
 
 Result<LlamaDecoder::Impl::Step*> LlamaDecoder::Impl::step(int m) {
@@ -487,81 +556,128 @@ Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
       head = c.head_size(), vocab = c.vocab_size, cap = c.seq_len + 1;
   float eps = kEps, theta = options.rope_theta, scale = 1 / std::sqrt(static_cast<float>(head));
 
-  call(kEmbedding, *st.embedding, {arg(w.token_embedding), arg(tokens.data()), x.data(), &m_arg, &vocab, &dim});
-  call(kRmsnorm, *st.rmsnorm, {x.data(), arg(w.rms_att), xb.data(), &m_arg, &dim, &eps});
-  for (int i = 0; i < m; ++i) positions[static_cast<std::size_t>(i)] = pos + i;
+  for (int i = 0; i < m; ++i) host_positions[static_cast<std::size_t>(i)] = pos + i;
+  if (Status copied = memory.copy_in(ids, tokens.data(), sizeof(int) * tokens.size()); !copied) return copied;
+  if (Status copied = memory.copy_in(positions, host_positions.data(), sizeof(int) * tokens.size()); !copied)
+    return copied;
+
+  call(kEmbedding, *st.embedding, {arg(w.token_embedding), ids, x, &m_arg, &vocab, &dim});
+  call(kRmsnorm, *st.rmsnorm, {x, arg(w.rms_att), xb, &m_arg, &dim, &eps});
 
   for (int l = 0; l < c.n_layers; ++l) {
     const std::int64_t ll = l;
     const LlamaQ8Weights none{};
     const LlamaQ8Weights& qw = q8 ? *q8 : none;
-    run_matmul(st.q, matrix(w.wq, qw.wq, ll, dim, dim), xb.data(), q.data(), m, dim, dim);
-    run_matmul(st.kv, matrix(w.wk, qw.wk, ll, kv_dim, dim), xb.data(), k.data(), m, kv_dim, dim);
-    run_matmul(st.kv, matrix(w.wv, qw.wv, ll, kv_dim, dim), xb.data(), v.data(), m, kv_dim, dim);
-    call(kRope, *st.rope, {q.data(), k.data(), positions.data(), &m_arg, &heads, &kv_heads, &head, &theta});
+    run_matmul(st.q, matrix(w.wq, qw.wq, ll, dim, dim), xb, q, m, dim, dim);
+    run_matmul(st.kv, matrix(w.wk, qw.wk, ll, kv_dim, dim), xb, k, m, kv_dim, dim);
+    run_matmul(st.kv, matrix(w.wv, qw.wv, ll, kv_dim, dim), xb, v, m, kv_dim, dim);
+    call(kRope, *st.rope, {q, k, positions, &m_arg, &heads, &kv_heads, &head, &theta});
 
-    float* kc = key_cache.data() + ll * cap * kv_dim;
-    float* vc = value_cache.data() + ll * cap * kv_dim;
+    float* kc = key_cache + ll * cap * kv_dim;
+    float* vc = value_cache + ll * cap * kv_dim;
     for (int i = 0; i < m; ++i) {
       auto append = per_position(kv_append, kKvAppend, pos + i);
       if (!append) return append.error();
       int row = pos + i + 1;
       call(kKvAppend, *append,
-           {k.data() + static_cast<std::int64_t>(i) * kv_dim, v.data() + static_cast<std::int64_t>(i) * kv_dim, kc, vc,
+           {k + static_cast<std::int64_t>(i) * kv_dim, v + static_cast<std::int64_t>(i) * kv_dim, kc, vc,
             &cap, &kv_heads, &head, &row});
     }
     if (pos == 0 && m > 1) {  // the chunk is the whole context: causal attention within it
       call(kAttnPrefill, *st.attn_prefill,
-           {q.data(), kc + kv_dim, vc + kv_dim, att.data(), &m_arg, &heads, &kv_heads, &head, &scale});
+           {q, kc + kv_dim, vc + kv_dim, att, &m_arg, &heads, &kv_heads, &head, &scale});
     } else {
       for (int i = 0; i < m; ++i) {
         auto attend = per_position(attn_decode, kAttnDecode, pos + i);
         if (!attend) return attend.error();
         int length = pos + i + 1;
         call(kAttnDecode, *attend,
-             {q.data() + static_cast<std::int64_t>(i) * dim, kc + kv_dim, vc + kv_dim,
-              att.data() + static_cast<std::int64_t>(i) * dim, &heads, &kv_heads, &length, &head, &scale});
+             {q + static_cast<std::int64_t>(i) * dim, kc + kv_dim, vc + kv_dim,
+              att + static_cast<std::int64_t>(i) * dim, &heads, &kv_heads, &length, &head, &scale});
       }
     }
-    run_matmul(st.q, matrix(w.wo, qw.wo, ll, dim, dim), att.data(), tmp.data(), m, dim, dim);
-    call(kAddRmsnorm, *st.add_rmsnorm, {tmp.data(), x.data(), arg(w.rms_ffn + ll * dim), xb.data(), &m_arg, &dim, &eps});
+    run_matmul(st.q, matrix(w.wo, qw.wo, ll, dim, dim), att, tmp, m, dim, dim);
+    call(kAddRmsnorm, *st.add_rmsnorm, {tmp, x, arg(w.rms_ffn + ll * dim), xb, &m_arg, &dim, &eps});
 
-    run_matmul(st.up, matrix(w.w1, qw.w1, ll, hidden, dim), xb.data(), h1.data(), m, hidden, dim);
-    run_matmul(st.up, matrix(w.w3, qw.w3, ll, hidden, dim), xb.data(), h3.data(), m, hidden, dim);
-    call(kSwiglu, *st.swiglu, {h1.data(), h3.data(), hb.data(), &m_arg, &hidden});
-    run_matmul(st.down, matrix(w.w2, qw.w2, ll, dim, hidden), hb.data(), tmp.data(), m, dim, hidden);
+    run_matmul(st.up, matrix(w.w1, qw.w1, ll, hidden, dim), xb, h1, m, hidden, dim);
+    run_matmul(st.up, matrix(w.w3, qw.w3, ll, hidden, dim), xb, h3, m, hidden, dim);
+    call(kSwiglu, *st.swiglu, {h1, h3, hb, &m_arg, &hidden});
+    run_matmul(st.down, matrix(w.w2, qw.w2, ll, dim, hidden), hb, tmp, m, dim, hidden);
     // The residual add fused with the next norm: the next layer's attention norm, or the final one.
     const float* next_norm = l + 1 < c.n_layers ? w.rms_att + (ll + 1) * dim : w.rms_final;
-    call(kAddRmsnorm, *st.add_rmsnorm, {tmp.data(), x.data(), arg(next_norm), xb.data(), &m_arg, &dim, &eps});
+    call(kAddRmsnorm, *st.add_rmsnorm, {tmp, x, arg(next_norm), xb, &m_arg, &dim, &eps});
   }
   pos += m;
   last_row = m - 1;
   return {};
 }
 
+// The weights where the kernels read them (uploaded once on a GPU), the activations and the KV cache.
+Status LlamaDecoder::Impl::allocate(const LlamaModel& model) {
+  const std::size_t m = static_cast<std::size_t>(options.max_chunk), d = static_cast<std::size_t>(c.dim),
+                    kv = static_cast<std::size_t>(c.kv_dim()), h = static_cast<std::size_t>(c.hidden_dim),
+                    l = static_cast<std::size_t>(c.n_layers), vocab = static_cast<std::size_t>(c.vocab_size);
+  Status status;
+  auto take = [&](auto result, auto& into) {
+    if (!status) return;
+    if (result) into = *result;
+    else status = result.error();
+  };
+  const LlamaWeights& file = model.weights();
+  take(memory.upload(file.token_embedding, vocab * d), w.token_embedding);
+  take(memory.upload(file.rms_att, l * d), w.rms_att);
+  take(memory.upload(file.rms_ffn, l * d), w.rms_ffn);
+  take(memory.upload(file.rms_final, d), w.rms_final);
+  if (c.shared_classifier) w.wcls = w.token_embedding;
+  else take(memory.upload(file.wcls, vocab * d), w.wcls);
+  if (const LlamaQ8Weights* quantized = model.q8_weights()) {
+    auto blocks = [&](std::size_t rows, std::size_t cols) {
+      return static_cast<std::size_t>(tensor_bytes(DType::q8_0, static_cast<std::int64_t>(rows * cols)));
+    };
+    LlamaQ8Weights on;
+    take(memory.upload(quantized->wq, blocks(l * d, d)), on.wq);
+    take(memory.upload(quantized->wk, blocks(l * kv, d)), on.wk);
+    take(memory.upload(quantized->wv, blocks(l * kv, d)), on.wv);
+    take(memory.upload(quantized->wo, blocks(l * d, d)), on.wo);
+    take(memory.upload(quantized->w1, blocks(l * h, d)), on.w1);
+    take(memory.upload(quantized->w2, blocks(l * d, h)), on.w2);
+    take(memory.upload(quantized->w3, blocks(l * h, d)), on.w3);
+    q8 = on;
+  } else {
+    take(memory.upload(file.wq, l * d * d), w.wq);
+    take(memory.upload(file.wk, l * kv * d), w.wk);
+    take(memory.upload(file.wv, l * kv * d), w.wv);
+    take(memory.upload(file.wo, l * d * d), w.wo);
+    take(memory.upload(file.w1, l * h * d), w.w1);
+    take(memory.upload(file.w2, l * d * h), w.w2);
+    take(memory.upload(file.w3, l * h * d), w.w3);
+  }
+  for (float** buffer : {&x, &xb, &q, &att, &tmp}) take(memory.alloc<float>(m * d), *buffer);
+  for (float** buffer : {&k, &v}) take(memory.alloc<float>(m * kv), *buffer);
+  for (float** buffer : {&h1, &h3, &hb}) take(memory.alloc<float>(m * h), *buffer);
+  take(memory.alloc<float>(vocab), logits);
+  const std::size_t cache = l * (static_cast<std::size_t>(c.seq_len) + 1) * kv;
+  take(memory.alloc<float>(cache), key_cache);
+  take(memory.alloc<float>(cache), value_cache);
+  take(memory.alloc<int>(m), ids);
+  take(memory.alloc<int>(m), positions);
+  take(memory.alloc<int>(1), token);
+  host_logits.resize(vocab);
+  host_positions.resize(m);
+  return status;
+}
+
 Result<LlamaDecoder> LlamaDecoder::create(const LlamaModel& model, KernelLibrary& library, LlamaRunOptions options) {
   if (options.max_chunk < 1)
     return make_error(ErrorKind::invalid_input, "max_chunk {}: expected at least 1 token", options.max_chunk);
-  auto impl = std::make_unique<Impl>();
-  impl->library = &library;
+  auto impl = std::make_unique<Impl>(library);
   impl->c = model.config();
-  impl->w = model.weights();
-  impl->q8 = model.q8_weights();
-  const LlamaConfig& c = impl->c;
   impl->options = options;
-  impl->options.max_chunk = std::min(options.max_chunk, c.seq_len);
-  const std::size_t m = static_cast<std::size_t>(impl->options.max_chunk), dim = static_cast<std::size_t>(c.dim),
-                    kv_dim = static_cast<std::size_t>(c.kv_dim()), hidden = static_cast<std::size_t>(c.hidden_dim);
-  for (auto* buffer : {&impl->x, &impl->xb, &impl->q, &impl->att, &impl->tmp}) buffer->resize(m * dim);
-  for (auto* buffer : {&impl->k, &impl->v}) buffer->resize(m * kv_dim);
-  for (auto* buffer : {&impl->h1, &impl->h3, &impl->hb}) buffer->resize(m * hidden);
-  impl->logits.resize(static_cast<std::size_t>(c.vocab_size));
-  const std::size_t cache = static_cast<std::size_t>(c.n_layers) * (static_cast<std::size_t>(c.seq_len) + 1) * kv_dim;
-  impl->key_cache.assign(cache, 0.0f);
-  impl->value_cache.assign(cache, 0.0f);
-  impl->positions.resize(m);
-  impl->kv_append.resize(static_cast<std::size_t>(c.seq_len));
-  impl->attn_decode.resize(static_cast<std::size_t>(c.seq_len));
+  impl->options.max_chunk = std::min(options.max_chunk, impl->c.seq_len);
+  if (Status s = impl->allocate(model); !s) return s.error();
+  impl->kv_append.resize(static_cast<std::size_t>(impl->c.seq_len));
+  impl->attn_decode.resize(static_cast<std::size_t>(impl->c.seq_len));
+  const LlamaConfig& c = impl->c;
 
   // The decode step's kernels, and the first position's, up front: a dim no kernel is defined at
   // fails here rather than mid-generation.
@@ -577,29 +693,35 @@ Result<LlamaDecoder> LlamaDecoder::create(const LlamaModel& model, KernelLibrary
   return LlamaDecoder(std::move(impl));
 }
 
+// Runs `tokens` in chunks of max_chunk.
+Status LlamaDecoder::Impl::prompt(std::span<const int> tokens) {
+  if (tokens.empty()) return make_error(ErrorKind::invalid_input, "forward: no tokens");
+  const auto chunk_size = static_cast<std::size_t>(options.max_chunk);
+  for (std::size_t i = 0; i < tokens.size(); i += chunk_size)
+    if (Status s = chunk(tokens.subspan(i, std::min(tokens.size() - i, chunk_size))); !s) return s;
+  return {};
+}
+
 Result<std::span<const float>> LlamaDecoder::forward(std::span<const int> tokens) {
   auto& s = *impl_;
-  if (tokens.empty()) return make_error(ErrorKind::invalid_input, "forward: no tokens");
-  for (std::size_t i = 0; i < tokens.size(); i += static_cast<std::size_t>(s.options.max_chunk))
-    if (Status st = s.chunk(tokens.subspan(i, std::min(tokens.size() - i, static_cast<std::size_t>(s.options.max_chunk))));
-        !st)
-      return st.error();
+  if (Status st = s.prompt(tokens); !st) return st.error();
   int vocab = s.c.vocab_size, dim = s.c.dim;
   s.call(kGemv, *s.classifier,
-         {arg(s.w.wcls), s.xb.data() + static_cast<std::int64_t>(s.last_row) * dim, s.logits.data(), &vocab, &dim});
-  return std::span<const float>(s.logits);
+         {arg(s.w.wcls), s.xb + static_cast<std::int64_t>(s.last_row) * dim, s.logits, &vocab, &dim});
+  if (Status st = s.library->synchronize(); !st) return st.error();
+  if (Status st = s.memory.copy_out(s.host_logits.data(), s.logits, sizeof(float) * s.host_logits.size()); !st)
+    return st.error();
+  return std::span<const float>(s.host_logits);
 }
 
 Result<int> LlamaDecoder::forward_greedy(std::span<const int> tokens) {
   auto& s = *impl_;
-  if (tokens.empty()) return make_error(ErrorKind::invalid_input, "forward: no tokens");
-  for (std::size_t i = 0; i < tokens.size(); i += static_cast<std::size_t>(s.options.max_chunk))
-    if (Status st = s.chunk(tokens.subspan(i, std::min(tokens.size() - i, static_cast<std::size_t>(s.options.max_chunk))));
-        !st)
-      return st.error();
+  if (Status st = s.prompt(tokens); !st) return st.error();
   int vocab = s.c.vocab_size, dim = s.c.dim, token = 0;
   s.call(kLmheadArgmax, *s.argmax,
-         {arg(s.w.wcls), s.xb.data() + static_cast<std::int64_t>(s.last_row) * dim, &token, &vocab, &dim});
+         {arg(s.w.wcls), s.xb + static_cast<std::int64_t>(s.last_row) * dim, s.token, &vocab, &dim});
+  if (Status st = s.library->synchronize(); !st) return st.error();
+  if (Status st = s.memory.copy_out(&token, s.token, sizeof token); !st) return st.error();
   return token;
 }
 

@@ -28,6 +28,15 @@
 // The KV cache is [seq_len + 1, KVH, D] per layer with row 0 unused: llm/kv_append's `pos` is a size
 // and sizes start at 1, so position t lives in row t + 1.
 //
+// The decoder runs where its library does. On the cpu the kernels read the mapped weights and host
+// activations. On a GPU (a KernelLibrary opened with backend cuda or hip), create() uploads the
+// weights once to the library's device and allocates the activations and the KV cache there; a
+// forward pass copies the token ids and positions in, enqueues every kernel on the library's
+// stream, waits for them (KernelLibrary::synchronize, which reports a failed launch) and copies
+// back only the logits, or the greedy token. Both run the same forward pass: buffers are addresses,
+// host or device, handed to the kernels as they are. With options.profile on a GPU every kernel
+// call is waited for, so op_times() are the kernels' times (plus a launch each).
+//
 // Kernels are resolved once per shape and kept: the decode step's when the decoder is created, the
 // per-position ones (kv_append, attn_decode) and per-chunk-size ones on first use. Errors are
 // values: a dim no kernel of an op is defined at (attn_decode's D <= 256, H <= 128), a position past
@@ -134,13 +143,14 @@ struct LlamaProblem {
 struct LlamaRunOptions {
   int max_chunk = 64;          // tokens per forward pass of a prompt: gemm_flat up to 64, gemm_prefill above
   float rope_theta = 10000;    // llama2.c's
-  bool profile = false;        // time every kernel call, by op (op_seconds())
+  bool profile = false;        // time every kernel call, by op (op_times()); on a GPU, waiting for each
 };
 
 class LlamaDecoder {
  public:
   // Resolves the decode step's kernels through `library`, which must outlive the decoder (as
-  // must `model`). An error names the op and dims no kernel is defined at.
+  // must `model`), and on a GPU library puts the weights, activations and KV cache in its device's
+  // memory. An error names the op and dims no kernel is defined at, or the device's failure.
   static Result<LlamaDecoder> create(const LlamaModel& model, KernelLibrary& library, LlamaRunOptions options = {});
 
   // Runs `tokens` at the next positions (a prompt in chunks of max_chunk, or one decode step) and

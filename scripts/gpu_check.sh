@@ -5,9 +5,11 @@
 #   scripts/gpu_check.sh --bundle   here, after scripts/build.sh: collects build/gpu-bundle/ (the
 #                                   kforge and test_gpu programs, stripped, and the non-system
 #                                   shared libraries they need, per ldd). Copy it beside the repo.
-#   scripts/gpu_check.sh [--log F]  there, from the repo root: runs test_gpu and `kforge eval
-#                                   --backend cuda` of every tasks/*/*/seeds/cuda_*.cu, prints a
-#                                   summary table, exits non-zero on any failure or skip.
+#   scripts/gpu_check.sh [--log F]  there, from the repo root: runs test_gpu, `kforge eval
+#                                   --backend cuda` of every tasks/llm/*/seeds/cuda_*.cu, the basic
+#                                   suite's CUDA seeds, the CUDA cheats, a short CUDA search and
+#                                   `kforge infer --backend cuda --compare`; prints a summary
+#                                   table, exits non-zero on any failure or skip.
 # Everything is found relative to the repo root, since the bundle lands under another path there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -134,11 +136,27 @@ add_row "tests/cheats_cuda (every cheat refused)" "$([ "$rc" -eq 0 ] && echo PAS
 echo "== kforge search --backend cuda: a short offline search, then what the library would serve"
 t=$(date +%s.%N)
 timeout "$(time_left 100)" "$bundle/bin/kforge" search --backend cuda --tasks llm/rmsnorm,llm/gemv --evals 6 \
-  --islands 2 --time 45s --db "$work/search.db" &&
+  --islands 2 --time 35s --db "$work/search.db" &&
   "$bundle/bin/kforge" db best --db "$work/search.db" --device cuda
 rc=$?
-add_row "search --backend cuda (rmsnorm, gemv; 6 evaluations or 45 s)" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" \
+add_row "search --backend cuda (rmsnorm, gemv; 6 evaluations or 35 s)" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" \
   "$(seconds_since "$t")"
+
+echo "== kforge infer --backend cuda --compare: a small synthetic Llama on the GPU, baseline kernels against a library"
+# The library: llm/gemv's cuda_warp_rows.cu evaluated at the model's own shapes (--emit-tasks
+# --tasks-out), so the tuned run uses it for the decode projections and the classifier. PASS: the
+# logits of the two runs agree at every step (exit 0).
+t=$(date +%s.%N)
+"$bundle/bin/kforge" infer make-model --dim 256 --layers 4 --heads 8 --kv-heads 4 --vocab 4096 --seq-len 128 \
+  --out "$work/m.bin" &&
+  "$bundle/bin/kforge" infer --model "$work/m.bin" --emit-tasks --tasks-out "$work/m-tasks" >/dev/null &&
+  timeout "$(time_left 25)" "$bundle/bin/kforge" --tasks-dir "$work/m-tasks" eval --backend cuda --task llm/gemv \
+    --kernel tasks/llm/gemv/seeds/cuda_warp_rows.cu --db "$work/infer.db" &&
+  timeout "$(time_left 30)" "$bundle/bin/kforge" infer --model "$work/m.bin" --backend cuda --compare --steps 16 \
+    --prompt "1 2 3 4 5 6 7 8" --db "$work/infer.db" --kernels
+rc=$?
+add_row "infer --backend cuda --compare (dim 256, 4 layers, vocab 4096; 16 steps)" \
+  "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" "$(seconds_since "$t")"
 
 echo
 echo "== summary"

@@ -4,7 +4,9 @@
 // HIP device every test skips and says why. On a machine other than the build's (the GPU check
 // bundle), $KFORGE_SOURCE_DIR and $KFORGE_CACHE_DIR override the build-time paths.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +15,8 @@
 
 #include "compiler_bridge/compiler_bridge.hpp"
 #include "evaluator/evaluator.hpp"
+#include "inference/kernel_library.hpp"
+#include "inference/llama.hpp"
 
 namespace fs = std::filesystem;
 using namespace kforge;
@@ -237,6 +241,67 @@ TEST_F(GpuTest, RmsnormSeedMatchesTheCpu) {
   }
   EXPECT_EQ(wrong, 0);
   for (DevicePtr p : {dx, dw, dy}) device_->free(p);
+}
+
+// The decoder on the device (weights, activations and KV cache in its memory, every op a baseline
+// GPU kernel through a KernelLibrary) against the decoder on the cpu: the same logits through a
+// prompt in chunks (attn_prefill, then attn_decode at later positions) and decode steps, for f32
+// and Q8_0 weights, and the same greedy token from llm/lmhead_argmax.
+TEST_F(GpuTest, LlamaDecoderMatchesTheCpu) {
+  const std::string tasks = env_or("KFORGE_SOURCE_DIR", KFORGE_SOURCE_DIR) + std::string("/tasks");
+  const fs::path dir = fs::temp_directory_path() / fmt::format("kforge-test-gpu-llama-{}", getpid());
+  fs::create_directories(dir);
+  const std::string path = (dir / "m.bin").string();
+  const LlamaConfig config{.dim = 64, .hidden_dim = 192, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                           .vocab_size = 256, .seq_len = 32};
+  ASSERT_TRUE(write_synthetic_llama(path, config, 7).ok());
+  KernelLibraryOptions cpu_options;
+  cpu_options.tasks_dir = tasks;
+  cpu_options.compiler.cache_dir = cache_->dir();
+  KernelLibraryOptions gpu_options = cpu_options;
+  gpu_options.backend = backend_->name();
+  auto cpu = KernelLibrary::open_baseline(cpu_options);
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message;
+  auto gpu = KernelLibrary::open_baseline(gpu_options);
+  ASSERT_TRUE(gpu.ok()) << gpu.error().message;
+  ASSERT_NE(gpu->device(), nullptr);
+  EXPECT_EQ(gpu->device_key(), device_key(gpu->device()->info()));
+
+  for (LlamaWeightFormat format : {LlamaWeightFormat::f32, LlamaWeightFormat::q8_0}) {
+    SCOPED_TRACE(to_string(format));
+    auto model = LlamaModel::load(path, format);
+    ASSERT_TRUE(model.ok()) << model.error().message;
+    const LlamaRunOptions options{.max_chunk = 4};
+    auto on_cpu = LlamaDecoder::create(*model, *cpu, options);
+    ASSERT_TRUE(on_cpu.ok()) << on_cpu.error().message;
+    auto on_gpu = LlamaDecoder::create(*model, *gpu, options);
+    ASSERT_TRUE(on_gpu.ok()) << on_gpu.error().message;
+    std::vector<int> input = {1, 5, 9, 2, 7, 3};  // chunks of 4 and 2
+    for (int step = 0; step < 5; ++step) {
+      auto want = on_cpu->forward(input);
+      ASSERT_TRUE(want.ok()) << want.error().message;
+      const std::vector<float> expected(want->begin(), want->end());
+      auto got = on_gpu->forward(input);
+      ASSERT_TRUE(got.ok()) << got.error().message;
+      ASSERT_EQ(got->size(), expected.size());
+      float scale = 1, worst = 0;
+      for (std::size_t i = 0; i < expected.size(); ++i) {
+        scale = std::max(scale, std::abs(expected[i]));
+        worst = std::max(worst, std::abs((*got)[i] - expected[i]));
+      }
+      EXPECT_LE(worst / scale, 1e-3f) << "step " << step;
+      input = {static_cast<int>(std::max_element(expected.begin(), expected.end()) - expected.begin())};
+    }
+    auto cpu_token = on_cpu->forward_greedy(input);
+    auto gpu_token = on_gpu->forward_greedy(input);
+    ASSERT_TRUE(cpu_token.ok()) << cpu_token.error().message;
+    ASSERT_TRUE(gpu_token.ok()) << gpu_token.error().message;
+    EXPECT_EQ(*gpu_token, *cpu_token);
+    EXPECT_EQ(on_gpu->position(), on_cpu->position());
+    for (const auto& line : on_gpu->explain()) EXPECT_NE(line.find("baseline: cuda_naive.cu"), std::string::npos) << line;
+  }
+  ASSERT_TRUE(gpu->synchronize().ok());
+  fs::remove_all(dir);
 }
 
 // Last in this file: it leaves this process's context dead.

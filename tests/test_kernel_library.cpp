@@ -306,6 +306,33 @@ TEST_F(KernelLibraryTest, OpenRefusesWhatItCannotUse) {
   EXPECT_NE(tasks.error().message.find("no-tasks: no tasks directory there"), std::string::npos);
 }
 
+TEST_F(KernelLibraryTest, BackendIsCpuCudaOrHipAndAGpuNeedsItsDevice) {
+  KernelLibraryOptions options;
+  options.tasks_dir = kTestTasks;
+  options.compiler.cache_dir = KFORGE_TEST_CACHE_DIR;
+  auto cpu = KernelLibrary::open_baseline(options);
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message;
+  EXPECT_EQ(cpu->backend(), "cpu");
+  EXPECT_EQ(cpu->device(), nullptr);
+  auto k = cpu->resolve("tiny/scale", {{"N", 64}});
+  ASSERT_TRUE(k.ok()) << k.error().message;
+  EXPECT_NE(k->function(), nullptr);
+  EXPECT_TRUE(scales_right(*k, 64));
+  EXPECT_TRUE(cpu->synchronize().ok());
+
+  options.backend = "tpu";
+  auto tpu = KernelLibrary::open_baseline(options);
+  ASSERT_FALSE(tpu.ok());
+  EXPECT_EQ(tpu.error().message, "backend 'tpu': a kernel library runs on cpu, cuda or hip");
+
+  // test_gpu runs the GPU path on a device; here, without one, open() says why in one line.
+  options.backend = "cuda";
+  auto cuda = KernelLibrary::open_baseline(options);
+  if (cuda.ok()) GTEST_SKIP() << "a CUDA device is here: test_gpu's LlamaDecoderMatchesTheCpu covers it";
+  EXPECT_EQ(cuda.error().message.rfind("cuda: ", 0), 0u) << cuda.error().message;
+  EXPECT_EQ(cuda.error().message.find('\n'), std::string::npos) << cuda.error().message;
+}
+
 TEST_F(KernelLibraryTest, ThreadsResolveAndCallConcurrently) {
   const std::string key = publish("tiny/scale", here_, scale_tuned(), "tuned_scale.cpp", {{"N=1024", 0.5}});
   KernelLibrary lib = open(kTestTasks);

@@ -2,7 +2,8 @@
 # kforge infer end to end: make-model, generation on the baseline (no library), --emit-tasks,
 # --compare against a library holding one kernel tuned at the model's rmsnorm shapes (on the tasks
 # --emit-tasks --tasks-out wrote), and the bad inputs: a truncated
-# checkpoint, a header that does not match the file, --backend cuda, --compare with no library.
+# checkpoint, a header that does not match the file, --compare with no library; --backend cuda
+# (one line without a GPU).
 set -eu
 kforge=$1 dir=$2 tasks=$3
 rm -rf "$dir"; mkdir -p "$dir"
@@ -53,7 +54,14 @@ head -c $((size - 100)) "$dir/m.bin" > "$dir/cut.bin"
 fails infer --model "$dir/cut.bin" | grep -Eq "^kforge: .*cut.bin: $((size - 100)) bytes, but its header \(dim 64.*\) needs $size: truncated$"
 cat "$dir/m.bin" "$dir/m.bin" > "$dir/double.bin"
 fails infer --model "$dir/double.bin" | grep -q "the header does not match the file"
-fails infer --model "$dir/m.bin" --backend cuda | grep -q "^kforge: --backend cuda: not supported yet: KernelLibrary runs CPU kernels only$"
+# --backend cuda: with no NVIDIA GPU here, one line saying why and exit 2; with one, a run.
+if out=$(run infer --model "$dir/m.bin" --backend cuda --db "$dir/none.db" --prompt "1 2" --steps 3); then
+  printf '%s\n' "$out" | grep -Eq "kernels on nvidia:sm_[0-9]+:[0-9]+$"
+  printf '%s\n' "$out" | grep -Eq "decode 2 tokens in [0-9.]+ s"
+else
+  [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || { printf '%s\n' "$out"; echo "--backend cuda: expected one line"; exit 1; }
+  printf '%s\n' "$out" | grep -Eq "^kforge: cuda: .*(not found|no NVIDIA GPU|built without)"
+fi
 fails infer --model "$dir/m.bin" --compare --db "$dir/none.db" | grep -q "^kforge: --compare: no kernel library at"
 fails infer --model "$dir/m.bin" --prompt "1 999" | grep -q "token 999 is outside the vocabulary"
 echo "infer.sh: ok"
