@@ -199,6 +199,9 @@ class Device {
   virtual Status flush_l2() = 0;
   // A sticky error (illegal address, ...) was seen: the context is unusable, restart the process.
   virtual bool dead() const = 0;
+  // The stream everything above is enqueued on (CUstream, hipStream_t), for a vendor library
+  // (a task's cuBLAS baseline) to enqueue on too, so the same events time it.
+  virtual void* native_stream() const = 0;
 };
 
 // One backend: a compiler (source -> binary, pure and cached) and the devices it can run on. Each

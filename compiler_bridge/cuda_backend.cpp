@@ -437,6 +437,7 @@ class CudaDevice final : public Device {
   }
 
   bool dead() const override { return dead_; }
+  void* native_stream() const override { return stream_; }
 
  private:
   // Makes the context current on the calling thread (the evaluator may call from any thread),

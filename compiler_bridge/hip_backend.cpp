@@ -366,6 +366,7 @@ class HipDevice final : public Device {
   }
 
   bool dead() const override { return dead_; }
+  void* native_stream() const override { return stream_; }
 
  private:
   static void* address(DevicePtr ptr) { return reinterpret_cast<void*>(ptr); }

@@ -54,10 +54,12 @@ class DeviceArgs {
   std::vector<DevicePtr> bases_;
 };
 
-// One call of a loaded kernel, worked out before any timing: the dims of each launch and the
-// driver's argument array (device pointers, sizes and scalars by value).
+// One call of a loaded kernel, worked out before any timing: the dims of each launch, its
+// arguments as kforge_call takes them (tensors' device addresses, sizes' and scalars' host
+// addresses), and the driver's argument array made from them.
 struct Plan {
   std::vector<LaunchDims> launches;
+  std::vector<void*> call;
   std::vector<DevicePtr> slots;
   std::vector<void*> args;
 };
@@ -69,14 +71,34 @@ Result<std::unique_ptr<Plan>> plan(const DeviceKernel& kernel, const Task& task,
   auto launches = kernel.launch_dims(call_dims(task, host));
   if (!launches) return launches.error();
   p->launches = std::move(*launches);
-  std::vector<void*> call(task.args.size());
+  p->call.resize(task.args.size());
   for (size_t i = 0; i < task.args.size(); ++i)
-    call[i] = task.args[i].is_tensor() ? reinterpret_cast<void*>(tensors(i)) : host.buffers[i].data();
+    p->call[i] = task.args[i].is_tensor() ? reinterpret_cast<void*>(tensors(i)) : host.buffers[i].data();
   p->slots.assign(task.args.size() + 1, 0);
   p->args.assign(task.args.size() + 1, nullptr);
-  kernel.marshal(task, call.data(), workspace, p->slots.data(), p->args.data());
+  kernel.marshal(task, p->call.data(), workspace, p->slots.data(), p->args.data());
   return p;
 }
+
+// A vendor library's kernel called from the host: kforge_call of a task's compiled baseline.cuda,
+// which enqueues one call on the device's stream and returns null, or what went wrong.
+using HostLaunchFn = const char* (*)(void* const*);
+
+// What the device target times: a GPU kernel, or a task's vendor baseline, host code that enqueues
+// the library's kernel (its `kernel` empty: no module, no launches, no workspace).
+struct TimedKernel {
+  DeviceKernel kernel;
+  HostLaunchFn host_launch = nullptr;
+  std::string name;  // its file
+
+  // Enqueues the planned call (host code: the device's context current since the harness's last
+  // call on it).
+  Status launch(Device& device, Plan& plan) const {
+    if (!host_launch) return kernel.launch(device, plan.launches, plan.args.data());
+    if (const char* why = host_launch(plan.call.data())) return make_error(ErrorKind::internal, "{}: {}", name, why);
+    return {};
+  }
+};
 
 // Device memory freed when it goes out of scope.
 class Scratch {
@@ -95,23 +117,25 @@ class Scratch {
 
 class DeviceTarget final : public Target {
  public:
-  DeviceTarget(Device& device, DeviceKernel candidate, std::optional<DeviceKernel> baseline)
-      : device_(device), candidate_(std::move(candidate)), baseline_(std::move(baseline)) {}
+  DeviceTarget(Device& device, TimedKernel candidate, std::optional<TimedKernel> baseline, std::string baseline_name)
+      : device_(device), candidate_(std::move(candidate)), baseline_(std::move(baseline)),
+        baseline_name_(std::move(baseline_name)) {}
 
   bool has_baseline() const override { return baseline_.has_value(); }
+  std::string baseline_name() const override { return baseline_name_; }
   bool dead() const override { return device_.dead(); }
   const DeviceInfo* device() const override { return &device_.info(); }
 
   Status run(const Task& task, CallArgs& args) override {
     auto on_device = DeviceArgs::upload(device_, task, args);
     if (!on_device) return on_device.error();
-    auto allocated = scratch(candidate_, task, args);
+    auto allocated = scratch(candidate_.kernel, task, args);
     if (!allocated) return allocated.error();
     const Scratch workspace(device_, *allocated);
-    auto planned = plan(candidate_, task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
+    auto planned = plan(candidate_.kernel, task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
     if (!planned) return planned.error();
     watchdog.arm();
-    Status s = candidate_.launch(device_, (*planned)->launches, (*planned)->args.data());
+    Status s = candidate_.launch(device_, **planned);
     if (s) s = device_.synchronize();
     watchdog.disarm();
     for (size_t i = 0; s && i < task.args.size(); ++i)
@@ -138,7 +162,7 @@ class DeviceTarget final : public Target {
       if (!d) return fail(d.error());
       inputs.push_back(std::move(*d));
     }
-    std::vector<const DeviceKernel*> kernels = {&candidate_};
+    std::vector<const TimedKernel*> kernels = {&candidate_};
     if (baseline_) kernels.push_back(&*baseline_);
     std::vector<DeviceArgs> outputs;  // each kernel's own outputs (the input slots unused)
     std::vector<Scratch> workspaces;
@@ -148,15 +172,16 @@ class DeviceTarget final : public Target {
       auto d = DeviceArgs::upload(device_, task, pool[0]);
       if (!d) return fail(d.error());
       outputs.push_back(std::move(*d));
-      auto w = scratch(*kernels[k], task, pool[0]);
+      const DeviceKernel& kernel = kernels[k]->kernel;
+      auto w = scratch(kernel, task, pool[0]);
       if (!w) return fail(w.error());
       workspaces.emplace_back(device_, *w);
-      auto bytes = kernels[k]->workspace_bytes(call_dims(task, pool[0]));
+      auto bytes = kernel.workspace_bytes(call_dims(task, pool[0]));
       if (!bytes) return fail(bytes.error());
       workspace_bytes.push_back(*bytes);
       for (size_t e = 0; e < pool.size(); ++e) {
         auto tensors = [&](size_t i) { return is_output(task.args[i]) ? outputs[k].data(i) : inputs[e].data(i); };
-        auto planned = plan(*kernels[k], task, pool[e], tensors, workspaces[k].ptr);
+        auto planned = plan(kernel, task, pool[e], tensors, workspaces[k].ptr);
         if (!planned) return fail(planned.error());
         plans[k].push_back(std::move(*planned));
       }
@@ -185,7 +210,7 @@ class DeviceTarget final : public Target {
       Status s = device_.record(**before);
       if (s) s = device_.flush_l2();
       if (s) s = device_.record(**start);
-      if (s) s = kernels[k]->launch(device_, plans[k][e]->launches, plans[k][e]->args.data());
+      if (s) s = kernels[k]->launch(device_, *plans[k][e]);
       if (s) s = device_.record(**end);
       if (s) s = device_.synchronize();
       const double host = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
@@ -291,8 +316,9 @@ class DeviceTarget final : public Target {
   }
 
   Device& device_;
-  DeviceKernel candidate_;
-  std::optional<DeviceKernel> baseline_;
+  TimedKernel candidate_;
+  std::optional<TimedKernel> baseline_;
+  std::string baseline_name_;
 };
 
 // The kernel a request describes: {"source", "file_name", "binary": {"path", "format", "arch"}}.
@@ -310,6 +336,40 @@ Result<DeviceKernel> load_kernel(Device& device, const std::string& backend, con
   } catch (const nlohmann::json::exception& e) {
     return make_error(ErrorKind::internal, "malformed kernel in the request: {}", e.what());
   }
+}
+
+// A task's vendor baseline (baseline.cuda: host code, compiled), {"file_name", "path"}: loaded, and
+// bound to the device's stream by its kforge_baseline_open, once per worker and stream; a failure
+// (no cuBLAS on this machine) is kept as well, so the library is looked for once.
+Result<TimedKernel> load_host_baseline(Device& device, const nlohmann::json& j) {
+  std::string path, file_name;
+  try {
+    path = j.at("path").get<std::string>(), file_name = j.at("file_name").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorKind::internal, "malformed vendor baseline in the request: {}", e.what());
+  }
+  // Never unloaded: the library's handle and the device memory it holds live as long as the worker.
+  static auto& bound = *new std::map<std::pair<std::string, void*>, Result<HostLaunchFn>>();
+  static auto& libraries = *new std::vector<SharedLibrary>();
+  auto [it, fresh] = bound.try_emplace({path, device.native_stream()}, Error{ErrorKind::internal, "not loaded"});
+  if (fresh) {
+    it->second = [&]() -> Result<HostLaunchFn> {
+      auto library = SharedLibrary::open(path);
+      if (!library) return library.error();
+      auto open = library->symbol("kforge_baseline_open");
+      auto call = library->symbol("kforge_call");
+      if (!open || !call) return (!open ? open : call).error();
+      // The library (cuBLAS through the CUDA runtime) attaches to the context current on this thread:
+      // synchronize() makes the device's current.
+      if (Status s = device.synchronize(); !s) return s.error();
+      if (const char* why = reinterpret_cast<const char* (*)(void*)>(*open)(device.native_stream()))
+        return make_error(ErrorKind::io, "{}", why);
+      libraries.push_back(std::move(*library));
+      return reinterpret_cast<HostLaunchFn>(*call);
+    }();
+  }
+  if (!it->second) return it->second.error();
+  return TimedKernel{DeviceKernel{}, *it->second, file_name};
 }
 
 }  // namespace
@@ -368,7 +428,7 @@ Result<DeviceKernel> load_device_kernel(Device& device, Candidate candidate, con
 }
 
 Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
-                                                   const nlohmann::json& baseline) {
+                                                   const nlohmann::json& baseline, const nlohmann::json& vendor) {
   // One device per worker, opened on first use and kept (with its backend) for the worker's life.
   static std::map<std::pair<std::string, int>, std::pair<std::unique_ptr<Backend>, std::unique_ptr<Device>>> open;
   auto& slot = open[{backend, index}];
@@ -383,13 +443,24 @@ Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, i
   if (device.dead()) return make_error(ErrorKind::internal, "{} device {}: dead since a sticky error", backend, index);
   auto kernel = load_kernel(device, backend, candidate);
   if (!kernel) return kernel.error();
-  std::optional<DeviceKernel> base;
-  if (!baseline.is_null()) {
+  // The vendor's kernel where its library loads here, else the naive seed, named with the reason.
+  std::optional<TimedKernel> base;
+  std::string unavailable;
+  if (!vendor.is_null()) {
+    if (auto v = load_host_baseline(device, vendor))
+      base = std::move(*v);
+    else
+      unavailable = fmt::format(" ({} unavailable: {})", vendor.value("file_name", "the vendor baseline"), v.error().message);
+  }
+  if (!base && !baseline.is_null()) {
     auto b = load_kernel(device, backend, baseline);
     if (!b) return make_error(ErrorKind::internal, "the baseline: {}", b.error().message);
-    base = std::move(*b);
+    base = TimedKernel{std::move(*b), nullptr, baseline.value("file_name", "")};
   }
-  return std::unique_ptr<Target>(std::make_unique<DeviceTarget>(device, std::move(*kernel), std::move(base)));
+  std::string name = base ? base->name + unavailable : "";
+  return std::unique_ptr<Target>(std::make_unique<DeviceTarget>(
+      device, TimedKernel{std::move(*kernel), nullptr, candidate.value("file_name", "")}, std::move(base),
+      std::move(name)));
 }
 
 }  // namespace kforge

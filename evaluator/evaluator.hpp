@@ -89,6 +89,10 @@ struct Task {
   // it compiles and links on this machine (task.toml `baseline = { cpu = "...", cpu_libs = [...] }`).
   std::string cpu_baseline_path;
   std::vector<std::string> cpu_baseline_libraries;
+  // A vendor library's kernel timed beside every CUDA candidate instead of seeds/cuda_naive.cu, when
+  // the worker's machine has the library (`baseline = { cuda = "..." }`): host C++ that calls the
+  // library (cuBLAS, found at run time) on the harness's stream; see compile_gpu_host_baseline.
+  std::string cuda_baseline_path;
 
   std::string id() const { return suite + "/" + name; }
   std::vector<std::string> size_symbols() const;
@@ -133,8 +137,9 @@ std::string problem_dynamic_dim(const Task& task);
 std::optional<std::string> shape_problem(const Task& task, const Bindings& dims);
 
 // The C++ that calls `entry` from `kforge_call(void* const* args)`, one pointer per task argument
-// (tensor data, or the address of a size or scalar). Appended to every CPU source.
-std::string trampoline_source(const Task& task, const std::string& entry);
+// (tensor data, or the address of a size or scalar). Appended to every CPU source. Both functions
+// return `result`: void for kernels, `const char*` for a GPU host baseline.
+std::string trampoline_source(const Task& task, const std::string& entry, const std::string& result = "void");
 
 // Compiles a CPU kernel of `task` through `compiler` (and its cache) as the evaluator does: the
 // source with its params as defines and the trampoline appended; the shared object exports
@@ -142,6 +147,14 @@ std::string trampoline_source(const Task& task, const std::string& entry);
 // -lNAME (a task's trusted vendor baseline only).
 Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
                                 const std::string& file_name, const std::vector<std::string>& libraries = {});
+
+// Compiles the task's `baseline.cuda` file, a vendor library's kernel called from the host, through
+// `compiler` (and its cache). Its contract (tasks/README.md): `extern "C" const char*
+// kforge_baseline_open(void* stream)` loads the library and binds it to the harness's stream (a
+// CUstream), once per worker; the entry takes the task's arguments, tensors as device pointers, and
+// enqueues one call on that stream. Both return null, or what went wrong. The shared object exports
+// both, the entry as `kforge_call`; a missing or mis-declared function is a compile error.
+Result<Binary> compile_gpu_host_baseline(const HostCompiler& compiler, const Task& task);
 
 // `extern "C" __global__ void entry(<the task's argument types>);` for CUDA and HIP sources:
 // appended to a GPU kernel, it turns a signature that differs from the task's into a compile error.
@@ -335,7 +348,8 @@ class Evaluator {
   std::string probe_binary_;                     // measures the machine for the physics floor
   std::shared_ptr<Worker> worker_;
   const Backend* gpu_ = nullptr;
-  nlohmann::json device_baseline_;  // the GPU baseline as the worker's request describes it
+  nlohmann::json device_baseline_;  // the GPU baseline (the naive seed) as the worker's request describes it
+  nlohmann::json vendor_baseline_;  // the task's baseline.cuda, compiled, timed instead where the worker loads it
   // Sends the request to the worker and reads its answer into `result`.
   EvalResult finish(const nlohmann::json& request, EvalResult result, const EvalOptions& options) const;
 };

@@ -168,6 +168,8 @@ class Target {
   virtual bool dead() const { return false; }
   // The device the kernels run on; null for the host.
   virtual const DeviceInfo* device() const { return nullptr; }
+  // The baseline it times, as results name it; empty: the evaluator's own choice (the host's).
+  virtual std::string baseline_name() const { return {}; }
 };
 
 // The correctness and timing protocol of one candidate on `target`; the reference runs on the host.
@@ -175,9 +177,11 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
                         std::uint64_t seed);
 
 // A GPU target in the worker: the candidate and the baseline (optional) as backend sources and
-// binaries, on device `index` of backend `backend` (opened once per worker).
+// binaries, on device `index` of backend `backend` (opened once per worker). `vendor` (optional,
+// {"file_name", "path"}): the task's compiled baseline.cuda, timed instead of `baseline` where its
+// library loads here.
 Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
-                                                   const nlohmann::json& baseline);
+                                                   const nlohmann::json& baseline, const nlohmann::json& vendor);
 
 // The worker's side of one request: {"type": "ping"} or {"type": "eval", ...} (see harness.cpp).
 nlohmann::json serve_request(const nlohmann::json& request);

@@ -392,14 +392,14 @@ Result<Task> load_task(const std::string& dir) {
 
   if (const toml::node* node = table.get("baseline")) {
     const toml::table* b = node->as_table();
-    if (!b) problems.add("baseline", "expected {{ cpu = \"FILE\", cpu_libs = [\"LIBRARY\", ...] }}");
+    if (!b) problems.add("baseline", "expected {{ cpu = \"FILE\", cpu_libs = [\"LIBRARY\", ...], cuda = \"FILE\" }}");
     for (const auto& [k, v] : b ? *b : toml::table{}) {
-      if (k.str() == "cpu") {
+      if (k.str() == "cpu" || k.str() == "cuda") {
         const auto path = v.value<std::string>();
         if (!path || path->empty() || !fs::is_regular_file(folder / *path))
-          problems.add("baseline.cpu", "expected a file of the task folder");
+          problems.add("baseline." + std::string(k.str()), "expected a file of the task folder");
         else
-          task.cpu_baseline_path = (folder / *path).string();
+          (k.str() == "cpu" ? task.cpu_baseline_path : task.cuda_baseline_path) = (folder / *path).string();
       } else if (k.str() == "cpu_libs") {
         const toml::array* libs = v.as_array();
         for (std::size_t i = 0; libs && i < libs->size(); ++i) {
@@ -412,7 +412,7 @@ Result<Task> load_task(const std::string& dir) {
         }
         if (!libs) problems.add("baseline.cpu_libs", "expected an array of library names");
       } else {
-        problems.add("baseline", "unknown key '{}' (known: cpu, cpu_libs)", k.str());
+        problems.add("baseline", "unknown key '{}' (known: cpu, cpu_libs, cuda)", k.str());
       }
     }
   }

@@ -75,6 +75,14 @@ if ! probe=$("$bundle/bin/kforge" --version 2>&1); then
   fi
 fi
 export KFORGE_SOURCE_DIR=$PWD KFORGE_TASKS_DIR=$PWD/tasks
+# The cuBLAS baselines (gemv, gemm) try $KFORGE_CUBLAS, libcublas.so.13 on the loader path, then
+# $CUDA_HOME, $CUDA_PATH and /usr/local/cuda (lib64); a pip wheel's copy is found here.
+if [ -z "${KFORGE_CUBLAS:-}" ]; then
+  KFORGE_CUBLAS=$(ls "${CUDA_HOME:-/usr/local/cuda}"/lib64/libcublas.so.13 /usr/local/cuda/lib64/libcublas.so.13 \
+    $(python3 -c 'import site; print(" ".join(p + "/nvidia/*/lib/libcublas.so.13" for p in site.getsitepackages()))' \
+      2>/dev/null) 2>/dev/null | head -1)
+  export KFORGE_CUBLAS
+fi
 KFORGE_CACHE_DIR=$(mktemp -d /tmp/kforge-gpu-check.XXXXXX)
 export KFORGE_CACHE_DIR
 work=$KFORGE_CACHE_DIR
@@ -92,6 +100,7 @@ echo "== machine"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "$probe"
 "$bundle/bin/kforge" devices
+echo "cuBLAS for the baselines: ${KFORGE_CUBLAS:-none found here: libcublas.so.13 from the loader path, else naive}"
 
 echo "== test_gpu"
 t=$(date +%s.%N)
@@ -115,9 +124,10 @@ for seed in tasks/llm/*/seeds/cuda_*.cu; do
   echo "-- $task $seed"
   t=$(date +%s.%N)
   timeout "$(time_left 100)" "$bundle/bin/kforge" eval --backend cuda --task "$task" --kernel "$seed" \
-    --db "$work/gpu_check.db"
-  rc=$?
-  add_row "eval $seed" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" "$(seconds_since "$t")"
+    --db "$work/gpu_check.db" | tee "$work/eval.out"
+  rc=${PIPESTATUS[0]}
+  baseline=$(grep -o ' vs [^ ]*' "$work/eval.out" | head -1)  # the baseline it was timed against
+  add_row "eval $seed$baseline" "$([ "$rc" -eq 0 ] && echo PASS || echo FAIL)" "$(seconds_since "$t")"
 done
 
 echo "== kforge tasks check --suite basic --backend cuda --check-only: every CUDA seed of the basic suite, correctness only"

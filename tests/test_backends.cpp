@@ -1,5 +1,6 @@
 // The backends' compilers on this machine (no GPU needed): NVRTC for every CUDA seed, hiprtc for
-// the same seeds through the HIP prelude, the shared cache, and what devices() says without GPUs.
+// the same seeds through the HIP prelude, the host compiler for the cuBLAS baselines, the shared
+// cache, and what devices() says without GPUs.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -84,6 +85,55 @@ TEST_F(BackendTest, NvrtcCompilesEveryCudaSeedToCubinAndPtx) {
       }
     }
   EXPECT_GT(using_shared_memory, 0) << "the reduction seeds use shared memory";
+}
+
+// Every task's baseline.cuda is host C++ that finds cuBLAS at run time: it compiles without the
+// toolkit, exports what the worker calls, and without a GPU its open says why it cannot run.
+TEST_F(BackendTest, EveryCublasBaselineCompilesForTheHostAndSaysWhyItCannotOpenWithoutAGpu) {
+  const HostCompiler host = HostCompiler::create({.compiler = "", .cache_dir = dir_.string()}).value();
+  const bool gpu_here = backend("cuda")->devices().ok();
+  int baselines = 0;
+  const std::vector<Task> tasks = load_tasks(kSource + "/tasks").value();
+  for (const Task& task : tasks) {
+    if (task.cuda_baseline_path.empty()) continue;
+    ++baselines;
+    auto binary = compile_gpu_host_baseline(host, task);
+    ASSERT_TRUE(binary.ok()) << task.id() << ": " << binary.error().message;
+    void* library = dlopen(binary->path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(library, nullptr) << dlerror();
+    EXPECT_NE(dlsym(library, "kforge_call"), nullptr) << task.id();
+    auto open = reinterpret_cast<const char* (*)(void*)>(dlsym(library, "kforge_baseline_open"));
+    ASSERT_NE(open, nullptr) << task.id();
+    if (!gpu_here) {
+      const char* why = open(nullptr);
+      ASSERT_NE(why, nullptr) << task.id() << ": opened cuBLAS without a GPU";
+      EXPECT_NE(std::string(why).find("cu"), std::string::npos) << why;  // "cuBLAS not found", "cublasCreate: ..."
+    }
+    dlclose(library);
+  }
+  EXPECT_EQ(baselines, 3) << "llm/gemv, llm/gemm_flat and llm/gemm_prefill name cuBLAS";
+}
+
+TEST_F(BackendTest, ACublasBaselineThatBreaksTheContractIsACompileError) {
+  const HostCompiler host = HostCompiler::create({.compiler = "", .cache_dir = dir_.string()}).value();
+  Task task = find_task(kSource + "/tasks", "llm/gemv").value();
+  const std::string entry = "// @kforge entry: gemv_cublas\n";
+  const std::string open = "extern \"C\" const char* kforge_baseline_open(void*) { return nullptr; }\n";
+  const std::pair<std::string, std::string> broken[] = {
+      {entry + open + "extern \"C\" const char* gemv_cublas(const float*, const float*, float*, int) { return 0; }\n",
+       "gemv_cublas"},  // an argument short of the task's
+      {entry + open + "extern \"C\" void gemv_cublas(const float*, const float*, float*, int, int) {}\n",
+       "gemv_cublas"},  // returns no error
+      {entry + "extern \"C\" const char* gemv_cublas(const float*, const float*, float*, int, int) { return 0; }\n",
+       "kforge_baseline_open"}};  // nothing to open it
+  for (const auto& [source, named] : broken) {
+    task.cuda_baseline_path = (dir_ / "cuda_broken.cpp").string();
+    std::ofstream(task.cuda_baseline_path) << source;
+    auto binary = compile_gpu_host_baseline(host, task);
+    ASSERT_FALSE(binary.ok()) << source;
+    EXPECT_EQ(binary.error().kind, ErrorKind::compile);
+    EXPECT_NE(binary.error().message.find(named), std::string::npos) << binary.error().message;
+  }
 }
 
 TEST_F(BackendTest, CudaSyntaxErrorReturnsTheLogWithItsLine) {

@@ -523,4 +523,23 @@ TEST(TaskLoaderBaseline, ABadBaselineTableIsRefusedWithItsField) {
   fs::remove_all(dir);
 }
 
+TEST(TaskLoaderBaseline, ACudaBaselineIsAFileOfTheTaskFolder) {
+  const Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
+  EXPECT_EQ(gemv.cuda_baseline_path, kSource + "/tasks/llm/gemv/baselines/cuda_cublas.cpp");
+  const fs::path dir = fs::temp_directory_path() / ("kforge-cuda-baseline-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy(kSource + "/tests/data/tasks/tiny/blas_scale", dir / "blas_scale", fs::copy_options::recursive);
+  auto toml = read_file((dir / "blas_scale/task.toml").string()).value();
+  toml.replace(toml.find("baseline = {"), 12, "baseline = { cuda = \"baselines/nope.cpp\", rocm = \"x.cpp\",");
+  std::ofstream((dir / "blas_scale/task.toml").string()) << toml << "\n";
+  auto task = load_task((dir / "blas_scale").string());
+  ASSERT_FALSE(task.ok());
+  EXPECT_NE(task.error().message.find("baseline.cuda: expected a file of the task folder"), std::string::npos)
+      << task.error().message;
+  EXPECT_NE(task.error().message.find("baseline: unknown key 'rocm' (known: cpu, cpu_libs, cuda)"), std::string::npos)
+      << task.error().message;
+  fs::remove_all(dir);
+}
+
 }  // namespace

@@ -1,7 +1,8 @@
 // The device side of the GPU backends, on a real device: memory, copies, a kernel compiled,
-// loaded, launched and checked, events, launch limits, a task seed against a CPU computation, and
-// a sticky error that kills the context but not the next process. Label `gpu`: without a CUDA or
-// HIP device every test skips and says why. On a machine other than the build's (the GPU check
+// loaded, launched and checked, events, launch limits, a task seed against a CPU computation, the
+// decoder on the device against the cpu, an evaluation timed against a cuBLAS baseline, and a
+// sticky error that kills the context but not the next process. Label `gpu`: without a CUDA or HIP
+// device every test skips and says why. On a machine other than the build's (the GPU check
 // bundle), $KFORGE_SOURCE_DIR and $KFORGE_CACHE_DIR override the build-time paths.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -302,6 +303,29 @@ TEST_F(GpuTest, LlamaDecoderMatchesTheCpu) {
   }
   ASSERT_TRUE(gpu->synchronize().ok());
   fs::remove_all(dir);
+}
+
+// llm/gemv's naive seed evaluated as `kforge eval --backend cuda` does it, in a worker: the baseline
+// timed beside it is the task's cuBLAS kernel (the GPU check's machine has cuBLAS, with the toolkit).
+TEST_F(GpuTest, GemvIsTimedAgainstCublas) {
+  if (backend_->name() != "cuda") GTEST_SKIP() << "the cuBLAS baselines are for cuda";
+  const std::string source_dir = env_or("KFORGE_SOURCE_DIR", KFORGE_SOURCE_DIR);
+  const HostCompiler host = HostCompiler::create({.compiler = "", .cache_dir = cache_->dir()}).value();
+  auto evaluator = Evaluator::create(find_task(source_dir + "/tasks", "llm/gemv").value(), host, nullptr, backend_.get());
+  ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
+  const std::string path = source_dir + "/tasks/llm/gemv/seeds/cuda_naive.cu";
+  EvalOptions options;
+  options.max_time_per_shape_s = 0.2;
+  const EvalResult r =
+      evaluator->evaluate(parse_candidate(read_file(path).value(), path).value(), "cuda_naive.cu", options);
+  ASSERT_EQ(r.status, EvalStatus::ok) << r.message;
+  EXPECT_EQ(r.baseline, "cuda_cublas.cpp");
+  EXPECT_TRUE(std::isfinite(r.speedup) && r.speedup > 0) << r.speedup;
+  for (const auto& shape : r.shapes)
+    if (shape.bench) {
+      ASSERT_TRUE(shape.baseline_timing.has_value()) << shape_label(shape.dims);
+      EXPECT_GT(shape.baseline_timing->median_us, 0) << shape_label(shape.dims);
+    }
 }
 
 // Last in this file: it leaves this process's context dead.
