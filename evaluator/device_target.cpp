@@ -297,7 +297,15 @@ class DeviceTarget final : public Target {
     }
     const size_t e = next % pool.size();
     if (Status s = redraw(e); !s) return fail(s.error());
-    return checked_call(e, nullptr);
+    if (auto failure = checked_call(e, nullptr); failure || !baseline_) return failure;
+    if (Status s = call(1, e, nullptr); !s) return fail(s.error());
+    CallArgs got = pool[e].clone();
+    for (size_t i = 0; i < task.args.size(); ++i)
+      if (is_output(task.args[i]))
+        if (Status s = outputs[1].download(i, got.buffers[i]); !s) return fail(s.error());
+    CallArgs want = candidate_args(task, pool[e]);
+    reference(want.pointers().data());
+    return check_baseline(task, got, want);
   }
 
  private:

@@ -321,6 +321,19 @@ void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng, std::
 // window, the outputs are poisoned (inout tensors restored) and the caches flushed. A random eighth
 // of the candidate's calls, and one more call after the last, are checked against the reference
 // on the same inputs, again outside the window: every timed call must really compute.
+std::optional<TimedFailure> check_baseline(const Task& task, const CallArgs& got, const CallArgs& want) {
+  ShapeResult check;
+  compare(task, got, want, check);
+  if (check.correct) return std::nullopt;
+  const Mismatch& m = check.mismatches.front();
+  ShapeResult not_the_candidates;
+  not_the_candidates.correct = true;
+  return TimedFailure{fmt::format("the task's baseline computed something else ({}[{}] = {}, want {}, {} of its "
+                                  "outputs wrong): speedups against it would mean nothing; fix the task",
+                                  m.tensor, m.index, format_value(m.got), format_value(m.want), check.wrong_elements),
+                      not_the_candidates};
+}
+
 std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runner>& timed, Runner& reference,
                                              std::vector<CallArgs>& pool, const EvalOptions& options,
                                              std::vector<std::byte>& flush_buffer, std::mt19937_64& rng) {
@@ -368,7 +381,10 @@ std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runne
   }
   CallArgs& inputs = pool[next % pool.size()];
   redraw_some(task, inputs, rng);
-  return checked_call(inputs, false);
+  if (auto failure = checked_call(inputs, false)) return failure;
+  if (timed.size() < 2) return std::nullopt;
+  timed[1].call(task, inputs, false);  // the baseline, on the inputs the reference just answered
+  return check_baseline(task, timed[1].own, reference.own);
 }
 
 // The input sets the timed calls cycle through: up to 8, fewer when a shape's inputs are large

@@ -150,6 +150,10 @@ std::string reference_problem(const Task& task, CallFn reference);
 
 // Why a checked timed call failed (empty: it computed something else) and the shape's mismatches.
 using TimedFailure = std::pair<std::string, ShapeResult>;
+// The baseline's output on a checked call against the reference's: a baseline that computes
+// something else (a vendor call with a transpose missed) makes every speedup against it
+// meaningless, so the evaluation fails as runtime_error, saying the task's baseline is wrong.
+std::optional<TimedFailure> check_baseline(const Task& task, const CallArgs& got, const CallArgs& want);
 
 // Where the protocol runs the kernels under test: in this process (cpu), or on a device.
 class Target {

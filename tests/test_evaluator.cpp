@@ -506,6 +506,19 @@ TEST(Evaluator, AVendorBaselineIsTimedWhereItLinksElseTheNaiveSeed) {
   }
 }
 
+TEST(Evaluator, ABaselineThatComputesSomethingElseFailsTheEvaluationAndBlamesTheTask) {
+  const std::string root = kSource + "/tests/data/tasks";
+  EvalOptions options;
+  options.max_time_per_shape_s = 0.1;
+  Evaluator e = evaluator_for(root, "tiny/wrong_baseline");
+  EvalResult r = e.evaluate(load_kernel(root + "/tiny/wrong_baseline/seeds/cpu_naive.cpp"), "k.cpp", options);
+  EXPECT_EQ(r.status, EvalStatus::runtime_error) << r.message;
+  EXPECT_NE(r.message.find("the task's baseline computed something else"), std::string::npos) << r.message;
+  // Correctness alone times no baseline: the candidate is judged on its own.
+  EXPECT_EQ(e.evaluate(load_kernel(root + "/tiny/wrong_baseline/seeds/cpu_naive.cpp"), "k.cpp", check_only()).status,
+            EvalStatus::ok);
+}
+
 TEST(TaskLoaderBaseline, ABadBaselineTableIsRefusedWithItsField) {
   const fs::path dir = fs::temp_directory_path() / ("kforge-baseline-" + std::to_string(getpid()));
   fs::remove_all(dir);
