@@ -31,8 +31,8 @@ double median(std::vector<double> v) {
 
 std::string with_param(const std::string& source, const std::string& name, std::int64_t value) {
   // "// @kforge param: NAME=VALUE in {...}": only VALUE changes. Compiling the regex costs far
-  // more than the search (family_hash calls this for every program on every proposal): once per
-  // name and thread.
+  // more than matching it (the offline operator sets params on every proposal): once per name and
+  // thread.
   thread_local std::map<std::string, std::regex> compiled;
   auto it = compiled.find(name);
   if (it == compiled.end())
@@ -89,11 +89,12 @@ std::string family_hash(const Candidate& candidate) {
 
 Population::Population(int islands) : islands_(static_cast<std::size_t>(std::max(1, islands))) {}
 
-std::pair<int, int> Population::cell(const Program& p) const {
+std::pair<int, int> Population::cell(int index) const {
+  const Program& p = programs_[index];
   // Descriptor 1: the code family (its structure apart from params); descriptor 2: where the first
   // param's value sits among its choices. Kernels of different structure or different primary
   // tile size do not compete for one cell.
-  const std::string family = family_hash(p.candidate);
+  const std::string& family = families_[index];
   const int family_bin = static_cast<int>(std::stoull(family.substr(0, 8), nullptr, 16) % kBins);
   int param_bin = 0;
   if (!p.candidate.params.empty()) {
@@ -108,7 +109,7 @@ std::pair<int, int> Population::cell(const Program& p) const {
 void Population::offer(Island& island, int index) {
   const Program& p = programs_[index];
   if (!p.correct()) return;
-  auto [it, inserted] = island.elites.emplace(cell(p), index);
+  auto [it, inserted] = island.elites.emplace(cell(index), index);
   if (!inserted && programs_[it->second].fitness < p.fitness) it->second = index;
 }
 
@@ -116,6 +117,7 @@ int Population::add(Program program, bool everywhere) {
   const int index = size();
   program.island = std::clamp(program.island, 0, islands() - 1);
   by_key_[program.key] = index;
+  families_.push_back(family_hash(program.candidate));
   programs_.push_back(std::move(program));
   for (int i = 0; i < islands(); ++i) {
     if (!everywhere && i != programs_[index].island) continue;
@@ -127,6 +129,7 @@ int Population::add(Program program, bool everywhere) {
 
 void Population::update(int index, const Program& program) {
   programs_.at(index) = program;
+  families_[index] = family_hash(program.candidate);
   for (Island& island : islands_) {
     // Withdraw it from every cell, then offer it again where it is a member.
     for (auto it = island.elites.begin(); it != island.elites.end();)
@@ -219,7 +222,7 @@ std::vector<int> Population::top(int n) const {
 
 std::vector<int> Population::diverse(int n, int parent) const {
   std::vector<int> out;
-  const auto parent_cell = parent >= 0 ? cell(programs_[parent]) : std::pair{-1, -1};
+  const auto parent_cell = parent >= 0 ? cell(parent) : std::pair{-1, -1};
   const std::vector<int> best = top(2);
   for (const Island& island : islands_)
     for (const auto& [c, index] : island.elites)
@@ -284,6 +287,7 @@ Result<Population> Population::from_json(const nlohmann::json& j,
       p.median_us = e.at("median_us"), p.roofline_pct = e.at("roofline_pct"), p.verified = e.at("verified");
       p.children = e.at("children");
       population.by_key_[p.key] = population.size();
+      population.families_.push_back(family_hash(p.candidate));
       population.programs_.push_back(std::move(p));
     }
     for (std::size_t i = 0; i < population.islands_.size(); ++i) {
@@ -422,16 +426,16 @@ std::optional<Proposal> propose_offline(Population& population, std::mt19937_64&
     Program& p = population.at(parent);
     // Other correct families to switch to (a seed variant and its descendants), best first.
     std::vector<int> variants;
-    std::set<std::string> families{family_hash(p.candidate)};
+    std::set<std::string> families{population.family(parent)};
     for (int i : population.top(population.size()))
-      if (families.insert(family_hash(population.at(i).candidate)).second) variants.push_back(i);
+      if (families.insert(population.family(i)).second) variants.push_back(i);
     const double r = uniform(rng);
     Result<Proposal> proposal = make_error(ErrorKind::invalid_input, "none");
     if (r < 0.1 && !variants.empty()) {
       proposal = switch_variant(p, population.at(variants[pick(rng, variants.size())]));
     } else if (r < 0.3) {
       const int other = population.select_other(island, parent, rng);
-      if (other >= 0 && family_hash(population.at(other).candidate) == family_hash(p.candidate))
+      if (other >= 0 && population.family(other) == population.family(parent))
         proposal = cross_params(p, population.at(other), rng);
     }
     if (!proposal) proposal = mutate_params(p, rng);

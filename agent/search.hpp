@@ -91,6 +91,9 @@ class Population {
 
   const Program& at(int index) const { return programs_.at(index); }
   Program& at(int index) { return programs_.at(index); }
+  // family_hash of the program's candidate, computed once when it was added or updated: the
+  // offline operator asks for every program's family on every proposal.
+  const std::string& family(int index) const { return families_.at(index); }
   int size() const { return static_cast<int>(programs_.size()); }
   int islands() const { return static_cast<int>(islands_.size()); }
   std::optional<int> find(const std::string& key) const;
@@ -107,9 +110,10 @@ class Population {
     std::vector<int> members;
     std::map<std::pair<int, int>, int> elites;  // cell -> program
   };
-  std::pair<int, int> cell(const Program& program) const;
+  std::pair<int, int> cell(int index) const;
   void offer(Island& island, int index);
   std::vector<Program> programs_;
+  std::vector<std::string> families_;  // per program
   std::vector<Island> islands_;
   std::map<std::string, int> by_key_;
 };

@@ -11,8 +11,9 @@
 //    (0 unless ok), and the throughput figure: candidates evaluated per minute on this machine.
 //    The landscape is kept in build/bench-search-landscape-<suite>_<task>.json and reused while
 //    the seeds, task.toml and CPU are unchanged, unless --remeasure. --passes N adds passes until
-//    every config has N samples (kept in the file; a config's value is their median, 0 if any
-//    failed), for a landscape less shaped by one unlucky measurement.
+//    every config has N samples (kept in the file as each is taken, so an interrupted pass resumes
+//    where it stopped; a config's value is their median, 0 if any failed), for a landscape less
+//    shaped by one unlucky measurement.
 // 2. Simulation on that ONE measured landscape, no re-timing: strategies are compared on the same
 //    numbers so that timing noise (this machine is shared) cannot decide the comparison. Only the
 //    landscape itself carries the measurement noise (printed as the spread between passes).
@@ -125,6 +126,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+void save(const nlohmann::json& landscape, const std::string& path) {
+  std::ofstream(path + ".tmp") << landscape.dump(1) << "\n";
+  fs::rename(path + ".tmp", path);
+}
+
 // Exhaustive passes over the space, appended to `landscape` until every config has `passes`
 // samples: each config evaluated once per pass, compiled afresh (a temporary compile cache).
 void measure(const Task& task, const std::vector<Config>& space, int passes, nlohmann::json& landscape,
@@ -155,8 +161,9 @@ void measure(const Task& task, const std::vector<Config>& space, int passes, nlo
     const Evaluator evaluator = die_unless(Evaluator::create(task, compiler), "evaluator");
     landscape["evaluator_create_s"] = seconds_since(create_start);
     landscape["compiler"] = compiler.version();
-    const auto start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < space.size(); ++i) {
+      auto& samples = landscape["points"][i]["samples"];
+      if (static_cast<int>(samples.size()) > pass) continue;  // measured before an interruption
       const Config& c = space[i];
       const auto t = std::chrono::steady_clock::now();
       const EvalResult r = evaluator.evaluate(c.candidate, c.origin, options);
@@ -164,14 +171,14 @@ void measure(const Task& task, const std::vector<Config>& space, int passes, nlo
       fmt::print(stderr, "pass {}/{} [{}/{}] {} {}: {}{} ({:.1f} s)\n", pass + 1, passes, i + 1, space.size(), c.origin,
                  params_label(c.candidate), p.status,
                  p.status == "ok" ? fmt::format(" {:.3f}x", p.speedup) : ": " + p.message, p.seconds);
-      landscape["points"][i]["samples"].push_back(
-          {{"status", p.status}, {"speedup", p.speedup}, {"message", p.message}, {"seconds", p.seconds}});
+      samples.push_back({{"status", p.status}, {"speedup", p.speedup}, {"message", p.message}, {"seconds", p.seconds}});
+      landscape["wall_s"] = landscape.at("wall_s").get<double>() + p.seconds;
+      landscape["evaluations"] = landscape.at("evaluations").get<int>() + 1;
+      landscape["measured_at"] = now_utc();
+      save(landscape, path);  // every sample at once: an interrupted run resumes the pass where it stopped
     }
-    landscape["wall_s"] = landscape.at("wall_s").get<double>() + seconds_since(start);
-    landscape["evaluations"] = landscape.at("evaluations").get<int>() + static_cast<int>(space.size());
     landscape["passes"] = pass + 1;
-    landscape["measured_at"] = now_utc();
-    std::ofstream(path) << landscape.dump(1) << "\n";  // a finished pass survives an interrupted run
+    save(landscape, path);
     std::error_code ignored;
     fs::remove_all(cache_dir, ignored);
   }
