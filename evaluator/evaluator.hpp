@@ -260,6 +260,11 @@ struct EvalResult {
   double speedup = 0;    // geometric mean over the bench shapes; 0 when untimed
   std::string output;    // what the kernel printed (the first 16 KiB), for its author
   bool verified = false;  // passed again in a fresh worker with a fresh seed (Evaluator::reverify)
+  // What the compiler reported about the candidate's binary (GPU: registers, spills, static shared
+  // memory; -1 where unknown, as on the cpu) and the binary's size; kept whenever the candidate
+  // compiled, whatever failed after (no device, a crash): the search files kernels by them.
+  ResourceUsage usage;
+  std::int64_t code_bytes = 0;  // 0: it did not compile
 };
 
 nlohmann::json to_json(const EvalResult& result);

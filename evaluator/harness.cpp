@@ -697,6 +697,15 @@ std::string first_error_line(const std::string& log) {
   return first;
 }
 
+namespace {
+// The compiler's log, the kernel's resources and its size, into the result of its evaluation.
+void note_binary(const Binary& binary, EvalResult& result) {
+  result.log = binary.log;
+  result.usage = binary.usage;
+  result.code_bytes = binary.size_bytes;
+}
+}  // namespace
+
 Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
                                 const std::string& file_name, const std::vector<std::string>& libraries) {
   CompileRequest request;
@@ -799,12 +808,13 @@ Result<Binary> compile_gpu_kernel(const Backend& gpu, const Task& task, const Ca
 }
 
 namespace {
-// A GPU kernel compiled for `gpu`, as the worker's request describes it.
+// A GPU kernel compiled for `gpu`, as the worker's request describes it; what the compiler said
+// about it goes to `result` when given.
 Result<nlohmann::json> compile_for_device(const Backend& gpu, const Task& task, const Candidate& candidate,
-                                          const std::string& file_name, std::string* log) {
+                                          const std::string& file_name, EvalResult* result) {
   auto binary = compile_gpu_kernel(gpu, task, candidate, file_name);
   if (!binary) return binary.error();
-  if (log) *log = binary->log;
+  if (result) note_binary(*binary, *result);
   return nlohmann::json{{"source", candidate.source},
                         {"file_name", file_name},
                         {"binary", {{"path", binary->path}, {"format", binary->format}, {"arch", binary->arch}}}};
@@ -903,7 +913,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
       result.message = *reason;
       return result;
     }
-    auto described = compile_for_device(*gpu_, task_, candidate, file_name, &result.log);
+    auto described = compile_for_device(*gpu_, task_, candidate, file_name, &result);
     if (!described) {
       result.status = described.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
       result.log = described.error().message;
@@ -936,7 +946,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
     result.message = first_error_line(result.log);
     return result;
   }
-  result.log = binary->log;
+  note_binary(*binary, result);
 
   request["backend"] = "cpu";
   request["candidate"] = binary->path;
@@ -999,6 +1009,9 @@ EvalResult Evaluator::finish(const nlohmann::json& request, EvalResult result, c
   }
   decoded->log = result.log;
   decoded->output = result.output;
+  // What the compiler said, from this side's compile: nothing the kernel runs beside can forge it.
+  decoded->usage = result.usage;
+  decoded->code_bytes = result.code_bytes;
   // A GPU worker names the baseline it timed (the vendor's, or the naive seed and why).
   if (decoded->speedup > 0 && decoded->baseline.empty()) decoded->baseline = baseline_name_;
   return *decoded;
