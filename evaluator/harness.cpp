@@ -849,6 +849,10 @@ Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler, std
       evaluator.device_baseline_ = std::move(*described);
       evaluator.baseline_name_ = "cuda_naive.cu";
     }
+    // What the worker measures the device's bandwidth with, for an honest % of roofline.
+    auto copy = compile_copy_probe(*gpu);
+    if (!copy) return make_error(ErrorKind::internal, "the GPU bandwidth probe does not compile:\n{}", copy.error().message);
+    evaluator.copy_probe_ = {{"path", copy->path}, {"format", copy->format}, {"arch", copy->arch}};
     // The vendor's kernel, where the worker can load its library (it says which baseline it timed).
     const Task& t = evaluator.task_;
     if (gpu->name() == "cuda" && !t.cuda_baseline_path.empty()) {
@@ -925,6 +929,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
     request["candidate"] = *described;
     request["baseline"] = options.time_bench_shapes ? device_baseline_ : nlohmann::json();
     request["vendor_baseline"] = options.time_bench_shapes ? vendor_baseline_ : nlohmann::json();
+    request["copy_probe"] = options.time_bench_shapes ? copy_probe_ : nlohmann::json();
     return finish(request, result, options);
   }
   if (auto reason = static_check(candidate.source)) {
@@ -1180,7 +1185,8 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
   auto reference = it->second.symbol("kforge_call");
   auto target = reference ? make_device_target(request.at("backend"), request.value("device", 0), request.at("candidate"),
                                                request.value("baseline", nlohmann::json()),
-                                               request.value("vendor_baseline", nlohmann::json()))
+                                               request.value("vendor_baseline", nlohmann::json()),
+                                               request.value("copy_probe", nlohmann::json()))
                           : Result<std::unique_ptr<Target>>(reference.error());
   if (!target) {
     result.status = EvalStatus::runtime_error;
@@ -1192,8 +1198,11 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
   watchdog.start();
   result = run_protocol(task, reinterpret_cast<CallFn>(*reference), **target, options, seed);
   if (result.speedup > 0) result.baseline = (*target)->baseline_name();
+  // The floor from the attributes (generous), the roofline from the measured bandwidth (honest).
+  const double copy = (*target)->copy_bytes_per_s();
   if (result.status == EvalStatus::ok && (*target)->device())
-    if (auto limits = device_limits(*(*target)->device())) apply_physics(task, *limits, result);
+    if (auto limits = device_limits(*(*target)->device(), copy))
+      apply_physics(task, *limits, result, device_roofline(*limits, copy));
   // A sticky error leaves the context unusable: answer, then let the next evaluation start afresh.
   if ((*target)->dead()) exit_after_answer = true;
   return result;
