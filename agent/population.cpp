@@ -89,11 +89,33 @@ std::string family_hash(const Candidate& candidate) {
 
 Population::Population(int islands) : islands_(static_cast<std::size_t>(std::max(1, islands))) {}
 
-std::pair<int, int> Population::cell(int index) const {
+namespace {
+
+// Register pressure, the resource that most shapes a GPU kernel: registers per thread decide how
+// many warps an SM holds (64K registers and at most 64 warps an SM on sm_80 and sm_90, allocated
+// in 256-register steps per warp): up to 32 keep all 64 warps, 64 half of them, 96 a third, 128 a
+// quarter, 168 twelve, 255 eight. The edges sit at those occupancy steps and never move, so a
+// kernel's bin means the same in every run. A kernel that spills is a bin of its own whatever its
+// count: local-memory traffic changes its character more than any register count. Static shared
+// memory is no descriptor: the compiler does not see the dynamic shared memory that launch lines
+// ask for, so it would misfile exactly the kernels that tile through shared memory.
+// -1: no compiler reported registers (cpu, hip).
+int register_bin(const ResourceUsage& usage) {
+  if (usage.registers < 0) return -1;
+  if (usage.spill_bytes > 0) return 6;
+  constexpr int kEdges[] = {32, 64, 96, 128, 168};
+  int bin = 0;
+  while (bin < 5 && usage.registers > kEdges[bin]) ++bin;
+  return bin;
+}
+
+}  // namespace
+
+Population::Cell Population::cell(int index) const {
   const Program& p = programs_[index];
   // Descriptor 1: the code family (its structure apart from params); descriptor 2: where the first
-  // param's value sits among its choices. Kernels of different structure or different primary
-  // tile size do not compete for one cell.
+  // param's value sits among its choices; descriptor 3, for GPU kernels: register pressure. Kernels
+  // of different structure, primary tile size or occupancy do not compete for one cell.
   const std::string& family = families_[index];
   const int family_bin = static_cast<int>(std::stoull(family.substr(0, 8), nullptr, 16) % kBins);
   int param_bin = 0;
@@ -103,7 +125,7 @@ std::pair<int, int> Population::cell(int index) const {
     if (it != first.choices.end())
       param_bin = static_cast<int>((it - first.choices.begin()) * kBins / static_cast<long>(first.choices.size()));
   }
-  return {family_bin, param_bin};
+  return {family_bin, param_bin, register_bin(p.usage)};
 }
 
 void Population::offer(Island& island, int index) {
@@ -222,7 +244,7 @@ std::vector<int> Population::top(int n) const {
 
 std::vector<int> Population::diverse(int n, int parent) const {
   std::vector<int> out;
-  const auto parent_cell = parent >= 0 ? cell(parent) : std::pair{-1, -1};
+  const Cell parent_cell = parent >= 0 ? cell(parent) : Cell{-1, -1, -1};
   const std::vector<int> best = top(2);
   for (const Island& island : islands_)
     for (const auto& [c, index] : island.elites)
@@ -261,11 +283,15 @@ nlohmann::json Population::to_json() const {
                         {"median_us", p.median_us},
                         {"roofline_pct", p.roofline_pct},
                         {"verified", p.verified},
-                        {"children", p.children}});
+                        {"children", p.children},
+                        {"registers", p.usage.registers},
+                        {"spill_bytes", p.usage.spill_bytes},
+                        {"shared_bytes", p.usage.shared_bytes},
+                        {"code_bytes", p.code_bytes}});
   nlohmann::json islands = nlohmann::json::array();
   for (const Island& island : islands_) {
     nlohmann::json elites = nlohmann::json::array();
-    for (const auto& [c, index] : island.elites) elites.push_back({c.first, c.second, index});
+    for (const auto& [c, index] : island.elites) elites.push_back({c[0], c[1], index, c[2]});
     islands.push_back({{"members", island.members}, {"elites", elites}});
   }
   return {{"programs", programs}, {"islands", islands}};
@@ -286,6 +312,9 @@ Result<Population> Population::from_json(const nlohmann::json& j,
       p.status = e.at("status"), p.feedback = e.at("feedback"), p.fitness = e.at("fitness");
       p.median_us = e.at("median_us"), p.roofline_pct = e.at("roofline_pct"), p.verified = e.at("verified");
       p.children = e.at("children");
+      // A state saved before resources were reported has none: unknown, as on the cpu.
+      p.usage = {e.value("registers", -1), e.value("spill_bytes", -1), e.value("shared_bytes", -1)};
+      p.code_bytes = e.value("code_bytes", std::int64_t{0});
       population.by_key_[p.key] = population.size();
       population.families_.push_back(family_hash(p.candidate));
       population.programs_.push_back(std::move(p));
@@ -294,7 +323,8 @@ Result<Population> Population::from_json(const nlohmann::json& j,
       const auto& island = j.at("islands")[i];
       population.islands_[i].members = island.at("members").get<std::vector<int>>();
       for (const auto& e : island.at("elites"))
-        population.islands_[i].elites[{e[0].get<int>(), e[1].get<int>()}] = e[2].get<int>();
+        population.islands_[i].elites[{e.at(0).get<int>(), e.at(1).get<int>(), e.size() > 3 ? e[3].get<int>() : -1}] =
+            e.at(2).get<int>();
     }
     for (const Island& island : population.islands_) {
       for (int m : island.members)

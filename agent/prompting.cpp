@@ -85,8 +85,13 @@ std::string roofline(const Task& task) {
 
 std::string metrics(const Program& p) {
   if (!p.correct()) return fmt::format("{} ({}): {}", p.origin, p.status, clip(p.feedback, 300));
-  return fmt::format("{} ({}): correct, {:.3f}x the baseline, {:.1f} us geometric-mean median, {:.0f}% of roofline{}",
-                     p.origin, p.operator_name, p.fitness, p.median_us, p.roofline_pct,
+  // A GPU kernel's register count and spills, which bound its occupancy, as ptxas reported them.
+  const std::string resources =
+      p.usage.registers < 0 ? ""
+                            : fmt::format(", {} registers a thread, {} bytes spilled, {} bytes static shared memory",
+                                          p.usage.registers, p.usage.spill_bytes, p.usage.shared_bytes);
+  return fmt::format("{} ({}): correct, {:.3f}x the baseline, {:.1f} us geometric-mean median, {:.0f}% of roofline{}{}",
+                     p.origin, p.operator_name, p.fitness, p.median_us, p.roofline_pct, resources,
                      p.verified ? ", re-verified" : "");
 }
 

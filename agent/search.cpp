@@ -109,6 +109,8 @@ EvaluationRecord evaluation_record(const Task& task, const std::string& device, 
   e.seed = r.seed;
   e.baseline = r.baseline;
   e.speedup = r.speedup;
+  e.registers = r.usage.registers, e.spill_bytes = r.usage.spill_bytes, e.shared_bytes = r.usage.shared_bytes;
+  e.code_bytes = r.code_bytes;
   for (const auto& s : r.shapes) {
     MeasurementRecord m;
     m.shape = shape_label(s.dims);
@@ -275,6 +277,7 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
       p.feedback = clip(r.message + (r.status == EvalStatus::compile_error ? "\n" + r.log : ""), kFeedbackChars);
       p.fitness = r.status == EvalStatus::ok ? r.speedup : 0;
       p.verified = r.verified;
+      p.usage = r.usage, p.code_bytes = r.code_bytes;
       const EvaluationRecord e = evaluation_record(task, device_, r, run_id_);
       p.median_us = geomean_median_us(e);
       p.roofline_pct = 0;

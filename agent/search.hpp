@@ -1,7 +1,8 @@
 // agent/search: the evolutionary search behind `kforge search`.
 //
 // For each task, a population of kernels lives on islands; each island keeps a MAP-Elites grid
-// (one elite per cell of code family x primary param) from which parents are drawn with
+// (one elite per cell of code family x primary param, x register pressure for a GPU kernel whose
+// compiler reported it) from which parents are drawn with
 // ShinkaEvolve's weight, sigmoid(10·z)/(1 + children), where z is the parent's log speedup
 // standardised over the island. An operator turns a parent into a candidate: with an LLM, a full
 // rewrite, a SEARCH/REPLACE diff, a crossover of two parents, or a fix of a failed kernel; offline,
@@ -13,6 +14,7 @@
 // order; timings are noisy, so two live runs agree only as long as the ranking they measure does.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -50,6 +52,8 @@ struct Program {
   double median_us = 0, roofline_pct = 0;
   bool verified = false;  // re-verified in a fresh worker (done for every new best)
   int children = 0;       // candidates proposed from it
+  ResourceUsage usage;          // what the compiler reported (GPU registers ...; -1 unknown)
+  std::int64_t code_bytes = 0;  // its binary's size; 0 when it did not compile
   bool correct() const { return status == "ok"; }
 };
 
@@ -106,11 +110,14 @@ class Population {
                                       const std::function<Result<Candidate>(const std::string& key)>& candidate_of);
 
  private:
+  // A cell of the grid: code family bin, primary param bin, register bin (-1 when no compiler
+  // reported registers: every cpu kernel).
+  using Cell = std::array<int, 3>;
   struct Island {
     std::vector<int> members;
-    std::map<std::pair<int, int>, int> elites;  // cell -> program
+    std::map<Cell, int> elites;  // cell -> program
   };
-  std::pair<int, int> cell(int index) const;
+  Cell cell(int index) const;
   void offer(Island& island, int index);
   std::vector<Program> programs_;
   std::vector<std::string> families_;  // per program

@@ -80,6 +80,11 @@ json evaluation_json(const EvaluationRecord& e) {
           {"atol", e.atol},
           {"rtol", e.rtol},
           {"created_at", e.created_at},
+          {"resources",
+           {{"registers", e.registers},
+            {"spill_bytes", e.spill_bytes},
+            {"shared_bytes", e.shared_bytes},
+            {"code_bytes", e.code_bytes}}},
           {"measurements", measurements}};
 }
 
@@ -187,6 +192,9 @@ int run_show(const DbArgs& a) {
                e.verified ? " (verified)" : "", e.seed, or_dash(geomean_median_us(e)), or_dash(e.speedup, "x"),
                e.baseline.empty() ? "" : " vs " + e.baseline);
     if (!e.message.empty()) fmt::print("    {}\n", e.message);
+    if (e.registers >= 0)
+      fmt::print("    {} registers, {} bytes spilled, {} bytes static shared memory, {} bytes of code\n", e.registers,
+                 e.spill_bytes, e.shared_bytes, e.code_bytes);
     for (const auto& m : e.measurements) {
       std::string line =
           fmt::format("    {} {:<18} {}", m.bench ? "bench" : "check", m.shape, m.correct ? "pass" : "FAIL");

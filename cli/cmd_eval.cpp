@@ -49,6 +49,9 @@ void print_result(const Task& task, const std::string& origin, const EvalResult&
     }
     fmt::print("{}\n", line);
   }
+  if (r.usage.registers >= 0)
+    fmt::print("  {} registers, {} bytes spilled, {} bytes static shared memory, {} bytes of code\n", r.usage.registers,
+               r.usage.spill_bytes, r.usage.shared_bytes, r.code_bytes);
   if (r.verified) fmt::print("  re-verified in a fresh worker with a fresh seed\n");
   if (r.status == EvalStatus::compile_error) fmt::print("{}\n", r.log);
 }

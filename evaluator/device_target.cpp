@@ -117,14 +117,16 @@ class Scratch {
 
 class DeviceTarget final : public Target {
  public:
-  DeviceTarget(Device& device, TimedKernel candidate, std::optional<TimedKernel> baseline, std::string baseline_name)
+  DeviceTarget(Device& device, TimedKernel candidate, std::optional<TimedKernel> baseline, std::string baseline_name,
+               double copy_bytes_per_s)
       : device_(device), candidate_(std::move(candidate)), baseline_(std::move(baseline)),
-        baseline_name_(std::move(baseline_name)) {}
+        baseline_name_(std::move(baseline_name)), copy_bytes_per_s_(copy_bytes_per_s) {}
 
   bool has_baseline() const override { return baseline_.has_value(); }
   std::string baseline_name() const override { return baseline_name_; }
   bool dead() const override { return device_.dead(); }
   const DeviceInfo* device() const override { return &device_.info(); }
+  double copy_bytes_per_s() const override { return copy_bytes_per_s_; }
 
   Status run(const Task& task, CallArgs& args) override {
     auto on_device = DeviceArgs::upload(device_, task, args);
@@ -327,6 +329,7 @@ class DeviceTarget final : public Target {
   TimedKernel candidate_;
   std::optional<TimedKernel> baseline_;
   std::string baseline_name_;
+  double copy_bytes_per_s_;
 };
 
 // The kernel a request describes: {"source", "file_name", "binary": {"path", "format", "arch"}}.
@@ -436,19 +439,38 @@ Result<DeviceKernel> load_device_kernel(Device& device, Candidate candidate, con
 }
 
 Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
-                                                   const nlohmann::json& baseline, const nlohmann::json& vendor) {
+                                                   const nlohmann::json& baseline, const nlohmann::json& vendor,
+                                                   const nlohmann::json& copy_probe) {
   // One device per worker, opened on first use and kept (with its backend) for the worker's life.
-  static std::map<std::pair<std::string, int>, std::pair<std::unique_ptr<Backend>, std::unique_ptr<Device>>> open;
-  auto& slot = open[{backend, index}];
-  if (!slot.second) {
+  struct Open {
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<Device> device;
+    bool probed = false;
+    double copy_bytes_per_s = 0;  // measured; 0: not (yet), or the probe failed
+  };
+  static std::map<std::pair<std::string, int>, Open> open;
+  Open& slot = open[{backend, index}];
+  if (!slot.device) {
     auto b = make_backend(backend, CompileCache::at());
     if (!b) return b.error();
     auto d = (*b)->open_device(index);
     if (!d) return d.error();
-    slot = {std::move(*b), std::move(*d)};
+    slot.backend = std::move(*b), slot.device = std::move(*d);
   }
-  Device& device = *slot.second;
+  Device& device = *slot.device;
   if (device.dead()) return make_error(ErrorKind::internal, "{} device {}: dead since a sticky error", backend, index);
+  if (!slot.probed && !copy_probe.is_null()) {
+    slot.probed = true;
+    auto copy = copy_bandwidth(device, Binary{.backend = backend,
+                                              .arch = copy_probe.at("arch").get<std::string>(),
+                                              .format = copy_probe.at("format").get<std::string>(),
+                                              .path = copy_probe.at("path").get<std::string>()});
+    if (copy)
+      slot.copy_bytes_per_s = *copy;
+    else  // the roofline falls back to the attributes'
+      fmt::print(stderr, "kforge worker: {} device {}: no measured bandwidth: {}\n", backend, index, copy.error().message);
+    if (device.dead()) return make_error(ErrorKind::internal, "{} device {}: dead since a sticky error", backend, index);
+  }
   auto kernel = load_kernel(device, backend, candidate);
   if (!kernel) return kernel.error();
   // The vendor's kernel where its library loads here, else the naive seed, named with the reason.
@@ -468,7 +490,7 @@ Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, i
   std::string name = base ? base->name + unavailable : "";
   return std::unique_ptr<Target>(std::make_unique<DeviceTarget>(
       device, TimedKernel{std::move(*kernel), nullptr, candidate.value("file_name", "")}, std::move(base),
-      std::move(name)));
+      std::move(name), slot.copy_bytes_per_s));
 }
 
 }  // namespace kforge

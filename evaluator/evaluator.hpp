@@ -246,7 +246,7 @@ struct ShapeResult {
   std::optional<TimingStats> baseline_timing;  // the task's baseline, timed interleaved
   double speedup = 0;                          // baseline median / candidate median
   double gbps = 0, gflops = 0;  // from the task's byte and FLOP formulas, when timed
-  double floor_us = 0;          // max(bytes / best bandwidth, FLOPs / peak) on this machine
+  double floor_us = 0;          // max(bytes / bandwidth, FLOPs / peak) on this machine (a GPU: measured bandwidth)
   double roofline_pct = 0;      // floor_us / median, in percent
 };
 
@@ -260,6 +260,11 @@ struct EvalResult {
   double speedup = 0;    // geometric mean over the bench shapes; 0 when untimed
   std::string output;    // what the kernel printed (the first 16 KiB), for its author
   bool verified = false;  // passed again in a fresh worker with a fresh seed (Evaluator::reverify)
+  // What the compiler reported about the candidate's binary (GPU: registers, spills, static shared
+  // memory; -1 where unknown, as on the cpu) and the binary's size; kept whenever the candidate
+  // compiled, whatever failed after (no device, a crash): the search files kernels by them.
+  ResourceUsage usage;
+  std::int64_t code_bytes = 0;  // 0: it did not compile
 };
 
 nlohmann::json to_json(const EvalResult& result);
@@ -350,6 +355,7 @@ class Evaluator {
   const Backend* gpu_ = nullptr;
   nlohmann::json device_baseline_;  // the GPU baseline (the naive seed) as the worker's request describes it
   nlohmann::json vendor_baseline_;  // the task's baseline.cuda, compiled, timed instead where the worker loads it
+  nlohmann::json copy_probe_;       // the GPU's bandwidth probe (compile_copy_probe), as the worker's request names it
   // Sends the request to the worker and reads its answer into `result`.
   EvalResult finish(const nlohmann::json& request, EvalResult result, const EvalOptions& options) const;
 };

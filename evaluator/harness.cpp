@@ -697,6 +697,15 @@ std::string first_error_line(const std::string& log) {
   return first;
 }
 
+namespace {
+// The compiler's log, the kernel's resources and its size, into the result of its evaluation.
+void note_binary(const Binary& binary, EvalResult& result) {
+  result.log = binary.log;
+  result.usage = binary.usage;
+  result.code_bytes = binary.size_bytes;
+}
+}  // namespace
+
 Result<Binary> compile_for_task(const HostCompiler& compiler, const Task& task, const Candidate& candidate,
                                 const std::string& file_name, const std::vector<std::string>& libraries) {
   CompileRequest request;
@@ -799,12 +808,13 @@ Result<Binary> compile_gpu_kernel(const Backend& gpu, const Task& task, const Ca
 }
 
 namespace {
-// A GPU kernel compiled for `gpu`, as the worker's request describes it.
+// A GPU kernel compiled for `gpu`, as the worker's request describes it; what the compiler said
+// about it goes to `result` when given.
 Result<nlohmann::json> compile_for_device(const Backend& gpu, const Task& task, const Candidate& candidate,
-                                          const std::string& file_name, std::string* log) {
+                                          const std::string& file_name, EvalResult* result) {
   auto binary = compile_gpu_kernel(gpu, task, candidate, file_name);
   if (!binary) return binary.error();
-  if (log) *log = binary->log;
+  if (result) note_binary(*binary, *result);
   return nlohmann::json{{"source", candidate.source},
                         {"file_name", file_name},
                         {"binary", {{"path", binary->path}, {"format", binary->format}, {"arch", binary->arch}}}};
@@ -839,6 +849,10 @@ Result<Evaluator> Evaluator::create(Task task, const HostCompiler& compiler, std
       evaluator.device_baseline_ = std::move(*described);
       evaluator.baseline_name_ = "cuda_naive.cu";
     }
+    // What the worker measures the device's bandwidth with, for an honest % of roofline.
+    auto copy = compile_copy_probe(*gpu);
+    if (!copy) return make_error(ErrorKind::internal, "the GPU bandwidth probe does not compile:\n{}", copy.error().message);
+    evaluator.copy_probe_ = {{"path", copy->path}, {"format", copy->format}, {"arch", copy->arch}};
     // The vendor's kernel, where the worker can load its library (it says which baseline it timed).
     const Task& t = evaluator.task_;
     if (gpu->name() == "cuda" && !t.cuda_baseline_path.empty()) {
@@ -903,7 +917,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
       result.message = *reason;
       return result;
     }
-    auto described = compile_for_device(*gpu_, task_, candidate, file_name, &result.log);
+    auto described = compile_for_device(*gpu_, task_, candidate, file_name, &result);
     if (!described) {
       result.status = described.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
       result.log = described.error().message;
@@ -915,6 +929,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
     request["candidate"] = *described;
     request["baseline"] = options.time_bench_shapes ? device_baseline_ : nlohmann::json();
     request["vendor_baseline"] = options.time_bench_shapes ? vendor_baseline_ : nlohmann::json();
+    request["copy_probe"] = options.time_bench_shapes ? copy_probe_ : nlohmann::json();
     return finish(request, result, options);
   }
   if (auto reason = static_check(candidate.source)) {
@@ -936,7 +951,7 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
     result.message = first_error_line(result.log);
     return result;
   }
-  result.log = binary->log;
+  note_binary(*binary, result);
 
   request["backend"] = "cpu";
   request["candidate"] = binary->path;
@@ -999,6 +1014,9 @@ EvalResult Evaluator::finish(const nlohmann::json& request, EvalResult result, c
   }
   decoded->log = result.log;
   decoded->output = result.output;
+  // What the compiler said, from this side's compile: nothing the kernel runs beside can forge it.
+  decoded->usage = result.usage;
+  decoded->code_bytes = result.code_bytes;
   // A GPU worker names the baseline it timed (the vendor's, or the naive seed and why).
   if (decoded->speedup > 0 && decoded->baseline.empty()) decoded->baseline = baseline_name_;
   return *decoded;
@@ -1167,7 +1185,8 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
   auto reference = it->second.symbol("kforge_call");
   auto target = reference ? make_device_target(request.at("backend"), request.value("device", 0), request.at("candidate"),
                                                request.value("baseline", nlohmann::json()),
-                                               request.value("vendor_baseline", nlohmann::json()))
+                                               request.value("vendor_baseline", nlohmann::json()),
+                                               request.value("copy_probe", nlohmann::json()))
                           : Result<std::unique_ptr<Target>>(reference.error());
   if (!target) {
     result.status = EvalStatus::runtime_error;
@@ -1179,8 +1198,11 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
   watchdog.start();
   result = run_protocol(task, reinterpret_cast<CallFn>(*reference), **target, options, seed);
   if (result.speedup > 0) result.baseline = (*target)->baseline_name();
+  // The floor from the attributes (generous), the roofline from the measured bandwidth (honest).
+  const double copy = (*target)->copy_bytes_per_s();
   if (result.status == EvalStatus::ok && (*target)->device())
-    if (auto limits = device_limits(*(*target)->device())) apply_physics(task, *limits, result);
+    if (auto limits = device_limits(*(*target)->device(), copy))
+      apply_physics(task, *limits, result, device_roofline(*limits, copy));
   // A sticky error leaves the context unusable: answer, then let the next evaluation start afresh.
   if ((*target)->dead()) exit_after_answer = true;
   return result;

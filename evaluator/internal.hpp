@@ -172,6 +172,8 @@ class Target {
   virtual bool dead() const { return false; }
   // The device the kernels run on; null for the host.
   virtual const DeviceInfo* device() const { return nullptr; }
+  // Its memory bandwidth as its copy kernel measured it (copy_bandwidth); 0 when unknown.
+  virtual double copy_bytes_per_s() const { return 0; }
   // The baseline it times, as results name it; empty: the evaluator's own choice (the host's).
   virtual std::string baseline_name() const { return {}; }
 };
@@ -183,9 +185,11 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
 // A GPU target in the worker: the candidate and the baseline (optional) as backend sources and
 // binaries, on device `index` of backend `backend` (opened once per worker). `vendor` (optional,
 // {"file_name", "path"}): the task's compiled baseline.cuda, timed instead of `baseline` where its
-// library loads here.
+// library loads here. `copy_probe` (optional, {"path", "format", "arch"}): compile_copy_probe's
+// binary, which measures the device's bandwidth on the first request that brings it.
 Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
-                                                   const nlohmann::json& baseline, const nlohmann::json& vendor);
+                                                   const nlohmann::json& baseline, const nlohmann::json& vendor,
+                                                   const nlohmann::json& copy_probe);
 
 // The worker's side of one request: {"type": "ping"} or {"type": "eval", ...} (see harness.cpp).
 nlohmann::json serve_request(const nlohmann::json& request);
@@ -208,12 +212,24 @@ Result<Binary> compile_probe(const HostCompiler& compiler);
 // The machine's limits: measured by the probe once, then kept beside its binary; `measure_again`
 // runs it anyway and keeps the best of old and new.
 Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again = false);
-// A GPU's limits from its attributes (bus width and memory clock, SMs and clock); nothing when
-// the driver did not say.
-std::optional<MachineLimits> device_limits(const DeviceInfo& info);
-// Sets each timed shape's floor and % of roofline; a median under half the floor turns an ok
-// result into rejected_cheat.
-void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result);
+// The copy kernel that measures a GPU's memory bandwidth, compiled for `gpu` like a candidate.
+Result<Binary> compile_copy_probe(const Backend& gpu);
+// `device`'s memory bandwidth in bytes/s: the best of five copies between two buffers of twice its
+// L2 (each byte read once and written once), by compile_copy_probe's kernel. Measured once per
+// device model, then kept beside the kernel's binary.
+Result<double> copy_bandwidth(Device& device, const Binary& copy_probe);
+// A GPU's limits from its attributes (bus width and memory clock, SMs and clock), the memory rates
+// raised to `copy_bytes_per_s` (copy_bandwidth's; 0: none) where that is higher, so that the floor
+// never sits below what the device was seen doing; nothing when the driver did not say.
+std::optional<MachineLimits> device_limits(const DeviceInfo& info, double copy_bytes_per_s = 0);
+// What a GPU's % of roofline is measured against: `limits`, with the measured copy bandwidth as the
+// memory rate at every working-set size (L2 is flushed before every timed call); `limits` itself
+// when nothing was measured. Honest, where device_limits is generous.
+MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per_s);
+// Sets each timed shape's floor and % of roofline against `roofline` (else `limits`); a median
+// under half the ideal time under `limits` turns an ok result into rejected_cheat.
+void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,
+                   const std::optional<MachineLimits>& roofline = std::nullopt);
 EvalOptions eval_options_from_json(const nlohmann::json& j);
 
 }  // namespace kforge

@@ -2,6 +2,8 @@
 // a probe compiled like every candidate (same compiler, same -O3 -march=native -fopenmp), so no
 // honest kernel can beat it by being built better. A measured time far below
 // max(bytes / bandwidth, FLOPs / peak) is not a fast kernel but a broken measurement or a cheat.
+// A GPU's floor comes from its attributes, generously; its % of roofline from the bandwidth a
+// copy kernel, compiled and launched like every candidate, measured on it.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,6 +86,15 @@ extern "C" double kforge_probe_fma(int threads) {
 
 constexpr long kLadder[] = {16l << 10, 256l << 10, 2l << 20, 16l << 20, 128l << 20};
 
+// A device-to-device copy, one float4 a thread: what the device's memory sustains for a plain
+// stream of reads and writes (STREAM's copy). CUDA, and HIP through its backend's prelude.
+constexpr const char* kCopySource = R"(
+extern "C" __global__ void kforge_copy(const float4* __restrict__ in, float4* __restrict__ out, unsigned long long n) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = in[i];
+}
+)";
+
 using nlohmann::json;
 
 json limits_to_json(const MachineLimits& m) {
@@ -101,6 +112,17 @@ Result<MachineLimits> limits_from_json(const json& j) {
     return m;
   } catch (const json::exception& e) {
     return make_error(ErrorKind::internal, "malformed probe result: {}", e.what());
+  }
+}
+
+// Writes `text` to `path` by a rename, so a concurrent reader sees the old file or the new one;
+// a failure leaves no file, and only costs measuring again.
+void save_atomically(const std::string& path, const std::string& text) {
+  const std::string temp = fmt::format("{}.{}.tmp", path, getpid());
+  if (FILE* f = std::fopen(temp.c_str(), "w")) {
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (std::fclose(f) == 0 && ok) std::rename(temp.c_str(), path.c_str());
+    std::remove(temp.c_str());
   }
 }
 
@@ -171,23 +193,87 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure
       limits->read_bytes_per_s[i].second = std::max(limits->read_bytes_per_s[i].second, before->read_bytes_per_s[i].second);
     limits->flops_per_s = std::max(limits->flops_per_s, before->flops_per_s);
   }
-  const std::string temp = fmt::format("{}.{}.tmp", saved, getpid());
-  if (FILE* f = std::fopen(temp.c_str(), "w")) {
-    const std::string text = limits_to_json(*limits).dump();
-    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-    if (std::fclose(f) == 0 && ok) std::rename(temp.c_str(), saved.c_str());
-    std::remove(temp.c_str());
-  }
+  save_atomically(saved, limits_to_json(*limits).dump());
   return probed[probe_binary] = *limits;
 }
 
-std::optional<MachineLimits> device_limits(const DeviceInfo& info) {
+Result<Binary> compile_copy_probe(const Backend& gpu) {
+  CompileRequest request;
+  request.source = kCopySource;
+  request.file_name = "kforge_copy.cu";
+  return gpu.compile(request);
+}
+
+Result<double> copy_bandwidth(Device& device, const Binary& copy_probe) {
+  const DeviceInfo& info = device.info();
+  // Kept beside the kernel in the compile cache, per device model (one arch, or one
+  // "vendor:arch:units" key, spans several models).
+  const std::string saved = fmt::format("{}.{}.bandwidth.json", copy_probe.path,
+                                        content_hash(device_key(info) + "\n" + info.name).substr(0, 16));
+  if (auto text = read_file(saved)) {
+    const json j = json::parse(*text, nullptr, false);
+    if (j.is_object() && j.value("copy_bytes_per_s", 0.0) > 0) return j["copy_bytes_per_s"].get<double>();
+  }
+  auto module = device.load(copy_probe);
+  if (!module) return module.error();
+  // Two buffers of twice the L2 each (at least 64 MiB, at most an eighth of the memory, whole
+  // blocks of 256 float4s): every pass streams from and to memory, not from the cache.
+  constexpr unsigned kBlock = 256;
+  constexpr std::size_t kChunk = kBlock * 16;
+  std::size_t bytes = std::max<std::size_t>(2 * static_cast<std::size_t>(std::max<std::int64_t>(info.l2_bytes, 0)),
+                                            std::size_t{64} << 20);
+  if (info.memory_bytes > 0) bytes = std::min(bytes, static_cast<std::size_t>(info.memory_bytes) / 8);
+  bytes = bytes / kChunk * kChunk;
+  struct Buffer {  // freed on every way out
+    Device& device;
+    DevicePtr ptr = 0;
+    ~Buffer() { device.free(ptr); }
+  } in{device}, out{device};
+  for (Buffer* b : {&in, &out}) {
+    auto p = device.alloc(bytes);
+    if (!p) return p.error();
+    b->ptr = *p;
+  }
+  constexpr std::uint8_t kPattern = 0x3c;
+  if (Status s = device.fill(in.ptr, kPattern, bytes); !s) return s.error();
+  if (Status s = device.fill(out.ptr, 0, bytes); !s) return s.error();
+  auto start = device.create_event(), end = device.create_event();
+  if (!start || !end) return (!start ? start : end).error();
+  unsigned long long n = bytes / 16;
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(n / kBlock);
+  dims.block[0] = kBlock;
+  void* args[] = {&in.ptr, &out.ptr, &n};
+  // The first launch loads the code and touches every page; the best of the next five counts.
+  double best_ms = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    Status s = device.record(**start);
+    if (s) s = device.launch(**module, "kforge_copy", dims, args);
+    if (s) s = device.record(**end);
+    if (s) s = device.synchronize();
+    if (!s) return s.error();
+    auto ms = device.elapsed_ms(**start, **end);
+    if (!ms) return ms.error();
+    if (rep > 0 && *ms > 0 && (best_ms == 0 || *ms < best_ms)) best_ms = *ms;
+  }
+  // A copy that never happened must not pass for a fast one: the last bytes have arrived.
+  std::uint8_t last[16] = {};
+  if (Status s = device.copy_out(last, out.ptr + bytes - sizeof last, sizeof last); !s) return s.error();
+  if (best_ms <= 0 || std::any_of(std::begin(last), std::end(last), [](std::uint8_t b) { return b != kPattern; }))
+    return make_error(ErrorKind::internal, "{}: the copy kernel did not copy", info.name);
+  const double rate = 2.0 * static_cast<double>(bytes) / (best_ms * 1e-3);  // each byte read once, written once
+  save_atomically(saved, json{{"device", info.name}, {"copy_bytes_per_s", rate}}.dump());
+  return rate;
+}
+
+std::optional<MachineLimits> device_limits(const DeviceInfo& info, double copy_bytes_per_s) {
   if (info.memory_clock_khz <= 0 || info.memory_bus_bits <= 0 || info.compute_units <= 0 || info.clock_khz <= 0)
     return std::nullopt;
   // From the device's attributes, generously: double data rate over the bus (HBM and GDDR), four
   // times that for working sets that fit in L2, and 4096 FLOPs per clock per SM or CU (above any
-  // f32 or TF32 tensor-core rate today), so that no honest kernel is ever called impossible.
-  const double memory = 2.0 * info.memory_clock_khz * 1e3 * info.memory_bus_bits / 8;
+  // f32 or TF32 tensor-core rate today), so that no honest kernel is ever called impossible; and
+  // never below what the copy kernel was seen to move.
+  const double memory = std::max(2.0 * info.memory_clock_khz * 1e3 * info.memory_bus_bits / 8, copy_bytes_per_s);
   MachineLimits m;
   m.read_bytes_per_s = {{0.0, 4 * memory}};
   if (info.l2_bytes > 0) m.read_bytes_per_s.emplace_back(static_cast<double>(info.l2_bytes), memory);
@@ -195,23 +281,36 @@ std::optional<MachineLimits> device_limits(const DeviceInfo& info) {
   return m;
 }
 
-void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result) {
+MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per_s) {
+  if (copy_bytes_per_s <= 0) return limits;
+  // Every timed call starts with L2 flushed: whatever the working set, its bytes come from memory.
+  MachineLimits m = limits;
+  m.read_bytes_per_s = {{0.0, copy_bytes_per_s}};
+  return m;
+}
+
+void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,
+                   const std::optional<MachineLimits>& roofline) {
+  auto ideal_s = [](const MachineLimits& m, double bytes, double flops) {
+    return std::max(bytes / m.read_rate(bytes), flops / m.flops_per_s);
+  };
+  const MachineLimits& honest = roofline ? *roofline : limits;
   for (auto& shape : result.shapes) {
     if (!shape.timing || shape.timing->median_us <= 0) continue;
     const double bytes = task.bytes ? static_cast<double>(task.bytes->eval(shape.dims).value()) : 0;
     const double flops = task.flops ? static_cast<double>(task.flops->eval(shape.dims).value()) : 0;
-    const double ideal_s = std::max(bytes / limits.read_rate(bytes), flops / limits.flops_per_s);
-    if (ideal_s <= 0) continue;
-    shape.floor_us = ideal_s * 1e6;
+    const double floor_us = ideal_s(limits, bytes, flops) * 1e6;
+    if (floor_us <= 0) continue;
+    shape.floor_us = ideal_s(honest, bytes, flops) * 1e6;
     shape.roofline_pct = 100 * shape.floor_us / shape.timing->median_us;
     // Half the ideal time: room for a kernel that beats our probe loops, none for a broken timer.
-    if (result.status == EvalStatus::ok && shape.timing->median_us < 0.5 * shape.floor_us) {
+    if (result.status == EvalStatus::ok && shape.timing->median_us < 0.5 * floor_us) {
       result.status = EvalStatus::rejected_cheat;
       result.message = fmt::format(
           "faster than physics at {}: median {:.3g} us, but {:.3g} bytes and {:.3g} FLOPs take at least {:.3g} us "
           "on this machine ({:.3g} GB/s, {:.3g} GFLOP/s measured)",
-          shape_label(shape.dims), shape.timing->median_us, bytes, flops, shape.floor_us,
-          limits.read_rate(bytes) / 1e9, limits.flops_per_s / 1e9);
+          shape_label(shape.dims), shape.timing->median_us, bytes, flops, floor_us, limits.read_rate(bytes) / 1e9,
+          limits.flops_per_s / 1e9);
     }
   }
 }

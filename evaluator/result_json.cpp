@@ -58,7 +58,12 @@ json to_json(const EvalResult& result) {
           {"baseline", result.baseline},
           {"speedup", result.speedup},
           {"output", result.output},
-          {"verified", result.verified}};
+          {"verified", result.verified},
+          {"resources",
+           {{"registers", result.usage.registers},
+            {"spill_bytes", result.usage.spill_bytes},
+            {"shared_bytes", result.usage.shared_bytes},
+            {"code_bytes", result.code_bytes}}}};
 }
 
 Result<EvalResult> eval_result_from_json(const json& j) {
@@ -75,6 +80,11 @@ Result<EvalResult> eval_result_from_json(const json& j) {
     r.speedup = j.at("speedup");
     r.output = j.value("output", "");
     r.verified = j.value("verified", false);
+    if (j.contains("resources")) {
+      const json& u = j["resources"];
+      r.usage.registers = u.at("registers"), r.usage.spill_bytes = u.at("spill_bytes");
+      r.usage.shared_bytes = u.at("shared_bytes"), r.code_bytes = u.at("code_bytes");
+    }
     for (const auto& s : j.at("shapes")) {
       ShapeResult shape;
       for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = v.get<std::int64_t>();

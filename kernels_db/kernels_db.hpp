@@ -106,6 +106,11 @@ struct EvaluationRecord {
   std::string dtype = "f32";
   std::string dynamic_dim;
   std::string created_at;  // UTC, ISO 8601; assigned by the store
+  // What the compiler reported about the kernel's binary: registers per thread, spill bytes and
+  // static shared memory per block (GPU kernels; -1 where unknown), and the binary's size (0 where
+  // unknown). Filed with the evaluation, since another arch or compiler builds another binary.
+  int registers = -1, spill_bytes = -1, shared_bytes = -1;
+  std::int64_t code_bytes = 0;
   std::vector<MeasurementRecord> measurements;
 };
 
@@ -184,7 +189,7 @@ double geomean_median_us(const EvaluationRecord& evaluation);
 
 class KernelStore {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
   // A measurement publishes only with at least this many timed samples.
   static constexpr int kMinPublishSamples = 10;
 

@@ -38,6 +38,8 @@ class Statement {
   }
   // A positive number, or NULL for 0 (unknown).
   Statement& bind_positive(int i, double v) { return v > 0 ? bind(i, v) : bind_null(i); }
+  // A count, or NULL for -1 (unknown).
+  Statement& bind_count(int i, std::int64_t v) { return v >= 0 ? bind_int(i, v) : bind_null(i); }
   int step() { return rc_ = sqlite3_step(stmt_); }
   void reset() {
     sqlite3_reset(stmt_);

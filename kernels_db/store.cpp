@@ -210,6 +210,14 @@ CREATE TABLE search_state(
   updated_at TEXT NOT NULL,
   PRIMARY KEY(run_id, task));
 )sql",
+    // 6: what the compiler reported about an evaluated kernel's binary (NULL: unknown, as for
+    // every kernel evaluated before and every cpu kernel's registers).
+    R"sql(
+ALTER TABLE evaluation ADD COLUMN registers    INTEGER;  -- per thread
+ALTER TABLE evaluation ADD COLUMN spill_bytes  INTEGER;  -- spill stores + loads
+ALTER TABLE evaluation ADD COLUMN shared_bytes INTEGER;  -- static shared memory per block
+ALTER TABLE evaluation ADD COLUMN code_bytes   INTEGER;  -- the binary's size
+)sql",
 };
 constexpr int kMigrationCount = sizeof kMigrations / sizeof kMigrations[0];
 static_assert(kMigrationCount == KernelStore::kSchemaVersion);
@@ -227,7 +235,7 @@ std::string random_hex() {
 constexpr const char* kEvaluationColumns =
     "e.evaluation_id, e.evaluation_key, e.kernel_key, e.device_key, e.env_key, e.run_id, e.status, e.message, "
     "e.log, e.output, e.atol, e.rtol, e.seed, e.baseline, e.speedup, e.verified, e.op_version, e.dtype, "
-    "e.dynamic_dim, e.created_at";
+    "e.dynamic_dim, e.created_at, e.registers, e.spill_bytes, e.shared_bytes, e.code_bytes";
 
 // Reads kEvaluationColumns starting at column `first`.
 EvaluationRecord read_evaluation(const Statement& st, int first = 0) {
@@ -252,6 +260,11 @@ EvaluationRecord read_evaluation(const Statement& st, int first = 0) {
   e.dtype = st.text(first + 17);
   e.dynamic_dim = st.text(first + 18);
   e.created_at = st.text(first + 19);
+  auto count = [&](int column) { return st.is_null(first + column) ? -1 : st.integer(first + column); };
+  e.registers = static_cast<int>(count(20));
+  e.spill_bytes = static_cast<int>(count(21));
+  e.shared_bytes = static_cast<int>(count(22));
+  e.code_bytes = std::max<std::int64_t>(count(23), 0);
   return e;
 }
 
@@ -659,13 +672,15 @@ Result<std::vector<std::int64_t>> KernelStore::record_batch(
       Statement e(db_,
                   "INSERT INTO evaluation(kernel_key, device_key, status, message, log, atol, rtol, seed, created_at, "
                   "baseline, speedup, evaluation_key, env_key, run_id, output, verified, op_version, dtype, "
-                  "dynamic_dim) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                  "dynamic_dim, registers, spill_bytes, shared_bytes, code_bytes) "
+                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       e.bind(1, kernel.key).bind(2, evaluation.device).bind(3, evaluation.status).bind(4, evaluation.message);
       e.bind(5, evaluation.log).bind(6, evaluation.atol).bind(7, evaluation.rtol);
       e.bind(8, seed).bind(9, now).bind(10, evaluation.baseline).bind_positive(11, evaluation.speedup);
       e.bind(12, key).bind(13, env.key()).bind(14, evaluation.run_id).bind(15, evaluation.output);
       e.bind_int(16, evaluation.verified).bind_int(17, evaluation.op_version).bind(18, evaluation.dtype);
-      e.bind(19, evaluation.dynamic_dim);
+      e.bind(19, evaluation.dynamic_dim).bind_count(20, evaluation.registers).bind_count(21, evaluation.spill_bytes);
+      e.bind_count(22, evaluation.shared_bytes).bind_count(23, evaluation.code_bytes > 0 ? evaluation.code_bytes : -1);
       if (e.step() != SQLITE_DONE) return e.error();
       const std::int64_t evaluation_id = sqlite3_last_insert_rowid(db_);
       ids.push_back(evaluation_id);

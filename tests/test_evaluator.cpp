@@ -487,6 +487,40 @@ TEST(Physics, AGpuFloorComesFromItsAttributes) {
   EXPECT_NEAR(r.shapes[0].roofline_pct, 67, 1);
 }
 
+TEST(Physics, AGpusRooflineIsItsMeasuredBandwidthWhileItsFloorStaysGenerous) {
+  DeviceInfo h100;
+  h100.compute_units = 132, h100.clock_khz = 1980000, h100.memory_clock_khz = 2619000, h100.memory_bus_bits = 5120;
+  h100.l2_bytes = 50 << 20;
+  const double copy = 3.0e12;  // what its copy kernel moves: below the 3.35 TB/s of the attributes
+  auto limits = device_limits(h100, copy);
+  ASSERT_TRUE(limits.has_value());
+  EXPECT_EQ(limits->read_rate(1e9), device_limits(h100)->read_rate(1e9)) << "the floor is the attributes'";
+  EXPECT_EQ(device_limits(h100, 5e12)->read_rate(1e9), 5e12) << "and never below what the device was seen doing";
+  const MachineLimits roofline = device_roofline(*limits, copy);
+  EXPECT_EQ(roofline.read_rate(1e6), copy) << "L2 is flushed before every timed call";
+  EXPECT_EQ(roofline.read_rate(1e9), copy);
+  EXPECT_EQ(device_roofline(*limits, 0).read_rate(1e9), limits->read_rate(1e9)) << "nothing measured";
+
+  Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
+  EvalResult r;
+  r.status = EvalStatus::ok;
+  ShapeResult shape;
+  shape.dims = {{"N", 4096}, {"K", 4096}};
+  shape.timing = TimingStats{.n = 100, .min_us = 30, .median_us = 30, .p20_us = 30, .p80_us = 30, .mean_us = 30};
+  r.shapes.push_back(shape);
+  apply_physics(gemv, *limits, r, roofline);
+  EXPECT_EQ(r.status, EvalStatus::ok);
+  const double bytes = static_cast<double>(gemv.bytes->eval(shape.dims).value());
+  EXPECT_NEAR(r.shapes[0].floor_us, bytes / copy * 1e6, 1e-6);
+  EXPECT_NEAR(r.shapes[0].roofline_pct, 100 * bytes / copy / 30e-6, 1e-6);  // 75%, not the attributes' 67%
+  // 10.5 us: under half the measured floor (11.2 us), above half the attributes' (10 us): the generous
+  // floor decides, so a device that beats its own copy kernel is never called impossible.
+  r.shapes[0].timing->median_us = r.shapes[0].timing->min_us = r.shapes[0].timing->p20_us = 10.5;
+  apply_physics(gemv, *limits, r, roofline);
+  EXPECT_EQ(r.status, EvalStatus::ok) << r.message;
+  EXPECT_GT(r.shapes[0].roofline_pct, 200);
+}
+
 namespace {
 
 TEST(Evaluator, AVendorBaselineIsTimedWhereItLinksElseTheNaiveSeed) {

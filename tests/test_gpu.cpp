@@ -1,7 +1,8 @@
 // The device side of the GPU backends, on a real device: memory, copies, a kernel compiled,
 // loaded, launched and checked, events, launch limits, a task seed against a CPU computation, the
-// decoder on the device against the cpu, an evaluation timed against a cuBLAS baseline, and a
-// sticky error that kills the context but not the next process. Label `gpu`: without a CUDA or HIP
+// decoder on the device against the cpu, an evaluation timed against a cuBLAS baseline, the copy
+// kernel that measures the bandwidth, and a sticky error that kills the context but not the next
+// process. Label `gpu`: without a CUDA or HIP
 // device every test skips and says why. On a machine other than the build's (the GPU check
 // bundle), $KFORGE_SOURCE_DIR and $KFORGE_CACHE_DIR override the build-time paths.
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -16,6 +18,7 @@
 
 #include "compiler_bridge/compiler_bridge.hpp"
 #include "evaluator/evaluator.hpp"
+#include "evaluator/internal.hpp"
 #include "inference/kernel_library.hpp"
 #include "inference/llama.hpp"
 
@@ -325,7 +328,31 @@ TEST_F(GpuTest, GemvIsTimedAgainstCublas) {
     if (shape.bench) {
       ASSERT_TRUE(shape.baseline_timing.has_value()) << shape_label(shape.dims);
       EXPECT_GT(shape.baseline_timing->median_us, 0) << shape_label(shape.dims);
+      // Against the measured bandwidth: a naive gemv reaches some of it, and nothing beats it by far.
+      EXPECT_GT(shape.roofline_pct, 0) << shape_label(shape.dims);
+      EXPECT_LT(shape.roofline_pct, 150) << shape_label(shape.dims);
     }
+}
+
+// The copy kernel the worker measures a device's bandwidth with, for an honest % of roofline: a
+// rate below what the attributes allow (the generous floor), yet most of it, and measured once per
+// device model (the second call reads what the first kept).
+TEST_F(GpuTest, TheCopyKernelMeasuresMostOfTheBandwidthTheAttributesAllow) {
+  auto probe = compile_copy_probe(*backend_);
+  ASSERT_TRUE(probe.ok()) << probe.error().message;
+  auto measured = copy_bandwidth(*device_, *probe);
+  ASSERT_TRUE(measured.ok()) << measured.error().message;
+  auto limits = device_limits(device_->info());
+  ASSERT_TRUE(limits.has_value()) << "the driver reports the memory clock and bus width";
+  const double bound = limits->read_rate(1e12);  // a working set far beyond L2: the memory's rate
+  std::printf("%s: the copy kernel moves %.0f GB/s; the attributes allow %.0f GB/s (%.0f%%)\n",
+              device_->info().name.c_str(), *measured / 1e9, bound / 1e9, 100 * *measured / bound);
+  EXPECT_GT(*measured, 0);
+  EXPECT_LT(*measured, bound);
+  EXPECT_GT(*measured, 0.3 * bound) << "a copy kernel reaches most of the bus: far less is a broken probe";
+  auto again = copy_bandwidth(*device_, *probe);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(*again, *measured);
 }
 
 // Last in this file: it leaves this process's context dead.

@@ -106,6 +106,29 @@ TEST_F(KernelStoreTest, RoundTrip) {
   EXPECT_TRUE(store->list({"llm/softmax", "", ""})->empty());
 }
 
+TEST_F(KernelStoreTest, TheCompilersReportIsFiledWithTheEvaluationUnknownStaysUnknown) {
+  auto store = KernelStore::open(path_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EvaluationRecord gpu = evaluation("runtime_error");  // compiled, then found no device
+  gpu.registers = 40, gpu.spill_bytes = 0, gpu.shared_bytes = 1024, gpu.code_bytes = 7000;
+  ASSERT_TRUE(store->record(kernel(), evaluation()).ok());
+  ASSERT_TRUE(store->record(kernel(), gpu).ok());
+  auto evaluations = store->evaluations(kernel().key);
+  ASSERT_TRUE(evaluations.ok()) << evaluations.error().message;
+  ASSERT_EQ(evaluations->size(), 2u);
+  const EvaluationRecord& cpu = (*evaluations)[0];
+  EXPECT_EQ(cpu.registers, -1);
+  EXPECT_EQ(cpu.spill_bytes, -1);
+  EXPECT_EQ(cpu.shared_bytes, -1);
+  EXPECT_EQ(cpu.code_bytes, 0);
+  const EvaluationRecord& back = (*evaluations)[1];
+  EXPECT_EQ(back.registers, 40);
+  EXPECT_EQ(back.spill_bytes, 0) << "no spills is known, not unknown";
+  EXPECT_EQ(back.shared_bytes, 1024);
+  EXPECT_EQ(back.code_bytes, 7000);
+  EXPECT_EQ(store->list()->front().latest.registers, 40);
+}
+
 TEST_F(KernelStoreTest, AKernelIsStoredOnceAndEvaluatedManyTimes) {
   auto store = KernelStore::open(path_);
   ASSERT_TRUE(store.ok());
@@ -167,7 +190,7 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
   sqlite3_close(db);
   auto store = KernelStore::open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (5)"),
+  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (6)"),
             std::string::npos)
       << store.error().message;
 }

@@ -99,7 +99,10 @@ TEST(SearchParts, ChildrenLowerAParentsWeight) {
 TEST(SearchParts, APopulationSurvivesItsJson) {
   Population population(3);
   population.add(program(kTunable, "ok", 1.0), true);
-  population.add(program(with_param(kTunable, "B", 8), "ok", 1.5, 2));
+  Program gpu = program(with_param(kTunable, "B", 8), "ok", 1.5, 2);
+  gpu.usage = {72, 0, 1024};
+  gpu.code_bytes = 9000;
+  population.add(gpu);
   population.add(program(with_param(kTunable, "B", 32), "compile_error", 0, 1));
   population.at(0).children = 4;
   population.migrate();
@@ -111,12 +114,72 @@ TEST(SearchParts, APopulationSurvivesItsJson) {
   ASSERT_TRUE(restored.ok()) << restored.error().message;
   EXPECT_EQ(restored->to_json(), population.to_json());
   EXPECT_EQ(restored->at(1).candidate.param_bindings(), population.at(1).candidate.param_bindings());
+  EXPECT_EQ(restored->at(1).usage.registers, 72);
+  EXPECT_EQ(restored->at(1).usage.spill_bytes, 0);
+  EXPECT_EQ(restored->at(1).usage.shared_bytes, 1024);
+  EXPECT_EQ(restored->at(1).code_bytes, 9000);
+  EXPECT_EQ(restored->at(0).usage.registers, -1);
+
+  // A state saved before resources were reported (cpu kernels only, no resource fields, elites of
+  // three numbers) reads back as the same population, resources unknown.
+  Population cpu(2);
+  cpu.add(program(kTunable, "ok", 1.0), true);
+  cpu.add(program(with_param(kTunable, "B", 8), "ok", 1.5, 1));
+  auto old = cpu.to_json();
+  for (auto& p : old["programs"])
+    for (const char* field : {"registers", "spill_bytes", "shared_bytes", "code_bytes"}) p.erase(std::string(field));
+  for (auto& island : old["islands"])
+    for (auto& e : island["elites"]) e.erase(e.begin() + 3);
+  auto older = Population::from_json(old, [&](const std::string& key) -> Result<Candidate> {
+    return parse_candidate(sources.at(key), "t.cpp");
+  });
+  ASSERT_TRUE(older.ok()) << older.error().message;
+  EXPECT_EQ(older->to_json(), cpu.to_json());
 
   auto broken = population.to_json();
   broken["islands"][0]["members"].push_back(99);
   EXPECT_FALSE(Population::from_json(broken, [&](const std::string& key) -> Result<Candidate> {
                  return parse_candidate(sources.at(key), "t.cpp");
                }).ok());
+}
+
+TEST(SearchParts, GpuKernelsOfOneFamilyAndParamButOtherRegisterPressureKeepAnEliteEach) {
+  Population population(1);
+  auto gpu = [&](const std::string& key, double fitness, ResourceUsage usage) {
+    Program p = program(kTunable, "ok", fitness);
+    p.key = key;
+    p.usage = usage;
+    return population.add(p);
+  };
+  // Each elite as saved: [family bin, param bin, program, register bin].
+  auto elites = [&] { return population.to_json()["islands"][0]["elites"]; };
+  const int light = gpu("light", 1.0, {40, 0, 0});
+  const int heavy = gpu("heavy", 2.0, {200, 0, 0});
+  ASSERT_EQ(elites().size(), 2u) << "the fitter 200-register kernel does not evict the 40-register one";
+  EXPECT_EQ(elites()[0][2], light);
+  EXPECT_EQ(elites()[1][2], heavy);
+  gpu("spilling", 3.0, {40, 16, 0});
+  EXPECT_EQ(elites().size(), 3u) << "a kernel that spills is a bin of its own";
+  const int lighter = gpu("lighter", 1.5, {64, 0, 0});
+  ASSERT_EQ(elites().size(), 3u) << "40 and 64 registers: one occupancy step, one cell";
+  EXPECT_EQ(elites()[0][2], lighter) << "the fitter of the two holds it";
+}
+
+TEST(SearchParts, CpuKernelsKeepTheirCellsOfFamilyAndParam) {
+  // No registers reported: the cell is (family bin, first param's bin) as before registers were
+  // reported, so offline CPU searches keep choosing as they did.
+  Population population(1);
+  Program a = program(kTunable, "ok", 1.0), b = program(kTunable, "ok", 2.0);
+  b.key = "b";
+  b.code_bytes = 1 << 20;  // the code size is reported, but is no descriptor
+  population.add(a);
+  population.add(b);
+  population.add(program(with_param(kTunable, "A", 4), "ok", 1.0));
+  const int family =
+      static_cast<int>(std::stoull(family_hash(a.candidate).substr(0, 8), nullptr, 16) % Population::kBins);
+  // A=2 is choice 1 of 3 (bin 1 * 8 / 3 = 2), A=4 choice 2 (bin 5); b, the fitter, holds the first.
+  EXPECT_EQ(population.to_json()["islands"][0]["elites"],
+            nlohmann::json::parse(fmt::format("[[{0}, 2, 1, -1], [{0}, 5, 2, -1]]", family)));
 }
 
 TEST(SearchParts, OfflineProposalsNeverRepeatAndEndWhenTheSpaceIsExhausted) {
@@ -270,6 +333,48 @@ TEST_F(SearchTest, CandidatesThatCompileToTheSameCodeAreEvaluatedOnce) {
   EXPECT_GE(outcome->duplicates, 2);
   EXPECT_NE(outcome->stop_reason.find("exhausted"), std::string::npos) << outcome->stop_reason;
   EXPECT_EQ(store.task_history("dedup/folded").value().size(), 1u) << "the seed alone";
+}
+
+// Without a GPU every CUDA evaluation fails in the worker, but each kernel compiled here first:
+// the resources ptxas reported reach the result, the library and the search's saved programs.
+TEST_F(SearchTest, ACudaKernelsResourcesAreReportedEvenWithoutADevice) {
+  auto cuda = make_backend("cuda", CompileCache::open(KFORGE_TEST_CACHE_DIR).value()).value();
+  if (Status s = cuda->compiler_status(); !s) GTEST_SKIP() << s.error().message;
+  if (cuda->devices().ok()) GTEST_SKIP() << "a GPU is here: tests/test_gpu.cpp evaluates on it";
+  auto evaluator = Evaluator::create(find_task(kSource + "/tasks", "llm/rmsnorm").value(), compiler(), nullptr, cuda.get());
+  ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
+  const std::string path = kSource + "/tasks/llm/rmsnorm/seeds/cuda_naive.cu";
+  const EvalResult r =
+      evaluator->evaluate(parse_candidate(read_file(path).value(), path).value(), "cuda_naive.cu", check_only(1).eval);
+  EXPECT_EQ(r.status, EvalStatus::runtime_error) << r.message;
+  EXPECT_GE(r.usage.registers, 1);
+  EXPECT_EQ(r.usage.spill_bytes, 0);
+  EXPECT_GE(r.usage.shared_bytes, 0);
+  EXPECT_GT(r.code_bytes, 0);
+  const EvalResult back = eval_result_from_json(to_json(r)).value();
+  EXPECT_EQ(back.usage.registers, r.usage.registers);
+  EXPECT_EQ(back.code_bytes, r.code_bytes);
+
+  auto store = KernelStore::open(dir_ + "/k.db").value();
+  SearchOptions options = check_only(2);
+  options.backend = "cuda";
+  PromptContext prompts{kSource + "/prompts", "cuda", "none", "sm_90", "", ""};
+  Search search(options, store, "gpu", "nvidia:sm_90:132", prompts, nullptr, {});
+  auto outcome = search.run(*evaluator, std::nullopt, steady_seconds() + 600);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  const auto history = store.task_history("llm/rmsnorm").value();
+  ASSERT_EQ(history.size(), 2u) << "the two CUDA seeds";
+  for (const auto& e : history) {
+    EXPECT_EQ(e.status, "runtime_error") << e.message;
+    EXPECT_GE(e.registers, 1);
+    EXPECT_EQ(e.spill_bytes, 0);
+    EXPECT_GE(e.shared_bytes, 0);
+    EXPECT_GT(e.code_bytes, 0);
+  }
+  EXPECT_EQ(history[0].registers, r.usage.registers) << "cuda_naive.cu, the first seed";
+  const auto state = nlohmann::json::parse(store.search_states("gpu").value().at("llm/rmsnorm"));
+  ASSERT_EQ(state.at("population").at("programs").size(), 2u);
+  for (const auto& p : state.at("population").at("programs")) EXPECT_GE(p.at("registers").get<int>(), 1);
 }
 
 TEST_F(SearchTest, AKilledSearchResumesWithNothingLostNothingRepeatedAndTheSameChoices) {
