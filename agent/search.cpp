@@ -2,15 +2,25 @@
 //
 // The population, the RNG and the library are touched by this thread only. With an LLM, prompts
 // are built here and the calls run on their own threads (up to `concurrency` in flight), so the
-// endpoint's latency overlaps the evaluation of what it already proposed; a reply is turned into
-// a candidate on its thread (a diff that does not apply is sent back once), and evaluated here,
-// one at a time, which keeps a single timing on the device.
+// endpoint's latency overlaps the evaluation of what it already proposed. On its thread a reply is
+// turned into a candidate (a diff that does not apply is sent back once) and compiled, so the
+// compiles of several replies run at once (no more than the host has threads), beside the other
+// requests; a request's slot is free once its reply is in, so the next request waits on the
+// endpoint while the reply compiles. The code hash (or the compile error) comes back with the
+// candidate, and this thread only dedups and evaluates, one evaluation at a time: a single timing
+// on the device. On the cpu backend the device is the host, and a compile beside a timed kernel
+// would take its cores: there an evaluation waits for the compiles running and holds new ones off
+// until it ends (DeviceGate); on a GPU they run beside it. The gate is the search's, not the
+// evaluator's: the evaluator's calls are synchronous, and which work runs on which thread is the
+// search's choice. Offline, everything runs here, in order.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <list>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -33,10 +43,83 @@ std::string rng_state(const std::mt19937_64& rng) {
   return out.str();
 }
 
-// What an LLM request came back with: a candidate, or why there is none.
+// Where the device is the host (cpu), an evaluation runs alone: it waits for the compiles under
+// way, and new compiles wait while it waits or runs (with a shared_mutex preferring readers, as
+// glibc's does, the replies arriving would keep it waiting). Everywhere, at most `compile_slots`
+// compiles run at once: more than the host has threads only slows each one down.
+class DeviceGate {
+ public:
+  DeviceGate(bool device_is_host, int compile_slots)
+      : device_is_host_(device_is_host), compile_slots_(std::max(1, compile_slots)) {}
+
+  // Held for the span of one compile or one evaluation.
+  class [[nodiscard]] Pass {
+   public:
+    Pass(DeviceGate& gate, bool evaluation) : gate_(gate), evaluation_(evaluation) { gate_.enter(evaluation_); }
+    ~Pass() { gate_.leave(evaluation_); }
+    Pass(const Pass&) = delete;
+    Pass& operator=(const Pass&) = delete;
+
+   private:
+    DeviceGate& gate_;
+    const bool evaluation_;
+  };
+
+ private:
+  void enter(bool evaluation) {
+    std::unique_lock lock(mutex_);
+    if (!evaluation) {
+      changed_.wait(lock, [&] {
+        return compiling_ < compile_slots_ && !(device_is_host_ && (evaluating_ || evaluations_waiting_ > 0));
+      });
+      ++compiling_;
+    } else if (device_is_host_) {
+      ++evaluations_waiting_;
+      changed_.wait(lock, [&] { return compiling_ == 0; });
+      --evaluations_waiting_;
+      evaluating_ = true;
+    }
+  }
+  void leave(bool evaluation) {
+    {
+      std::lock_guard lock(mutex_);
+      if (evaluation)
+        evaluating_ = false;
+      else
+        --compiling_;
+    }
+    changed_.notify_all();
+  }
+
+  const bool device_is_host_;
+  const int compile_slots_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int compiling_ = 0, evaluations_waiting_ = 0;
+  bool evaluating_ = false;
+};
+
+// A candidate compiled as the evaluator compiles it: its code hash, or why it has none.
+struct Compiled {
+  Result<std::string> code_hash;
+  double start_s = 0, end_s = 0;
+  bool off_search_thread = false;
+};
+
+Compiled compile(const Evaluator& evaluator, DeviceGate& gate, const Candidate& candidate,
+                 const std::string& file_name, bool off_search_thread) {
+  DeviceGate::Pass pass(gate, false);
+  const double start = steady_seconds();
+  auto hash = evaluator.code_hash(candidate, file_name);
+  return {std::move(hash), start, steady_seconds(), off_search_thread};
+}
+
+// What an LLM request came back with: a candidate, or why there is none; and the candidate
+// compiled, unless it was not compiled on the request's thread.
 struct LlmOutcome {
   std::optional<Proposal> proposal;
   std::string error;
+  std::optional<Compiled> compiled = {};
 };
 
 // Sends `messages`, turns the reply into a candidate: a whole file for rewrite, crossover and fix,
@@ -147,6 +230,7 @@ nlohmann::json SearchOptions::to_json() const {
           {"migration_interval", migration_interval},
           {"seed", seed},
           {"concurrency", concurrency},
+          {"compile_on_request_threads", compile_on_request_threads},
           {"eval_timeout_s", eval.timeout_s}};
 }
 
@@ -162,6 +246,7 @@ SearchOptions SearchOptions::from_json(const nlohmann::json& j) {
   o.migration_interval = j.value("migration_interval", o.migration_interval);
   o.seed = j.value("seed", o.seed);
   o.concurrency = j.value("concurrency", o.concurrency);
+  o.compile_on_request_threads = j.value("compile_on_request_threads", o.compile_on_request_threads);
   o.eval.timeout_s = j.value("eval_timeout_s", o.eval.timeout_s);
   return o;
 }
@@ -182,7 +267,11 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
   int next_island = 0, duplicates_in_row = 0, since_gain = 0, proposals = 0;
   double gain_mark = 0;  // the fitness the next gain is measured from
   double seconds_before = 0;
-  std::set<std::string> seen;  // content hashes of normalised sources, evaluated or in flight
+  // Content hashes of normalised sources, evaluated or in flight. Written by this thread alone;
+  // LLM request threads read it, under seen_mutex, to skip compiling a known duplicate.
+  std::set<std::string> seen;
+  std::mutex seen_mutex;
+  DeviceGate gate(options_.backend == "cpu", static_cast<int>(std::thread::hardware_concurrency()));
   // The file a candidate is compiled as: a seed keeps its name, others are named by their origin.
   auto file_name_of = [&](const std::string& origin, bool seed) {
     return seed ? origin : origin + (options_.backend == "cpu" ? ".cpp" : options_.backend == "cuda" ? ".cu" : ".hip");
@@ -191,13 +280,29 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
   // (renamed locals, a param the compiler folds away) is a duplicate too. A candidate that does not
   // compile has no hash, and is evaluated, to report its compile error.
   std::set<std::string> seen_code;
-  auto new_code = [&](const Candidate& candidate, const std::string& file_name) {
-    auto hash = evaluator.code_hash(candidate, file_name);
-    return !hash || seen_code.insert(*hash).second;
+  auto new_code = [&](const Compiled& compiled) {
+    return !compiled.code_hash || seen_code.insert(*compiled.code_hash).second;
+  };
+  auto compile_here = [&](const Candidate& candidate, const std::string& file_name) {
+    return compile(evaluator, gate, candidate, file_name, false);
   };
 
   auto log = [&](const std::string& line) {
     if (reporter_.log) reporter_.log(line);
+  };
+  auto span = [&](const char* what, const std::string& origin, double start_s, double end_s, bool off = false) {
+    if (reporter_.span) reporter_.span({what, origin, start_s, end_s, off});
+  };
+  auto account = [&](const Compiled& compiled, const std::string& origin) {
+    const double seconds = compiled.end_s - compiled.start_s;
+    outcome.compile_seconds += seconds;
+    if (compiled.off_search_thread) outcome.compile_seconds_hidden += seconds;
+    span("compile", origin, compiled.start_s, compiled.end_s, compiled.off_search_thread);
+  };
+  // A candidate's compile, accounted for; then whether its code is new.
+  auto compiled_anew = [&](const Compiled& compiled, const std::string& origin) {
+    account(compiled, origin);
+    return new_code(compiled);
   };
   auto save_state = [&](const std::string& done) {
     nlohmann::json state = {{"population", population.to_json()},
@@ -209,6 +314,8 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
                             {"proposals", proposals},
                             {"duplicates", outcome.duplicates},
                             {"llm_failures", outcome.llm_failures},
+                            {"compile_seconds", outcome.compile_seconds},
+                            {"compile_seconds_hidden", outcome.compile_seconds_hidden},
                             {"seconds", seconds_before + steady_seconds() - started},
                             {"done", done}};
     return state.dump();
@@ -244,11 +351,13 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
       next_island = state.at("next_island"), duplicates_in_row = state.at("duplicates_in_row");
       since_gain = state.at("since_gain"), gain_mark = state.at("gain_mark"), proposals = state.at("proposals");
       outcome.duplicates = state.at("duplicates"), outcome.llm_failures = state.at("llm_failures");
+      outcome.compile_seconds = state.value("compile_seconds", 0.0);  // absent in states saved before
+      outcome.compile_seconds_hidden = state.value("compile_seconds_hidden", 0.0);
       seconds_before = state.at("seconds");
       for (int i = 0; i < population.size(); ++i) {
         const Program& p = population.at(i);
         seen.insert(content_hash(normalized_source(p.candidate.source)));
-        new_code(p.candidate, file_name_of(p.origin, p.operator_name == "seed"));
+        new_code(compile_here(p.candidate, file_name_of(p.origin, p.operator_name == "seed")));
       }
       if (const std::string done = state.at("done"); !done.empty()) {
         refresh_outcome();
@@ -264,7 +373,15 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
   // Evaluates one candidate, stores it with the search's state, re-verifies a new best.
   auto evaluate = [&](Proposal proposal, const std::string& origin, bool seed) -> Status {
     const std::string file_name = file_name_of(origin, seed);
-    EvalResult result = evaluator.evaluate(proposal.candidate, file_name, options_.eval);
+    auto timed = [&](const char* what, auto run) {
+      DeviceGate::Pass pass(gate, true);
+      const double start = steady_seconds();
+      EvalResult r = run();
+      span(what, origin, start, steady_seconds());
+      return r;
+    };
+    EvalResult result =
+        timed("evaluate", [&] { return evaluator.evaluate(proposal.candidate, file_name, options_.eval); });
     Program p;
     p.candidate = std::move(proposal.candidate);
     p.parent_key = proposal.parent_key, p.other_parent_key = proposal.other_parent_key;
@@ -299,7 +416,7 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
     if (!p.correct()) line += ": " + clip(result.message, 160);
     if (p.correct() && p.fitness > best_fitness) {
       // A new best counts only once it passes again in a fresh worker with a fresh seed.
-      result = evaluator.reverify(p.candidate, file_name, result, options_.eval);
+      result = timed("reverify", [&] { return evaluator.reverify(p.candidate, file_name, result, options_.eval); });
       evaluation = absorb(result);
       population.update(index, p);
       state.state = save_state("");
@@ -352,7 +469,7 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
     seed.operator_name = "seed";
     seed.candidate = std::move(*candidate);
     const std::string key = content_hash(normalized_source(seed.candidate.source));
-    if (!seen.insert(key).second || !new_code(seed.candidate, name)) continue;
+    if (!seen.insert(key).second || !compiled_anew(compile_here(seed.candidate, name), name)) continue;
     if (g_stop) break;
     if (auto s = evaluate(std::move(seed), name, true); !s) return s.error();
   }
@@ -375,7 +492,7 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
         break;
       }
       const std::string origin = new_origin(proposal->operator_name);
-      if (!new_code(proposal->candidate, file_name_of(origin, false))) {
+      if (!compiled_anew(compile_here(proposal->candidate, file_name_of(origin, false)), origin)) {
         ++duplicates_in_row, ++outcome.duplicates;
         log(fmt::format("{} {}: compiles to the code of a kernel already evaluated, skipped", task.id(), origin));
         continue;
@@ -383,7 +500,17 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
       if (auto s = evaluate(std::move(*proposal), origin, false); !s) return s.error();
     }
   } else {
-    // LLM requests in flight, each with the origin its kernel will carry.
+    // Set once nothing more will be evaluated: a reply arriving then is not worth compiling.
+    std::atomic<bool> draining{false};
+    // Requests still waiting on the endpoint: a request's slot is free once its reply is in, so the
+    // next request waits on the endpoint while that reply compiles.
+    std::atomic<int> awaiting_reply{0};
+    auto seen_before = [&](const std::string& hash) {
+      std::lock_guard lock(seen_mutex);
+      return seen.count(hash) > 0;
+    };
+    // LLM requests in flight, each with the origin its kernel will carry. Declared after what
+    // their threads use: the futures of std::async wait for them when destroyed.
     std::list<std::pair<std::future<LlmOutcome>, std::string>> in_flight;
     auto launch = [&]() -> bool {
       const int island = island_of_turn();
@@ -408,38 +535,53 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
       Program& p = population.at(parent);
       ++p.children;
       const std::string origin = new_origin("llm_" + kind);
-      auto future = std::async(std::launch::async, [llm = llm_, msgs = std::move(*messages), kind, source = p.candidate.source,
-                                                    origin, key = p.key, other_key = other >= 0 ? population.at(other).key : "",
-                                                    island] {
+      auto future = std::async(std::launch::async, [&, llm = llm_, msgs = std::move(*messages), kind,
+                                                    source = p.candidate.source, origin,
+                                                    file_name = file_name_of(origin, false), key = p.key,
+                                                    other_key = other >= 0 ? population.at(other).key : "", island] {
         LlmOutcome o = ask(llm, msgs, kind, source, origin);
+        --awaiting_reply;
         if (o.proposal) {
           o.proposal->operator_name = "llm_" + kind;
           o.proposal->parent_key = key;
           o.proposal->other_parent_key = other_key;
           o.proposal->island = island;
+          const Candidate& candidate = o.proposal->candidate;
+          if (options_.compile_on_request_threads && !draining &&
+              !seen_before(content_hash(normalized_source(candidate.source))))
+            o.compiled = compile(evaluator, gate, candidate, file_name, true);
         }
         return o;
       });
       in_flight.emplace_back(std::move(future), origin);
+      ++awaiting_reply;
       return true;
     };
     int failures_in_row = 0;
     while (true) {
       std::string why = stop_reason();
-      while (why.empty() && static_cast<int>(in_flight.size()) < options_.concurrency &&
-             population.size() + static_cast<int>(in_flight.size()) < options_.evaluations)
-        if (!launch()) break;
+      if (!why.empty()) draining = true;
+      // Up to `concurrency` requests wait on the endpoint, and as many more compile their reply.
+      bool may_launch = why.empty();
+      auto slot_free = [&] {
+        const int requests = static_cast<int>(in_flight.size());
+        return may_launch && awaiting_reply < options_.concurrency && requests < 2 * options_.concurrency &&
+               population.size() + requests < options_.evaluations;
+      };
+      while (slot_free())
+        if (!launch()) may_launch = false;
       if (in_flight.empty()) {
         outcome.stop_reason = why.empty() ? "no parent to propose from" : why;
         break;
       }
-      // The first request to finish.
+      // The first request to finish, unless a reply frees a slot for the next request first.
       auto done = in_flight.end();
-      while (done == in_flight.end())
+      while (done == in_flight.end() && !slot_free())
         for (auto it = in_flight.begin(); it != in_flight.end() && done == in_flight.end(); ++it)
           if (it->first.wait_for(std::chrono::milliseconds(it == in_flight.begin() ? 20 : 0)) ==
               std::future_status::ready)
             done = it;
+      if (done == in_flight.end()) continue;
       LlmOutcome result = done->first.get();
       const std::string origin = done->second;
       in_flight.erase(done);
@@ -448,6 +590,7 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
         log(fmt::format("{} {}: no kernel: {}", task.id(), origin, clip(result.error, 200)));
         // An endpoint that keeps failing must not spin: give up after a run of failures.
         if (++failures_in_row >= 3 * std::max(1, options_.concurrency) + 3) {
+          draining = true;
           for (auto& f : in_flight) f.first.wait();
           outcome.stop_reason = fmt::format("the LLM failed {} times in a row: {}", failures_in_row, clip(result.error, 200));
           break;
@@ -455,19 +598,32 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
         continue;
       }
       failures_in_row = 0;
-      if (!seen.insert(content_hash(normalized_source(result.proposal->candidate.source))).second) {
+      bool duplicate = false;
+      {
+        std::lock_guard lock(seen_mutex);
+        duplicate = !seen.insert(content_hash(normalized_source(result.proposal->candidate.source))).second;
+      }
+      if (duplicate) {
+        if (result.compiled) account(*result.compiled, origin);  // a twin overtook it
         ++duplicates_in_row, ++outcome.duplicates;
         log(fmt::format("{} {}: a duplicate of a kernel already evaluated, skipped", task.id(), origin));
         continue;
       }
-      if (!stop_reason().empty()) continue;  // drain: nothing more is evaluated
-      if (!new_code(result.proposal->candidate, file_name_of(origin, false))) {
+      if (!stop_reason().empty()) {  // drain: nothing more is evaluated
+        if (result.compiled) account(*result.compiled, origin);
+        continue;
+      }
+      // Compiled on the request's thread, unless the option says otherwise or that thread skipped it.
+      Compiled compiled = result.compiled ? std::move(*result.compiled)
+                                          : compile_here(result.proposal->candidate, file_name_of(origin, false));
+      if (!compiled_anew(compiled, origin)) {
         ++duplicates_in_row, ++outcome.duplicates;
         log(fmt::format("{} {}: compiles to the code of a kernel already evaluated, skipped", task.id(), origin));
         continue;
       }
       duplicates_in_row = 0;
       if (auto s = evaluate(std::move(*result.proposal), origin, false); !s) {
+        draining = true;
         for (auto& f : in_flight) f.first.wait();
         return s.error();
       }

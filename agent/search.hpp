@@ -10,6 +10,8 @@
 // Every candidate not seen before is evaluated by the evaluator, stored in the kernel library
 // with the search's state in the same transaction (so kill -9 loses nothing finished and
 // `--resume` continues with the same RNG state), and a new best counts only once re-verified.
+// With an LLM, the calls and the compiles of what they propose run on the requests' threads while
+// the search thread evaluates, one candidate at a time (on the cpu, never beside a compile).
 // Offline with a given seed the same evaluation results lead to the same candidates in the same
 // order; timings are noisy, so two live runs agree only as long as the ranking they measure does.
 #pragma once
@@ -188,7 +190,11 @@ struct SearchOptions {
   int islands = 4;
   int migration_interval = 25;  // evaluations between ring migrations
   std::uint64_t seed = 42;
-  int concurrency = 4;  // LLM requests in flight
+  int concurrency = 4;  // LLM requests waiting on the endpoint at once
+  // With an LLM, a proposal is compiled (for the code-hash dedup) on its request's thread as soon
+  // as it arrives, beside the other requests, so that the search thread only dedups and
+  // evaluates; false: on the search thread just before its evaluation, as offline.
+  bool compile_on_request_threads = true;
   EvalOptions eval;
   nlohmann::json to_json() const;
   static SearchOptions from_json(const nlohmann::json& j);
@@ -200,13 +206,28 @@ struct TaskOutcome {
   double best_speedup = 0, best_roofline_pct = 0, best_median_us = 0;
   std::string best_key, best_origin;
   double seconds = 0, cost_usd = 0;
+  // Compiling candidates to dedup them by their code, seeds included, and the part of it spent off
+  // the search thread (LLM proposals compiled on their request's thread), which no evaluation waited for.
+  double compile_seconds = 0, compile_seconds_hidden = 0;
   std::string stop_reason;
 };
 
-// Where a search reports what happens; `progress` is called after every evaluation.
+// One stretch of a task's work on the steady clock (steady_seconds()): a candidate compiled to
+// dedup it ("compile"), evaluated ("evaluate") or re-verified ("reverify").
+struct SearchSpan {
+  std::string what;
+  std::string origin;  // the candidate's
+  double start_s = 0, end_s = 0;
+  bool off_search_thread = false;  // a compile on an LLM request's thread
+};
+
+// Where a search reports what happens, always from the search thread; `progress` is called after
+// every evaluation, `span` once a compile or an evaluation is accounted for (the compile of an LLM
+// proposal when its outcome reaches the search thread).
 struct SearchReporter {
   std::function<void(const std::string& line)> log;
   std::function<void(const TaskOutcome& so_far, int evaluations_planned)> progress;
+  std::function<void(const SearchSpan& span)> span;
 };
 
 class Search {

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <unistd.h>
@@ -15,7 +16,7 @@ namespace kforge::cli {
 namespace {
 
 struct SearchArgs {
-  std::string suite, tasks, backend = "cpu", db_path, worker, llm_file, llm_url, model, time, resume, replay;
+  std::string suite, tasks, backend = "cpu", db_path, worker, llm_file, llm_url, model, time, resume, replay, trace;
   CLI::Option* resume_option = nullptr;  // given with no value: the latest unfinished run
   double budget_usd = 0;
   SearchOptions options;
@@ -223,6 +224,24 @@ int run_search(const Context& context, SearchArgs args) {
                o.cost_usd > 0 ? fmt::format(", ${:.2f}", o.cost_usd) : "", per * std::max(0, planned - o.evaluations));
   };
 
+  // --trace: every compile and evaluation as a Chrome trace event. The search thread is row 0; the
+  // compiles on request threads fill the first row free at their start, so no row overlaps itself.
+  nlohmann::json trace_events = nlohmann::json::array();
+  std::vector<double> row_ends;
+  std::string current_task;
+  if (!args.trace.empty())
+    reporter.span = [&](const SearchSpan& s) {
+      std::size_t row = 0;
+      if (s.off_search_thread) {
+        while (row < row_ends.size() && row_ends[row] > s.start_s) ++row;
+        if (row == row_ends.size()) row_ends.push_back(0);
+        row_ends[row++] = s.end_s;
+      }
+      trace_events.push_back({{"name", s.what + " " + s.origin}, {"cat", s.what}, {"ph", "X"}, {"pid", 1},
+                              {"tid", row}, {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6},
+                              {"args", {{"task", current_task}}}});
+    };
+
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   fmt::print(stderr, "search run {}: {} task(s) on {} ({}), {}, up to {} evaluations per task; results in {}\n", run.id,
@@ -239,6 +258,7 @@ int run_search(const Context& context, SearchArgs args) {
   bool interrupted = false;
   for (std::size_t i = 0; i < tasks->size() && !interrupted; ++i) {
     const Task& task = (*tasks)[i];
+    current_task = task.id();
     auto evaluator = Evaluator::create(task, *compiler, worker, target->gpu.get());
     if (!evaluator) return report(evaluator.error());
     PromptContext prompts;
@@ -271,6 +291,19 @@ int run_search(const Context& context, SearchArgs args) {
                o.best_roofline_pct > 0 ? fmt::format("{:.0f}%", o.best_roofline_pct) : "-",
                o.best_origin.empty() ? "-" : o.best_origin, o.stop_reason);
     if (o.best_key.empty()) exit_code = kExitKernelFailed;
+  }
+  double compile_s = 0, hidden_s = 0;
+  for (const auto& o : outcomes) compile_s += o.compile_seconds, hidden_s += o.compile_seconds_hidden;
+  fmt::print("compiles: {:.1f} s, {}\n", compile_s,
+             llm ? fmt::format("{:.1f} s of it off the search thread, on the LLM requests' threads", hidden_s)
+                 : std::string("all on the search thread (offline)"));
+  if (!args.trace.empty()) {
+    for (std::size_t row = 0; row <= row_ends.size(); ++row)
+      trace_events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", row},
+                              {"args", {{"name", row ? fmt::format("compiles on request threads ({})", row) : "search thread"}}}});
+    std::ofstream out(args.trace);
+    out << nlohmann::json{{"traceEvents", trace_events}}.dump() << "\n";
+    if (!out) return report(make_error(ErrorKind::io, "--trace {}: cannot write", args.trace));
   }
   if (llm && llm->budget()) {
     const auto usage = llm->budget()->usage();
@@ -317,6 +350,8 @@ void add_search_command(CLI::App& app, Context& context) {
       search->add_option("--resume", args->resume, "Continue the latest unfinished search run, or run RUN_ID")
           ->expected(0, 1);
   search->add_option("--replay", args->replay, "Answer LLM calls from the ones recorded by run RUN_ID (no network)");
+  search->add_option("--trace", args->trace,
+                     "Write each compile and evaluation as a Chrome trace event to this file (ui.perfetto.dev)");
   search->add_option("--worker", args->worker, "Command that starts the evaluation worker (default: 'kforge worker')");
   add_db_option(*search, args->db_path);
   search->callback([&context, args] { context.run = [&context, args] { return run_search(context, *args); }; });

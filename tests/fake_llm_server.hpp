@@ -1,5 +1,6 @@
 // A fake LLM server on 127.0.0.1 (cpp-httplib): the outside world, scripted, for the agent's
-// tests. It serves scripted replies in order, then a fallback that may look at the request.
+// tests and benchmarks. It serves scripted replies in order, then a fallback that may look at the
+// request; the helpers below answer a search's requests with a given kernel.
 #pragma once
 
 #include <httplib.h>
@@ -23,7 +24,8 @@ struct Scripted {
   int status = 200;
   std::string body;
   std::map<std::string, std::string> headers;
-  bool hang = false;  // never answer (until the server stops)
+  bool hang = false;    // never answer (until the server stops)
+  double delay_s = 0;  // answer after this long, as a model takes its time (other requests go on)
 };
 
 struct Seen {
@@ -53,6 +55,7 @@ class FakeLlmServer {
         }
       }
       while (reply.hang && !stopping_) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::duration<double>(reply.delay_s));
       res.status = reply.status;
       for (const auto& [k, v] : reply.headers) res.set_header(k, v);
       res.set_content(reply.body, "application/json");
@@ -92,5 +95,33 @@ class FakeLlmServer {
   std::function<Scripted(const json&)> fallback_;
   std::vector<Seen> seen_;
 };
+
+// An OpenAI chat completion whose message is `text`.
+inline std::string reply_body(const std::string& text) {
+  return json{{"model", "fake"},
+              {"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", "stop"}}}},
+              {"usage", {{"prompt_tokens", 1000}, {"completion_tokens", 200}}}}
+      .dump();
+}
+
+// The parent kernel as the prompt shows it: the first fenced block after `heading`.
+inline std::string fenced_after(const std::string& text, const std::string& heading) {
+  const std::size_t at = text.find(heading);
+  if (at == std::string::npos) return "";
+  const std::size_t open = text.find("```\n", at);
+  const std::size_t close = text.find("\n```", open + 4);
+  return text.substr(open + 4, close - open - 4) + "\n";
+}
+
+// Answers a search's request in the form its prompt asks for: a diff request gets a SEARCH block
+// holding the whole parent and a REPLACE block holding `kernel`; any other request the kernel in a
+// fenced block.
+inline std::string answer(const json& request, const std::string& kernel) {
+  const std::string user = request["messages"][1]["content"];
+  if (user.find("SEARCH/REPLACE blocks") == std::string::npos)
+    return "Here it is.\n```cpp\n" + kernel + "```\n";
+  const std::string parent = fenced_after(user, "## The parent kernel");
+  return "A focused change.\n<<<<<<< SEARCH\n" + parent + "=======\n" + kernel + ">>>>>>> REPLACE\n";
+}
 
 }  // namespace kforge

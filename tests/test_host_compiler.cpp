@@ -5,6 +5,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <latch>
+#include <thread>
 
 #include "compiler_bridge/compiler_bridge.hpp"
 
@@ -113,6 +115,47 @@ TEST_F(HostCompilerTest, TheCodeHashIgnoresNamesButNotCode) {
   fs::copy_file(so->path, cut);
   fs::resize_file(cut, 200);
   EXPECT_FALSE(code_hash(Binary{.path = cut.string()}).ok());
+}
+
+TEST_F(HostCompilerTest, ThreadsCompilingTheSameAndOtherSourcesThroughOneCacheAllGetTheirBinaries) {
+  // As a search's LLM request threads do: all at once, the same source (one key: every thread
+  // builds it, the renames race) and one of each thread's own.
+  constexpr int kThreads = 8;
+  std::latch start(kThreads);
+  std::vector<std::optional<Result<Binary>>> same(kThreads), own(kThreads);
+  std::vector<std::string> same_hash(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      same[i] = compiler_->compile({kAdd, "add.cpp", {{"OFFSET", 1000}}, ""});
+      if (same[i]->ok()) {
+        auto hash = code_hash(**same[i]);
+        if (hash) same_hash[i] = *hash;
+      }
+      own[i] = compiler_->compile({kAdd, "add.cpp", {{"OFFSET", i}}, ""});
+    });
+  for (auto& t : threads) t.join();
+  auto sum = [](const Binary& binary) {
+    auto library = SharedLibrary::open(binary.path);
+    EXPECT_TRUE(library.ok()) << library.error().message;
+    if (!library) return -1;
+    return reinterpret_cast<int (*)(int, int)>(library->symbol("add").value())(1, 2);
+  };
+  for (int i = 0; i < kThreads; ++i) {
+    ASSERT_TRUE(same[i]->ok()) << same[i]->error().message;
+    ASSERT_TRUE(own[i]->ok()) << own[i]->error().message;
+    EXPECT_EQ((*same[i])->path, (*same[0])->path);
+    EXPECT_EQ(sum(**same[i]), 1003);
+    EXPECT_EQ(sum(**own[i]), 3 + i);
+    EXPECT_FALSE(same_hash[i].empty());
+    EXPECT_EQ(same_hash[i], same_hash[0]);
+  }
+  int binaries = 0, logs = 0;
+  for (const auto& file : fs::directory_iterator(cache_ / "cpu")) (file.path().extension() == ".so" ? binaries : logs)++;
+  EXPECT_EQ(binaries, kThreads + 1);
+  EXPECT_EQ(logs, kThreads + 1) << "every binary with its log";
+  EXPECT_TRUE(fs::is_empty(cache_ / "tmp")) << "every scratch directory removed";
 }
 
 TEST_F(HostCompilerTest, MissingCompilerIsAClearError) {

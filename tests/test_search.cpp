@@ -1,6 +1,7 @@
 // The search: its parts on their own (param rewriting, dedup, the population), then whole searches
 // of tests/data/tasks/search/scale, offline (reproducible with a seed, resumable after SIGKILL)
-// and against a fake LLM server that misbehaves in every way the outside world does.
+// and against a fake LLM server that misbehaves in every way the outside world does, and what
+// overlaps with what: LLM calls, the compiles of their kernels, evaluations.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -291,9 +292,9 @@ class SearchTest : public ::testing::Test {
   }
   Result<TaskOutcome> run(KernelStore& store, const std::string& run_id, const SearchOptions& options,
                           LlmClient* llm = nullptr, const std::optional<std::string>& resumed = std::nullopt,
-                          const std::string& task = "search/scale") {
+                          const std::string& task = "search/scale", SearchReporter reporter = {}) {
     PromptContext prompts{kSource + "/prompts", "cpu", "Test CPU", "x86-64-avx2", "", ""};
-    Search search(options, store, run_id, "cpu:test", prompts, llm, {});
+    Search search(options, store, run_id, "cpu:test", prompts, llm, std::move(reporter));
     return search.run(evaluator(task), resumed, steady_seconds() + 600);
   }
   std::string dir_;
@@ -419,13 +420,6 @@ TEST_F(SearchTest, AKilledSearchResumesWithNothingLostNothingRepeatedAndTheSameC
 
 // ---- against a fake LLM -------------------------------------------------------------------------
 
-std::string reply_body(const std::string& text) {
-  return json{{"model", "fake"},
-              {"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", "stop"}}}},
-              {"usage", {{"prompt_tokens", 1000}, {"completion_tokens", 200}}}}
-      .dump();
-}
-
 Scripted reply(int status, std::string body) { return Scripted{status, std::move(body), {}, false}; }
 
 std::string kernel_file(const std::string& body, const std::string& about) {
@@ -437,25 +431,6 @@ const std::string kGoodBody = "  for (int i = 0; i < N; ++i) y[i] = alpha * x[i]
 // too, so the search's code-hash dedup evaluates each.
 std::string good_variant(int v) {
   return kGoodBody + "\n  if (N == -1000 - " + std::to_string(v) + ") y[0] = 0;";
-}
-
-// The parent kernel as the prompt shows it: the first fenced block after `heading`.
-std::string fenced_after(const std::string& text, const std::string& heading) {
-  const std::size_t at = text.find(heading);
-  if (at == std::string::npos) return "";
-  const std::size_t open = text.find("```\n", at);
-  const std::size_t close = text.find("\n```", open + 4);
-  return text.substr(open + 4, close - open - 4) + "\n";
-}
-
-// Answers in the form the prompt asks for: a diff request gets a SEARCH block holding the whole
-// parent and a REPLACE block holding `kernel`; any other request the kernel in a fenced block.
-std::string answer(const json& request, const std::string& kernel) {
-  const std::string user = request["messages"][1]["content"];
-  if (user.find("SEARCH/REPLACE blocks") == std::string::npos)
-    return "Here it is.\n```cpp\n" + kernel + "```\n";
-  const std::string parent = fenced_after(user, "## The parent kernel");
-  return "A focused change.\n<<<<<<< SEARCH\n" + parent + "=======\n" + kernel + ">>>>>>> REPLACE\n";
 }
 
 TEST_F(SearchTest, AnLlmSearchSurvivesEveryKindOfBadReplyAndEndsWithACorrectBest) {
@@ -594,6 +569,133 @@ TEST_F(SearchTest, AnLlmThatOnlyRepeatsItselfEndsTheSearch) {
   EXPECT_EQ(outcome->evaluations, 3) << "the two seeds and the LLM's one kernel";
   EXPECT_EQ(outcome->duplicates, kMaxDuplicatesInRowLlm);
   EXPECT_NE(outcome->stop_reason.find("already evaluated"), std::string::npos) << outcome->stop_reason;
+}
+
+// ---- the pipeline: LLM calls, compiles and evaluations overlapping ----------------------------
+
+std::unique_ptr<LlmClient> fake_client(const FakeLlmServer& server, double timeout_s, int max_retries) {
+  LlmConfig config;
+  LlmEndpoint endpoint;
+  endpoint.name = "fake", endpoint.model = "fake-model", endpoint.base_url = server.url();
+  endpoint.timeout_s = timeout_s, endpoint.max_tokens = 1000;
+  config.endpoints.push_back(endpoint);
+  config.max_retries = max_retries;
+  return LlmClient::create(config, {}).value();
+}
+
+// Serves a new correct kernel on every call, none of them in the compile cache yet: each compile
+// is a real one, long enough to overlap whatever runs beside it.
+void serve_fresh_kernels(FakeLlmServer& server) {
+  server.set_fallback([variant = 1000 * (getpid() % 20000)](const json& request) mutable {
+    return reply(200, reply_body(answer(request, kernel_file(good_variant(++variant), "fresh"))));
+  });
+}
+
+SearchReporter collecting(std::vector<SearchSpan>& spans, std::vector<std::string>* lines = nullptr) {
+  SearchReporter reporter;
+  reporter.span = [&spans](const SearchSpan& span) { spans.push_back(span); };
+  if (lines) reporter.log = [lines](const std::string& line) { lines->push_back(line); };
+  return reporter;
+}
+
+TEST_F(SearchTest, WithAnLlmEachProposalIsCompiledOnItsRequestsThreadBeforeItsEvaluation) {
+  FakeLlmServer server;
+  serve_fresh_kernels(server);
+  auto llm = fake_client(server, 30, 2);
+  for (const bool on_request_threads : {true, false}) {
+    SCOPED_TRACE(on_request_threads ? "compiled on the request threads" : "compiled on the search thread");
+    auto store = KernelStore::open(dir_ + (on_request_threads ? "/a.db" : "/b.db")).value();
+    SearchOptions options = check_only(8);
+    options.concurrency = 3;
+    options.compile_on_request_threads = on_request_threads;
+    std::vector<SearchSpan> spans;
+    auto outcome = run(store, "pipe", options, llm.get(), std::nullopt, "search/scale", collecting(spans));
+    ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+    EXPECT_EQ(outcome->evaluations, 8);
+
+    double compile_seconds = 0, hidden_seconds = 0;
+    int llm_evaluations = 0;
+    for (const auto& s : spans) {
+      if (s.what == "compile") {
+        compile_seconds += s.end_s - s.start_s;
+        if (s.off_search_thread) hidden_seconds += s.end_s - s.start_s;
+        if (s.origin.rfind("cpu_", 0) == 0) {
+          EXPECT_FALSE(s.off_search_thread) << "a seed is compiled here: " << s.origin;
+        }
+      }
+      if (s.what != "evaluate" || s.origin.rfind("llm_", 0) != 0) continue;
+      ++llm_evaluations;
+      auto compile = std::find_if(spans.begin(), spans.end(),
+                                  [&](const SearchSpan& c) { return c.what == "compile" && c.origin == s.origin; });
+      ASSERT_NE(compile, spans.end()) << s.origin << " was evaluated without a compile to dedup it";
+      EXPECT_EQ(compile->off_search_thread, on_request_threads) << s.origin;
+      EXPECT_LE(compile->end_s, s.start_s) << s.origin << " was evaluated before its compile ended";
+    }
+    EXPECT_EQ(llm_evaluations, 6) << "the two seeds, then six kernels of the LLM";
+    EXPECT_NEAR(outcome->compile_seconds, compile_seconds, 1e-9);
+    EXPECT_NEAR(outcome->compile_seconds_hidden, hidden_seconds, 1e-9);
+    if (on_request_threads) {
+      EXPECT_GT(outcome->compile_seconds_hidden, 0);
+      EXPECT_LT(outcome->compile_seconds_hidden, outcome->compile_seconds) << "the seeds' compiles are not hidden";
+    } else {
+      EXPECT_EQ(outcome->compile_seconds_hidden, 0);
+    }
+  }
+}
+
+TEST_F(SearchTest, OnTheCpuNoCompileRunsWhileAKernelIsEvaluated) {
+  // The device is the host: a compile beside an evaluation would take the timed kernel's cores.
+  // Four requests answer at once, so without the gate their compiles would run during the first
+  // evaluations.
+  FakeLlmServer server;
+  serve_fresh_kernels(server);
+  auto llm = fake_client(server, 30, 2);
+  auto store = KernelStore::open(dir_ + "/k.db").value();
+  SearchOptions options = check_only(10);
+  options.concurrency = 4;
+  std::vector<SearchSpan> spans;
+  auto outcome = run(store, "gate", options, llm.get(), std::nullopt, "search/scale", collecting(spans));
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(outcome->evaluations, 10);
+  int hidden = 0, evaluations = 0;
+  for (const auto& c : spans) {
+    if (c.what != "compile") continue;
+    hidden += c.off_search_thread;
+    for (const auto& e : spans) {
+      if (e.what == "compile") continue;
+      EXPECT_TRUE(c.end_s <= e.start_s || e.end_s <= c.start_s)
+          << "compile of " << c.origin << " [" << c.start_s << ", " << c.end_s << "] overlaps " << e.what << " of "
+          << e.origin << " [" << e.start_s << ", " << e.end_s << "]";
+    }
+  }
+  for (const auto& e : spans) evaluations += e.what == "evaluate";
+  EXPECT_GE(hidden, 8) << "the LLM's kernels were compiled on the request threads";
+  EXPECT_EQ(evaluations, 10);
+}
+
+TEST_F(SearchTest, AHangingRequestHoldsUpNoEvaluationOfWhatTheOthersProposed) {
+  // One request never answers (the client gives up after its timeout). Meanwhile the other two
+  // requests' kernels, and the one asked for next, are evaluated: only the budget waits for it.
+  FakeLlmServer server;
+  server.push(Scripted{200, "", {}, true});
+  serve_fresh_kernels(server);
+  auto llm = fake_client(server, 3, 0);
+  auto store = KernelStore::open(dir_ + "/k.db").value();
+  SearchOptions options = check_only(6);
+  options.concurrency = 3;
+  std::vector<SearchSpan> spans;
+  std::vector<std::string> lines;
+  auto outcome = run(store, "hang", options, llm.get(), std::nullopt, "search/scale", collecting(spans, &lines));
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(outcome->evaluations, 6);
+  EXPECT_EQ(outcome->llm_failures, 1);
+  const auto failure =
+      std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.find(": no kernel") != std::string::npos; });
+  ASSERT_NE(failure, lines.end());
+  const auto llm_evaluations = std::count_if(lines.begin(), failure, [](const std::string& l) {
+    return l.find(" llm_") != std::string::npos && l.find(" ok") != std::string::npos;
+  });
+  EXPECT_EQ(llm_evaluations, 3) << "evaluated while the hung request waited";
 }
 
 }  // namespace
