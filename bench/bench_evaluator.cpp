@@ -20,9 +20,9 @@ namespace {
 
 struct Fixture {
   std::string cache_dir = fs::temp_directory_path() / ("kforge-bench-" + std::to_string(getpid()));
-  HostCompiler compiler = HostCompiler::create({.compiler = "", .cache_dir = cache_dir}).value();
+  std::unique_ptr<Backend> compiler = make_host_backend({.compiler = "", .cache_dir = cache_dir});
   Task task = find_task(KFORGE_SOURCE_DIR "/tests/data/tasks", "tiny/scale").value();
-  Evaluator evaluator = Evaluator::create(task, compiler).value();
+  Evaluator evaluator = Evaluator::create(task, *compiler).value();
   Candidate kernel = parse_candidate(read_file(task.seed_paths.front()).value(), task.seed_paths.front()).value();
   ~Fixture() { fs::remove_all(cache_dir); }
 };
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--no-repeatability") return 0;
   Fixture& f = fixture();
   Task gemv = find_task(KFORGE_SOURCE_DIR "/tasks", "llm/gemv").value();
-  Evaluator evaluator = Evaluator::create(gemv, f.compiler).value();
+  Evaluator evaluator = Evaluator::create(gemv, *f.compiler).value();
   const std::string seed_path = KFORGE_SOURCE_DIR "/tasks/llm/gemv/seeds/cpu_omp_simd.cpp";
   Candidate kernel = parse_candidate(read_file(seed_path).value(), seed_path).value();
   // Also the speedup over the baseline timed interleaved in the same worker, the number the search

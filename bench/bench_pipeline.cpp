@@ -79,10 +79,9 @@ int main(int argc, char** argv) {
   const fs::path dir = fs::temp_directory_path() / fmt::format("kforge-bench-pipeline-{}", getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const auto compiler = die_unless(HostCompiler::create({.compiler = "", .cache_dir = (dir / "cache").string()}),
-                                   "host compiler");
+  const auto compiler = make_host_backend({.compiler = "", .cache_dir = (dir / "cache").string()});
   const Task task = die_unless(find_task(std::string(KFORGE_SOURCE_DIR) + "/tests/data/tasks", "search/scale"), "task");
-  const Evaluator evaluator = die_unless(Evaluator::create(task, compiler), "evaluator");
+  const Evaluator evaluator = die_unless(Evaluator::create(task, *compiler), "evaluator");
 
   FakeLlmServer server;
   std::atomic<int> variant{0};

@@ -156,11 +156,10 @@ void measure(const Task& task, const std::vector<Config>& space, int passes, nlo
     // A compile cache, compiler and evaluator of its own per pass: every candidate compiled afresh.
     const std::string cache_dir = fs::temp_directory_path() / fmt::format("kforge-bench-search-{}-{}", getpid(), pass);
     const auto create_start = std::chrono::steady_clock::now();
-    const HostCompiler compiler =
-        die_unless(HostCompiler::create({.compiler = "", .cache_dir = cache_dir}), "compiler");
-    const Evaluator evaluator = die_unless(Evaluator::create(task, compiler), "evaluator");
+    const auto compiler = make_host_backend({.compiler = "", .cache_dir = cache_dir});
+    const Evaluator evaluator = die_unless(Evaluator::create(task, *compiler), "evaluator");
     landscape["evaluator_create_s"] = seconds_since(create_start);
-    landscape["compiler"] = compiler.version();
+    landscape["compiler"] = compiler->compiler_version();
     for (std::size_t i = 0; i < space.size(); ++i) {
       auto& samples = landscape["points"][i]["samples"];
       if (static_cast<int>(samples.size()) > pass) continue;  // measured before an interruption

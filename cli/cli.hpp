@@ -22,9 +22,9 @@ struct Context {
   std::string resolved_prompts_dir() const;
 };
 
-// Where kernels run: the cpu, or a GPU backend with its first device.
+// Where kernels run: a backend (the cpu, or a GPU's) with its first device.
 struct Target {
-  std::unique_ptr<Backend> gpu;  // null for the cpu
+  std::unique_ptr<Backend> backend;
   std::string device;            // the library's device key: "cpu:<model>", "nvidia:sm_90:132"
   std::string name, arch;        // the device's name and arch ("native" for the cpu)
 };

@@ -103,9 +103,9 @@ int run_compile(const Context& context, const CompileArgs& args) {
     auto task = find_task(context.resolved_tasks_dir(), args.task);
     if (!task) return report(task.error());
     request.source += "\n#line 1 \"kforge-signature\"\n";
-    request.source += args.backend == "cpu" ? trampoline_source(*task, candidate->entry)
-                                            : gpu_entry_declaration(*task, candidate->entry,
-                                                                    candidate->workspace_bytes.has_value());
+    request.source += (*backend)->conventions().runs_on_host()
+                          ? trampoline_source(*task, candidate->entry)
+                          : gpu_entry_declaration(*task, candidate->entry, candidate->workspace_bytes.has_value());
   }
 
   const auto start = std::chrono::steady_clock::now();

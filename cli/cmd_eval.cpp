@@ -110,12 +110,10 @@ int run_eval(const Context& context, const EvalArgs& args) {
   RunRecord run;
   run.id = new_run_id(), run.kforge_version = KFORGE_VERSION, run.command = "eval", run.host = host_cpu_name();
   if (auto s = store->record_run(run); !s) return report(s.error());
-  auto compiler = HostCompiler::create();
-  if (!compiler) return report(compiler.error());
   auto target = open_target(args.backend);
   if (!target) return report(target.error());
   const std::string device = target->device;
-  std::unique_ptr<Backend> gpu = std::move(target->gpu);
+  std::unique_ptr<Backend> backend = std::move(target->backend);
 
   EvalOptions options;
   options.timeout_s = args.timeout_s;
@@ -135,7 +133,7 @@ int run_eval(const Context& context, const EvalArgs& args) {
     if (std::string w; words >> w) worker_command.push_back(w);
   auto worker = std::make_shared<Worker>(worker_command);
   for (auto& task : tasks) {
-    auto evaluator = Evaluator::create(task, *compiler, worker, gpu.get());
+    auto evaluator = Evaluator::create(task, *backend, worker);
     if (!evaluator) return report(evaluator.error());
 
     std::vector<std::pair<Candidate, std::string>> kernels;  // candidate, origin

@@ -160,8 +160,6 @@ int run_search(const Context& context, SearchArgs args) {
   }
   if (llm_config && args.budget_usd > 0) llm_config->budget.usd = args.budget_usd;
 
-  auto compiler = HostCompiler::create();
-  if (!compiler) return report(compiler.error());
   auto target = open_target(args.backend);
   if (!target) return report(target.error());
 
@@ -259,7 +257,7 @@ int run_search(const Context& context, SearchArgs args) {
   for (std::size_t i = 0; i < tasks->size() && !interrupted; ++i) {
     const Task& task = (*tasks)[i];
     current_task = task.id();
-    auto evaluator = Evaluator::create(task, *compiler, worker, target->gpu.get());
+    auto evaluator = Evaluator::create(task, *target->backend, worker);
     if (!evaluator) return report(evaluator.error());
     PromptContext prompts;
     prompts.prompts_dir = context.resolved_prompts_dir();

@@ -118,10 +118,10 @@ int run_check(const Context& context, const CheckArgs& args) {
     if (!all) return report(all.error());
     tasks = std::move(*all);
   }
-  auto host = HostCompiler::create();
-  if (!host) return report(host.error());
   auto cache = CompileCache::open();
   if (!cache) return report(cache.error());
+  const auto host = make_backend("cpu", *cache).value();
+  if (Status s = host->compiler_status(); !s) return report(s.error());
   std::vector<std::string> backends = {"cpu", "cuda", "hip"};
   if (!args.backend.empty()) backends = {args.backend};
 
@@ -146,31 +146,26 @@ int run_check(const Context& context, const CheckArgs& args) {
     }
   }
   for (const std::string& name : backends) {
-    std::unique_ptr<Backend> gpu;
-    bool run_here = name == "cpu";
-    if (name != "cpu") {
-      auto backend = make_backend(name, *cache);
-      if (!backend) return report(backend.error());
-      if (Status s = (*backend)->compiler_status(); !s) {
-        if (!args.backend.empty()) return report(s.error());
-        fmt::print(stderr, "{}: skipped: {}\n", name, s.error().message);
-        continue;
-      }
-      auto devices = (*backend)->devices();
-      run_here = devices && !devices->empty();
-      gpu = std::move(*backend);
+    auto backend = make_backend(name, *cache);
+    if (!backend) return report(backend.error());
+    if (Status s = (*backend)->compiler_status(); !s) {
+      if (!args.backend.empty()) return report(s.error());
+      fmt::print(stderr, "{}: skipped: {}\n", name, s.error().message);
+      continue;
     }
+    const auto devices = (*backend)->devices();
+    const bool run_here = devices && !devices->empty();
     for (const Task& task : tasks) {
       if (bad_tasks.count(task.id())) continue;
       std::optional<Evaluator> evaluator;
       if (run_here) {
-        auto e = Evaluator::create(task, *host, worker, gpu.get());
+        auto e = Evaluator::create(task, **backend, worker);
         if (!e) return report(e.error());
         evaluator.emplace(std::move(*e));
       }
       for (const std::string& path : task.seed_paths) {
         const std::string file = std::filesystem::path(path).filename().string();
-        if (!is_seed_for(name, file)) continue;
+        if (!(*backend)->conventions().is_seed(file)) continue;
         auto source = read_file(path);
         auto candidate = source ? parse_candidate(std::move(*source), path) : Result<Candidate>(source.error());
         CheckRow row;
@@ -180,8 +175,8 @@ int run_check(const Context& context, const CheckArgs& args) {
         } else if (evaluator) {
           if (!args.json) fmt::print(stderr, "checking {} {} {} ...\n", task.id(), name, file);
           row = row_for(evaluator->evaluate(*candidate, file, options));
-        } else {  // a GPU backend with no device here: compile for the usual target, say so
-          auto binary = compile_gpu_kernel(*gpu, task, *candidate, file, name == "cuda" ? "sm_90" : "gfx90a");
+        } else {  // a GPU backend with no device here: compile for its default target, say so
+          auto binary = compile_kernel(**backend, task, *candidate, file);
           row.compiled_only = true;
           row.status = binary ? "compiled" : "compile_error";
           if (binary) {
@@ -196,7 +191,7 @@ int run_check(const Context& context, const CheckArgs& args) {
         rows.push_back(std::move(row));
       }
       // A cuBLAS baseline is host C++; with a device, every evaluation above timed it.
-      if (name == "cuda" && !run_here && !task.cuda_baseline_path.empty()) {
+      if ((*backend)->conventions().vendor == "nvidia" && !run_here && !task.cuda_baseline_path.empty()) {
         auto binary = compile_gpu_host_baseline(*host, task);
         CheckRow row;
         row.task = task.id(), row.backend = name;

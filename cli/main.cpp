@@ -19,11 +19,6 @@ std::string Context::resolved_prompts_dir() const {
 }
 
 Result<Target> open_target(const std::string& backend_name) {
-  Target target;
-  target.name = host_cpu_name();
-  target.device = "cpu:" + target.name;
-  target.arch = "native";
-  if (backend_name == "cpu") return target;
   auto cache = CompileCache::open();
   if (!cache) return cache.error();
   auto backend = make_backend(backend_name, *cache);
@@ -34,10 +29,11 @@ Result<Target> open_target(const std::string& backend_name) {
     return make_error(ErrorKind::invalid_input,
                       "{}: no device to run on ({}); 'kforge compile --backend {}' compile-checks kernels without one",
                       backend_name, devices ? "none found" : devices.error().message, backend_name);
+  Target target;
   target.name = devices->front().name;
-  target.arch = devices->front().arch;
-  target.device = device_key(devices->front());  // "nvidia:sm_90:132"
-  target.gpu = std::move(*backend);
+  target.arch = devices->front().arch;  // "native" for the cpu
+  target.device = device_key(devices->front());  // "cpu:<model>", "nvidia:sm_90:132"
+  target.backend = std::move(*backend);
   return target;
 }
 

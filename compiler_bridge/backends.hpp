@@ -15,7 +15,7 @@ namespace kforge {
 std::unique_ptr<Backend> make_cpu_backend(const CompileCache& cache);
 std::unique_ptr<Backend> make_cuda_backend(const CompileCache& cache);
 std::unique_ptr<Backend> make_hip_backend(const CompileCache& cache);
-std::unique_ptr<Backend> make_null_backend();
+std::unique_ptr<Backend> make_null_backend(const CompileCache& cache);
 
 // Opens the first library of `names` that dlopen finds; otherwise "<names> not found".
 inline Result<SharedLibrary> open_first(const std::vector<std::string>& names) {

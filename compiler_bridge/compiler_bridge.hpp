@@ -204,14 +204,39 @@ class Device {
   virtual void* native_stream() const = 0;
 };
 
+// What differs between the kernels of backends: asked of the backend (or, with only its name at
+// hand, of kernel_conventions()) rather than switched on the name.
+struct KernelConventions {
+  // cpu: `extern "C" void entry(...)`, run in the calling process through a trampoline;
+  // cuda, hip: `extern "C" __global__ void entry(...)`, launched on a device.
+  enum class Entry { host_function, device_kernel } entry = Entry::host_function;
+  std::string extension;                   // of a kernel file: ".cpp", ".cu", ".hip"
+  std::vector<std::string> seed_prefixes;  // its seeds' names: "cpu_"; "cuda_"; "hip_" and "cuda_"
+  std::string baseline_seed;               // the naive seed speedups count from: "cpu_naive.cpp", "cuda_naive.cu"
+  std::string vendor;                      // how device keys name its devices: "cpu", "nvidia", "amd"
+
+  bool runs_on_host() const { return entry == Entry::host_function; }
+  // Whether `file_name` (a seed's) is a kernel of this backend.
+  bool is_seed(const std::string& file_name) const;
+};
+
+// The conventions of the backend called `backend` ("cpu", "cuda", "hip", "null"); an unknown
+// name is an error listing the known ones.
+Result<KernelConventions> kernel_conventions(const std::string& backend);
+
 // One backend: a compiler (source -> binary, pure and cached) and the devices it can run on. Each
 // backend lives in one file pair; vendor libraries are dlopen'ed, so a missing one makes the
 // backend unavailable with a reason instead of stopping kforge from starting.
 class Backend {
  public:
+  explicit Backend(CompileCache cache) : cache_(std::move(cache)) {}
   virtual ~Backend() = default;
+  // The compile cache it shares with every other backend of the process.
+  const CompileCache& cache() const { return cache_; }
   // "cpu", "cuda", "hip", "null".
   virtual std::string name() const = 0;
+  // Its kernels' entry style, file names and baseline (kernel_conventions(name())).
+  const KernelConventions& conventions() const;
   // Whether this machine can compile for the backend; the error says what is missing.
   virtual Status compiler_status() const = 0;
   // The compiler and its version, e.g. "NVRTC 13.0".
@@ -224,6 +249,9 @@ class Backend {
   virtual Result<std::vector<DeviceInfo>> devices() const = 0;
   // Device `index` of devices(), opened; default (cpu, null): an error saying there is none to open.
   virtual Result<std::unique_ptr<Device>> open_device(int index) const;
+
+ private:
+  CompileCache cache_;
 };
 
 // Every backend kforge knows, in a fixed order (cpu, cuda, hip, null), sharing `cache`.
@@ -258,6 +286,9 @@ class HostCompiler {
   std::string host_cpu_;  // -march=native means the binary is only good for this CPU
   std::vector<std::string> flags() const;
 };
+
+// The cpu backend over a host compiler of `options` (make_backend("cpu", cache) takes the defaults).
+std::unique_ptr<Backend> make_host_backend(HostCompilerOptions options = {});
 
 // The host CPU's model name, e.g. "AMD EPYC 7B13".
 std::string host_cpu_name();

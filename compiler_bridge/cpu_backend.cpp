@@ -129,8 +129,8 @@ namespace {
 // The host as a backend: the host compiler, and the machine's CPU as the one device.
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const CompileCache& cache)
-      : compiler_(HostCompiler::create({.compiler = "", .cache_dir = cache.dir()})) {}
+  explicit CpuBackend(HostCompilerOptions options)
+      : Backend(CompileCache::at(options.cache_dir)), compiler_(HostCompiler::create(options)) {}
 
   std::string name() const override { return "cpu"; }
   Status compiler_status() const override {
@@ -164,7 +164,12 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(const CompileCache& cache) {
-  return std::make_unique<CpuBackend>(cache);
+  return std::make_unique<CpuBackend>(HostCompilerOptions{.compiler = "", .cache_dir = cache.dir()});
+}
+
+std::unique_ptr<Backend> make_host_backend(HostCompilerOptions options) {
+  if (options.cache_dir.empty()) options.cache_dir = default_cache_dir();
+  return std::make_unique<CpuBackend>(std::move(options));
 }
 
 }  // namespace kforge

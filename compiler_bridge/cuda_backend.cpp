@@ -475,7 +475,7 @@ class CudaDevice final : public Device {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const CompileCache& cache) : cache_(cache) {}
+  explicit CudaBackend(const CompileCache& cache) : Backend(cache) {}
 
   std::string name() const override { return "cuda"; }
 
@@ -510,7 +510,7 @@ class CudaBackend final : public Backend {
     std::string material = fmt::format("cuda\n{}\n{}\n", compiler_version(), request.file_name);
     for (const auto& o : options) material += o + "\n";
     auto binary =
-        cache_.get_or_build("cuda", content_hash(material + request.source), ptx ? "ptx" : "cubin",
+        cache().get_or_build("cuda", content_hash(material + request.source), ptx ? "ptx" : "cubin",
                             [&](const std::string& output) { return nvrtc_compile(request, options, ptx, output); });
     if (!binary) return binary;
     binary->arch = arch;
@@ -575,7 +575,6 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  CompileCache cache_;
 };
 
 }  // namespace

@@ -410,7 +410,7 @@ int warp_size_of(const std::string& arch) {
 
 class HipBackend final : public Backend {
  public:
-  explicit HipBackend(const CompileCache& cache) : cache_(cache) {}
+  explicit HipBackend(const CompileCache& cache) : Backend(cache) {}
 
   std::string name() const override { return "hip"; }
 
@@ -453,7 +453,7 @@ class HipBackend final : public Backend {
         defines, request.file_name, request.source);
 
     // The child sends "<status> <log bytes> <code bytes>\n", the log, then the code object.
-    auto binary = cache_.get_or_build(
+    auto binary = cache().get_or_build(
         "hip", content_hash(material + defines + request.source), "hsaco",
         [&](const std::string& output) { return hiprtc_in_child(source, options, request.file_name, arch, output); });
     if (binary) binary->arch = arch;
@@ -509,7 +509,6 @@ class HipBackend final : public Backend {
   }
 
  private:
-  CompileCache cache_;
 };
 
 }  // namespace

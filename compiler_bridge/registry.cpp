@@ -1,12 +1,15 @@
 // The backend registry, the null backend, and stand-ins for backends this build left out.
 #include "compiler_bridge/backends.hpp"
 
+#include <stdexcept>
+
 namespace kforge {
 namespace {
 
 // Compiles nothing and runs nothing: a backend for tests of the plumbing around backends.
 class NullBackend final : public Backend {
  public:
+  using Backend::Backend;
   std::string name() const override { return "null"; }
   Status compiler_status() const override { return {}; }
   std::string compiler_version() const override { return "null 0"; }
@@ -25,7 +28,8 @@ class NullBackend final : public Backend {
 // A backend compiled out of this build: it says so wherever it is asked.
 class MissingBackend final : public Backend {
  public:
-  MissingBackend(std::string name, std::string why) : name_(std::move(name)), why_(std::move(why)) {}
+  MissingBackend(const CompileCache& cache, std::string name, std::string why)
+      : Backend(cache), name_(std::move(name)), why_(std::move(why)) {}
   std::string name() const override { return name_; }
   Status compiler_status() const override { return Error{ErrorKind::io, why_}; }
   std::string compiler_version() const override { return "(not built)"; }
@@ -40,9 +44,46 @@ class MissingBackend final : public Backend {
 
 }  // namespace
 
+namespace {
+using Entry = KernelConventions::Entry;
+// The one place that knows each backend's conventions. HIP compiles CUDA kernels through its
+// prelude, so CUDA seeds are HIP's too, and it measures speedups against the CUDA naive seed.
+const std::vector<std::pair<std::string, KernelConventions>>& conventions_table() {
+  static const std::vector<std::pair<std::string, KernelConventions>> table = {
+      {"cpu", {Entry::host_function, ".cpp", {"cpu_"}, "cpu_naive.cpp", "cpu"}},
+      {"cuda", {Entry::device_kernel, ".cu", {"cuda_"}, "cuda_naive.cu", "nvidia"}},
+      {"hip", {Entry::device_kernel, ".hip", {"hip_", "cuda_"}, "cuda_naive.cu", "amd"}},
+      {"null", {Entry::host_function, ".null", {}, "", "null"}},
+  };
+  return table;
+}
+}  // namespace
+
+bool KernelConventions::is_seed(const std::string& file_name) const {
+  for (const auto& prefix : seed_prefixes)
+    if (file_name.rfind(prefix, 0) == 0 && file_name.size() > prefix.size()) return true;
+  return false;
+}
+
+Result<KernelConventions> kernel_conventions(const std::string& backend) {
+  std::vector<std::string> known;
+  for (const auto& [name, conventions] : conventions_table()) {
+    if (name == backend) return conventions;
+    known.push_back(name);
+  }
+  return make_error(ErrorKind::invalid_input, "unknown backend '{}' (known: {})", backend, fmt::join(known, ", "));
+}
+
+const KernelConventions& Backend::conventions() const {
+  for (const auto& [name, conventions] : conventions_table())
+    if (name == this->name()) return conventions;
+  throw std::logic_error("backend '" + name() + "' has no conventions in registry.cpp");  // a bug, not input
+}
+
 std::string device_key(const DeviceInfo& info) {
-  if (info.backend == "cpu") return "cpu:" + info.name;
-  const std::string vendor = info.backend == "cuda" ? "nvidia" : info.backend == "hip" ? "amd" : info.backend;
+  const auto conventions = kernel_conventions(info.backend);
+  const std::string vendor = conventions ? conventions->vendor : info.backend;
+  if (vendor == "cpu") return "cpu:" + info.name;
   return fmt::format("{}:{}:{}", vendor, info.arch, info.compute_units);
 }
 
@@ -51,18 +92,18 @@ Result<std::unique_ptr<Device>> Backend::open_device(int) const {
 }
 
 #ifndef KFORGE_WITH_CUDA
-std::unique_ptr<Backend> make_cuda_backend(const CompileCache&) {
-  return std::make_unique<MissingBackend>("cuda", "this kforge was built without the CUDA toolkit's headers");
+std::unique_ptr<Backend> make_cuda_backend(const CompileCache& cache) {
+  return std::make_unique<MissingBackend>(cache, "cuda", "this kforge was built without the CUDA toolkit's headers");
 }
 #endif
 #ifndef KFORGE_WITH_HIP
-std::unique_ptr<Backend> make_hip_backend(const CompileCache&) {
-  return std::make_unique<MissingBackend>("hip", "this kforge was built without the HIP headers (libamdhip64-dev)");
+std::unique_ptr<Backend> make_hip_backend(const CompileCache& cache) {
+  return std::make_unique<MissingBackend>(cache, "hip", "this kforge was built without the HIP headers (libamdhip64-dev)");
 }
 #endif
 
-std::unique_ptr<Backend> make_null_backend() {
-  return std::make_unique<NullBackend>();
+std::unique_ptr<Backend> make_null_backend(const CompileCache& cache) {
+  return std::make_unique<NullBackend>(cache);
 }
 
 std::vector<std::unique_ptr<Backend>> make_backends(const CompileCache& cache) {
@@ -70,7 +111,7 @@ std::vector<std::unique_ptr<Backend>> make_backends(const CompileCache& cache) {
   all.push_back(make_cpu_backend(cache));
   all.push_back(make_cuda_backend(cache));
   all.push_back(make_hip_backend(cache));
-  all.push_back(make_null_backend());
+  all.push_back(make_null_backend(cache));
   return all;
 }
 

@@ -385,59 +385,6 @@ Result<TimedKernel> load_host_baseline(Device& device, const nlohmann::json& j) 
 
 }  // namespace
 
-Result<std::vector<LaunchDims>> DeviceKernel::launch_dims(const Bindings& sizes) const {
-  Bindings bindings = sizes;
-  for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
-  std::vector<LaunchDims> out;
-  for (const LaunchSpec& spec : candidate.launches) {
-    auto dims = evaluate_launch(spec, bindings);
-    if (!dims) return dims.error();
-    out.push_back(*dims);
-  }
-  return out;
-}
-
-Result<std::size_t> DeviceKernel::workspace_bytes(const Bindings& sizes) const {
-  if (!candidate.workspace_bytes) return std::size_t{0};
-  Bindings bindings = sizes;
-  for (const auto& [name, value] : candidate.param_bindings()) bindings[name] = value;
-  auto bytes = candidate.workspace_bytes->eval(bindings);
-  if (!bytes) return bytes.error();
-  if (*bytes < 0) return make_error(ErrorKind::invalid_input, "the workspace size is negative ({})", *bytes);
-  return static_cast<std::size_t>(*bytes);
-}
-
-void DeviceKernel::marshal(const Task& task, void* const* args, DevicePtr workspace, DevicePtr* slots,
-                           void** driver_args) const {
-  const size_t n = task.args.size();
-  for (size_t i = 0; i < n; ++i) {
-    if (task.args[i].is_tensor()) {
-      slots[i] = reinterpret_cast<DevicePtr>(args[i]);
-      driver_args[i] = &slots[i];
-    } else {
-      slots[i] = 0;
-      driver_args[i] = args[i];  // the 4-byte int or float itself
-    }
-  }
-  slots[n] = workspace;
-  driver_args[n] = candidate.workspace_bytes ? &slots[n] : nullptr;
-}
-
-Status DeviceKernel::launch(Device& device, const std::vector<LaunchDims>& launches, void** driver_args) const {
-  for (const LaunchDims& dims : launches)
-    if (Status s = device.launch(*module, candidate.entry, dims, driver_args); !s) return s;
-  return {};
-}
-
-Result<DeviceKernel> load_device_kernel(Device& device, Candidate candidate, const Binary& binary,
-                                        const std::string& file_name) {
-  if (candidate.launches.empty())
-    return make_error(ErrorKind::invalid_input, "{}: a GPU kernel needs a '// @kforge launch:' line", file_name);
-  auto module = device.load(binary);
-  if (!module) return module.error();
-  return DeviceKernel{std::move(candidate), std::move(*module)};
-}
-
 Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, int index, const nlohmann::json& candidate,
                                                    const nlohmann::json& baseline, const nlohmann::json& vendor,
                                                    const nlohmann::json& copy_probe) {

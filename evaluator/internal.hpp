@@ -208,7 +208,7 @@ struct MachineLimits {
 };
 
 // The probe, compiled like a candidate.
-Result<Binary> compile_probe(const HostCompiler& compiler);
+Result<Binary> compile_probe(const Backend& host);
 // The machine's limits: measured by the probe once, then kept beside its binary; `measure_again`
 // runs it anyway and keeps the best of old and new.
 Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again = false);

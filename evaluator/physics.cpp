@@ -128,11 +128,11 @@ void save_atomically(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-Result<Binary> compile_probe(const HostCompiler& compiler) {
+Result<Binary> compile_probe(const Backend& host) {
   CompileRequest request;
   request.source = kProbeSource;
   request.file_name = "kforge_probe.cpp";
-  return compiler.compile(request);
+  return host.compile(request);
 }
 
 double MachineLimits::read_rate(double bytes) const {

@@ -17,7 +17,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "evaluator/evaluator.hpp"
+#include "task/task.hpp"
 #include "kernels_db/kernels_db.hpp"
 
 namespace kforge {
@@ -40,7 +40,6 @@ namespace {
 
 // A GPU library's device, and the first launch or device error since open (then nothing more runs).
 struct Gpu {
-  std::unique_ptr<Backend> backend;
   std::unique_ptr<Device> device;
   std::optional<Error> error;
 };
@@ -143,9 +142,9 @@ void pin_openmp_runtime() {
 }  // namespace
 
 struct KernelLibrary::Impl {
-  std::string path, device_key, tasks_dir, backend;
-  std::optional<HostCompiler> compiler;  // cpu
-  std::unique_ptr<Gpu> gpu;              // cuda, hip: outlives every kernel and launcher below
+  std::string path, device_key, tasks_dir, backend_name;
+  std::unique_ptr<Backend> backend;  // compiles every kernel: cpu (run here), cuda or hip
+  std::unique_ptr<Gpu> gpu;          // cuda, hip: its device, which outlives every kernel and launcher below
   std::optional<BestKernels> best;  // none for open_baseline()
   std::map<std::string, std::set<std::string>> devices_by_op;  // every device the file has `best` rows for
 
@@ -163,7 +162,7 @@ struct KernelLibrary::Impl {
   std::mutex flush_mutex;
 
   // The baseline's file: the task's naive seed for the backend.
-  std::string baseline_name() const { return gpu ? "cuda_naive.cu" : "cpu_naive.cpp"; }
+  std::string baseline_name() const { return backend->conventions().baseline_seed; }
 
   Result<Problem*> lookup(const std::string& op, const Bindings& dims, const std::string& dtype, bool count_miss);
   Result<std::unique_ptr<Problem>> build(const Task& task, const std::string& op, const Bindings& dims);
@@ -229,11 +228,11 @@ Result<Kernel::Fn> KernelLibrary::Impl::load(const Task& task, const std::string
   if (auto it = loaded.find(key); it != loaded.end()) return it->second->fn;
   auto candidate = parse_candidate(source, origin);
   if (!candidate) return candidate.error();
-  if (auto why = static_check(candidate->source))
+  if (auto why = source_check(*backend, candidate->source))
     return make_error(ErrorKind::invalid_input, "{}: refused by the static check: {}", origin, *why);
   if (candidate->workspace_bytes)
     return make_error(ErrorKind::invalid_input, "{}: declares a GPU workspace, which a cpu kernel cannot have", origin);
-  auto binary = compile_for_task(*compiler, task, *candidate, origin);
+  auto binary = compile_kernel(*backend, task, *candidate, origin);
   if (!binary)
     return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
   auto library = SharedLibrary::open(binary->path);
@@ -251,9 +250,9 @@ Result<const DeviceKernel*> KernelLibrary::Impl::load_device(const Task& task, c
   if (auto it = device_kernels.find(key); it != device_kernels.end()) return it->second.get();
   auto candidate = parse_candidate(source, origin);
   if (!candidate) return candidate.error();
-  if (auto why = include_check(candidate->source))
+  if (auto why = source_check(*backend, candidate->source))
     return make_error(ErrorKind::invalid_input, "{}: refused by the include check: {}", origin, *why);
-  auto binary = compile_gpu_kernel(*gpu->backend, task, *candidate, origin, gpu->device->info().arch);
+  auto binary = compile_kernel(*backend, task, *candidate, origin, gpu->device->info().arch);
   if (!binary)
     return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
   auto kernel = load_device_kernel(*gpu->device, std::move(*candidate), *binary, origin);
@@ -327,8 +326,9 @@ Result<std::unique_ptr<Problem>> KernelLibrary::Impl::build(const Task& task, co
     Status usable = make_error(ErrorKind::internal, "its source is not in the library");
     if (k && k->task != op)
       usable = make_error(ErrorKind::invalid_input, "it implements {}, not {}", k->task, op);
-    else if (k && k->backend != backend)
-      usable = make_error(ErrorKind::invalid_input, "it is a {} kernel; this library runs {} kernels", k->backend, backend);
+    else if (k && k->backend != backend_name)
+      usable = make_error(ErrorKind::invalid_input, "it is a {} kernel; this library runs {} kernels", k->backend,
+                          backend_name);
     else if (k)
       usable = use(*p, task, dims, k->key, k->source, k->origin);
     const std::string origin = k ? k->origin : "?";
@@ -401,7 +401,8 @@ Status complete_options(KernelLibraryOptions& options) {
   std::error_code ec;
   if (!std::filesystem::is_directory(options.tasks_dir, ec))
     return make_error(ErrorKind::invalid_input, "{}: no tasks directory there", options.tasks_dir);
-  if (options.backend != "cpu" && options.backend != "cuda" && options.backend != "hip")
+  auto conventions = kernel_conventions(options.backend);
+  if (!conventions || options.backend == "null")
     return make_error(ErrorKind::invalid_input, "backend '{}': a kernel library runs on cpu, cuda or hip",
                       options.backend);
   return {};
@@ -417,23 +418,25 @@ Result<std::unique_ptr<KernelLibrary::Impl>> KernelLibrary::Impl::create(const s
   auto impl = std::make_unique<KernelLibrary::Impl>();
   impl->path = path;
   impl->tasks_dir = options.tasks_dir;
-  impl->backend = options.backend;
-  if (options.backend == "cpu") {
-    auto compiler = HostCompiler::create(options.compiler);
-    if (!compiler) return compiler.error();
-    impl->compiler = std::move(*compiler);
-    if (options.device_key.empty()) options.device_key = "cpu:" + host_cpu_name();
+  impl->backend_name = options.backend;
+  if (kernel_conventions(options.backend)->runs_on_host()) {  // with the embedder's host compiler options
+    impl->backend = make_host_backend(options.compiler);
   } else {
     auto cache = CompileCache::open(options.compiler.cache_dir);
     if (!cache) return cache.error();
     auto backend = make_backend(options.backend, *cache);
     if (!backend) return backend.error();
-    if (Status s = (*backend)->compiler_status(); !s)
-      return make_error(s.error().kind, "{}: cannot compile kernels: {}", options.backend, s.error().message);
-    auto device = (*backend)->open_device(options.device_index);
+    impl->backend = std::move(*backend);
+  }
+  if (Status s = impl->backend->compiler_status(); !s)
+    return make_error(s.error().kind, "{}: cannot compile kernels: {}", options.backend, s.error().message);
+  if (impl->backend->conventions().runs_on_host()) {
+    if (options.device_key.empty()) options.device_key = "cpu:" + host_cpu_name();
+  } else {
+    auto device = impl->backend->open_device(options.device_index);
     if (!device) return device.error();
     if (options.device_key.empty()) options.device_key = kforge::device_key((*device)->info());
-    impl->gpu = std::make_unique<Gpu>(Gpu{std::move(*backend), std::move(*device), std::nullopt});
+    impl->gpu = std::make_unique<Gpu>(Gpu{std::move(*device), std::nullopt});
   }
   impl->device_key = options.device_key;
   return impl;
@@ -507,7 +510,7 @@ const std::string& KernelLibrary::device_key() const {
   return impl_->device_key;
 }
 const std::string& KernelLibrary::backend() const {
-  return impl_->backend;
+  return impl_->backend_name;
 }
 Device* KernelLibrary::device() const {
   return impl_->gpu ? impl_->gpu->device.get() : nullptr;

@@ -17,7 +17,7 @@
 #include <optional>
 #include <set>
 
-#include "evaluator/evaluator.hpp"  // quantize(): ggml's quantize_row_q8_0_ref
+#include "task/task.hpp"  // quantize(): ggml's quantize_row_q8_0_ref
 
 namespace kforge {
 

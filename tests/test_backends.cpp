@@ -90,14 +90,14 @@ TEST_F(BackendTest, NvrtcCompilesEveryCudaSeedToCubinAndPtx) {
 // Every task's baseline.cuda is host C++ that finds cuBLAS at run time: it compiles without the
 // toolkit, exports what the worker calls, and without a GPU its open says why it cannot run.
 TEST_F(BackendTest, EveryCublasBaselineCompilesForTheHostAndSaysWhyItCannotOpenWithoutAGpu) {
-  const HostCompiler host = HostCompiler::create({.compiler = "", .cache_dir = dir_.string()}).value();
+  const auto host = make_host_backend({.compiler = "", .cache_dir = dir_.string()});
   const bool gpu_here = backend("cuda")->devices().ok();
   int baselines = 0;
   const std::vector<Task> tasks = load_tasks(kSource + "/tasks").value();
   for (const Task& task : tasks) {
     if (task.cuda_baseline_path.empty()) continue;
     ++baselines;
-    auto binary = compile_gpu_host_baseline(host, task);
+    auto binary = compile_gpu_host_baseline(*host, task);
     ASSERT_TRUE(binary.ok()) << task.id() << ": " << binary.error().message;
     void* library = dlopen(binary->path.c_str(), RTLD_NOW | RTLD_LOCAL);
     ASSERT_NE(library, nullptr) << dlerror();
@@ -115,7 +115,7 @@ TEST_F(BackendTest, EveryCublasBaselineCompilesForTheHostAndSaysWhyItCannotOpenW
 }
 
 TEST_F(BackendTest, ACublasBaselineThatBreaksTheContractIsACompileError) {
-  const HostCompiler host = HostCompiler::create({.compiler = "", .cache_dir = dir_.string()}).value();
+  const auto host = make_host_backend({.compiler = "", .cache_dir = dir_.string()});
   Task task = find_task(kSource + "/tasks", "llm/gemv").value();
   const std::string entry = "// @kforge entry: gemv_cublas\n";
   const std::string open = "extern \"C\" const char* kforge_baseline_open(void*) { return nullptr; }\n";
@@ -129,7 +129,7 @@ TEST_F(BackendTest, ACublasBaselineThatBreaksTheContractIsACompileError) {
   for (const auto& [source, named] : broken) {
     task.cuda_baseline_path = (dir_ / "cuda_broken.cpp").string();
     std::ofstream(task.cuda_baseline_path) << source;
-    auto binary = compile_gpu_host_baseline(host, task);
+    auto binary = compile_gpu_host_baseline(*host, task);
     ASSERT_FALSE(binary.ok()) << source;
     EXPECT_EQ(binary.error().kind, ErrorKind::compile);
     EXPECT_NE(binary.error().message.find(named), std::string::npos) << binary.error().message;

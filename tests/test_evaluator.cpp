@@ -19,13 +19,11 @@ namespace {
 
 const std::string kSource = KFORGE_SOURCE_DIR;
 
-const HostCompiler& compiler() {
-  static HostCompiler c = [] {
-    auto r = HostCompiler::create({.compiler = "", .cache_dir = KFORGE_TEST_CACHE_DIR});
-    if (!r) throw std::runtime_error(r.error().message);
-    return std::move(*r);
-  }();
-  return c;
+// The cpu backend over the tests' own compile cache.
+const Backend& compiler() {
+  static const auto host = make_host_backend({.compiler = "", .cache_dir = KFORGE_TEST_CACHE_DIR});
+  if (Status s = host->compiler_status(); !s) throw std::runtime_error(s.error().message);
+  return *host;
 }
 
 Evaluator evaluator_for(const std::string& root, const std::string& id) {

@@ -313,8 +313,7 @@ TEST_F(GpuTest, LlamaDecoderMatchesTheCpu) {
 TEST_F(GpuTest, GemvIsTimedAgainstCublas) {
   if (backend_->name() != "cuda") GTEST_SKIP() << "the cuBLAS baselines are for cuda";
   const std::string source_dir = env_or("KFORGE_SOURCE_DIR", KFORGE_SOURCE_DIR);
-  const HostCompiler host = HostCompiler::create({.compiler = "", .cache_dir = cache_->dir()}).value();
-  auto evaluator = Evaluator::create(find_task(source_dir + "/tasks", "llm/gemv").value(), host, nullptr, backend_.get());
+  auto evaluator = Evaluator::create(find_task(source_dir + "/tasks", "llm/gemv").value(), *backend_);
   ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
   const std::string path = source_dir + "/tasks/llm/gemv/seeds/cuda_naive.cu";
   EvalOptions options;

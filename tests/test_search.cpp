@@ -21,9 +21,9 @@ namespace {
 
 const std::string kSource = KFORGE_SOURCE_DIR;
 
-const HostCompiler& compiler() {
-  static HostCompiler c = HostCompiler::create({.compiler = "", .cache_dir = KFORGE_TEST_CACHE_DIR}).value();
-  return c;
+const Backend& compiler() {  // the cpu backend over the tests' own compile cache
+  static const auto host = make_host_backend({.compiler = "", .cache_dir = KFORGE_TEST_CACHE_DIR});
+  return *host;
 }
 
 Candidate candidate(const std::string& source) { return parse_candidate(source, "t.cpp").value(); }
@@ -342,7 +342,7 @@ TEST_F(SearchTest, ACudaKernelsResourcesAreReportedEvenWithoutADevice) {
   auto cuda = make_backend("cuda", CompileCache::open(KFORGE_TEST_CACHE_DIR).value()).value();
   if (Status s = cuda->compiler_status(); !s) GTEST_SKIP() << s.error().message;
   if (cuda->devices().ok()) GTEST_SKIP() << "a GPU is here: tests/test_gpu.cpp evaluates on it";
-  auto evaluator = Evaluator::create(find_task(kSource + "/tasks", "llm/rmsnorm").value(), compiler(), nullptr, cuda.get());
+  auto evaluator = Evaluator::create(find_task(kSource + "/tasks", "llm/rmsnorm").value(), *cuda);
   ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
   const std::string path = kSource + "/tasks/llm/rmsnorm/seeds/cuda_naive.cu";
   const EvalResult r =

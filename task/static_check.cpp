@@ -3,7 +3,7 @@
 // line of defence; the sandbox behind it enforces the same limits at run time.
 #include <cctype>
 
-#include "evaluator/evaluator.hpp"
+#include "task/task.hpp"
 
 namespace kforge {
 namespace {

@@ -6,7 +6,7 @@
 #include <regex>
 #include <set>
 
-#include "evaluator/evaluator.hpp"
+#include "task/task.hpp"
 
 namespace fs = std::filesystem;
 
@@ -536,10 +536,8 @@ Result<Task> find_task(const std::string& root, const std::string& id) {
 }
 
 bool is_seed_for(const std::string& backend, const std::string& file_name) {
-  auto starts = [&](const char* prefix) { return file_name.rfind(prefix, 0) == 0; };
-  if (backend == "cpu") return starts("cpu_");
-  if (backend == "cuda") return starts("cuda_");
-  return backend == "hip" && (starts("hip_") || starts("cuda_"));
+  const auto conventions = kernel_conventions(backend);
+  return conventions && conventions->is_seed(file_name);
 }
 
 }  // namespace kforge

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "evaluator/evaluator.hpp"
+#include "task/task.hpp"
 
 namespace kforge {
 

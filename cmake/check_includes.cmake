@@ -1,0 +1,26 @@
+# cmake -DROOT=<source tree> -P check_includes.cmake: fails, naming the file and line, when a
+# component's source includes the header of a component it may not use (cmake/layers.cmake).
+cmake_minimum_required(VERSION 3.25)
+include(${CMAKE_CURRENT_LIST_DIR}/layers.cmake)
+set(violations "")
+foreach(component ${KFORGE_COMPONENTS})
+  file(GLOB_RECURSE sources RELATIVE ${ROOT} ${ROOT}/${component}/*.cpp ${ROOT}/${component}/*.hpp)
+  foreach(source ${sources})
+    file(STRINGS ${ROOT}/${source} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"[a-z_]+/")
+    foreach(line ${lines})
+      string(REGEX MATCH "\"([a-z_]+)/" _ "${line}")
+      set(used ${CMAKE_MATCH_1})
+      if(used IN_LIST KFORGE_COMPONENTS AND NOT used STREQUAL component
+         AND NOT used IN_LIST KFORGE_ALLOWED_${component})
+        string(STRIP "${line}" line)
+        list(APPEND violations "${source}: ${line}: ${component} may not use ${used}")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(violations)
+  list(JOIN violations "\n" text)
+  message("${text}")  # unwrapped, one line each
+  message(FATAL_ERROR "components include one above them (cmake/layers.cmake)")
+endif()
+message(STATUS "every include follows cmake/layers.cmake")
