@@ -1,4 +1,5 @@
-// Internal to kernels_db: thin RAII over the SQLite C API, shared by the store, merge and lookup.
+// Internal to kernels_db: thin RAII over the SQLite C API, and the helpers every file of the
+// library shares.
 #pragma once
 
 #include <sqlite3.h>
@@ -9,7 +10,8 @@
 
 namespace kforge::db {
 
-std::string now_utc();  // "2026-01-01T00:00:00.123Z": milliseconds, so a second's rows still order
+std::string now_utc();     // "2026-01-01T00:00:00.123Z": milliseconds, so a second's rows still order
+std::string random_hex();  // 16 hex digits from std::random_device: the unique part of run ids and new keys
 
 // A prepared statement, finalized on scope exit.
 class Statement {
