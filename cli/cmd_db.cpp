@@ -115,7 +115,7 @@ json best_json(const BestRecord& b) {
 // "auto" and "cpu": this machine's CPU; "cuda", "hip": its first device of that backend.
 Result<std::string> device_key(const std::string& device) {
   if (device == "auto") return "cpu:" + host_cpu_name();
-  if (device != "cpu" && device != "cuda" && device != "hip") return device;
+  if (!kernel_conventions(device) || device == "null") return device;  // a device key itself
   auto target = open_target(device);
   if (!target) return target.error();
   return target->device;
@@ -348,7 +348,8 @@ int run_stats(const DbArgs& a) {
 }
 
 std::string source_extension(const std::string& backend) {
-  return backend == "cuda" ? ".cu" : backend == "hip" ? ".hip" : ".cpp";
+  const auto conventions = kernel_conventions(backend);
+  return conventions ? conventions->extension : ".cpp";
 }
 
 // A directory of kernels: <task>/<key>_<origin stem><ext>, with <same>.json beside it holding the

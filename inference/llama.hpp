@@ -18,7 +18,7 @@
 // every attention score, and the logits, as llama2.c computes them.
 //
 // How a forward pass maps onto the ops, for M tokens at positions p..p+M-1 (M = 1 is a decode step):
-//   llm/embedding (a plain row copy where the vocabulary is below its V >= 4096 constraint),
+//   llm/embedding,
 //   llm/rmsnorm once, then per layer: the q/k/v projections (llm/gemv for M = 1, llm/gemm_flat for
 //   M <= 64, llm/gemm_prefill above; llm/gemv_q8_0 per token with Q8_0 weights), llm/rope, llm/kv_append per token, attention (llm/attn_prefill
 //   for a chunk that starts at position 0, else llm/attn_decode per token over the cache), the output

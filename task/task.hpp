@@ -96,7 +96,7 @@ struct Task {
   std::vector<std::string> size_symbols() const;
 };
 
-// The categories a task may name (DESIGN §3.1, after MultiKernelBench), sorted.
+// The categories a task may name (after MultiKernelBench; tasks/README.md), sorted.
 const std::set<std::string>& task_categories();
 
 // Loads one task folder. On failure the message lists every problem found, one per line, each
