@@ -1,6 +1,7 @@
 // hip: hiprtc compiles to an AMD code object; the HIP runtime answers device queries and runs
-// kernels (module API, one non-blocking stream, events). Both come
-// from libamdhip64 (ROCm 5 keeps hiprtc inside it; ROCm 6 ships libhiprtc.so.6), dlopen'ed.
+// kernels (module API, one non-blocking stream, events) through the Device it shares with cuda
+// (gpu_device.hpp), filling its table. Both come from libamdhip64 (ROCm 5 keeps hiprtc inside
+// it; ROCm 6 ships libhiprtc.so.6), dlopen'ed.
 // hiprtc runs in a child process: Debian's ROCm 5.2 aborts the whole process for archs it does
 // not know (gfx940, gfx942, gfx1100), and that must cost a compile error, not kforge.
 #include <fcntl.h>
@@ -9,10 +10,9 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <map>
 #include <regex>
 
-#include "compiler_bridge/backends.hpp"
+#include "compiler_bridge/gpu_device.hpp"
 
 namespace kforge {
 namespace {
@@ -99,83 +99,40 @@ Result<std::string> hiprtc_in_child(const std::string& source, const std::vector
   return log;
 }
 
-struct Runtime {
+// The runtime's table (gpu_device.hpp), and the calls only this file makes.
+struct Runtime : GpuDriverApi {
+  explicit Runtime(SharedLibrary library) : lib(std::move(library)) {}
   SharedLibrary lib;
   decltype(&hipInit) init = nullptr;
   decltype(&hipGetDeviceCount) device_count = nullptr;
-  decltype(&hipDeviceGetName) device_name = nullptr;
-  decltype(&hipDeviceTotalMem) total_memory = nullptr;
-  decltype(&hipDeviceGetAttribute) attribute = nullptr;
   decltype(&hipGetErrorName) error_name = nullptr;
   decltype(&hipGetErrorString) error_string = nullptr;
   decltype(&hipSetDevice) set_device = nullptr;
-  decltype(&hipStreamCreateWithFlags) stream_create = nullptr;
-  decltype(&hipStreamDestroy) stream_destroy = nullptr;
-  decltype(&hipStreamSynchronize) stream_synchronize = nullptr;
-  hipError_t (*memory_alloc)(void**, size_t) = nullptr;  // hipMalloc has C++ template overloads
-  decltype(&hipFree) memory_free = nullptr;
   decltype(&hipMemcpyAsync) copy = nullptr;
-  decltype(&hipMemsetAsync) fill = nullptr;
-  decltype(&hipModuleLoadData) module_load = nullptr;
-  decltype(&hipModuleUnload) module_unload = nullptr;
-  decltype(&hipModuleGetFunction) module_function = nullptr;
-  decltype(&hipModuleLaunchKernel) launch = nullptr;
-  decltype(&hipEventCreate) event_create = nullptr;
-  decltype(&hipEventDestroy) event_destroy = nullptr;
-  decltype(&hipEventRecord) event_record = nullptr;
-  decltype(&hipEventSynchronize) event_synchronize = nullptr;
-  decltype(&hipEventElapsedTime) event_elapsed = nullptr;
+  decltype(&hipModuleLoadData) module_load_data = nullptr;
 };
+static_assert(hipSuccess == 0 && sizeof(hipError_t) == sizeof(int) && sizeof(hipDeviceptr_t) == sizeof(DevicePtr));
+static_assert(hipStreamNonBlocking == gpu_stream_non_blocking);
 
-// Never unloaded: modules and events may outlive static destruction.
-const Result<Runtime>& runtime() {
-  static const Result<Runtime>& loaded = *new Result<Runtime>([]() -> Result<Runtime> {
-    auto lib = open_first({"libamdhip64.so.6", "libamdhip64.so.5", "/opt/rocm/lib/libamdhip64.so.6"});
-    if (!lib) return lib.error();
-    Runtime r{std::move(*lib)};
-    for (Status s : {bind(r.lib, r.init, "hipInit"),
-                     bind(r.lib, r.device_count, "hipGetDeviceCount"),
-                     bind(r.lib, r.device_name, "hipDeviceGetName"),
-                     bind(r.lib, r.total_memory, "hipDeviceTotalMem"),
-                     bind(r.lib, r.attribute, "hipDeviceGetAttribute"),
-                     bind(r.lib, r.error_name, "hipGetErrorName"),
-                     bind(r.lib, r.error_string, "hipGetErrorString"),
-                     bind(r.lib, r.set_device, "hipSetDevice"),
-                     bind(r.lib, r.stream_create, "hipStreamCreateWithFlags"),
-                     bind(r.lib, r.stream_destroy, "hipStreamDestroy"),
-                     bind(r.lib, r.stream_synchronize, "hipStreamSynchronize"),
-                     bind(r.lib, r.memory_alloc, "hipMalloc"),
-                     bind(r.lib, r.memory_free, "hipFree"),
-                     bind(r.lib, r.copy, "hipMemcpyAsync"),
-                     bind(r.lib, r.fill, "hipMemsetAsync"),
-                     bind(r.lib, r.module_load, "hipModuleLoadData"),
-                     bind(r.lib, r.module_unload, "hipModuleUnload"),
-                     bind(r.lib, r.module_function, "hipModuleGetFunction"),
-                     bind(r.lib, r.launch, "hipModuleLaunchKernel"),
-                     bind(r.lib, r.event_create, "hipEventCreate"),
-                     bind(r.lib, r.event_destroy, "hipEventDestroy"),
-                     bind(r.lib, r.event_record, "hipEventRecord"),
-                     bind(r.lib, r.event_synchronize, "hipEventSynchronize"),
-                     bind(r.lib, r.event_elapsed, "hipEventElapsedTime")})
-      if (!s) return s.error();
-    return r;
-  }());
-  return loaded;
+const Result<Runtime>& runtime();
+// The loaded runtime, for the calls below: made only once it loaded.
+const Runtime& hip() {
+  return *runtime();
 }
 
 // "hipErrorOutOfMemory: out of memory"
-std::string describe(const Runtime& r, hipError_t rc) {
-  const char *name = r.error_name(rc), *text = r.error_string(rc);
-  return fmt::format("{}: {}", name ? name : fmt::format("hipError_t {}", static_cast<int>(rc)),
-                     text ? text : "unknown error");
+std::string describe(int rc) {
+  const char *name = hip().error_name(static_cast<hipError_t>(rc)),
+             *text = hip().error_string(static_cast<hipError_t>(rc));
+  return fmt::format("{}: {}", name ? name : fmt::format("hipError_t {}", rc), text ? text : "unknown error");
 }
 
 // Errors after which the device is unusable for this process. HIP numbers them as CUDA does; 714
 // to 718 (hardware stack, illegal instruction, misaligned address, address space, PC) are not
 // in ROCm 5's enum but are CUDA's, which HIP on NVIDIA passes through. (ROCm itself usually
 // aborts the whole process on a GPU memory fault: the evaluator's worker absorbs that.)
-bool is_sticky(hipError_t rc) {
-  switch (static_cast<int>(rc)) {
+bool is_sticky(int rc) {
+  switch (rc) {
     case hipErrorIllegalAddress:
     case hipErrorLaunchTimeOut:
     case hipErrorAssert:
@@ -191,226 +148,85 @@ bool is_sticky(hipError_t rc) {
   }
 }
 
-struct HipModule final : Module {
-  const Runtime* r = nullptr;
-  int device = 0;
-  hipModule_t module = nullptr;
-  std::string name;                                                     // the binary's file
-  mutable std::map<std::string, hipFunction_t, std::less<>> functions;  // looked up on first launch
-  ~HipModule() override {
-    if (module && r->set_device(device) == hipSuccess) (void)r->module_unload(module);
-  }
-};
+// Not read: gcnArchName sits in hipDeviceProp_t, whose layout differs across ROCm majors.
+std::string arch_of(int) {
+  return "unknown";
+}
 
-struct HipEvent final : Event {
-  const Runtime* r = nullptr;
-  int device = 0;
-  hipEvent_t event = nullptr;
-  ~HipEvent() override {
-    if (event && r->set_device(device) == hipSuccess) (void)r->event_destroy(event);
-  }
-};
+// The table's calls that HIP makes differently: the current device is an ordinal (per thread),
+// copies name their direction, loading has no options.
+int make_current(void*, int device) {
+  return hip().set_device(device);
+}
+int copy_in(DevicePtr dst, const void* src, std::size_t bytes, void* stream) {
+  return hip().copy(reinterpret_cast<void*>(dst), src, bytes, hipMemcpyHostToDevice, static_cast<hipStream_t>(stream));
+}
+int copy_out(void* dst, DevicePtr src, std::size_t bytes, void* stream) {
+  return hip().copy(dst, reinterpret_cast<void*>(src), bytes, hipMemcpyDeviceToHost, static_cast<hipStream_t>(stream));
+}
+int load_module(void** module, const char* image, std::string&) {
+  hipModule_t loaded = nullptr;
+  const hipError_t rc = hip().module_load_data(&loaded, image);
+  *module = loaded;
+  return rc;
+}
 
-class HipDevice final : public Device {
- public:
-  HipDevice(DeviceInfo info, const Runtime& r, hipStream_t stream) : info_(std::move(info)), r_(r), stream_(stream) {}
-
-  ~HipDevice() override {
-    if (dead_ || r_.set_device(info_.index) != hipSuccess) return;
-    (void)r_.stream_synchronize(stream_);
-    if (flush_buffer_) (void)r_.memory_free(flush_buffer_);
-    (void)r_.stream_destroy(stream_);
-  }
-
-  const DeviceInfo& info() const override { return info_; }
-
-  Result<DevicePtr> alloc(std::size_t bytes) override {
-    if (auto s = enter(); !s) return s.error();
-    if (bytes == 0) return DevicePtr{0};
-    void* ptr = nullptr;
-    if (auto s = check(r_.memory_alloc(&ptr, bytes), [&] { return fmt::format("hipMalloc of {} bytes", bytes); }); !s)
-      return s.error();
-    return reinterpret_cast<DevicePtr>(ptr);
-  }
-
-  void free(DevicePtr ptr) override {
-    if (ptr == 0 || !enter()) return;
-    (void)check(r_.memory_free(address(ptr)), [] { return std::string("hipFree"); });
-  }
-
-  Status copy_in(DevicePtr dst, const void* src, std::size_t bytes) override {
-    if (auto s = enter(); !s || bytes == 0) return s;
-    if (auto s = check(r_.copy(address(dst), src, bytes, hipMemcpyHostToDevice, stream_),
-                       [&] { return fmt::format("hipMemcpyAsync of {} bytes to {:#x}", bytes, dst); });
-        !s)
-      return s;
-    return synchronize();
-  }
-
-  Status copy_out(void* dst, DevicePtr src, std::size_t bytes) override {
-    if (auto s = enter(); !s || bytes == 0) return s;
-    if (auto s = check(r_.copy(dst, address(src), bytes, hipMemcpyDeviceToHost, stream_),
-                       [&] { return fmt::format("hipMemcpyAsync of {} bytes from {:#x}", bytes, src); });
-        !s)
-      return s;
-    return synchronize();
-  }
-
-  Status fill(DevicePtr dst, std::uint8_t byte, std::size_t bytes) override {
-    if (auto s = enter(); !s || bytes == 0) return s;
-    return check(r_.fill(address(dst), byte, bytes, stream_),
-                 [&] { return fmt::format("hipMemsetAsync of {} bytes at {:#x}", bytes, dst); });
-  }
-
-  Result<std::unique_ptr<Module>> load(const Binary& binary) override {
-    if (binary.backend != "hip" || binary.format != "hsaco")
-      return make_error(ErrorKind::invalid_input, "hip: cannot load a {} {} binary ({})", binary.backend, binary.format,
-                        binary.path);
-    if (auto s = enter(); !s) return s.error();
-    auto image = read_file(binary.path);
-    if (!image) return image.error();
-    auto module = std::make_unique<HipModule>();
-    module->r = &r_;
-    module->device = info_.index;
-    module->name = binary.path;
-    if (auto s = check(r_.module_load(&module->module, image->data()),
-                       [&] {
-                         return fmt::format("hipModuleLoadData of {} (code object for {}, this device is {})",
-                                            binary.path, binary.arch, info_.arch);
-                       });
-        !s) {
-      module->module = nullptr;
-      return s.error();
-    }
-    return std::unique_ptr<Module>(std::move(module));
-  }
-
-  Status launch(const Module& module, const std::string& entry, const LaunchDims& dims, void** args) override {
-    auto* loaded = dynamic_cast<const HipModule*>(&module);
-    if (!loaded || loaded->device != info_.index)
-      return make_error(ErrorKind::invalid_input,
-                        "hip device {}: launch of {}: the module was loaded by another device", info_.index, entry);
-    if (auto s = enter(); !s) return s;
-    auto found = loaded->functions.find(entry);
-    if (found == loaded->functions.end()) {
-      hipFunction_t function = nullptr;
-      if (auto s = check(r_.module_function(&function, loaded->module, entry.c_str()),
-                         [&] { return fmt::format("hipModuleGetFunction '{}' in {}", entry, loaded->name); });
-          !s)
-        return s;
-      found = loaded->functions.emplace(entry, function).first;
-    }
-    return check(r_.launch(found->second, dims.grid[0], dims.grid[1], dims.grid[2], dims.block[0], dims.block[1],
-                           dims.block[2], dims.shared_bytes, stream_, args, nullptr),
-                 [&] {
-                   return fmt::format("hipModuleLaunchKernel '{}' grid=({},{},{}) block=({},{},{}) smem={}", entry,
-                                      dims.grid[0], dims.grid[1], dims.grid[2], dims.block[0], dims.block[1],
-                                      dims.block[2], dims.shared_bytes);
-                 });
-  }
-
-  Status synchronize() override {
-    if (auto s = enter(); !s) return s;
-    return check(r_.stream_synchronize(stream_), [] { return std::string("hipStreamSynchronize"); });
-  }
-
-  Result<std::unique_ptr<Event>> create_event() override {
-    if (auto s = enter(); !s) return s.error();
-    auto event = std::make_unique<HipEvent>();
-    event->r = &r_;
-    event->device = info_.index;
-    if (auto s = check(r_.event_create(&event->event), [] { return std::string("hipEventCreate"); }); !s) {
-      event->event = nullptr;
-      return s.error();
-    }
-    return std::unique_ptr<Event>(std::move(event));
-  }
-
-  Status record(Event& event) override {
-    auto* e = dynamic_cast<HipEvent*>(&event);
-    if (!e || e->device != info_.index)
-      return make_error(ErrorKind::invalid_input, "hip device {}: the event was created by another device",
-                        info_.index);
-    if (auto s = enter(); !s) return s;
-    return check(r_.event_record(e->event, stream_), [] { return std::string("hipEventRecord"); });
-  }
-
-  Result<double> elapsed_ms(const Event& start, const Event& end) override {
-    auto *a = dynamic_cast<const HipEvent*>(&start), *b = dynamic_cast<const HipEvent*>(&end);
-    if (!a || !b || a->device != info_.index || b->device != info_.index)
-      return make_error(ErrorKind::invalid_input, "hip device {}: the events were created by another device",
-                        info_.index);
-    if (auto s = enter(); !s) return s.error();
-    if (auto s = check(r_.event_synchronize(b->event), [] { return std::string("hipEventSynchronize"); }); !s)
-      return s.error();
-    float ms = 0;
-    if (auto s = check(r_.event_elapsed(&ms, a->event, b->event), [] { return std::string("hipEventElapsedTime"); });
-        !s)
-      return s.error();
-    return static_cast<double>(ms);
-  }
-
-  // HIP has no persisting-L2 control, so flushing is the write alone.
-  Status flush_l2() override {
-    if (auto s = enter(); !s) return s;
-    if (!flush_buffer_) {
-      flush_bytes_ = std::max<std::size_t>(2 * static_cast<std::size_t>(info_.l2_bytes), 8u << 20);
-      if (auto s = check(r_.memory_alloc(&flush_buffer_, flush_bytes_),
-                         [&] { return fmt::format("hipMalloc of the {}-byte L2 flush buffer", flush_bytes_); });
-          !s)
-        return s;
-    }
-    flush_byte_ ^= 0xff;  // a different value each time, so no write is ever redundant
-    return check(r_.fill(flush_buffer_, flush_byte_, flush_bytes_, stream_),
-                 [&] { return fmt::format("hipMemsetAsync of the {}-byte L2 flush buffer", flush_bytes_); });
-  }
-
-  bool dead() const override { return dead_; }
-  void* native_stream() const override { return stream_; }
-
- private:
-  static void* address(DevicePtr ptr) { return reinterpret_cast<void*>(ptr); }
-
-  // Makes the device current on the calling thread (HIP's current device is per thread), unless
-  // a sticky error killed it.
-  Status enter() {
-    if (dead_)
-      return make_error(ErrorKind::internal, "hip device {}: the device is dead since {}; restart the process",
-                        info_.index, dead_reason_);
-    return check(r_.set_device(info_.index), [] { return std::string("hipSetDevice"); });
-  }
-
-  // `what` (a function, so the message costs nothing on success) says what was being done.
-  template <class What>
-  Status check(hipError_t rc, const What& what) {
-    if (rc == hipSuccess) return {};
-    std::string message = fmt::format("hip device {}: {}: {}", info_.index, what(), describe(r_, rc));
-    if (is_sticky(rc)) {
-      dead_ = true;
-      dead_reason_ = describe(r_, rc);
-      message += "; the device is dead: restart the process";
-    }
-    return Error{ErrorKind::internal, message};
-  }
-
-  DeviceInfo info_;
-  const Runtime& r_;
-  hipStream_t stream_ = nullptr;
-  void* flush_buffer_ = nullptr;
-  std::size_t flush_bytes_ = 0;
-  std::uint8_t flush_byte_ = 0;
-  bool dead_ = false;
-  std::string dead_reason_;
-};
+// Never unloaded: modules and events may outlive static destruction.
+const Result<Runtime>& runtime() {
+  static const Result<Runtime>& loaded = *new Result<Runtime>([]() -> Result<Runtime> {
+    auto lib = open_first({"libamdhip64.so.6", "libamdhip64.so.5", "/opt/rocm/lib/libamdhip64.so.6"});
+    if (!lib) return lib.error();
+    Runtime r(std::move(*lib));
+    const SharedLibrary& l = r.lib;
+    for (Status s : {bind(l, r.init, "hipInit"), bind(l, r.device_count, "hipGetDeviceCount"),
+                     bind_call<decltype(&hipDeviceGetName)>(l, r.device_name, {"hipDeviceGetName"}),
+                     bind_call<decltype(&hipDeviceTotalMem)>(l, r.total_memory, {"hipDeviceTotalMem"}),
+                     bind_call<decltype(&hipDeviceGetAttribute)>(l, r.device_attribute, {"hipDeviceGetAttribute"}),
+                     bind(l, r.error_name, "hipGetErrorName"), bind(l, r.error_string, "hipGetErrorString"),
+                     bind(l, r.set_device, "hipSetDevice"),
+                     bind_call<decltype(&hipStreamCreateWithFlags)>(l, r.stream_create, {"hipStreamCreateWithFlags"}),
+                     bind_call<decltype(&hipStreamDestroy)>(l, r.stream_destroy, {"hipStreamDestroy"}),
+                     bind_call<decltype(&hipStreamSynchronize)>(l, r.stream_synchronize, {"hipStreamSynchronize"}),
+                     // hipMalloc has C++ template overloads: its C signature is spelled out.
+                     bind_call<hipError_t (*)(void**, size_t)>(l, r.memory_alloc, {"hipMalloc"}),
+                     bind_call<decltype(&hipFree)>(l, r.memory_free, {"hipFree"}), bind(l, r.copy, "hipMemcpyAsync"),
+                     bind_call<decltype(&hipMemsetAsync)>(l, r.fill, {"hipMemsetAsync"}),
+                     bind(l, r.module_load_data, "hipModuleLoadData"),
+                     bind_call<decltype(&hipModuleUnload)>(l, r.module_unload, {"hipModuleUnload"}),
+                     bind_call<decltype(&hipModuleGetFunction)>(l, r.module_function, {"hipModuleGetFunction"}),
+                     bind_call<decltype(&hipModuleLaunchKernel)>(l, r.launch, {"hipModuleLaunchKernel"}),
+                     bind_call<decltype(&hipEventCreate)>(l, r.event_create, {"hipEventCreate"}),
+                     bind_call<decltype(&hipEventDestroy)>(l, r.event_destroy, {"hipEventDestroy"}),
+                     bind_call<decltype(&hipEventRecord)>(l, r.event_record, {"hipEventRecord"}),
+                     bind_call<decltype(&hipEventSynchronize)>(l, r.event_synchronize, {"hipEventSynchronize"}),
+                     bind_call<decltype(&hipEventElapsedTime)>(l, r.event_elapsed, {"hipEventElapsedTime"})})
+      if (!s) return s.error();
+    r.vendor = "hip";
+    r.holder = "device";
+    r.describe = describe;
+    r.is_sticky = is_sticky;
+    r.formats = {{"hsaco", "code object"}};
+    r.attributes = {hipDeviceAttributeMultiprocessorCount, hipDeviceAttributeL2CacheSize,
+                    hipDeviceAttributeClockRate,           hipDeviceAttributeMemoryClockRate,
+                    hipDeviceAttributeMemoryBusWidth,      hipDeviceAttributeWarpSize};
+    r.arch_of = arch_of;
+    r.make_current = {make_current, "hipSetDevice"};
+    r.copy_in = {copy_in, "hipMemcpyAsync"};
+    r.copy_out = {copy_out, "hipMemcpyAsync"};
+    r.module_load = {load_module, "hipModuleLoadData"};
+    return r;
+  }());
+  return loaded;
+}
 
 // Wave size by architecture family: GCN and CDNA (gfx8, gfx9) run 64 lanes, RDNA (gfx10, gfx11) 32.
 int warp_size_of(const std::string& arch) {
   return arch.rfind("gfx1", 0) == 0 && arch.size() >= 7 ? 32 : 64;
 }
 
-class HipBackend final : public Backend {
+class HipBackend final : public GpuBackend {
  public:
-  explicit HipBackend(const CompileCache& cache) : Backend(cache) {}
+  using GpuBackend::GpuBackend;
 
   std::string name() const override { return "hip"; }
 
@@ -423,7 +239,7 @@ class HipBackend final : public Backend {
     return hiprtc() ? fmt::format("hiprtc {}.{}", hiprtc()->major, hiprtc()->minor) : "hiprtc (not found)";
   }
 
-  // The device's gcnArchName is not read yet (see devices()), so the default is fixed: MI200.
+  // The device's gcnArchName is not read yet (see arch_of()), so the default is fixed: MI200.
   std::string default_arch() const override { return "gfx90a"; }
 
   Result<Binary> compile(const CompileRequest& request) const override {
@@ -460,55 +276,16 @@ class HipBackend final : public Backend {
     return binary;
   }
 
-  Result<std::unique_ptr<Device>> open_device(int index) const override {
-    auto found = devices();
-    if (!found) return make_error(ErrorKind::io, "hip: unavailable: {}", found.error().message);
-    if (index < 0 || index >= static_cast<int>(found->size()))
-      return make_error(ErrorKind::invalid_input, "hip: no device {} (this machine has {})", index, found->size());
-    const Runtime& r = *runtime();
-    if (hipError_t rc = r.set_device(index); rc != hipSuccess)
-      return make_error(ErrorKind::internal, "hip device {}: hipSetDevice: {}", index, describe(r, rc));
-    hipStream_t stream = nullptr;
-    if (hipError_t rc = r.stream_create(&stream, hipStreamNonBlocking); rc != hipSuccess)
-      return make_error(ErrorKind::internal, "hip device {}: hipStreamCreateWithFlags: {}", index, describe(r, rc));
-    return std::unique_ptr<Device>(std::make_unique<HipDevice>((*found)[static_cast<size_t>(index)], r, stream));
-  }
-
   Result<std::vector<DeviceInfo>> devices() const override {
     if (!runtime()) return make_error(ErrorKind::io, "{}", runtime().error().message);
-    const Runtime& r = *runtime();
     int count = 0;
-    if (r.init(0) != hipSuccess || r.device_count(&count) != hipSuccess || count == 0)
+    if (hip().init(0) != hipSuccess || hip().device_count(&count) != hipSuccess || count == 0)
       return make_error(ErrorKind::io, "the HIP runtime sees no AMD GPU");
-    std::vector<DeviceInfo> out;
-    for (int i = 0; i < count; ++i) {
-      DeviceInfo info;
-      info.backend = "hip";
-      info.index = i;
-      char name[256] = {};
-      (void)r.device_name(name, sizeof name, i);
-      info.name = name;
-      size_t memory = 0;
-      (void)r.total_memory(&memory, i);
-      info.memory_bytes = static_cast<std::int64_t>(memory);
-      auto get = [&](hipDeviceAttribute_t a) {
-        int v = 0;
-        (void)r.attribute(&v, a, i);
-        return v;
-      };
-      info.compute_units = get(hipDeviceAttributeMultiprocessorCount);
-      info.l2_bytes = get(hipDeviceAttributeL2CacheSize);
-      info.clock_khz = get(hipDeviceAttributeClockRate);
-      info.memory_clock_khz = get(hipDeviceAttributeMemoryClockRate);
-      info.memory_bus_bits = get(hipDeviceAttributeMemoryBusWidth);
-      info.warp_size = get(hipDeviceAttributeWarpSize);
-      info.arch = "unknown";  // gcnArchName sits in hipDeviceProp_t, whose layout differs across ROCm majors
-      out.push_back(info);
-    }
-    return out;
+    return list_gpu_devices(hip(), count);
   }
 
  private:
+  const GpuDriverApi& driver_api() const override { return hip(); }
 };
 
 }  // namespace
