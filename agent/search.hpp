@@ -253,13 +253,6 @@ class Search {
   SearchReporter reporter_;
 };
 
-// The library's records of a kernel and of one evaluation of it on `device`.
-KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
-                           const std::string& origin, const std::string& run_id, const std::string& operator_name,
-                           const std::string& parent_key = "");
-EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& result,
-                                   const std::string& run_id);
-
 // Seconds on the steady clock, the search's deadlines' unit.
 double steady_seconds();
 
