@@ -122,37 +122,6 @@ struct LlmOutcome {
   std::optional<Compiled> compiled = {};
 };
 
-// Sends `messages`, turns the reply into a candidate: a whole file for rewrite, crossover and fix,
-// SEARCH/REPLACE blocks against `parent_source` for diff. A reply with no kernel, or blocks that
-// do not apply, is answered once with what went wrong before the request counts as failed.
-LlmOutcome ask(LlmClient* llm, std::vector<LlmMessage> messages, const std::string& kind,
-               const std::string& parent_source, const std::string& origin) {
-  for (int round = 0; round < 2; ++round) {
-    auto reply = llm->complete(messages);
-    if (!reply) return {std::nullopt, reply.error().message};
-    Result<std::string> source = [&]() -> Result<std::string> {
-      if (kind != "diff") return extract_kernel_source(reply->text);
-      auto blocks = parse_diff_blocks(reply->text);
-      if (!blocks) return blocks.error();
-      return apply_diff_blocks(parent_source, *blocks);
-    }();
-    Result<Candidate> candidate = source ? parse_candidate(*source, origin) : Result<Candidate>(source.error());
-    if (candidate) {
-      Proposal p;
-      p.candidate = std::move(*candidate);
-      return {std::move(p), ""};
-    }
-    if (round == 1) return {std::nullopt, candidate.error().message};
-    messages.push_back({"assistant", reply->text});
-    messages.push_back(
-        {"user", fmt::format("Your reply could not be used: {}\nAnswer again in the form asked for{}.",
-                             candidate.error().message,
-                             kind == "diff" ? ", with SEARCH parts copied exactly from the parent kernel as shown"
-                                            : ": the whole kernel file in one fenced code block, header lines included")});
-  }
-  return {std::nullopt, "unreachable"};
-}
-
 }  // namespace
 
 double steady_seconds() {
@@ -455,43 +424,29 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
     std::list<std::pair<std::future<LlmOutcome>, std::string>> in_flight;
     auto launch = [&]() -> bool {
       const int island = island_of_turn();
-      std::string kind;
-      int parent = -1, other = -1;
-      if (!population.has_correct(island)) {
-        parent = population.last_failure(island);
-        kind = parent >= 0 ? "fix" : "rewrite";
-        if (parent < 0) parent = population.best();
-      } else {
-        parent = population.select_parent(island, rng);
-        const double r = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-        kind = r < 0.6 ? "diff" : r < 0.9 ? "rewrite" : "crossover";
-        if (kind == "crossover" && (other = population.select_other(island, parent, rng)) < 0) kind = "diff";
-      }
-      if (parent < 0) return false;
-      auto messages = build_messages(kind, task, prompts_, population, parent, other);
+      const LlmOperator op = choose_llm_operator(population, island, rng);
+      if (op.parent < 0) return false;
+      auto messages = build_messages(op.kind, task, prompts_, population, op.parent, op.other);
       if (!messages) {
-        log(fmt::format("{}: cannot build the {} prompt: {}", task.id(), kind, messages.error().message));
+        log(fmt::format("{}: cannot build the {} prompt: {}", task.id(), op.kind, messages.error().message));
         return false;
       }
-      Program& p = population.at(parent);
+      Program& p = population.at(op.parent);
       ++p.children;
-      const std::string origin = new_origin("llm_" + kind);
-      auto future = std::async(std::launch::async, [&, llm = llm_, msgs = std::move(*messages), kind,
+      const std::string origin = new_origin("llm_" + op.kind);
+      auto future = std::async(std::launch::async, [&, llm = llm_, msgs = std::move(*messages), kind = op.kind,
                                                     source = p.candidate.source, origin,
                                                     file_name = file_name_of(origin, false), key = p.key,
-                                                    other_key = other >= 0 ? population.at(other).key : "", island] {
-        LlmOutcome o = ask(llm, msgs, kind, source, origin);
+                                                    other_key = op.other >= 0 ? population.at(op.other).key : "",
+                                                    island] {
+        auto candidate = llm_candidate(*llm, msgs, kind, source, origin);
         --awaiting_reply;
-        if (o.proposal) {
-          o.proposal->operator_name = "llm_" + kind;
-          o.proposal->parent_key = key;
-          o.proposal->other_parent_key = other_key;
-          o.proposal->island = island;
-          const Candidate& candidate = o.proposal->candidate;
-          if (options_.compile_on_request_threads && !draining &&
-              !seen_before(content_hash(normalized_source(candidate.source))))
-            o.compiled = compile(evaluator, gate, candidate, file_name, true);
-        }
+        if (!candidate) return LlmOutcome{std::nullopt, candidate.error().message};
+        LlmOutcome o{Proposal{std::move(*candidate), "llm_" + kind, key, other_key, island}, ""};
+        const Candidate& c = o.proposal->candidate;
+        if (options_.compile_on_request_threads && !draining &&
+            !seen_before(content_hash(normalized_source(c.source))))
+          o.compiled = compile(evaluator, gate, c, file_name, true);
         return o;
       });
       in_flight.emplace_back(std::move(future), origin);

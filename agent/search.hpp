@@ -6,10 +6,11 @@
 // ShinkaEvolve's weight, sigmoid(10·z)/(1 + children), where z is the parent's log speedup
 // standardised over the island. An operator turns a parent into a candidate: with an LLM, a full
 // rewrite, a SEARCH/REPLACE diff, a crossover of two parents, or a fix of a failed kernel; offline,
-// a mutation or crossover of the `@kforge param` values, or a switch to another seed variant.
-// Every candidate not seen before is evaluated by the evaluator, stored in the kernel library
-// with the search's state in the same transaction (so kill -9 loses nothing finished and
-// `--resume` continues with the same RNG state), and a new best counts only once re-verified.
+// a mutation or crossover of the `@kforge param` values, or a switch to another seed variant
+// (operators.cpp holds them all, with their probabilities). Every candidate not seen before is
+// evaluated by the evaluator, stored in the kernel library with the search's state in the same
+// transaction (so kill -9 loses nothing finished and `--resume` continues with the same RNG
+// state), and a new best counts only once re-verified.
 // With an LLM, the calls and the compiles of what they propose run on the requests' threads while
 // the search thread evaluates, one candidate at a time (on the cpu, never beside a compile).
 // Offline with a given seed the same evaluation results lead to the same candidates in the same
@@ -58,6 +59,11 @@ struct Program {
   std::int64_t code_bytes = 0;  // its binary's size; 0 when it did not compile
   bool correct() const { return status == "ok"; }
 };
+
+// The search's random draws, from its one RNG, so that a seed fixes every choice: uniform in
+// [0, 1), and an index in [0, n).
+double draw_uniform(std::mt19937_64& rng);
+int draw_index(std::mt19937_64& rng, std::size_t n);
 
 // The source with a param's value set to `value` in its `// @kforge param:` line.
 std::string with_param(const std::string& source, const std::string& name, std::int64_t value);
@@ -127,7 +133,7 @@ class Population {
   std::map<std::string, int> by_key_;
 };
 
-// ---- operators ---------------------------------------------------------------------------------
+// ---- operators (operators.cpp) -----------------------------------------------------------------
 
 struct Proposal {
   Candidate candidate;
@@ -156,6 +162,22 @@ struct OfflineCounters {
 };
 std::optional<Proposal> propose_offline(Population& population, std::mt19937_64& rng, std::set<std::string>& seen,
                                         OfflineCounters& counters);
+
+// The LLM operators: what to ask for next on an island, and the candidate in the model's reply.
+struct LlmOperator {
+  std::string kind;  // diff, rewrite, crossover, fix
+  int parent = -1;   // -1: nothing to propose from
+  int other = -1;    // a crossover's second parent
+};
+// On an island with a correct program: a parent selected by weight, then p 0.6 a diff of it, p 0.3
+// a rewrite, p 0.1 a crossover with another correct program (a diff when there is none). Else a
+// fix of the island's newest failure, or a rewrite of the best program when it has no failure.
+LlmOperator choose_llm_operator(const Population& population, int island, std::mt19937_64& rng);
+// Sends `messages` and turns the reply into a candidate: a whole file for rewrite, crossover and
+// fix, SEARCH/REPLACE blocks applied to `parent_source` for diff. A reply with no kernel, or blocks
+// that do not apply, is answered once with what went wrong before the request counts as failed.
+Result<Candidate> llm_candidate(LlmClient& llm, std::vector<LlmMessage> messages, const std::string& kind,
+                                const std::string& parent_source, const std::string& origin);
 
 // What the LLM is told about the target: the backend, the device's name and arch, and where the
 // prompt templates are.
