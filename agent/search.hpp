@@ -8,9 +8,10 @@
 // rewrite, a SEARCH/REPLACE diff, a crossover of two parents, or a fix of a failed kernel; offline,
 // a mutation or crossover of the `@kforge param` values, or a switch to another seed variant
 // (operators.cpp holds them all, with their probabilities). Every candidate not seen before is
-// evaluated by the evaluator, stored in the kernel library with the search's state in the same
-// transaction (so kill -9 loses nothing finished and `--resume` continues with the same RNG
-// state), and a new best counts only once re-verified.
+// evaluated (by the evaluator, or by whatever answers the CandidateEvaluator interface: a
+// benchmark answers from measured results), stored in the kernel library with the search's state
+// in the same transaction (so kill -9 loses nothing finished and `--resume` continues with the
+// same RNG state), and a new best counts only once re-verified.
 // With an LLM, the calls and the compiles of what they propose run on the requests' threads while
 // the search thread evaluates, one candidate at a time (on the cpu, never beside a compile).
 // Offline with a given seed the same evaluation results lead to the same candidates in the same
@@ -252,27 +253,65 @@ struct SearchReporter {
   std::function<void(const SearchSpan& span)> span;
 };
 
+// What the search evaluates its candidates with. The search asks from its own thread, except
+// code_hash, which LLM request threads call too, beside the search thread's calls: an
+// implementation must allow that.
+class CandidateEvaluator {
+ public:
+  virtual ~CandidateEvaluator() = default;
+  virtual const Task& task() const = 0;
+  // As Evaluator::evaluate, Evaluator::code_hash and Evaluator::reverify.
+  virtual EvalResult evaluate(const Candidate& candidate, const std::string& file_name,
+                              const EvalOptions& options) const = 0;
+  virtual Result<std::string> code_hash(const Candidate& candidate, const std::string& file_name) const = 0;
+  virtual EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
+                              const EvalOptions& options) const = 0;
+};
+
+// The evaluator itself: every candidate compiled and run in the worker.
+class EvaluatorAdapter final : public CandidateEvaluator {
+ public:
+  explicit EvaluatorAdapter(const Evaluator& evaluator) : evaluator_(&evaluator) {}
+  const Task& task() const override { return evaluator_->task(); }
+  EvalResult evaluate(const Candidate& candidate, const std::string& file_name,
+                      const EvalOptions& options) const override {
+    return evaluator_->evaluate(candidate, file_name, options);
+  }
+  Result<std::string> code_hash(const Candidate& candidate, const std::string& file_name) const override {
+    return evaluator_->code_hash(candidate, file_name);
+  }
+  EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
+                      const EvalOptions& options) const override {
+    return evaluator_->reverify(candidate, file_name, first, options);
+  }
+
+ private:
+  const Evaluator* evaluator_;
+};
+
 class Search {
  public:
   // `llm` null: the offline operators. `store` must outlive the search and is used from this
-  // thread only; LLM calls are recorded by the client's own callback.
+  // thread only; LLM calls are recorded by the client's own callback. Once `stop` is set (from a
+  // signal handler too), every task stops after the evaluation in progress.
   Search(SearchOptions options, KernelStore& store, std::string run_id, std::string device, PromptContext prompts,
-         LlmClient* llm, SearchReporter reporter);
+         LlmClient* llm, SearchReporter reporter, const std::atomic<bool>* stop = nullptr);
 
   // Searches one task until a termination condition holds, continuing from `resumed` (the state
   // a killed run saved) when given. `deadline_s` is this task's end on the steady clock.
+  Result<TaskOutcome> run(const CandidateEvaluator& evaluator, const std::optional<std::string>& resumed,
+                          double deadline_s);
   Result<TaskOutcome> run(const Evaluator& evaluator, const std::optional<std::string>& resumed, double deadline_s);
 
-  // Asks every task to stop after the evaluation in progress (from a signal handler too).
-  static void request_stop();
-
  private:
+  class TaskRun;  // one task's search: its state and its phases (search.cpp)
   SearchOptions options_;
   KernelStore* store_;
   std::string run_id_, device_;
   PromptContext prompts_;
   LlmClient* llm_;
   SearchReporter reporter_;
+  const std::atomic<bool>* stop_;
 };
 
 // Seconds on the steady clock, the search's deadlines' unit.

@@ -1,4 +1,5 @@
 // kforge search: the evolutionary search over a suite's tasks, with an LLM or offline.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -75,11 +76,14 @@ std::string retrieved_for(const KernelStore& store, const Task& task, const std:
 
 std::string cpu_arch() { return __builtin_cpu_supports("avx512f") ? "x86-64-avx512" : "x86-64-avx2"; }
 
+// Set by the first Ctrl-C (or SIGTERM) and handed to every task's search: each stops after the
+// evaluation in progress. A second Ctrl-C ends the process at once.
+std::atomic<bool> g_stop_requested{false};
 volatile std::sig_atomic_t g_interrupts = 0;
 void on_interrupt(int) {
   g_interrupts = g_interrupts + 1;
   if (g_interrupts > 1) std::_Exit(130);  // a second Ctrl-C: now
-  Search::request_stop();
+  g_stop_requested = true;
 }
 
 int run_search(const Context& context, SearchArgs args) {
@@ -268,7 +272,7 @@ int run_search(const Context& context, SearchArgs args) {
     prompts.arch = args.backend == "cpu" ? cpu_arch() : target->arch;
     prompts.exemplar = category_exemplar(task, *all_tasks, args.backend, prompts.prompts_dir);
     prompts.retrieved = retrieved_for(*store, task, target->device);
-    Search search(args.options, *store, run.id, target->device, prompts, llm.get(), reporter);
+    Search search(args.options, *store, run.id, target->device, prompts, llm.get(), reporter, &g_stop_requested);
     const double now = steady_seconds();
     const double deadline = now + (end - now) / static_cast<double>(tasks->size() - i);
     std::optional<std::string> resumed;
