@@ -659,4 +659,23 @@ Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<
   return run(adapter, resumed, deadline_s);
 }
 
+Status save_search_options(KernelStore& store, const std::string& run_id, const SearchRunOptions& saved) {
+  const nlohmann::json j = {{"options", saved.options.to_json()}, {"suite", saved.suite}, {"tasks", saved.tasks}};
+  return store.save_search_state(run_id, "", j.dump());
+}
+
+Result<SearchRunOptions> saved_search_options(const KernelStore& store, const std::string& run_id) {
+  auto states = store.search_states(run_id);
+  if (!states) return states.error();
+  const auto it = states->find("");
+  if (it == states->end()) return make_error(ErrorKind::invalid_input, "run {} saved no options", run_id);
+  try {
+    const auto j = nlohmann::json::parse(it->second);
+    return SearchRunOptions{SearchOptions::from_json(j.at("options")), j.at("suite").get<std::string>(),
+                            j.at("tasks").get<std::string>()};
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorKind::invalid_input, "run {}: malformed options: {}", run_id, e.what());
+  }
+}
+
 }  // namespace kforge

@@ -314,6 +314,16 @@ class Search {
   const std::atomic<bool>* stop_;
 };
 
+// What a search run saves before its first task, as the library's search state of task "", so that
+// `--resume` continues it as it began: its options, and the tasks it was asked for.
+struct SearchRunOptions {
+  SearchOptions options;
+  std::string suite, tasks;  // as --suite and --tasks gave them
+};
+Status save_search_options(KernelStore& store, const std::string& run_id, const SearchRunOptions& saved);
+// An invalid_input error when the run saved none, or what it saved does not parse.
+Result<SearchRunOptions> saved_search_options(const KernelStore& store, const std::string& run_id);
+
 // Seconds on the steady clock, the search's deadlines' unit.
 double steady_seconds();
 
