@@ -1,7 +1,7 @@
 // agent: how kforge talks to a language model and reads what it writes back.
 //
-// The evolutionary search (`kforge search`, coming) asks an LLM to rewrite, patch, cross or fix
-// kernels. This component holds the parts of that which stand on their own: an LLM client for
+// The evolutionary search (`kforge search`, agent/search.hpp) asks an LLM to rewrite, patch, cross
+// or fix kernels. This header holds the parts of that which stand on their own: an LLM client for
 // OpenAI-compatible chat completions (OpenAI, vLLM, llama.cpp server, Ollama, SGLang) and
 // Anthropic Messages over libcurl, with weighted endpoints, retries that honour Retry-After, token
 // and cost accounting, and a budget that counts calls in flight so concurrent callers cannot

@@ -1,25 +1,23 @@
-// The population of one task's search: islands of MAP-Elites grids, parent selection, migration,
-// and the offline operators on `@kforge param` values.
+// The population of one task's search: islands of MAP-Elites grids, parent selection, migration;
+// and the source rewriting the operators (operators.cpp) and the dedup build on.
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
 #include <regex>
-#include <set>
 #include <sstream>
 
 #include "agent/search.hpp"
 
 namespace kforge {
-namespace {
 
-// A uniform draw in [0, 1).
-double uniform(std::mt19937_64& rng) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
+double draw_uniform(std::mt19937_64& rng) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
 
-// An index in [0, n).
-int pick(std::mt19937_64& rng, std::size_t n) {
+int draw_index(std::mt19937_64& rng, std::size_t n) {
   return static_cast<int>(std::uniform_int_distribution<std::size_t>(0, n - 1)(rng));
 }
+
+namespace {
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -173,16 +171,16 @@ int Population::last_failure(int island) const {
 int Population::select_parent(int island, std::mt19937_64& rng) const {
   const Island& is = islands_.at(island);
   if (is.elites.empty()) return -1;
-  const double r = uniform(rng);
+  const double r = draw_uniform(rng);
   if (r < 0.2) {
     const std::vector<int> archive = top(10);
-    return archive[pick(rng, archive.size())];
+    return archive[draw_index(rng, archive.size())];
   }
   if (r < 0.3) {
     std::vector<int> correct;
     for (int m : is.members)
       if (programs_[m].correct()) correct.push_back(m);
-    return correct[pick(rng, correct.size())];
+    return correct[draw_index(rng, correct.size())];
   }
   std::vector<int> elites;
   std::vector<double> logs;
@@ -206,7 +204,7 @@ int Population::select_other(int island, int parent, std::mt19937_64& rng) const
   std::vector<int> others;
   for (int m : islands_.at(island).members)
     if (m != parent && programs_[m].correct()) others.push_back(m);
-  return others.empty() ? -1 : others[pick(rng, others.size())];
+  return others.empty() ? -1 : others[draw_index(rng, others.size())];
 }
 
 void Population::migrate() {
@@ -337,154 +335,6 @@ Result<Population> Population::from_json(const nlohmann::json& j,
   } catch (const nlohmann::json::exception& e) {
     return make_error(ErrorKind::invalid_input, "the saved population is malformed: {}", e.what());
   }
-}
-
-// ---- offline operators --------------------------------------------------------------------------
-
-namespace {
-
-Result<Proposal> proposal_from(const Program& parent, std::string source, std::string operator_name) {
-  auto candidate = parse_candidate(std::move(source), parent.origin);
-  if (!candidate) return candidate.error();
-  Proposal p;
-  p.candidate = std::move(*candidate);
-  p.operator_name = std::move(operator_name);
-  p.parent_key = parent.key;
-  p.island = parent.island;
-  return p;
-}
-
-}  // namespace
-
-Result<Proposal> mutate_params(const Program& parent, std::mt19937_64& rng) {
-  std::vector<const KernelParam*> tunable;
-  for (const auto& param : parent.candidate.params)
-    if (param.choices.size() > 1) tunable.push_back(&param);
-  if (tunable.empty()) return make_error(ErrorKind::invalid_input, "{} has no param with choices", parent.origin);
-  std::string source = parent.candidate.source;
-  const int changes = tunable.size() > 1 && uniform(rng) < 0.3 ? 2 : 1;
-  for (int c = 0; c < changes; ++c) {
-    const KernelParam& param = *tunable[pick(rng, tunable.size())];
-    const auto& choices = param.choices;
-    const int at = static_cast<int>(std::find(choices.begin(), choices.end(), param.value) - choices.begin());
-    int next;
-    if (uniform(rng) < 0.7 && at < static_cast<int>(choices.size())) {  // a neighbour
-      next = at == 0 ? 1 : at + 1 == static_cast<int>(choices.size()) ? at - 1 : at + (uniform(rng) < 0.5 ? -1 : 1);
-    } else {
-      next = pick(rng, choices.size());
-    }
-    source = with_param(source, param.name, choices[next]);
-  }
-  return proposal_from(parent, std::move(source), "param_mutation");
-}
-
-Result<Proposal> cross_params(const Program& a, const Program& b, std::mt19937_64& rng) {
-  std::string source = a.candidate.source;
-  const Bindings theirs = b.candidate.param_bindings();
-  for (const auto& param : a.candidate.params)
-    if (const auto it = theirs.find(param.name); it != theirs.end() && uniform(rng) < 0.5)
-      source = with_param(source, param.name, it->second);
-  auto p = proposal_from(a, std::move(source), "param_crossover");
-  if (p) p->other_parent_key = b.key;
-  return p;
-}
-
-Result<Proposal> switch_variant(const Program& parent, const Program& variant) {
-  std::string source = variant.candidate.source;
-  const Bindings ours = parent.candidate.param_bindings();
-  for (const auto& param : variant.candidate.params)
-    if (const auto it = ours.find(param.name);
-        it != ours.end() && std::find(param.choices.begin(), param.choices.end(), it->second) != param.choices.end())
-      source = with_param(source, param.name, it->second);
-  auto p = proposal_from(variant, std::move(source), "variant_switch");
-  if (p) p->parent_key = parent.key, p->other_parent_key = variant.key, p->island = parent.island;
-  return p;
-}
-
-namespace {
-
-constexpr int kSweepAfterDuplicates = 10;
-constexpr std::size_t kMaxSweep = 4096;  // param combinations listed at most
-
-// The parent's param combination nearest to its own (fewest params changed, then smallest moves
-// among the choices) that `unseen` accepts, ties broken at random; none if the space is too large.
-std::optional<Proposal> nearest_unseen(const Program& parent, const std::function<bool(const Proposal&)>& unseen,
-                                       std::mt19937_64& rng) {
-  const auto& params = parent.candidate.params;
-  std::size_t total = 1;
-  for (const auto& param : params) {
-    if (param.choices.empty()) return std::nullopt;
-    total *= param.choices.size();
-    if (total > kMaxSweep) return std::nullopt;
-  }
-  std::vector<int> own;
-  for (const auto& param : params)
-    own.push_back(static_cast<int>(std::find(param.choices.begin(), param.choices.end(), param.value) -
-                                   param.choices.begin()));
-  std::vector<std::pair<std::pair<int, int>, std::vector<int>>> points;  // (changed, moved), choice indices
-  for (std::size_t n = 0; n < total; ++n) {
-    std::vector<int> at;
-    int changed = 0, moved = 0;
-    for (std::size_t i = 0, rest = n; i < params.size(); ++i) {
-      at.push_back(static_cast<int>(rest % params[i].choices.size()));
-      rest /= params[i].choices.size();
-      changed += at[i] != own[i];
-      moved += std::abs(at[i] - own[i]);
-    }
-    if (changed) points.push_back({{changed, moved}, at});
-  }
-  std::shuffle(points.begin(), points.end(), rng);
-  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [distance, at] : points) {
-    std::string source = parent.candidate.source;
-    for (std::size_t i = 0; i < params.size(); ++i) source = with_param(source, params[i].name, params[i].choices[at[i]]);
-    auto proposal = proposal_from(parent, std::move(source), "param_sweep");
-    if (proposal && unseen(*proposal)) return std::move(*proposal);
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-std::optional<Proposal> propose_offline(Population& population, std::mt19937_64& rng, std::set<std::string>& seen,
-                                        OfflineCounters& counters) {
-  while (counters.duplicates_in_row < kMaxDuplicatesInRowOffline) {
-    const int island = counters.next_island++ % population.islands();
-    int parent = population.select_parent(island, rng);
-    if (parent < 0) parent = population.best();  // nothing to fix offline: start from the best
-    if (parent < 0) return std::nullopt;
-    Program& p = population.at(parent);
-    // Other correct families to switch to (a seed variant and its descendants), best first.
-    std::vector<int> variants;
-    std::set<std::string> families{population.family(parent)};
-    for (int i : population.top(population.size()))
-      if (families.insert(population.family(i)).second) variants.push_back(i);
-    const double r = uniform(rng);
-    Result<Proposal> proposal = make_error(ErrorKind::invalid_input, "none");
-    if (r < 0.1 && !variants.empty()) {
-      proposal = switch_variant(p, population.at(variants[pick(rng, variants.size())]));
-    } else if (r < 0.3) {
-      const int other = population.select_other(island, parent, rng);
-      if (other >= 0 && population.family(other) == population.family(parent))
-        proposal = cross_params(p, population.at(other), rng);
-    }
-    if (!proposal) proposal = mutate_params(p, rng);
-    if (!proposal && !variants.empty()) proposal = switch_variant(p, population.at(variants[pick(rng, variants.size())]));
-    ++p.children;
-    auto unseen = [&](const Proposal& q) { return !seen.count(content_hash(normalized_source(q.candidate.source))); };
-    // After a run of duplicates the random moves rarely find what is left: take the nearest unseen
-    // point of the parent's own param space, when that space is small enough to list.
-    if (counters.duplicates_in_row >= kSweepAfterDuplicates && (!proposal || !unseen(*proposal)))
-      if (auto nearest = nearest_unseen(p, unseen, rng)) proposal = std::move(*nearest);
-    if (!proposal || !seen.insert(content_hash(normalized_source(proposal->candidate.source))).second) {
-      ++counters.duplicates_in_row, ++counters.duplicates;
-      continue;
-    }
-    counters.duplicates_in_row = 0;
-    proposal->island = island;
-    return std::move(*proposal);
-  }
-  return std::nullopt;
 }
 
 }  // namespace kforge

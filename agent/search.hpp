@@ -6,10 +6,12 @@
 // ShinkaEvolve's weight, sigmoid(10·z)/(1 + children), where z is the parent's log speedup
 // standardised over the island. An operator turns a parent into a candidate: with an LLM, a full
 // rewrite, a SEARCH/REPLACE diff, a crossover of two parents, or a fix of a failed kernel; offline,
-// a mutation or crossover of the `@kforge param` values, or a switch to another seed variant.
-// Every candidate not seen before is evaluated by the evaluator, stored in the kernel library
-// with the search's state in the same transaction (so kill -9 loses nothing finished and
-// `--resume` continues with the same RNG state), and a new best counts only once re-verified.
+// a mutation or crossover of the `@kforge param` values, or a switch to another seed variant
+// (operators.cpp holds them all, with their probabilities). Every candidate not seen before is
+// evaluated (by the evaluator, or by whatever answers the CandidateEvaluator interface: a
+// benchmark answers from measured results), stored in the kernel library with the search's state
+// in the same transaction (so kill -9 loses nothing finished and `--resume` continues with the
+// same RNG state), and a new best counts only once re-verified.
 // With an LLM, the calls and the compiles of what they propose run on the requests' threads while
 // the search thread evaluates, one candidate at a time (on the cpu, never beside a compile).
 // Offline with a given seed the same evaluation results lead to the same candidates in the same
@@ -58,6 +60,11 @@ struct Program {
   std::int64_t code_bytes = 0;  // its binary's size; 0 when it did not compile
   bool correct() const { return status == "ok"; }
 };
+
+// The search's random draws, from its one RNG, so that a seed fixes every choice: uniform in
+// [0, 1), and an index in [0, n).
+double draw_uniform(std::mt19937_64& rng);
+int draw_index(std::mt19937_64& rng, std::size_t n);
 
 // The source with a param's value set to `value` in its `// @kforge param:` line.
 std::string with_param(const std::string& source, const std::string& name, std::int64_t value);
@@ -127,7 +134,7 @@ class Population {
   std::map<std::string, int> by_key_;
 };
 
-// ---- operators ---------------------------------------------------------------------------------
+// ---- operators (operators.cpp) -----------------------------------------------------------------
 
 struct Proposal {
   Candidate candidate;
@@ -156,6 +163,22 @@ struct OfflineCounters {
 };
 std::optional<Proposal> propose_offline(Population& population, std::mt19937_64& rng, std::set<std::string>& seen,
                                         OfflineCounters& counters);
+
+// The LLM operators: what to ask for next on an island, and the candidate in the model's reply.
+struct LlmOperator {
+  std::string kind;  // diff, rewrite, crossover, fix
+  int parent = -1;   // -1: nothing to propose from
+  int other = -1;    // a crossover's second parent
+};
+// On an island with a correct program: a parent selected by weight, then p 0.6 a diff of it, p 0.3
+// a rewrite, p 0.1 a crossover with another correct program (a diff when there is none). Else a
+// fix of the island's newest failure, or a rewrite of the best program when it has no failure.
+LlmOperator choose_llm_operator(const Population& population, int island, std::mt19937_64& rng);
+// Sends `messages` and turns the reply into a candidate: a whole file for rewrite, crossover and
+// fix, SEARCH/REPLACE blocks applied to `parent_source` for diff. A reply with no kernel, or blocks
+// that do not apply, is answered once with what went wrong before the request counts as failed.
+Result<Candidate> llm_candidate(LlmClient& llm, std::vector<LlmMessage> messages, const std::string& kind,
+                                const std::string& parent_source, const std::string& origin);
 
 // What the LLM is told about the target: the backend, the device's name and arch, and where the
 // prompt templates are.
@@ -230,35 +253,76 @@ struct SearchReporter {
   std::function<void(const SearchSpan& span)> span;
 };
 
+// What the search evaluates its candidates with. The search asks from its own thread, except
+// code_hash, which LLM request threads call too, beside the search thread's calls: an
+// implementation must allow that.
+class CandidateEvaluator {
+ public:
+  virtual ~CandidateEvaluator() = default;
+  virtual const Task& task() const = 0;
+  // As Evaluator::evaluate, Evaluator::code_hash and Evaluator::reverify.
+  virtual EvalResult evaluate(const Candidate& candidate, const std::string& file_name,
+                              const EvalOptions& options) const = 0;
+  virtual Result<std::string> code_hash(const Candidate& candidate, const std::string& file_name) const = 0;
+  virtual EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
+                              const EvalOptions& options) const = 0;
+};
+
+// The evaluator itself: every candidate compiled and run in the worker.
+class EvaluatorAdapter final : public CandidateEvaluator {
+ public:
+  explicit EvaluatorAdapter(const Evaluator& evaluator) : evaluator_(&evaluator) {}
+  const Task& task() const override { return evaluator_->task(); }
+  EvalResult evaluate(const Candidate& candidate, const std::string& file_name,
+                      const EvalOptions& options) const override {
+    return evaluator_->evaluate(candidate, file_name, options);
+  }
+  Result<std::string> code_hash(const Candidate& candidate, const std::string& file_name) const override {
+    return evaluator_->code_hash(candidate, file_name);
+  }
+  EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
+                      const EvalOptions& options) const override {
+    return evaluator_->reverify(candidate, file_name, first, options);
+  }
+
+ private:
+  const Evaluator* evaluator_;
+};
+
 class Search {
  public:
   // `llm` null: the offline operators. `store` must outlive the search and is used from this
-  // thread only; LLM calls are recorded by the client's own callback.
+  // thread only; LLM calls are recorded by the client's own callback. Once `stop` is set (from a
+  // signal handler too), every task stops after the evaluation in progress.
   Search(SearchOptions options, KernelStore& store, std::string run_id, std::string device, PromptContext prompts,
-         LlmClient* llm, SearchReporter reporter);
+         LlmClient* llm, SearchReporter reporter, const std::atomic<bool>* stop = nullptr);
 
   // Searches one task until a termination condition holds, continuing from `resumed` (the state
   // a killed run saved) when given. `deadline_s` is this task's end on the steady clock.
+  Result<TaskOutcome> run(const CandidateEvaluator& evaluator, const std::optional<std::string>& resumed,
+                          double deadline_s);
   Result<TaskOutcome> run(const Evaluator& evaluator, const std::optional<std::string>& resumed, double deadline_s);
 
-  // Asks every task to stop after the evaluation in progress (from a signal handler too).
-  static void request_stop();
-
  private:
+  class TaskRun;  // one task's search: its state and its phases (search.cpp)
   SearchOptions options_;
   KernelStore* store_;
   std::string run_id_, device_;
   PromptContext prompts_;
   LlmClient* llm_;
   SearchReporter reporter_;
+  const std::atomic<bool>* stop_;
 };
 
-// The library's records of a kernel and of one evaluation of it on `device`.
-KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
-                           const std::string& origin, const std::string& run_id, const std::string& operator_name,
-                           const std::string& parent_key = "");
-EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& result,
-                                   const std::string& run_id);
+// What a search run saves before its first task, as the library's search state of task "", so that
+// `--resume` continues it as it began: its options, and the tasks it was asked for.
+struct SearchRunOptions {
+  SearchOptions options;
+  std::string suite, tasks;  // as --suite and --tasks gave them
+};
+Status save_search_options(KernelStore& store, const std::string& run_id, const SearchRunOptions& saved);
+// An invalid_input error when the run saved none, or what it saved does not parse.
+Result<SearchRunOptions> saved_search_options(const KernelStore& store, const std::string& run_id);
 
 // Seconds on the steady clock, the search's deadlines' unit.
 double steady_seconds();

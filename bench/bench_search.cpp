@@ -9,18 +9,20 @@
 //    evaluated once by the real Evaluator, default EvalOptions, each compiled afresh (a temporary
 //    compile cache). That gives a measured landscape, config -> speedup over the task's baseline
 //    (0 unless ok), and the throughput figure: candidates evaluated per minute on this machine.
-//    The landscape is kept in build/bench-search-landscape-<suite>_<task>.json and reused while
-//    the seeds, task.toml and CPU are unchanged, unless --remeasure. --passes N adds passes until
-//    every config has N samples (kept in the file as each is taken, so an interrupted pass resumes
-//    where it stopped; a config's value is their median, 0 if any failed), for a landscape less
-//    shaped by one unlucky measurement.
+//    The landscape, with each config's code hash (what the search's dedup by code compares), is
+//    kept in build/bench-search-landscape-<suite>_<task>.json and reused while the seeds,
+//    task.toml and CPU are unchanged, unless --remeasure. --passes N adds passes until every
+//    config has N samples (kept in the file as each is taken, so an interrupted pass resumes where
+//    it stopped; a config's value is their median, 0 if any failed), for a landscape less shaped
+//    by one unlucky measurement.
 // 2. Simulation on that ONE measured landscape, no re-timing: strategies are compared on the same
 //    numbers so that timing noise (this machine is shared) cannot decide the comparison. Only the
 //    landscape itself carries the measurement noise (printed as the spread between passes).
-//    (a) the offline search as Search::run does it: a Population of 4 islands, every seed added
-//        everywhere first, then propose_offline -> look up the candidate's result -> add (a new
-//        best re-verified, which on a fixed landscape gives the same number), migrate() every 25
-//        evaluations, RNG seeded as Search::run seeds it (seed ^ hash of the task id);
+//    (a) the offline search itself: Search::run with SearchOptions' defaults (4 islands, migration
+//        every 25 evaluations, the patience rule, the dedup by source and by compiled code), its
+//        evaluations answered by the landscape through CandidateEvaluator: a candidate's result
+//        is its config's value, its code hash the one recorded for the config, and a new best's
+//        re-verification gives the same number; its library is in memory;
 //    (b) random search: the seeds, then distinct configs drawn uniformly without replacement.
 //    Both get B = ceil(25% of the exhaustive count) evaluations, the seeds included, and run
 //    with seeds 1..runs. Reported: mean best/optimum, the fraction of runs reaching >= 95% of the
@@ -38,7 +40,6 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <set>
 
 #include "agent/search.hpp"
 
@@ -131,6 +132,16 @@ void save(const nlohmann::json& landscape, const std::string& path) {
   fs::rename(path + ".tmp", path);
 }
 
+// Fills in the code hash of every config that has none yet, through `evaluator`'s compile cache.
+void hash_codes(const Evaluator& evaluator, const std::vector<Config>& space, nlohmann::json& landscape) {
+  for (std::size_t i = 0; i < space.size(); ++i) {
+    auto& point = landscape["points"][i];
+    if (point.contains("code_hash")) continue;
+    auto hash = evaluator.code_hash(space[i].candidate, space[i].origin);
+    point["code_hash"] = hash ? *hash : "";  // "": it does not compile, and the search evaluates it
+  }
+}
+
 // Exhaustive passes over the space, appended to `landscape` until every config has `passes`
 // samples: each config evaluated once per pass, compiled afresh (a temporary compile cache).
 void measure(const Task& task, const std::vector<Config>& space, int passes, nlohmann::json& landscape,
@@ -176,11 +187,25 @@ void measure(const Task& task, const std::vector<Config>& space, int passes, nlo
       landscape["measured_at"] = now_utc();
       save(landscape, path);  // every sample at once: an interrupted run resumes the pass where it stopped
     }
+    hash_codes(evaluator, space, landscape);  // every config just compiled: cache hits
     landscape["passes"] = pass + 1;
     save(landscape, path);
     std::error_code ignored;
     fs::remove_all(cache_dir, ignored);
   }
+}
+
+// A landscape measured before code hashes were recorded gets them now: each config compiled once.
+void add_code_hashes(const Task& task, const std::vector<Config>& space, nlohmann::json& landscape,
+                     const std::string& path) {
+  const auto& points = landscape.at("points");
+  if (std::all_of(points.begin(), points.end(), [](const auto& p) { return p.contains("code_hash"); })) return;
+  fmt::print(stderr, "bench_search: compiling the {} configs of {} once for their code hashes\n", space.size(),
+             task.id());
+  const auto compiler = make_host_backend();
+  const Evaluator evaluator = die_unless(Evaluator::create(task, *compiler), "evaluator");
+  hash_codes(evaluator, space, landscape);
+  save(landscape, path);
 }
 
 // A config's value: the median speedup of its samples when all were ok, else the first failure
@@ -207,9 +232,15 @@ using Trace = std::vector<double>;
 
 struct Landscape {
   std::map<std::string, Point> by_hash;
-  const Point& at(const std::string& hash) const {
-    const auto it = by_hash.find(hash);
-    if (it == by_hash.end()) {
+  std::map<std::string, std::string> code_hashes;  // by config hash; empty: it does not compile
+  const Point& at(const std::string& hash) const { return find(by_hash, hash); }
+  const std::string& code_hash(const std::string& hash) const { return find(code_hashes, hash); }
+
+ private:
+  template <class T>
+  static const T& find(const std::map<std::string, T>& map, const std::string& hash) {
+    const auto it = map.find(hash);
+    if (it == map.end()) {
       fmt::print(stderr, "bench_search: the search proposed a candidate outside the enumerated space\n");
       std::exit(1);
     }
@@ -217,49 +248,58 @@ struct Landscape {
   }
 };
 
-// Search::run's offline branch with the evaluator replaced by a lookup in the landscape.
-Trace simulate_search(const Task& task, const std::vector<Config>& space, const Landscape& landscape, int budget,
-                      std::uint64_t seed) {
-  Population population(4);  // SearchOptions::islands
-  std::mt19937_64 rng(seed ^ std::stoull(content_hash(task.id()).substr(0, 15), nullptr, 16));
-  std::set<std::string> seen;
-  OfflineCounters counters;
-  int proposals = 0;
+// The status a landscape's sample names.
+EvalStatus status_named(const std::string& name) {
+  for (auto s : {EvalStatus::ok, EvalStatus::compile_error, EvalStatus::incorrect, EvalStatus::crash,
+                 EvalStatus::timeout, EvalStatus::runtime_error, EvalStatus::rejected_cheat})
+    if (to_string(s) == name) return s;
+  return EvalStatus::runtime_error;
+}
+
+// The landscape as the search's evaluator: nothing compiled, nothing timed.
+class LandscapeEvaluator final : public CandidateEvaluator {
+ public:
+  LandscapeEvaluator(const Task& task, const Landscape& landscape) : task_(task), landscape_(landscape) {}
+  const Task& task() const override { return task_; }
+  EvalResult evaluate(const Candidate& candidate, const std::string&, const EvalOptions&) const override {
+    const Point& point = point_of(candidate);
+    EvalResult r;
+    r.status = status_named(point.status);
+    r.message = point.message;
+    r.speedup = point.speedup;
+    return r;
+  }
+  Result<std::string> code_hash(const Candidate& candidate, const std::string&) const override {
+    const std::string& hash = landscape_.code_hash(hash_of(candidate));
+    if (hash.empty()) return make_error(ErrorKind::invalid_input, "{}", point_of(candidate).message);
+    return hash;
+  }
+  // On a fixed landscape a re-verification measures the same number.
+  EvalResult reverify(const Candidate&, const std::string&, const EvalResult& first,
+                      const EvalOptions&) const override {
+    EvalResult r = first;
+    r.verified = true;
+    return r;
+  }
+
+ private:
+  static std::string hash_of(const Candidate& candidate) { return content_hash(normalized_source(candidate.source)); }
+  const Point& point_of(const Candidate& candidate) const { return landscape_.at(hash_of(candidate)); }
+  const Task& task_;
+  const Landscape& landscape_;
+};
+
+// The offline search itself, SearchOptions' defaults but the budget and the seed, on the landscape.
+Trace simulate_search(const LandscapeEvaluator& evaluator, int budget, std::uint64_t seed) {
+  SearchOptions options;
+  options.evaluations = budget;
+  options.seed = seed;
+  KernelStore store = die_unless(KernelStore::open(":memory:"), "a kernel library in memory");
   Trace trace;
-  double best = 0;
-  auto evaluate = [&](Proposal proposal, const std::string& origin, bool is_seed) {
-    const Point& point = landscape.at(content_hash(normalized_source(proposal.candidate.source)));
-    Program p;
-    p.candidate = std::move(proposal.candidate);
-    p.parent_key = proposal.parent_key, p.other_parent_key = proposal.other_parent_key;
-    p.operator_name = proposal.operator_name, p.origin = origin, p.island = proposal.island;
-    p.key = kernel_record(task, "cpu", p.candidate, origin, "bench", p.operator_name, p.parent_key).key;
-    p.status = point.status;
-    p.fitness = point.status == "ok" ? point.speedup : 0;
-    const int best_before = population.best();
-    const double best_fitness = best_before >= 0 ? population.at(best_before).fitness : 0;
-    const int index = population.add(p, is_seed);
-    if (p.correct() && p.fitness > best_fitness) {  // re-verified: the same number on this landscape
-      p.verified = true;
-      population.update(index, p);
-    }
-    if (population.size() % 25 == 0) population.migrate();  // SearchOptions::migration_interval
-    best = std::max(best, p.fitness);
-    trace.push_back(best);
-  };
-  for (const Config& c : space) {  // generation 0: the seeds as they are, on every island
-    if (!c.seed || !seen.insert(c.hash).second) continue;
-    Proposal s;
-    s.operator_name = "seed";
-    s.candidate = c.candidate;
-    evaluate(std::move(s), c.origin, true);
-  }
-  while (population.size() < budget) {
-    auto proposal = propose_offline(population, rng, seen, counters);
-    if (!proposal) break;  // the neighbourhood is exhausted
-    const std::string origin = fmt::format("{}-{}", proposal->operator_name, ++proposals);
-    evaluate(std::move(*proposal), origin, false);
-  }
+  SearchReporter reporter;
+  reporter.progress = [&trace](const TaskOutcome& so_far, int) { trace.push_back(so_far.best_speedup); };
+  Search search(options, store, "bench", "cpu:bench", {}, nullptr, reporter);
+  die_unless(search.run(evaluator, std::nullopt, INFINITY), "the search");
   return trace;
 }
 
@@ -393,9 +433,13 @@ int main(int argc, char** argv) {
                exhaustive, task.id(), passes - passes_before);
     measure(task, space, passes, landscape_json, path);
   }
+  add_code_hashes(task, space, landscape_json, path);
   Landscape landscape;
-  for (const auto& e : landscape_json.at("points"))
-    landscape.by_hash[e.at("hash").get<std::string>()] = value_of(e.at("samples"));
+  for (const auto& e : landscape_json.at("points")) {
+    const std::string hash = e.at("hash");
+    landscape.by_hash[hash] = value_of(e.at("samples"));
+    landscape.code_hashes[hash] = e.at("code_hash");
+  }
   for (const Config& c : space)
     if (!landscape.by_hash.count(c.hash)) {
       fmt::print(stderr, "bench_search: {} lacks a config: run with --remeasure\n", path);
@@ -451,10 +495,11 @@ int main(int argc, char** argv) {
 
   // 2. Both strategies on the landscape.
   const int budget = static_cast<int>(std::ceil(0.25 * exhaustive));
+  const LandscapeEvaluator evaluator(task, landscape);
   auto compare = [&](int b) {
     std::vector<Trace> search, random;
     for (int r = 1; r <= runs; ++r) {
-      search.push_back(simulate_search(task, space, landscape, b, static_cast<std::uint64_t>(r)));
+      search.push_back(simulate_search(evaluator, b, static_cast<std::uint64_t>(r)));
       random.push_back(simulate_random(space, landscape, b, static_cast<std::uint64_t>(r)));
     }
     return std::pair{summarize(search, optimum), summarize(random, optimum)};

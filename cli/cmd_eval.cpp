@@ -7,7 +7,6 @@
 
 #include "cli/cli.hpp"
 #include "evaluator/evaluator.hpp"
-#include "agent/search.hpp"
 #include "kernels_db/kernels_db.hpp"
 
 namespace kforge::cli {

@@ -1,4 +1,5 @@
 // kforge search: the evolutionary search over a suite's tasks, with an LLM or offline.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -75,141 +76,36 @@ std::string retrieved_for(const KernelStore& store, const Task& task, const std:
 
 std::string cpu_arch() { return __builtin_cpu_supports("avx512f") ? "x86-64-avx512" : "x86-64-avx2"; }
 
+// Set by the first Ctrl-C (or SIGTERM) and handed to every task's search: each stops after the
+// evaluation in progress. A second Ctrl-C ends the process at once.
+std::atomic<bool> g_stop_requested{false};
 volatile std::sig_atomic_t g_interrupts = 0;
 void on_interrupt(int) {
   g_interrupts = g_interrupts + 1;
   if (g_interrupts > 1) std::_Exit(130);  // a second Ctrl-C: now
-  Search::request_stop();
+  g_stop_requested = true;
 }
 
-int run_search(const Context& context, SearchArgs args) {
-  const std::string root = context.resolved_tasks_dir();
-  auto store = KernelStore::open(args.db_path);
-  if (!store) return report(store.error());
+// An LLM call as the library keeps it, and back (what a replay answers from).
+LlmCallRecord call_record(const std::string& run_id, const LlmAttempt& a) {
+  LlmCallRecord c;
+  c.run_id = run_id, c.model = a.model, c.endpoint = a.endpoint, c.request = a.request, c.response = a.response;
+  c.status = a.status, c.prompt_tokens = a.input_tokens, c.completion_tokens = a.output_tokens;
+  c.cost_usd = a.cost_usd, c.latency_ms = a.latency_s * 1000, c.request_hash = a.request_hash;
+  c.http_status = a.http_status, c.attempt = a.attempt, c.error = a.error, c.provider = a.provider;
+  return c;
+}
+LlmAttempt attempt_of(const LlmCallRecord& c) {
+  LlmAttempt a;
+  a.endpoint = c.endpoint, a.provider = c.provider, a.model = c.model, a.request_hash = c.request_hash;
+  a.request = c.request, a.response = c.response, a.http_status = c.http_status, a.status = c.status;
+  a.attempt = c.attempt, a.input_tokens = c.prompt_tokens, a.output_tokens = c.completion_tokens;
+  a.cost_usd = c.cost_usd, a.latency_s = c.latency_ms / 1000;
+  return a;
+}
 
-  // A resumed run keeps its options and tasks; only the LLM settings come from this command line.
-  RunRecord run;
-  std::map<std::string, std::string> saved;
-  if (args.resume_option->count() > 0) {
-    auto runs = store->runs();
-    if (!runs) return report(runs.error());
-    for (auto it = runs->rbegin(); it != runs->rend() && run.id.empty(); ++it)
-      if (it->command.rfind("search", 0) == 0 && (args.resume.empty() ? it->ended_at.empty() : it->id == args.resume))
-        run = *it;
-    if (run.id.empty())
-      return report(make_error(ErrorKind::invalid_input, "--resume: {} in {}",
-                               args.resume.empty() ? "no unfinished search run" : "no search run " + args.resume,
-                               args.db_path));
-    auto states = store->search_states(run.id);
-    if (!states) return report(states.error());
-    saved = std::move(*states);
-    if (!saved.count("")) return report(make_error(ErrorKind::invalid_input, "--resume: run {} saved no options", run.id));
-    try {
-      const auto j = nlohmann::json::parse(saved.at(""));
-      args.options = SearchOptions::from_json(j.at("options"));
-      args.suite = j.at("suite"), args.tasks = j.at("tasks");
-    } catch (const nlohmann::json::exception& e) {
-      return report(make_error(ErrorKind::invalid_input, "--resume: run {}: malformed options: {}", run.id, e.what()));
-    }
-    args.backend = args.options.backend;
-  }
-  if (args.suite.empty() && args.tasks.empty())
-    return report(make_error(ErrorKind::invalid_input, "say what to search: --suite NAME [--tasks A,B] or --tasks SUITE/A,..."));
-  auto tasks = chosen_tasks(root, args.suite, args.tasks);
-  if (!tasks) return report(tasks.error());
-  if (tasks->empty()) return report(make_error(ErrorKind::invalid_input, "suite {} has no tasks", args.suite));
-  auto all_tasks = load_tasks(root, args.suite);
-  if (!all_tasks) return report(all_tasks.error());
-
-  // The LLM: a config file, a URL and model, or a replay of a recorded run; none: offline.
-  std::optional<LlmConfig> llm_config;
-  if (!args.llm_file.empty()) {
-    auto c = load_llm_config(args.llm_file);
-    if (!c) return report(c.error());
-    llm_config = std::move(*c);
-  } else if (!args.llm_url.empty()) {
-    if (args.model.empty()) return report(make_error(ErrorKind::invalid_input, "--llm-url needs --model NAME"));
-    llm_config = llm_config_from_url(args.llm_url, args.model);
-  } else if (!args.model.empty()) {
-    return report(make_error(ErrorKind::invalid_input, "--model needs --llm-url URL (or give --llm FILE)"));
-  }
-  LlmClientOptions client_options;
-  if (!args.replay.empty()) {
-    auto calls = store->llm_calls(args.replay);
-    if (!calls) return report(calls.error());
-    if (calls->empty())
-      return report(make_error(ErrorKind::invalid_input, "--replay {}: no LLM calls recorded for that run", args.replay));
-    std::vector<LlmAttempt> attempts;
-    for (const auto& c : *calls) {
-      LlmAttempt a;
-      a.endpoint = c.endpoint, a.provider = c.provider, a.model = c.model, a.request_hash = c.request_hash;
-      a.request = c.request, a.response = c.response, a.http_status = c.http_status, a.status = c.status;
-      a.attempt = c.attempt, a.input_tokens = c.prompt_tokens, a.output_tokens = c.completion_tokens;
-      a.cost_usd = c.cost_usd, a.latency_s = c.latency_ms / 1000;
-      attempts.push_back(std::move(a));
-    }
-    client_options.replay = std::make_shared<LlmReplay>(attempts);
-    if (!llm_config) {  // the endpoint is only a name here: nothing is sent
-      LlmEndpoint replayed;
-      replayed.name = "replay:" + args.replay;
-      replayed.model = calls->front().model;
-      replayed.base_url = "http://replay.invalid";
-      llm_config = LlmConfig{};
-      llm_config->endpoints.push_back(replayed);
-    }
-  }
-  if (llm_config && args.budget_usd > 0) llm_config->budget.usd = args.budget_usd;
-
-  auto target = open_target(args.backend);
-  if (!target) return report(target.error());
-
-  if (run.id.empty()) {
-    auto duration = parse_duration(args.time);
-    if (!duration) return report(duration.error());
-    args.options.time_s = *duration;
-    args.options.backend = args.backend;
-    run.id = new_run_id(), run.kforge_version = KFORGE_VERSION, run.host = host_cpu_name();
-    run.command = fmt::format("search --suite {} --tasks {} --backend {} --evals {}", args.suite, args.tasks,
-                              args.backend, args.options.evaluations);
-    run.seed = std::to_string(args.options.seed);
-    if (llm_config)
-      for (const auto& e : llm_config->endpoints) run.llm_models += (run.llm_models.empty() ? "" : ",") + e.model;
-    if (auto s = store->record_run(run); !s) return report(s.error());
-    const nlohmann::json saved_options = {
-        {"options", args.options.to_json()}, {"suite", args.suite}, {"tasks", args.tasks}};
-    if (auto s = store->save_search_state(run.id, "", saved_options.dump()); !s) return report(s.error());
-  } else if (!run.llm_models.empty() && !llm_config) {
-    return report(make_error(ErrorKind::invalid_input,
-                             "--resume: run {} used an LLM ({}): give --llm FILE or --llm-url URL --model NAME again",
-                             run.id, run.llm_models));
-  }
-
-  // LLM calls are recorded from the client's threads through a connection of their own.
-  // Declared before the client, so they outlive every callback it makes.
-  std::mutex call_mutex;
-  std::shared_ptr<KernelStore> call_store;
-  std::unique_ptr<LlmClient> llm;
-  if (llm_config) {
-    auto second = KernelStore::open(args.db_path);
-    if (!second) return report(second.error());
-    call_store = std::make_shared<KernelStore>(std::move(*second));
-    client_options.budget = std::make_shared<LlmBudget>(llm_config->budget);
-    client_options.on_call = [&call_mutex, call_store, run_id = run.id](const LlmAttempt& a) {
-      LlmCallRecord c;
-      c.run_id = run_id, c.model = a.model, c.endpoint = a.endpoint, c.request = a.request, c.response = a.response;
-      c.status = a.status, c.prompt_tokens = a.input_tokens, c.completion_tokens = a.output_tokens;
-      c.cost_usd = a.cost_usd, c.latency_ms = a.latency_s * 1000, c.request_hash = a.request_hash;
-      c.http_status = a.http_status, c.attempt = a.attempt, c.error = a.error, c.provider = a.provider;
-      std::lock_guard lock(call_mutex);
-      if (auto s = call_store->record_llm_call(c); !s) fmt::print(stderr, "kforge: {}\n", s.error().message);
-    };
-    auto client = LlmClient::create(*llm_config, client_options);
-    if (!client) return report(client.error());
-    llm = std::move(*client);
-  }
-
-  // Progress: one line per task updated in place on a terminal, plain log lines otherwise.
-  const bool tty = isatty(STDERR_FILENO);
+// Progress: one line per task updated in place on a terminal, plain log lines otherwise.
+SearchReporter terminal_reporter(bool tty) {
   SearchReporter reporter;
   reporter.log = [tty](const std::string& line) {
     if (!tty) fmt::print(stderr, "{}\n", line);
@@ -221,101 +117,289 @@ int run_search(const Context& context, SearchArgs args) {
                o.task, o.evaluations, planned, o.correct, o.failed, o.best_speedup, o.best_roofline_pct,
                o.cost_usd > 0 ? fmt::format(", ${:.2f}", o.cost_usd) : "", per * std::max(0, planned - o.evaluations));
   };
-
-  // --trace: every compile and evaluation as a Chrome trace event. The search thread is row 0; the
-  // compiles on request threads fill the first row free at their start, so no row overlaps itself.
-  nlohmann::json trace_events = nlohmann::json::array();
-  std::vector<double> row_ends;
-  std::string current_task;
-  if (!args.trace.empty())
-    reporter.span = [&](const SearchSpan& s) {
-      std::size_t row = 0;
-      if (s.off_search_thread) {
-        while (row < row_ends.size() && row_ends[row] > s.start_s) ++row;
-        if (row == row_ends.size()) row_ends.push_back(0);
-        row_ends[row++] = s.end_s;
-      }
-      trace_events.push_back({{"name", s.what + " " + s.origin}, {"cat", s.what}, {"ph", "X"}, {"pid", 1},
-                              {"tid", row}, {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6},
-                              {"args", {{"task", current_task}}}});
-    };
-
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  fmt::print(stderr, "search run {}: {} task(s) on {} ({}), {}, up to {} evaluations per task; results in {}\n", run.id,
-             tasks->size(), target->device, args.backend,
-             llm ? "LLM " + run.llm_models : std::string("offline (param mutation, crossover, variant switch)"),
-             args.options.evaluations, args.db_path);
-
-  std::vector<std::string> worker_command;
-  for (std::istringstream words(args.worker); words;)
-    if (std::string w; words >> w) worker_command.push_back(w);
-  auto worker = std::make_shared<Worker>(worker_command);
-  const double end = steady_seconds() + args.options.time_s;
-  std::vector<TaskOutcome> outcomes;
-  bool interrupted = false;
-  for (std::size_t i = 0; i < tasks->size() && !interrupted; ++i) {
-    const Task& task = (*tasks)[i];
-    current_task = task.id();
-    auto evaluator = Evaluator::create(task, *target->backend, worker);
-    if (!evaluator) return report(evaluator.error());
-    PromptContext prompts;
-    prompts.prompts_dir = context.resolved_prompts_dir();
-    prompts.backend = args.backend;
-    prompts.device = target->name;
-    prompts.arch = args.backend == "cpu" ? cpu_arch() : target->arch;
-    prompts.exemplar = category_exemplar(task, *all_tasks, args.backend, prompts.prompts_dir);
-    prompts.retrieved = retrieved_for(*store, task, target->device);
-    Search search(args.options, *store, run.id, target->device, prompts, llm.get(), reporter);
-    const double now = steady_seconds();
-    const double deadline = now + (end - now) / static_cast<double>(tasks->size() - i);
-    std::optional<std::string> resumed;
-    if (auto it = saved.find(task.id()); it != saved.end()) resumed = it->second;
-    auto outcome = search.run(*evaluator, resumed, deadline);
-    if (tty) fmt::print(stderr, "\n");
-    if (!outcome) return report(outcome.error());
-    fmt::print(stderr, "{}: {}; best {:.2f}x ({})\n", task.id(), outcome->stop_reason, outcome->best_speedup,
-               outcome->best_origin.empty() ? "no correct kernel" : outcome->best_origin);
-    interrupted = outcome->stop_reason == "interrupted";
-    outcomes.push_back(std::move(*outcome));
-  }
-
-  fmt::print("\n{:<22} {:>6} {:>5} {:>7} {:>9} {:>9}  {:<24} {}\n", "TASK", "EVALS", "OK", "FAILED", "BEST", "ROOFLINE",
-             "KERNEL", "STOPPED");
-  int exit_code = kExitOk;
-  for (const auto& o : outcomes) {
-    fmt::print("{:<22} {:>6} {:>5} {:>7} {:>9} {:>9}  {:<24} {}\n", o.task, o.evaluations, o.correct, o.failed,
-               o.best_speedup > 0 ? fmt::format("{:.2f}x", o.best_speedup) : "-",
-               o.best_roofline_pct > 0 ? fmt::format("{:.0f}%", o.best_roofline_pct) : "-",
-               o.best_origin.empty() ? "-" : o.best_origin, o.stop_reason);
-    if (o.best_key.empty()) exit_code = kExitKernelFailed;
-  }
-  double compile_s = 0, hidden_s = 0;
-  for (const auto& o : outcomes) compile_s += o.compile_seconds, hidden_s += o.compile_seconds_hidden;
-  fmt::print("compiles: {:.1f} s, {}\n", compile_s,
-             llm ? fmt::format("{:.1f} s of it off the search thread, on the LLM requests' threads", hidden_s)
-                 : std::string("all on the search thread (offline)"));
-  if (!args.trace.empty()) {
-    for (std::size_t row = 0; row <= row_ends.size(); ++row)
-      trace_events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", row},
-                              {"args", {{"name", row ? fmt::format("compiles on request threads ({})", row) : "search thread"}}}});
-    std::ofstream out(args.trace);
-    out << nlohmann::json{{"traceEvents", trace_events}}.dump() << "\n";
-    if (!out) return report(make_error(ErrorKind::io, "--trace {}: cannot write", args.trace));
-  }
-  if (llm && llm->budget()) {
-    const auto usage = llm->budget()->usage();
-    fmt::print("LLM: {} calls, {} tokens, ${:.4f}\n", usage.calls, usage.tokens, usage.usd);
-  }
-  if (interrupted) {
-    fmt::print("interrupted: continue with  kforge search --resume {}\n", run.id);
-    return kExitKernelFailed;
-  }
-  if (auto s = store->end_run(run.id); !s) return report(s.error());
-  fmt::print("run {} done; the winners are published in {} (kforge db best --db {}{})\n", run.id, args.db_path,
-             args.db_path, args.backend == "cpu" ? "" : " --device " + target->device);
-  return exit_code;
+  return reporter;
 }
+
+// --trace: every compile and evaluation as a Chrome trace event. The search thread is row 0; the
+// compiles on request threads fill the first row free at their start, so no row overlaps itself.
+class Trace {
+ public:
+  std::string task;  // the task searched now, which each event names
+
+  void add(const SearchSpan& s) {
+    std::size_t row = 0;
+    if (s.off_search_thread) {
+      while (row < row_ends_.size() && row_ends_[row] > s.start_s) ++row;
+      if (row == row_ends_.size()) row_ends_.push_back(0);
+      row_ends_[row++] = s.end_s;
+    }
+    events_.push_back({{"name", s.what + " " + s.origin}, {"cat", s.what}, {"ph", "X"}, {"pid", 1}, {"tid", row},
+                       {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6}, {"args", {{"task", task}}}});
+  }
+
+  Status write(const std::string& path) {
+    for (std::size_t row = 0; row <= row_ends_.size(); ++row)
+      events_.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", row},
+                         {"args", {{"name", row ? fmt::format("compiles on request threads ({})", row) : "search thread"}}}});
+    std::ofstream out(path);
+    out << nlohmann::json{{"traceEvents", events_}}.dump() << "\n";
+    if (!out) return make_error(ErrorKind::io, "--trace {}: cannot write", path);
+    return {};
+  }
+
+ private:
+  nlohmann::json events_ = nlohmann::json::array();
+  std::vector<double> row_ends_;
+};
+
+// One `kforge search`: the run started or resumed, the LLM connected, each task searched in turn,
+// then the summary. Any failure before the summary is reported as bad input.
+class SearchCommand {
+ public:
+  SearchCommand(const Context& context, SearchArgs args)
+      : context_(context), args_(std::move(args)), tty_(isatty(STDERR_FILENO)) {}
+
+  int run() {
+    if (auto s = prepare(); !s) return report(s.error());
+    SearchReporter reporter = terminal_reporter(tty_);
+    if (!args_.trace.empty()) reporter.span = [this](const SearchSpan& s) { trace_.add(s); };
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+    fmt::print(stderr, "search run {}: {} task(s) on {} ({}), {}, up to {} evaluations per task; results in {}\n",
+               run_.id, tasks_.size(), target_->device, args_.backend,
+               llm_ ? "LLM " + run_.llm_models : std::string("offline (param mutation, crossover, variant switch)"),
+               args_.options.evaluations, args_.db_path);
+    if (auto s = search_tasks(reporter); !s) return report(s.error());
+    return summarize();
+  }
+
+ private:
+  Status prepare() {
+    auto store = KernelStore::open(args_.db_path);
+    if (!store) return store.error();
+    store_.emplace(std::move(*store));
+    // A resumed run keeps its options and tasks; only the LLM settings come from this command line.
+    if (args_.resume_option->count() > 0)
+      if (auto s = find_resumed(); !s) return s;
+    if (auto s = choose_tasks(); !s) return s;
+    if (auto s = configure_llm(); !s) return s;
+    auto target = open_target(args_.backend);
+    if (!target) return target.error();
+    target_.emplace(std::move(*target));
+    if (run_.id.empty()) {
+      if (auto s = start_run(); !s) return s;
+    } else if (!run_.llm_models.empty() && !llm_config_) {
+      return make_error(ErrorKind::invalid_input,
+                        "--resume: run {} used an LLM ({}): give --llm FILE or --llm-url URL --model NAME again",
+                        run_.id, run_.llm_models);
+    }
+    return connect_llm();
+  }
+
+  // --resume: the latest unfinished search run, or the one named, with the options and tasks it
+  // began with, and the state each of its tasks saved.
+  Status find_resumed() {
+    auto runs = store_->runs();
+    if (!runs) return runs.error();
+    for (auto it = runs->rbegin(); it != runs->rend() && run_.id.empty(); ++it)
+      if (it->command.rfind("search", 0) == 0 && (args_.resume.empty() ? it->ended_at.empty() : it->id == args_.resume))
+        run_ = *it;
+    if (run_.id.empty())
+      return make_error(ErrorKind::invalid_input, "--resume: {} in {}",
+                        args_.resume.empty() ? "no unfinished search run" : "no search run " + args_.resume,
+                        args_.db_path);
+    auto states = store_->search_states(run_.id);
+    if (!states) return states.error();
+    saved_states_ = std::move(*states);
+    auto saved = saved_search_options(*store_, run_.id);
+    if (!saved) return make_error(saved.error().kind, "--resume: {}", saved.error().message);
+    args_.options = std::move(saved->options);
+    args_.suite = std::move(saved->suite), args_.tasks = std::move(saved->tasks);
+    args_.backend = args_.options.backend;
+    return {};
+  }
+
+  Status choose_tasks() {
+    if (args_.suite.empty() && args_.tasks.empty())
+      return make_error(ErrorKind::invalid_input, "say what to search: --suite NAME [--tasks A,B] or --tasks SUITE/A,...");
+    const std::string root = context_.resolved_tasks_dir();
+    auto tasks = chosen_tasks(root, args_.suite, args_.tasks);
+    if (!tasks) return tasks.error();
+    if (tasks->empty()) return make_error(ErrorKind::invalid_input, "suite {} has no tasks", args_.suite);
+    tasks_ = std::move(*tasks);
+    auto all_tasks = load_tasks(root, args_.suite);
+    if (!all_tasks) return all_tasks.error();
+    all_tasks_ = std::move(*all_tasks);
+    return {};
+  }
+
+  // The LLM: a config file, a URL and model, or a replay of a recorded run; none: offline.
+  Status configure_llm() {
+    if (!args_.llm_file.empty()) {
+      auto c = load_llm_config(args_.llm_file);
+      if (!c) return c.error();
+      llm_config_ = std::move(*c);
+    } else if (!args_.llm_url.empty()) {
+      if (args_.model.empty()) return make_error(ErrorKind::invalid_input, "--llm-url needs --model NAME");
+      llm_config_ = llm_config_from_url(args_.llm_url, args_.model);
+    } else if (!args_.model.empty()) {
+      return make_error(ErrorKind::invalid_input, "--model needs --llm-url URL (or give --llm FILE)");
+    }
+    if (!args_.replay.empty())
+      if (auto s = load_replay(); !s) return s;
+    if (llm_config_ && args_.budget_usd > 0) llm_config_->budget.usd = args_.budget_usd;
+    return {};
+  }
+
+  // --replay RUN_ID: the calls that run recorded answer this run's, and nothing is sent.
+  Status load_replay() {
+    auto calls = store_->llm_calls(args_.replay);
+    if (!calls) return calls.error();
+    if (calls->empty())
+      return make_error(ErrorKind::invalid_input, "--replay {}: no LLM calls recorded for that run", args_.replay);
+    std::vector<LlmAttempt> attempts;
+    for (const auto& c : *calls) attempts.push_back(attempt_of(c));
+    client_options_.replay = std::make_shared<LlmReplay>(attempts);
+    if (!llm_config_) {  // the endpoint is only a name here: nothing is sent
+      LlmEndpoint replayed;
+      replayed.name = "replay:" + args_.replay;
+      replayed.model = calls->front().model;
+      replayed.base_url = "http://replay.invalid";
+      llm_config_ = LlmConfig{};
+      llm_config_->endpoints.push_back(replayed);
+    }
+    return {};
+  }
+
+  // A new run, recorded with the command that started it, its options saved for --resume.
+  Status start_run() {
+    auto duration = parse_duration(args_.time);
+    if (!duration) return duration.error();
+    args_.options.time_s = *duration;
+    args_.options.backend = args_.backend;
+    run_.id = new_run_id(), run_.kforge_version = KFORGE_VERSION, run_.host = host_cpu_name();
+    run_.command = fmt::format("search --suite {} --tasks {} --backend {} --evals {}", args_.suite, args_.tasks,
+                               args_.backend, args_.options.evaluations);
+    run_.seed = std::to_string(args_.options.seed);
+    if (llm_config_)
+      for (const auto& e : llm_config_->endpoints) run_.llm_models += (run_.llm_models.empty() ? "" : ",") + e.model;
+    if (auto s = store_->record_run(run_); !s) return s;
+    return save_search_options(*store_, run_.id, {args_.options, args_.suite, args_.tasks});
+  }
+
+  // The client, with a budget shared by all its calls. They are recorded from the client's threads
+  // through a connection of their own, which the recording callback holds.
+  Status connect_llm() {
+    if (!llm_config_) return {};
+    struct CallLog {
+      explicit CallLog(KernelStore s) : store(std::move(s)) {}
+      std::mutex mutex;
+      KernelStore store;
+    };
+    auto second = KernelStore::open(args_.db_path);
+    if (!second) return second.error();
+    auto calls = std::make_shared<CallLog>(std::move(*second));
+    client_options_.budget = std::make_shared<LlmBudget>(llm_config_->budget);
+    client_options_.on_call = [calls, run_id = run_.id](const LlmAttempt& a) {
+      std::lock_guard lock(calls->mutex);
+      if (auto s = calls->store.record_llm_call(call_record(run_id, a)); !s)
+        fmt::print(stderr, "kforge: {}\n", s.error().message);
+    };
+    auto client = LlmClient::create(*llm_config_, client_options_);
+    if (!client) return client.error();
+    llm_ = std::move(*client);
+    return {};
+  }
+
+  PromptContext prompts_for(const Task& task) const {
+    PromptContext prompts;
+    prompts.prompts_dir = context_.resolved_prompts_dir();
+    prompts.backend = args_.backend;
+    prompts.device = target_->name;
+    prompts.arch = target_->backend->conventions().runs_on_host() ? cpu_arch() : target_->arch;
+    prompts.exemplar = category_exemplar(task, all_tasks_, args_.backend, prompts.prompts_dir);
+    prompts.retrieved = retrieved_for(*store_, task, target_->device);
+    return prompts;
+  }
+
+  // Each task in turn, with an equal share of the time left, until one is interrupted.
+  Status search_tasks(const SearchReporter& reporter) {
+    std::vector<std::string> worker_command;
+    for (std::istringstream words(args_.worker); words;)
+      if (std::string w; words >> w) worker_command.push_back(w);
+    auto worker = std::make_shared<Worker>(worker_command);
+    const double end = steady_seconds() + args_.options.time_s;
+    for (std::size_t i = 0; i < tasks_.size() && !interrupted_; ++i) {
+      const Task& task = tasks_[i];
+      trace_.task = task.id();
+      auto evaluator = Evaluator::create(task, *target_->backend, worker);
+      if (!evaluator) return evaluator.error();
+      Search search(args_.options, *store_, run_.id, target_->device, prompts_for(task), llm_.get(), reporter,
+                    &g_stop_requested);
+      const double now = steady_seconds();
+      const double deadline = now + (end - now) / static_cast<double>(tasks_.size() - i);
+      std::optional<std::string> resumed;
+      if (auto it = saved_states_.find(task.id()); it != saved_states_.end()) resumed = it->second;
+      auto outcome = search.run(*evaluator, resumed, deadline);
+      if (tty_) fmt::print(stderr, "\n");
+      if (!outcome) return outcome.error();
+      fmt::print(stderr, "{}: {}; best {:.2f}x ({})\n", task.id(), outcome->stop_reason, outcome->best_speedup,
+                 outcome->best_origin.empty() ? "no correct kernel" : outcome->best_origin);
+      interrupted_ = outcome->stop_reason == "interrupted";
+      outcomes_.push_back(std::move(*outcome));
+    }
+    return {};
+  }
+
+  // The table of tasks, the compiles and the LLM's spending; the run ended unless interrupted.
+  int summarize() {
+    fmt::print("\n{:<22} {:>6} {:>5} {:>7} {:>9} {:>9}  {:<24} {}\n", "TASK", "EVALS", "OK", "FAILED", "BEST",
+               "ROOFLINE", "KERNEL", "STOPPED");
+    int exit_code = kExitOk;
+    for (const auto& o : outcomes_) {
+      fmt::print("{:<22} {:>6} {:>5} {:>7} {:>9} {:>9}  {:<24} {}\n", o.task, o.evaluations, o.correct, o.failed,
+                 o.best_speedup > 0 ? fmt::format("{:.2f}x", o.best_speedup) : "-",
+                 o.best_roofline_pct > 0 ? fmt::format("{:.0f}%", o.best_roofline_pct) : "-",
+                 o.best_origin.empty() ? "-" : o.best_origin, o.stop_reason);
+      if (o.best_key.empty()) exit_code = kExitKernelFailed;
+    }
+    double compile_s = 0, hidden_s = 0;
+    for (const auto& o : outcomes_) compile_s += o.compile_seconds, hidden_s += o.compile_seconds_hidden;
+    fmt::print("compiles: {:.1f} s, {}\n", compile_s,
+               llm_ ? fmt::format("{:.1f} s of it off the search thread, on the LLM requests' threads", hidden_s)
+                    : std::string("all on the search thread (offline)"));
+    if (!args_.trace.empty())
+      if (auto s = trace_.write(args_.trace); !s) return report(s.error());
+    if (llm_ && llm_->budget()) {
+      const auto usage = llm_->budget()->usage();
+      fmt::print("LLM: {} calls, {} tokens, ${:.4f}\n", usage.calls, usage.tokens, usage.usd);
+    }
+    if (interrupted_) {
+      fmt::print("interrupted: continue with  kforge search --resume {}\n", run_.id);
+      return kExitKernelFailed;
+    }
+    if (auto s = store_->end_run(run_.id); !s) return report(s.error());
+    fmt::print("run {} done; the winners are published in {} (kforge db best --db {}{})\n", run_.id, args_.db_path,
+               args_.db_path,
+               target_->backend->conventions().runs_on_host() ? "" : " --device " + target_->device);
+    return exit_code;
+  }
+
+  const Context& context_;
+  SearchArgs args_;
+  const bool tty_;
+  std::optional<KernelStore> store_;
+  RunRecord run_;
+  std::map<std::string, std::string> saved_states_;  // per task, of a resumed run
+  std::vector<Task> tasks_, all_tasks_;
+  std::optional<LlmConfig> llm_config_;
+  LlmClientOptions client_options_;
+  std::optional<Target> target_;
+  std::unique_ptr<LlmClient> llm_;
+  Trace trace_;
+  std::vector<TaskOutcome> outcomes_;
+  bool interrupted_ = false;
+};
 
 }  // namespace
 
@@ -352,7 +436,7 @@ void add_search_command(CLI::App& app, Context& context) {
                      "Write each compile and evaluation as a Chrome trace event to this file (ui.perfetto.dev)");
   search->add_option("--worker", args->worker, "Command that starts the evaluation worker (default: 'kforge worker')");
   add_db_option(*search, args->db_path);
-  search->callback([&context, args] { context.run = [&context, args] { return run_search(context, *args); }; });
+  search->callback([&context, args] { context.run = [&context, args] { return SearchCommand(context, *args).run(); }; });
 }
 
 }  // namespace kforge::cli

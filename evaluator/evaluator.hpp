@@ -20,6 +20,7 @@
 #include "common/common.hpp"
 #include "common/expr.hpp"
 #include "compiler_bridge/compiler_bridge.hpp"
+#include "kernels_db/kernels_db.hpp"
 #include "task/task.hpp"
 
 namespace kforge {
@@ -192,5 +193,14 @@ class Evaluator {
   // Sends the request to the worker and reads its answer into `result`.
   EvalResult finish(const nlohmann::json& request, EvalResult result, const EvalOptions& options) const;
 };
+
+// ---- records (records.cpp) --------------------------------------------------------------------
+
+// The library's records of a kernel and of one evaluation of it on `device`.
+KernelRecord kernel_record(const Task& task, const std::string& backend, const Candidate& candidate,
+                           const std::string& origin, const std::string& run_id, const std::string& operator_name,
+                           const std::string& parent_key = "");
+EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& result,
+                                   const std::string& run_id);
 
 }  // namespace kforge
