@@ -43,6 +43,49 @@ EvalResult failed_call(EvalResult result, const Target& target, const Error& err
   return result;
 }
 
+// Timing shape `s` failed: the device died (a crash), or `failure` says what went wrong with the
+// timed calls.
+EvalResult failed_timing(EvalResult result, size_t s, const Target& target, const std::optional<TimedFailure>& failure) {
+  ShapeResult& shape = result.shapes[s];
+  if (target.dead()) {
+    result.status = EvalStatus::crash;
+    result.message = fmt::format("{} at {}", failure ? failure->first : "the device died", shape_label(shape.dims));
+    shape.correct = false;
+    return result;
+  }
+  const auto& [why, check] = *failure;
+  // A failure that found every output right is the device's or the harness's, not a mismatch.
+  result.status = check.correct ? EvalStatus::runtime_error : EvalStatus::incorrect;
+  if (!why.empty()) {
+    result.message = fmt::format("while timed, {} at {}", why, shape_label(shape.dims));
+  } else {
+    const Mismatch& m = check.mismatches.front();
+    result.message = fmt::format("the timed calls computed something else: {}[{}] = {} (want {}) at {}",
+                                 m.tensor, m.index, format_value(m.got), format_value(m.want),
+                                 shape_label(shape.dims));
+  }
+  shape.correct = false;
+  shape.wrong_elements = check.wrong_elements;
+  shape.mismatches = check.mismatches;
+  return result;
+}
+
+// A timed shape's results from its samples: the candidate's statistics, its speedup over the
+// baseline when one was timed, and the rates the task's bytes and FLOPs give.
+void record_timing(const Task& task, ShapeResult& shape, const std::vector<double>& candidate_us,
+                   const std::vector<double>& baseline_us) {
+  shape.timing = summarize(candidate_us);
+  if (!baseline_us.empty()) {
+    shape.baseline_timing = summarize(baseline_us);
+    shape.speedup = shape.baseline_timing->median_us / shape.timing->median_us;
+  }
+  const double seconds = shape.timing->median_us * 1e-6;
+  if (task.bytes && seconds > 0)
+    shape.gbps = static_cast<double>(task.bytes->eval(shape.dims).value()) / seconds / 1e9;
+  if (task.flops && seconds > 0)
+    shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
+}
+
 }  // namespace
 
 EvalResult run_protocol(const Task& task, CallFn reference, Target& target, const EvalOptions& options,
@@ -142,39 +185,8 @@ EvalResult run_protocol(const Task& task, CallFn reference, Target& target, cons
       std::vector<double> candidate_us, baseline_us;
       watchdog.limit_s = limit_for(shape.dims);
       auto failure = target.time(task, reference, pool, options, rng, candidate_us, baseline_us);
-      if (target.dead()) {
-        result.status = EvalStatus::crash;
-        result.message = fmt::format("{} at {}", failure ? failure->first : "the device died", shape_label(shape.dims));
-        shape.correct = false;
-        return result;
-      }
-      if (failure) {
-        const auto& [why, check] = *failure;
-        // A failure that found every output right is the device's or the harness's, not a mismatch.
-        result.status = check.correct ? EvalStatus::runtime_error : EvalStatus::incorrect;
-        if (!why.empty()) {
-          result.message = fmt::format("while timed, {} at {}", why, shape_label(shape.dims));
-        } else {
-          const Mismatch& m = check.mismatches.front();
-          result.message = fmt::format("the timed calls computed something else: {}[{}] = {} (want {}) at {}",
-                                       m.tensor, m.index, format_value(m.got), format_value(m.want),
-                                       shape_label(shape.dims));
-        }
-        shape.correct = false;
-        shape.wrong_elements = check.wrong_elements;
-        shape.mismatches = check.mismatches;
-        return result;
-      }
-      shape.timing = summarize(candidate_us);
-      if (!baseline_us.empty()) {
-        shape.baseline_timing = summarize(baseline_us);
-        shape.speedup = shape.baseline_timing->median_us / shape.timing->median_us;
-      }
-      const double seconds = shape.timing->median_us * 1e-6;
-      if (task.bytes && seconds > 0)
-        shape.gbps = static_cast<double>(task.bytes->eval(shape.dims).value()) / seconds / 1e9;
-      if (task.flops && seconds > 0)
-        shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
+      if (target.dead() || failure) return failed_timing(std::move(result), s, target, failure);
+      record_timing(task, shape, candidate_us, baseline_us);
     }
   }
   double log_sum = 0;
