@@ -115,6 +115,232 @@ class Scratch {
   DevicePtr ptr;
 };
 
+// The kernel's workspace for a call on `args`, zeroed; 0 when it declares none.
+Result<DevicePtr> scratch(Device& device, const DeviceKernel& kernel, const Task& task, const CallArgs& args) {
+  auto bytes = kernel.workspace_bytes(call_dims(task, args));
+  if (!bytes) return bytes.error();
+  if (*bytes == 0) return DevicePtr{0};
+  auto p = device.alloc(*bytes);
+  if (!p) return p.error();
+  if (Status z = device.fill(*p, 0, *bytes); !z) {
+    device.free(*p);
+    return z.error();
+  }
+  return *p;
+}
+
+// Failures of the device or of the harness, not of the candidate's arithmetic.
+std::optional<TimedFailure> fail(const Error& e) {
+  ShapeResult not_a_mismatch;
+  not_a_mismatch.correct = true;
+  return std::optional<TimedFailure>(TimedFailure{e.message, not_a_mismatch});
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// One bench shape's timing on the device (DeviceTarget::time), in its steps: prepare, warm_up,
+// timed_loop, clock_check, last_check. It holds the device copy of each input set of `pool`, and
+// for each timed kernel (the candidate, then the baseline if any) its own outputs, its workspace
+// and its call planned on every input set; the events around each call; and the host clock's and
+// the events' times of the recorded calls.
+class DeviceTiming {
+ public:
+  DeviceTiming(Device& device, const Task& task, CallFn reference, std::vector<CallArgs>& pool, std::mt19937_64& rng,
+               std::vector<const TimedKernel*> kernels)
+      : device_(device), task_(task), reference_(reference), pool_(pool), rng_(rng), kernels_(std::move(kernels)) {}
+
+  // Uploads the input sets, gives each kernel its outputs and workspace, plans its calls, and
+  // creates the events.
+  std::optional<TimedFailure> prepare() {
+    for (const CallArgs& entry : pool_) {
+      auto d = DeviceArgs::upload(device_, task_, entry);
+      if (!d) return fail(d.error());
+      inputs_.push_back(std::move(*d));
+    }
+    plans_.resize(kernels_.size());
+    for (size_t k = 0; k < kernels_.size(); ++k) {
+      auto d = DeviceArgs::upload(device_, task_, pool_[0]);
+      if (!d) return fail(d.error());
+      outputs_.push_back(std::move(*d));
+      const DeviceKernel& kernel = kernels_[k]->kernel;
+      auto w = scratch(device_, kernel, task_, pool_[0]);
+      if (!w) return fail(w.error());
+      workspaces_.emplace_back(device_, *w);
+      auto bytes = kernel.workspace_bytes(call_dims(task_, pool_[0]));
+      if (!bytes) return fail(bytes.error());
+      workspace_bytes_.push_back(*bytes);
+      for (size_t e = 0; e < pool_.size(); ++e) {
+        auto tensors = [&](size_t i) { return is_output(task_.args[i]) ? outputs_[k].data(i) : inputs_[e].data(i); };
+        auto planned = plan(kernel, task_, pool_[e], tensors, workspaces_[k].ptr);
+        if (!planned) return fail(planned.error());
+        plans_[k].push_back(std::move(*planned));
+      }
+    }
+    auto before = device_.create_event(), start = device_.create_event(), end = device_.create_event();
+    for (auto* event : {&before, &start, &end})
+      if (!*event) return fail(event->error());
+    before_ = std::move(*before), start_ = std::move(*start), end_ = std::move(*end);
+    return std::nullopt;
+  }
+
+  // Every kernel in turn, unrecorded, for at least 3 rounds and options.warmup_s.
+  std::optional<TimedFailure> warm_up(const EvalOptions& options) {
+    const auto warmup_start = Clock::now();  // (the first calls also load each kernel's code)
+    for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls, ++next_)
+      for (size_t k = 0; k < kernels_.size(); ++k)
+        if (Status s = call(k, next_ % pool_.size(), nullptr); !s) return fail(s.error());
+    return std::nullopt;
+  }
+
+  // The recorded calls, the candidate's and the baseline's interleaved on freshly redrawn inputs,
+  // a random eighth of the candidate's checked, until the options say the samples are enough.
+  std::optional<TimedFailure> timed_loop(const EvalOptions& options, std::vector<double>& candidate_us,
+                                         std::vector<double>& baseline_us) {
+    auto settled = [&](const std::vector<double>& samples) {
+      const TimingStats s = summarize(samples);
+      return s.std_us / std::sqrt(s.n) < options.target_relative_se * s.median_us;
+    };
+    const auto timing_start = Clock::now();
+    for (;; ++next_) {
+      const size_t e = next_ % pool_.size();
+      if (Status s = redraw(e); !s) return fail(s.error());
+      if (rng_() % 8 == 0) {
+        if (auto failure = checked_call(e, &candidate_us)) return failure;
+      } else if (Status s = call(0, e, &candidate_us); !s) {
+        return fail(s.error());
+      }
+      if (has_baseline())
+        if (Status s = call(1, e, &baseline_us); !s) return fail(s.error());
+      const int n = static_cast<int>(candidate_us.size());
+      if (n >= options.max_repeats) break;
+      if (n < options.min_repeats) continue;
+      if (seconds_since(timing_start) >= options.max_time_per_shape_s) break;
+      if (settled(candidate_us) && (!has_baseline() || settled(baseline_us))) break;
+    }
+    return std::nullopt;
+  }
+
+  // The host clock against the events over the recorded calls.
+  std::optional<TimedFailure> clock_check() const {
+    // A typical call, not one the OS preempted: medians.
+    const double host = summarize(host_us_).median_us, window = summarize(window_us_).median_us;
+    if (host > 2 * window + 50) {
+      ShapeResult escaped;
+      escaped.correct = true;
+      return TimedFailure{fmt::format("the host clock saw {:.1f} us per call where the device's events saw {:.1f} us: "
+                                      "work escaped the timed stream (another stream, or a kernel still running)",
+                                      host, window),
+                          escaped};
+    }
+    return std::nullopt;
+  }
+
+  // One more checked call of the candidate after the last, then the baseline's output on the same
+  // inputs against the reference's.
+  std::optional<TimedFailure> last_check() {
+    const size_t e = next_ % pool_.size();
+    if (Status s = redraw(e); !s) return fail(s.error());
+    if (auto failure = checked_call(e, nullptr); failure || !has_baseline()) return failure;
+    if (Status s = call(1, e, nullptr); !s) return fail(s.error());
+    CallArgs got = pool_[e].clone();
+    for (size_t i = 0; i < task_.args.size(); ++i)
+      if (is_output(task_.args[i]))
+        if (Status s = outputs_[1].download(i, got.buffers[i]); !s) return fail(s.error());
+    CallArgs want = candidate_args(task_, pool_[e]);
+    reference_(want.pointers().data());
+    return check_baseline(task_, got, want);
+  }
+
+ private:
+  bool has_baseline() const { return kernels_.size() > 1; }
+
+  // One call of kernel k on input set e; its time in microseconds goes to `samples` when given.
+  Status call(size_t k, size_t e, std::vector<double>* samples) {
+    for (size_t i = 0; i < task_.args.size(); ++i) {
+      const Buffer& b = pool_[e].buffers[i];
+      Status s;
+      if (task_.args[i].role == ArgRole::out) s = device_.fill(outputs_[k].data(i), 0xFF, b.bytes);
+      if (task_.args[i].role == ArgRole::inout) s = device_.copy_in(outputs_[k].data(i), b.data(), b.bytes);
+      if (!s) return s;
+    }
+    if (workspace_bytes_[k] > 0)
+      if (Status s = device_.fill(workspaces_[k].ptr, 0, workspace_bytes_[k]); !s) return s;
+    // The host clock starts once the copies and fills above are done: it watches what the
+    // events watch, so a gap between the two is work the events did not see.
+    if (Status s = device_.synchronize(); !s) return s;
+    watchdog.arm();
+    const auto t0 = Clock::now();
+    Status s = device_.record(*before_);
+    if (s) s = device_.flush_l2();
+    if (s) s = device_.record(*start_);
+    if (s) s = kernels_[k]->launch(device_, *plans_[k][e]);
+    if (s) s = device_.record(*end_);
+    if (s) s = device_.synchronize();
+    const double host = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    watchdog.disarm();
+    if (!s) return s;
+    auto kernel_ms = device_.elapsed_ms(*start_, *end_);
+    auto window_ms = device_.elapsed_ms(*before_, *end_);
+    if (!kernel_ms || !window_ms) return (!kernel_ms ? kernel_ms : window_ms).error();
+    if (samples) {
+      samples->push_back(*kernel_ms * 1000);
+      host_us_.push_back(host);
+      window_us_.push_back(*window_ms * 1000);
+    }
+    return {};
+  }
+
+  // The candidate's call on set e, checked against the reference on the host.
+  std::optional<TimedFailure> checked_call(size_t e, std::vector<double>* samples) {
+    const auto hashes = input_hashes(task_, pool_[e]);
+    if (Status s = call(0, e, samples); !s) return fail(s.error());
+    CallArgs got = pool_[e].clone();
+    for (size_t i = 0; i < task_.args.size(); ++i) {
+      if (!task_.args[i].is_tensor()) continue;
+      Status s = is_output(task_.args[i]) ? outputs_[0].download(i, got.buffers[i]) : inputs_[e].download(i, got.buffers[i]);
+      if (!s) return fail(s.error());
+    }
+    std::string why = misbehaviour(task_, views(got), hashes);
+    CallArgs want = candidate_args(task_, pool_[e]);
+    reference_(want.pointers().data());
+    ShapeResult check;
+    compare(task_, got, want, check);
+    if (why.empty() && check.correct) return std::nullopt;
+    return TimedFailure{why, check};
+  }
+
+  // Redraws a few inputs of set e on the host, and the same bytes on the device: an element, or
+  // a whole block of a quantized tensor, at each changed offset.
+  Status redraw(size_t e) {
+    std::vector<std::vector<size_t>> changed;
+    redraw_some(task_, pool_[e], rng_, &changed);
+    for (size_t i = 0; i < changed.size(); ++i) {
+      const size_t unit = static_cast<size_t>(block_bytes(task_.args[i].dtype));
+      for (size_t offset : changed[i])
+        if (Status s = device_.copy_in(inputs_[e].data(i) + offset, pool_[e].buffers[i].data() + offset, unit); !s)
+          return s;
+    }
+    return {};
+  }
+
+  Device& device_;
+  const Task& task_;
+  CallFn reference_;
+  std::vector<CallArgs>& pool_;
+  std::mt19937_64& rng_;
+  std::vector<const TimedKernel*> kernels_;
+  std::vector<DeviceArgs> inputs_;   // one device copy of each input set
+  std::vector<DeviceArgs> outputs_;  // each kernel's own outputs (the input slots unused)
+  std::vector<Scratch> workspaces_;
+  std::vector<std::size_t> workspace_bytes_;
+  std::vector<std::vector<std::unique_ptr<Plan>>> plans_;  // [kernel][input set]
+  std::unique_ptr<Event> before_, start_, end_;
+  std::vector<double> host_us_, window_us_;  // the cross-check, over recorded calls
+  size_t next_ = 0;  // rounds so far, the warm-up's included: round i runs on input set i mod |pool|
+};
+
 class DeviceTarget final : public Target {
  public:
   DeviceTarget(Device& device, TimedKernel candidate, std::optional<TimedKernel> baseline, std::string baseline_name,
@@ -131,7 +357,7 @@ class DeviceTarget final : public Target {
   Status run(const Task& task, CallArgs& args) override {
     auto on_device = DeviceArgs::upload(device_, task, args);
     if (!on_device) return on_device.error();
-    auto allocated = scratch(candidate_.kernel, task, args);
+    auto allocated = scratch(device_, candidate_.kernel, task, args);
     if (!allocated) return allocated.error();
     const Scratch workspace(device_, *allocated);
     auto planned = plan(candidate_.kernel, task, args, [&](size_t i) { return on_device->data(i); }, workspace.ptr);
@@ -152,179 +378,17 @@ class DeviceTarget final : public Target {
   std::optional<TimedFailure> time(const Task& task, CallFn reference, std::vector<CallArgs>& pool,
                                    const EvalOptions& options, std::mt19937_64& rng, std::vector<double>& candidate_us,
                                    std::vector<double>& baseline_us) override {
-    // Failures of the device or of the harness, not of the candidate's arithmetic.
-    auto fail = [](const Error& e) {
-      ShapeResult not_a_mismatch;
-      not_a_mismatch.correct = true;
-      return std::optional<TimedFailure>(TimedFailure{e.message, not_a_mismatch});
-    };
-    std::vector<DeviceArgs> inputs;  // one device copy of each input set
-    for (const CallArgs& entry : pool) {
-      auto d = DeviceArgs::upload(device_, task, entry);
-      if (!d) return fail(d.error());
-      inputs.push_back(std::move(*d));
-    }
     std::vector<const TimedKernel*> kernels = {&candidate_};
     if (baseline_) kernels.push_back(&*baseline_);
-    std::vector<DeviceArgs> outputs;  // each kernel's own outputs (the input slots unused)
-    std::vector<Scratch> workspaces;
-    std::vector<std::size_t> workspace_bytes;
-    std::vector<std::vector<std::unique_ptr<Plan>>> plans(kernels.size());  // [kernel][input set]
-    for (size_t k = 0; k < kernels.size(); ++k) {
-      auto d = DeviceArgs::upload(device_, task, pool[0]);
-      if (!d) return fail(d.error());
-      outputs.push_back(std::move(*d));
-      const DeviceKernel& kernel = kernels[k]->kernel;
-      auto w = scratch(kernel, task, pool[0]);
-      if (!w) return fail(w.error());
-      workspaces.emplace_back(device_, *w);
-      auto bytes = kernel.workspace_bytes(call_dims(task, pool[0]));
-      if (!bytes) return fail(bytes.error());
-      workspace_bytes.push_back(*bytes);
-      for (size_t e = 0; e < pool.size(); ++e) {
-        auto tensors = [&](size_t i) { return is_output(task.args[i]) ? outputs[k].data(i) : inputs[e].data(i); };
-        auto planned = plan(kernel, task, pool[e], tensors, workspaces[k].ptr);
-        if (!planned) return fail(planned.error());
-        plans[k].push_back(std::move(*planned));
-      }
-    }
-    auto before = device_.create_event(), start = device_.create_event(), end = device_.create_event();
-    for (auto* event : {&before, &start, &end})
-      if (!*event) return fail(event->error());
-
-    std::vector<double> host_us, window_us;  // the cross-check, over recorded calls
-    // One call of kernel k on input set e; its time in microseconds goes to `samples` when given.
-    auto call = [&](size_t k, size_t e, std::vector<double>* samples) -> Status {
-      for (size_t i = 0; i < task.args.size(); ++i) {
-        const Buffer& b = pool[e].buffers[i];
-        Status s;
-        if (task.args[i].role == ArgRole::out) s = device_.fill(outputs[k].data(i), 0xFF, b.bytes);
-        if (task.args[i].role == ArgRole::inout) s = device_.copy_in(outputs[k].data(i), b.data(), b.bytes);
-        if (!s) return s;
-      }
-      if (workspace_bytes[k] > 0)
-        if (Status s = device_.fill(workspaces[k].ptr, 0, workspace_bytes[k]); !s) return s;
-      // The host clock starts once the copies and fills above are done: it watches what the
-      // events watch, so a gap between the two is work the events did not see.
-      if (Status s = device_.synchronize(); !s) return s;
-      watchdog.arm();
-      const auto t0 = Clock::now();
-      Status s = device_.record(**before);
-      if (s) s = device_.flush_l2();
-      if (s) s = device_.record(**start);
-      if (s) s = kernels[k]->launch(device_, *plans[k][e]);
-      if (s) s = device_.record(**end);
-      if (s) s = device_.synchronize();
-      const double host = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-      watchdog.disarm();
-      if (!s) return s;
-      auto kernel_ms = device_.elapsed_ms(**start, **end);
-      auto window_ms = device_.elapsed_ms(**before, **end);
-      if (!kernel_ms || !window_ms) return (!kernel_ms ? kernel_ms : window_ms).error();
-      if (samples) {
-        samples->push_back(*kernel_ms * 1000);
-        host_us.push_back(host);
-        window_us.push_back(*window_ms * 1000);
-      }
-      return {};
-    };
-    // The candidate's call on set e, checked against the reference on the host.
-    auto checked_call = [&](size_t e, std::vector<double>* samples) -> std::optional<TimedFailure> {
-      const auto hashes = input_hashes(task, pool[e]);
-      if (Status s = call(0, e, samples); !s) return fail(s.error());
-      CallArgs got = pool[e].clone();
-      for (size_t i = 0; i < task.args.size(); ++i) {
-        if (!task.args[i].is_tensor()) continue;
-        Status s = is_output(task.args[i]) ? outputs[0].download(i, got.buffers[i]) : inputs[e].download(i, got.buffers[i]);
-        if (!s) return fail(s.error());
-      }
-      std::string why = misbehaviour(task, views(got), hashes);
-      CallArgs want = candidate_args(task, pool[e]);
-      reference(want.pointers().data());
-      ShapeResult check;
-      compare(task, got, want, check);
-      if (why.empty() && check.correct) return std::nullopt;
-      return TimedFailure{why, check};
-    };
-    // Redraws a few inputs of set e on the host, and the same bytes on the device: an element, or
-    // a whole block of a quantized tensor, at each changed offset.
-    auto redraw = [&](size_t e) -> Status {
-      std::vector<std::vector<size_t>> changed;
-      redraw_some(task, pool[e], rng, &changed);
-      for (size_t i = 0; i < changed.size(); ++i) {
-        const size_t unit = static_cast<size_t>(block_bytes(task.args[i].dtype));
-        for (size_t offset : changed[i])
-          if (Status s = device_.copy_in(inputs[e].data(i) + offset, pool[e].buffers[i].data() + offset, unit); !s)
-            return s;
-      }
-      return {};
-    };
-
-    auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
-    size_t next = 0;
-    const auto warmup_start = Clock::now();  // (the first calls also load each kernel's code)
-    for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls, ++next)
-      for (size_t k = 0; k < kernels.size(); ++k)
-        if (Status s = call(k, next % pool.size(), nullptr); !s) return fail(s.error());
-    auto settled = [&](const std::vector<double>& samples) {
-      const TimingStats s = summarize(samples);
-      return s.std_us / std::sqrt(s.n) < options.target_relative_se * s.median_us;
-    };
-    const auto timing_start = Clock::now();
-    for (;; ++next) {
-      const size_t e = next % pool.size();
-      if (Status s = redraw(e); !s) return fail(s.error());
-      if (rng() % 8 == 0) {
-        if (auto failure = checked_call(e, &candidate_us)) return failure;
-      } else if (Status s = call(0, e, &candidate_us); !s) {
-        return fail(s.error());
-      }
-      if (baseline_)
-        if (Status s = call(1, e, &baseline_us); !s) return fail(s.error());
-      const int n = static_cast<int>(candidate_us.size());
-      if (n >= options.max_repeats) break;
-      if (n < options.min_repeats) continue;
-      if (seconds_since(timing_start) >= options.max_time_per_shape_s) break;
-      if (settled(candidate_us) && (!baseline_ || settled(baseline_us))) break;
-    }
-    // A typical call, not one the OS preempted: medians.
-    const double host = summarize(host_us).median_us, window = summarize(window_us).median_us;
-    if (host > 2 * window + 50) {
-      ShapeResult escaped;
-      escaped.correct = true;
-      return TimedFailure{fmt::format("the host clock saw {:.1f} us per call where the device's events saw {:.1f} us: "
-                                      "work escaped the timed stream (another stream, or a kernel still running)",
-                                      host, window),
-                          escaped};
-    }
-    const size_t e = next % pool.size();
-    if (Status s = redraw(e); !s) return fail(s.error());
-    if (auto failure = checked_call(e, nullptr); failure || !baseline_) return failure;
-    if (Status s = call(1, e, nullptr); !s) return fail(s.error());
-    CallArgs got = pool[e].clone();
-    for (size_t i = 0; i < task.args.size(); ++i)
-      if (is_output(task.args[i]))
-        if (Status s = outputs[1].download(i, got.buffers[i]); !s) return fail(s.error());
-    CallArgs want = candidate_args(task, pool[e]);
-    reference(want.pointers().data());
-    return check_baseline(task, got, want);
+    DeviceTiming timing(device_, task, reference, pool, rng, std::move(kernels));
+    if (auto failure = timing.prepare()) return failure;
+    if (auto failure = timing.warm_up(options)) return failure;
+    if (auto failure = timing.timed_loop(options, candidate_us, baseline_us)) return failure;
+    if (auto failure = timing.clock_check()) return failure;
+    return timing.last_check();
   }
 
  private:
-  // The kernel's workspace for a call on `args`, zeroed; 0 when it declares none.
-  Result<DevicePtr> scratch(const DeviceKernel& kernel, const Task& task, const CallArgs& args) {
-    auto bytes = kernel.workspace_bytes(call_dims(task, args));
-    if (!bytes) return bytes.error();
-    if (*bytes == 0) return DevicePtr{0};
-    auto p = device_.alloc(*bytes);
-    if (!p) return p.error();
-    if (Status z = device_.fill(*p, 0, *bytes); !z) {
-      device_.free(*p);
-      return z.error();
-    }
-    return *p;
-  }
-
   Device& device_;
   TimedKernel candidate_;
   std::optional<TimedKernel> baseline_;

@@ -119,18 +119,36 @@ struct CallArgs {
 };
 
 
-// ---- the protocol's parts (harness.cpp), shared with the device target ----
+// ---- a call's inputs (inputs.cpp) ----
 
+// Elements of tensor `arg` on `dims`.
+std::int64_t element_count(const TaskArg& arg, const Bindings& dims);
+// Elements in a buffer of `dtype` (a quantized tensor's blocks, unpacked).
+size_t buffer_elements(const Buffer& buffer, DType dtype);
 bool is_output(const TaskArg& arg);  // out or inout
+// Fills tensor `buffer` from `arg`'s distribution on `dims` (quantized block by block).
+void fill(Buffer& buffer, const TaskArg& arg, std::mt19937_64& rng, const Bindings& dims);
 // A call's arguments on `dims`: inputs drawn from their distributions (as trial `trial` varies
 // them), outputs zeroed, sizes and scalars set.
 CallArgs make_inputs(const Task& task, const Bindings& dims, std::mt19937_64& rng, int trial = 0);
-
 // The sizes of a call, read back from its size arguments (what launch lines are written in).
 Bindings call_dims(const Task& task, const CallArgs& args);
-std::vector<const Buffer*> views(const CallArgs& args);
 // The candidate's copy of a call's arguments: inputs copied, outputs poisoned (0xFF).
 CallArgs candidate_args(const Task& task, const CallArgs& initial);
+// Draws `count` elements of every input tensor afresh at random positions; their byte offsets
+// per argument go to `changed` when given.
+void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng,
+                 std::vector<std::vector<size_t>>* changed = nullptr, int count = 16);
+// The input sets the timed calls on `dims` cycle through (2 to 8); set 0 drawn by `inputs_rng`.
+std::vector<CallArgs> timing_pool(const Task& task, const Bindings& dims, std::mt19937_64 inputs_rng,
+                                  std::mt19937_64& rng);
+// A shape within the task's constraints and its check shapes' ranges, and none of its listed
+// shapes; nothing when a thousand draws found none.
+std::optional<Bindings> held_out_shape(const Task& task, std::mt19937_64& rng);
+
+// ---- checking a call (compare.cpp) ----
+
+std::vector<const Buffer*> views(const CallArgs& args);
 // Hashes of the `in` tensors (empty strings elsewhere).
 std::vector<std::string> input_hashes(const Task& task, const CallArgs& args);
 // Writing outside a tensor or changing an input, said in one line; empty when the call kept to its outputs.
@@ -138,15 +156,6 @@ std::string misbehaviour(const Task& task, const std::vector<const Buffer*>& buf
                          const std::vector<std::string>& input_hashes);
 // Elementwise got vs want over the outputs, into `out` (correct, errors, first mismatches).
 void compare(const Task& task, const CallArgs& got, const CallArgs& want, ShapeResult& out);
-TimingStats summarize(std::vector<double> samples_us);
-// Draws `count` elements of every input tensor afresh at random positions; their byte offsets
-// per argument go to `changed` when given.
-void redraw_some(const Task& task, CallArgs& inputs, std::mt19937_64& rng,
-                 std::vector<std::vector<size_t>>* changed = nullptr, int count = 16);
-
-// Why the reference does not compute from its inputs, found by running it on the check shapes
-// (Evaluator::check_reference); empty when it does.
-std::string reference_problem(const Task& task, CallFn reference);
 
 // Why a checked timed call failed (empty: it computed something else) and the shape's mismatches.
 using TimedFailure = std::pair<std::string, ShapeResult>;
@@ -154,6 +163,21 @@ using TimedFailure = std::pair<std::string, ShapeResult>;
 // something else (a vendor call with a transpose missed) makes every speedup against it
 // meaningless, so the evaluation fails as runtime_error, saying the task's baseline is wrong.
 std::optional<TimedFailure> check_baseline(const Task& task, const CallArgs& got, const CallArgs& want);
+
+// ---- timing statistics (statistics.cpp) ----
+
+TimingStats summarize(std::vector<double> samples_us);
+
+// ---- task validation (reference_check.cpp) ----
+
+// Why the reference does not compute from its inputs, found by running it on the check shapes
+// (Evaluator::check_reference); empty when it does.
+std::string reference_problem(const Task& task, CallFn reference);
+// The worker's side of {"type": "validate", "task_dir", "reference"}: {"problem": "..."} (empty
+// when the reference passed), or {"error": "..."}.
+nlohmann::json validate_reference(const nlohmann::json& request);
+
+// ---- the protocol (harness.cpp) and its targets (host_target.cpp, device_target.cpp) ----
 
 // Where the protocol runs the kernels under test: in this process (cpu), or on a device.
 class Target {
@@ -181,6 +205,14 @@ class Target {
 // The correctness and timing protocol of one candidate on `target`; the reference runs on the host.
 EvalResult run_protocol(const Task& task, CallFn reference, Target& target, const EvalOptions& options,
                         std::uint64_t seed);
+// Whether `r` is a result run_protocol could have produced for `seed` (a forgery by the candidate,
+// which runs in the process that sends it, is not).
+bool consistent(const Task& task, const EvalResult& r, const EvalOptions& options, std::uint64_t seed);
+
+// An evaluation of native code: run_protocol on a HostTarget, in a sandboxed child of the worker;
+// how the child ended becomes the status (a timeout, a crash, a malformed result).
+EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, const std::string& baseline_binary,
+                         const std::string& candidate_binary, const EvalOptions& options, std::uint64_t seed);
 
 // A GPU target in the worker: the candidate and the baseline (optional) as backend sources and
 // binaries, on device `index` of backend `backend` (opened once per worker). `vendor` (optional,
@@ -191,7 +223,9 @@ Result<std::unique_ptr<Target>> make_device_target(const std::string& backend, i
                                                    const nlohmann::json& baseline, const nlohmann::json& vendor,
                                                    const nlohmann::json& copy_probe);
 
-// The worker's side of one request: {"type": "ping"} or {"type": "eval", ...} (see harness.cpp).
+// ---- the worker's side (serve.cpp) ----
+
+// The worker's side of one request: {"type": "ping"}, {"type": "validate", ...} or {"type": "eval", ...}.
 nlohmann::json serve_request(const nlohmann::json& request);
 // Set by serve_request when this worker can serve nothing more (a dead GPU context).
 inline bool exit_after_answer = false;

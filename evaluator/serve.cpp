@@ -1,0 +1,105 @@
+// The worker's side of one request, serve_request: "ping"; "validate" (reference_check.cpp); and
+// "eval", which loads the task (once per worker) and runs the evaluation where its backend runs
+// kernels: in a sandboxed child for native code (run_sandboxed, host_target.cpp), the reported
+// times then checked against the machine's physics here, outside that child; or in the worker
+// itself for a GPU (evaluate_on_device, on a device_target.cpp target).
+#include <unistd.h>
+
+#include <map>
+
+#include "evaluator/internal.hpp"
+
+namespace kforge {
+namespace {
+
+// A GPU evaluation, in the worker itself; the reference runs on the host beside it.
+EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, const EvalOptions& options,
+                              std::uint64_t seed) {
+  EvalResult result;
+  result.seed = seed;
+  static std::map<std::string, SharedLibrary> references;  // loaded once per worker
+  const std::string reference_path = request.at("reference");
+  auto it = references.find(reference_path);
+  if (it == references.end()) {
+    auto library = SharedLibrary::open(reference_path);
+    if (!library) {
+      result.message = library.error().message;
+      return result;
+    }
+    it = references.emplace(reference_path, std::move(*library)).first;
+  }
+  auto reference = it->second.symbol("kforge_call");
+  auto target = reference ? make_device_target(request.at("backend"), request.value("device", 0), request.at("candidate"),
+                                               request.value("baseline", nlohmann::json()),
+                                               request.value("vendor_baseline", nlohmann::json()),
+                                               request.value("copy_probe", nlohmann::json()))
+                          : Result<std::unique_ptr<Target>>(reference.error());
+  if (!target) {
+    result.status = EvalStatus::runtime_error;
+    result.message = target.error().message;
+    return result;
+  }
+  // A GPU kernel that never ends blocks the worker in its synchronize: the watchdog ends the
+  // worker, and the parent reads kWatchdogExit as a timeout.
+  watchdog.start();
+  result = run_protocol(task, reinterpret_cast<CallFn>(*reference), **target, options, seed);
+  if (result.speedup > 0) result.baseline = (*target)->baseline_name();
+  // The floor from the attributes (generous), the roofline from the measured bandwidth (honest).
+  const double copy = (*target)->copy_bytes_per_s();
+  if (result.status == EvalStatus::ok && (*target)->device())
+    if (auto limits = device_limits(*(*target)->device(), copy))
+      apply_physics(task, *limits, result, device_roofline(*limits, copy));
+  // A sticky error leaves the context unusable: answer, then let the next evaluation start afresh.
+  if ((*target)->dead()) exit_after_answer = true;
+  return result;
+}
+
+}  // namespace
+
+nlohmann::json serve_request(const nlohmann::json& request) {
+  const std::string type = request.value("type", "");
+  if (type == "ping") return {{"pong", true}, {"pid", getpid()}};
+  if (type == "validate") return validate_reference(request);
+  if (type != "eval") return {{"error", fmt::format("unknown request type '{}'", type)}};
+  try {
+    // A worker serves the same few tasks over and over: load each once.
+    static std::map<std::string, Task> tasks;
+    const std::string dir = request.at("task_dir");
+    auto it = tasks.find(dir);
+    if (it == tasks.end()) {
+      auto task = load_task(dir);
+      if (!task) return {{"error", task.error().message}};
+      it = tasks.emplace(dir, std::move(*task)).first;
+    }
+    const EvalOptions options = eval_options_from_json(request.at("options"));
+    const std::uint64_t seed = request.at("seed");
+    auto conventions = kernel_conventions(request.value("backend", "cpu"));
+    if (!conventions) return {{"error", conventions.error().message}};
+    if (!conventions->runs_on_host())
+      return {{"result", to_json(evaluate_on_device(it->second, request, options, seed))}};
+    EvalResult result = run_sandboxed(it->second, request.at("reference"), request.at("baseline"),
+                                      request.at("candidate"), options, seed);
+    // Here, outside the child that ran the candidate: what it reported is checked against physics.
+    if (const std::string probe = request.value("probe", ""); !probe.empty() && result.status == EvalStatus::ok) {
+      if (auto limits = probe_limits(probe)) {
+        EvalResult checked = result;
+        apply_physics(it->second, *limits, checked);
+        // Before calling a kernel faster than physics, measure the machine again: the saved
+        // numbers may come from a busy moment (they only ever grow).
+        if (checked.status == EvalStatus::rejected_cheat)
+          if (auto again = probe_limits(probe, true)) {
+            checked = result;
+            apply_physics(it->second, *again, checked);
+          }
+        result = std::move(checked);
+      } else {
+        fmt::print(stderr, "kforge worker: no physics floor: {}\n", limits.error().message);
+      }
+    }
+    return {{"result", to_json(result)}};
+  } catch (const nlohmann::json::exception& e) {
+    return {{"error", fmt::format("malformed eval request: {}", e.what())}};
+  }
+}
+
+}  // namespace kforge
