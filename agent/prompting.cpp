@@ -18,9 +18,10 @@ std::string clip(const std::string& text, std::size_t n) {
 // The entry's declaration with the task's argument names: the generated declaration's types
 // zipped with the names.
 std::string signature(const Task& task, const std::string& backend, const std::string& entry) {
-  const std::string generated =
-      backend == "cpu" ? trampoline_source(task, entry) : gpu_entry_declaration(task, entry);
-  const std::string head = backend == "cpu" ? "extern \"C\" void " : "extern \"C\" __global__ void ";
+  const auto conventions = kernel_conventions(backend);
+  const bool host = !conventions || conventions->runs_on_host();
+  const std::string generated = host ? trampoline_source(task, entry) : gpu_entry_declaration(task, entry);
+  const std::string head = host ? "extern \"C\" void " : "extern \"C\" __global__ void ";
   const std::size_t open = generated.find(head + entry + "(");
   if (open == std::string::npos) return generated;
   const std::size_t start = open + head.size() + entry.size() + 1, end = generated.find(')', start);
@@ -138,7 +139,10 @@ Result<std::string> read_prompt_file(const std::string& path) {
 
 std::string category_exemplar(const Task& task, const std::vector<Task>& all, const std::string& backend,
                               const std::string& prompts_dir) {
-  const auto file = std::filesystem::path(prompts_dir) / "exemplars" / (task.category + (backend == "cpu" ? ".cpp" : ".cu"));
+  // The GPU exemplars are CUDA, which HIP compiles too.
+  const auto conventions = kernel_conventions(backend);
+  const bool host = !conventions || conventions->runs_on_host();
+  const auto file = std::filesystem::path(prompts_dir) / "exemplars" / (task.category + (host ? ".cpp" : ".cu"));
   if (auto source = read_file(file.string())) return *source;
   for (const Task& other : all) {
     if (other.id() == task.id() || other.category != task.category) continue;

@@ -159,11 +159,12 @@ struct LlmRequests {
 // One task's search: the state its phases share, from the first seed to the saved state.
 class Search::TaskRun {
  public:
-  TaskRun(const Search& search, const CandidateEvaluator& evaluator, double deadline_s)
+  TaskRun(const Search& search, const CandidateEvaluator& evaluator, KernelConventions conventions, double deadline_s)
       : search_(search), options_(search.options_), evaluator_(evaluator), task_(evaluator.task()),
-        deadline_s_(deadline_s), population_(options_.islands),
+        conventions_(std::move(conventions)), deadline_s_(deadline_s), population_(options_.islands),
         rng_(options_.seed ^ std::stoull(content_hash(task_.id()).substr(0, 15), nullptr, 16)),
-        gate_(options_.backend == "cpu", static_cast<int>(std::thread::hardware_concurrency())) {
+        // a host kernel's compile and its timing would compete for the same cores
+        gate_(conventions_.runs_on_host(), static_cast<int>(std::thread::hardware_concurrency())) {
     outcome_.task = task_.id();
   }
 
@@ -419,7 +420,7 @@ class Search::TaskRun {
 
   // The file a candidate is compiled as: a seed keeps its name, others are named by their origin.
   std::string file_name_of(const std::string& origin, bool seed) const {
-    return seed ? origin : origin + (options_.backend == "cpu" ? ".cpp" : options_.backend == "cuda" ? ".cu" : ".hip");
+    return seed ? origin : origin + conventions_.extension;
   }
   Compiled compile_here(const Candidate& candidate, const std::string& file_name) {
     return compile(evaluator_, gate_, candidate, file_name, false);
@@ -592,6 +593,7 @@ class Search::TaskRun {
   const SearchOptions& options_;
   const CandidateEvaluator& evaluator_;
   const Task& task_;
+  const KernelConventions conventions_;  // the backend's: file extension, where kernels run
   const double started_ = steady_seconds();
   const double deadline_s_;
   Population population_;
@@ -650,7 +652,9 @@ Search::Search(SearchOptions options, KernelStore& store, std::string run_id, st
 
 Result<TaskOutcome> Search::run(const CandidateEvaluator& evaluator, const std::optional<std::string>& resumed,
                                 double deadline_s) {
-  return TaskRun(*this, evaluator, deadline_s).run(resumed);
+  auto conventions = kernel_conventions(options_.backend);
+  if (!conventions) return conventions.error();
+  return TaskRun(*this, evaluator, std::move(*conventions), deadline_s).run(resumed);
 }
 
 Result<TaskOutcome> Search::run(const Evaluator& evaluator, const std::optional<std::string>& resumed,
