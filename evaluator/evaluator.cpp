@@ -20,20 +20,6 @@ std::uint64_t secret_seed() {
   return seed;
 }
 
-// The line of a compiler log most worth one line of summary: the first diagnostic error or
-// unresolved symbol (not collect2's "ld returned 1 exit status"), else the first line.
-std::string first_error_line(const std::string& log) {
-  std::istringstream lines(log);
-  std::string line, first;
-  while (std::getline(lines, line)) {
-    if (first.empty()) first = line;
-    if ((line.find("error:") != std::string::npos && line.find("collect2") == std::string::npos) ||
-        line.find("undefined reference") != std::string::npos)
-      return line;
-  }
-  return first;
-}
-
 // The compiler's log, the kernel's resources and its size, into the result of its evaluation.
 void note_binary(const Binary& binary, EvalResult& result) {
   result.log = binary.log;

@@ -115,17 +115,6 @@ std::string request_key(const std::string& op, const Bindings& dims, const std::
   return key;
 }
 
-// The first line of a compiler log that says "error", else its first line.
-std::string first_error(const std::string& log) {
-  std::istringstream lines(log);
-  std::string line, first;
-  while (std::getline(lines, line)) {
-    if (first.empty()) first = line;
-    if (line.find("error") != std::string::npos) return line;
-  }
-  return first;
-}
-
 std::string short_key(const std::string& key) {
   return key.substr(0, 12);
 }
@@ -234,7 +223,7 @@ Result<Kernel::Fn> KernelLibrary::Impl::load(const Task& task, const std::string
     return make_error(ErrorKind::invalid_input, "{}: declares a GPU workspace, which a cpu kernel cannot have", origin);
   auto binary = compile_kernel(*backend, task, *candidate, origin);
   if (!binary)
-    return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
+    return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error_line(binary.error().message));
   auto library = SharedLibrary::open(binary->path);
   if (!library) return library.error();
   pin_openmp_runtime();
@@ -254,7 +243,7 @@ Result<const DeviceKernel*> KernelLibrary::Impl::load_device(const Task& task, c
     return make_error(ErrorKind::invalid_input, "{}: refused by the include check: {}", origin, *why);
   auto binary = compile_kernel(*backend, task, *candidate, origin, gpu->device->info().arch);
   if (!binary)
-    return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error(binary.error().message));
+    return make_error(binary.error().kind, "{}: does not compile here: {}", origin, first_error_line(binary.error().message));
   auto kernel = load_device_kernel(*gpu->device, std::move(*candidate), *binary, origin);
   if (!kernel) return kernel.error();
   auto owned = std::make_unique<DeviceKernel>(std::move(*kernel));

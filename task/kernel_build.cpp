@@ -3,10 +3,23 @@
 // launching a GPU kernel. Shared by the evaluator (which times kernels) and the inference core
 // (which runs them), so both build a kernel the same way.
 #include <filesystem>
+#include <sstream>
 
 #include "task/task.hpp"
 
 namespace kforge {
+
+std::string first_error_line(const std::string& log) {
+  std::istringstream lines(log);
+  std::string line, first;
+  while (std::getline(lines, line)) {
+    if (first.empty()) first = line;
+    if ((line.find("error:") != std::string::npos && line.find("collect2") == std::string::npos) ||
+        line.find("undefined reference") != std::string::npos)
+      return line;
+  }
+  return first;
+}
 
 Result<Binary> compile_gpu_host_baseline(const Backend& host, const Task& task) {
   const std::string& path = task.cuda_baseline_path;

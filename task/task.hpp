@@ -139,6 +139,10 @@ std::optional<std::string> shape_problem(const Task& task, const Bindings& dims)
 // return `result`: void for kernels, `const char*` for a GPU host baseline.
 std::string trampoline_source(const Task& task, const std::string& entry, const std::string& result = "void");
 
+// The line of a compiler log most worth one line of summary: the first diagnostic error or
+// unresolved symbol (not collect2's "ld returned 1 exit status"), else the first line.
+std::string first_error_line(const std::string& log);
+
 // Compiles the task's `baseline.cuda` file, a vendor library's kernel called from the host, with the
 // host backend `host` (through its cache). Its contract (tasks/README.md): `extern "C" const char*
 // kforge_baseline_open(void* stream)` loads the library and binds it to the harness's stream (a
