@@ -120,7 +120,7 @@ int run_check(const Context& context, const CheckArgs& args) {
   }
   auto cache = CompileCache::open();
   if (!cache) return report(cache.error());
-  const auto host = make_backend("cpu", *cache).value();
+  const auto host = make_host_backend({.compiler = "", .cache_dir = cache->dir()});
   if (Status s = host->compiler_status(); !s) return report(s.error());
   std::vector<std::string> backends = {"cpu", "cuda", "hip"};
   if (!args.backend.empty()) backends = {args.backend};

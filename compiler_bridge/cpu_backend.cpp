@@ -164,7 +164,7 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(const CompileCache& cache) {
-  return std::make_unique<CpuBackend>(HostCompilerOptions{.compiler = "", .cache_dir = cache.dir()});
+  return make_host_backend({.compiler = "", .cache_dir = cache.dir()});
 }
 
 std::unique_ptr<Backend> make_host_backend(HostCompilerOptions options) {

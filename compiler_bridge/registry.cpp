@@ -42,21 +42,34 @@ class MissingBackend final : public Backend {
   std::string name_, why_;
 };
 
-}  // namespace
-
-namespace {
 using Entry = KernelConventions::Entry;
-// The one place that knows each backend's conventions. HIP compiles CUDA kernels through its
-// prelude, so CUDA seeds are HIP's too, and it measures speedups against the CUDA naive seed.
-const std::vector<std::pair<std::string, KernelConventions>>& conventions_table() {
-  static const std::vector<std::pair<std::string, KernelConventions>> table = {
-      {"cpu", {Entry::host_function, ".cpp", {"cpu_"}, "cpu_naive.cpp", "cpu"}},
-      {"cuda", {Entry::device_kernel, ".cu", {"cuda_"}, "cuda_naive.cu", "nvidia"}},
-      {"hip", {Entry::device_kernel, ".hip", {"hip_", "cuda_"}, "cuda_naive.cu", "amd"}},
-      {"null", {Entry::host_function, ".null", {}, "", "null"}},
+// The one place that knows each backend: its name, its kernels' conventions and its factory. HIP
+// compiles CUDA kernels through its prelude, so CUDA seeds are HIP's too, and it measures
+// speedups against the CUDA naive seed.
+struct Registered {
+  std::string name;
+  KernelConventions conventions;
+  std::unique_ptr<Backend> (*make)(const CompileCache& cache);
+};
+const std::vector<Registered>& registry() {
+  static const std::vector<Registered> table = {
+      {"cpu", {Entry::host_function, ".cpp", {"cpu_"}, "cpu_naive.cpp", "cpu"}, make_cpu_backend},
+      {"cuda", {Entry::device_kernel, ".cu", {"cuda_"}, "cuda_naive.cu", "nvidia"}, make_cuda_backend},
+      {"hip", {Entry::device_kernel, ".hip", {"hip_", "cuda_"}, "cuda_naive.cu", "amd"}, make_hip_backend},
+      {"null", {Entry::host_function, ".null", {}, "", "null"}, make_null_backend},
   };
   return table;
 }
+
+Result<const Registered*> find_registered(const std::string& backend) {
+  std::vector<std::string> known;
+  for (const Registered& r : registry()) {
+    if (r.name == backend) return &r;
+    known.push_back(r.name);
+  }
+  return make_error(ErrorKind::invalid_input, "unknown backend '{}' (known: {})", backend, fmt::join(known, ", "));
+}
+
 }  // namespace
 
 bool KernelConventions::is_seed(const std::string& file_name) const {
@@ -66,18 +79,15 @@ bool KernelConventions::is_seed(const std::string& file_name) const {
 }
 
 Result<KernelConventions> kernel_conventions(const std::string& backend) {
-  std::vector<std::string> known;
-  for (const auto& [name, conventions] : conventions_table()) {
-    if (name == backend) return conventions;
-    known.push_back(name);
-  }
-  return make_error(ErrorKind::invalid_input, "unknown backend '{}' (known: {})", backend, fmt::join(known, ", "));
+  auto registered = find_registered(backend);
+  if (!registered) return registered.error();
+  return (*registered)->conventions;
 }
 
 const KernelConventions& Backend::conventions() const {
-  for (const auto& [name, conventions] : conventions_table())
-    if (name == this->name()) return conventions;
-  throw std::logic_error("backend '" + name() + "' has no conventions in registry.cpp");  // a bug, not input
+  auto registered = find_registered(name());
+  if (!registered) throw std::logic_error(registered.error().message);  // a backend missing from registry(): a bug
+  return (*registered)->conventions;
 }
 
 std::string device_key(const DeviceInfo& info) {
@@ -108,17 +118,14 @@ std::unique_ptr<Backend> make_null_backend(const CompileCache& cache) {
 
 std::vector<std::unique_ptr<Backend>> make_backends(const CompileCache& cache) {
   std::vector<std::unique_ptr<Backend>> all;
-  all.push_back(make_cpu_backend(cache));
-  all.push_back(make_cuda_backend(cache));
-  all.push_back(make_hip_backend(cache));
-  all.push_back(make_null_backend(cache));
+  for (const Registered& r : registry()) all.push_back(r.make(cache));
   return all;
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& name, const CompileCache& cache) {
-  for (auto& backend : make_backends(cache))
-    if (backend->name() == name) return std::move(backend);
-  return make_error(ErrorKind::invalid_input, "unknown backend '{}' (known: cpu, cuda, hip, null)", name);
+  auto registered = find_registered(name);
+  if (!registered) return registered.error();
+  return (*registered)->make(cache);
 }
 
 }  // namespace kforge

@@ -75,7 +75,7 @@ Result<Evaluator> Evaluator::create(Task task, const Backend& backend, std::shar
   // The reference, the machine probe and a GPU's host-side baseline are host code, whatever the
   // candidates' backend.
   std::shared_ptr<const Backend> own_host;
-  if (!backend.conventions().runs_on_host()) own_host = make_backend("cpu", backend.cache()).value();
+  if (!backend.conventions().runs_on_host()) own_host = make_host_backend({.compiler = "", .cache_dir = backend.cache().dir()});
   const Backend& on_host = own_host ? *own_host : backend;
   auto reference = read_kernel(task.reference_path);
   if (!reference) return reference.error();

@@ -131,7 +131,7 @@ void pin_openmp_runtime() {
 }  // namespace
 
 struct KernelLibrary::Impl {
-  std::string path, device_key, tasks_dir, backend_name;
+  std::string path, device_key, tasks_dir;
   std::unique_ptr<Backend> backend;  // compiles every kernel: cpu (run here), cuda or hip
   std::unique_ptr<Gpu> gpu;          // cuda, hip: its device, which outlives every kernel and launcher below
   std::optional<BestKernels> best;  // none for open_baseline()
@@ -315,9 +315,9 @@ Result<std::unique_ptr<Problem>> KernelLibrary::Impl::build(const Task& task, co
     Status usable = make_error(ErrorKind::internal, "its source is not in the library");
     if (k && k->task != op)
       usable = make_error(ErrorKind::invalid_input, "it implements {}, not {}", k->task, op);
-    else if (k && k->backend != backend_name)
+    else if (k && k->backend != backend->name())
       usable = make_error(ErrorKind::invalid_input, "it is a {} kernel; this library runs {} kernels", k->backend,
-                          backend_name);
+                          backend->name());
     else if (k)
       usable = use(*p, task, dims, k->key, k->source, k->origin);
     const std::string origin = k ? k->origin : "?";
@@ -407,7 +407,6 @@ Result<std::unique_ptr<KernelLibrary::Impl>> KernelLibrary::Impl::create(const s
   auto impl = std::make_unique<KernelLibrary::Impl>();
   impl->path = path;
   impl->tasks_dir = options.tasks_dir;
-  impl->backend_name = options.backend;
   if (kernel_conventions(options.backend)->runs_on_host()) {  // with the embedder's host compiler options
     impl->backend = make_host_backend(options.compiler);
   } else {
@@ -498,8 +497,8 @@ const std::string& KernelLibrary::path() const {
 const std::string& KernelLibrary::device_key() const {
   return impl_->device_key;
 }
-const std::string& KernelLibrary::backend() const {
-  return impl_->backend_name;
+std::string KernelLibrary::backend() const {
+  return impl_->backend->name();
 }
 Device* KernelLibrary::device() const {
   return impl_->gpu ? impl_->gpu->device.get() : nullptr;

@@ -164,7 +164,7 @@ class KernelLibrary {
 
   const std::string& path() const;
   const std::string& device_key() const;
-  const std::string& backend() const;  // "cpu", "cuda", "hip"
+  std::string backend() const;  // "cpu", "cuda", "hip"
   // Published rows loaded for this device (its own and same-arch fallbacks).
   std::size_t size() const;
 
