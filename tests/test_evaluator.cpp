@@ -258,7 +258,8 @@ TEST(Evaluator, EndlessKernelTimesOut) {
   EvalResult r = eval_rmsnorm("rmsnorm_endless.cpp", check_only(1.5));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.status, EvalStatus::timeout);
-  EXPECT_EQ(r.message, "timeout after 1.5 s");
+  // At a 1.5 s timeout the per-call watchdog's limit is the timeout too: either may fire first.
+  EXPECT_TRUE(r.message == "timeout after 1.5 s" || r.message == kforge::kWatchdogMessage) << r.message;
   EXPECT_LT(seconds, 30);
 }
 
@@ -445,7 +446,11 @@ TEST(Evaluator, AFailedReverificationSaysSo) {
                                   check_only(1.5));
   EXPECT_EQ(r.status, EvalStatus::timeout);
   EXPECT_FALSE(r.verified);
-  EXPECT_EQ(r.message, "re-verification in a fresh worker failed: timeout after 1.5 s");
+  // Which stops the endless kernel first, the per-call watchdog or the 1.5 s timeout, depends on the
+  // machine's load; either way the message must say the re-verification failed, and why.
+  EXPECT_TRUE(r.message == "re-verification in a fresh worker failed: timeout after 1.5 s" ||
+              r.message == std::string("re-verification in a fresh worker failed: ") + kforge::kWatchdogMessage)
+      << r.message;
 }
 
 TEST(Evaluator, ThePerCallWatchdogStopsAnEndlessKernelLongBeforeTheTimeout) {
