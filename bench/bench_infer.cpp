@@ -1,27 +1,37 @@
-// Decode tokens/s of a ~110M-parameter Llama (llama2.c's stories110M shape: dim 768, 12 layers,
-// 12 heads, 12 kv heads, hidden 2048, vocab 32000) on the baseline kernels and on a tuned library,
-// in the same run, and their ratio; then the time per op of each.
+// Decode and prefill of a ~110M-parameter Llama (llama2.c's stories110M shape: dim 768, 12 layers,
+// 12 heads, 12 kv heads, hidden 2048, vocab 32000) against physics and against the baseline
+// kernels, with f32 weights and with Q8_0 weights, in one run:
+//   - the memory roofline: the bytes a decode step must read (every projection and the
+//     classifier, in the weights' format, plus the KV cache) over the read bandwidth that the
+//     evaluator's probe measures in this run, on a buffer of that size (compiled like a candidate,
+//     every core); decode tokens/s as a % of it;
+//   - prefill: tokens/s of one 64-token prompt chunk, and its ratio to decode;
+//   - the decoder's own overhead: kernel calls per token, and the time per token spent outside
+//     the kernels (profiled pass: wall time less the kernels' time);
+//   - with --db, the tuned library beside the baseline kernels (each op's naive seed), and their ratio.
 //
-//   build/bench/bench_infer [--db kforge.db] [--steps 32] [--repeat 3] [--model FILE] [--q8]
+//   build/bench/bench_infer [--db kforge.db] [--steps 32] [--repeat 3] [--model FILE] [--formats f32,q8_0]
 //
 // Without --model the synthetic checkpoint is written once to build/bench-infer-110m.bin (440 MB,
-// deterministic) and reused. Without --db only the baseline runs. Each library gets a warm-up
-// (prompt <s>, 4 steps: compiles and resolves), then timed runs: <s>, then --steps greedy steps
-// (llm/lmhead_argmax). The libraries take turns, --repeat times (default 3), and each keeps its
+// deterministic) and reused. Each library gets a warm-up (compiles and resolves), then timed runs:
+// <s>, then --steps greedy steps; the libraries take turns, --repeat times, and each keeps its
 // fastest run: on a shared machine the load of the moment moves a single run by tens of percent.
-// --q8: the projections in Q8_0 (llm/gemv_q8_0).
 //
 // Kernels run with OpenMP as compiled (-fopenmp). On a busy machine, run with
-// OMP_WAIT_POLICY=passive (or OMP_NUM_THREADS=1): libgomp's workers spin between parallel regions
-// by default, and with ~100 kernel calls per token that spinning takes the cores the other calls
-// need (measured here, 2 shared cores: the tuned library went from 0.54x to 1.38x the baseline).
+// OMP_WAIT_POLICY=passive: libgomp's workers spin between parallel regions by default, and with
+// ~100 kernel calls per token that spinning takes the cores the other calls need.
+#include <dlfcn.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <thread>
 
+#include "evaluator/internal.hpp"  // the physics probe: this machine's read bandwidth
 #include "inference/kernel_library.hpp"
 #include "inference/llama.hpp"
 
@@ -30,61 +40,118 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr int kChunk = 64;  // the prompt chunk prefill is measured on
+
 int fail(const std::string& message) {
   std::fprintf(stderr, "bench_infer: %s\n", message.c_str());
   return 1;
 }
 
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 struct Timed {
-  double tokens_per_s = 0;
+  double decode_tokens_per_s = 0, prefill_tokens_per_s = 0;
+  double calls_per_token = 0, kernel_s_per_token = 0, wall_s_per_token = 0;  // the profiled pass
   std::vector<LlamaDecoder::OpTime> ops;
   std::vector<std::string> kernels;
 };
 
-Result<Timed> decode(const LlamaModel& model, KernelLibrary& library, int steps, bool warm_up) {
-  for (int pass = warm_up ? 0 : 1; pass < 2; ++pass) {
-    auto decoder = LlamaDecoder::create(model, library, {.profile = pass == 1});
-    if (!decoder) return decoder.error();
-    int token = 1;
-    const int n = pass == 0 ? 4 : steps;
-    auto first = decoder->forward_greedy(std::span(&token, 1));
-    if (!first) return first.error();
-    token = *first;
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < n; ++i) {
-      auto next = decoder->forward_greedy(std::span(&token, 1));
-      if (!next) return next.error();
-      token = *next;
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (pass == 1) return Timed{n / s, decoder->op_times(), decoder->explain()};
+// `steps` greedy decode steps after <s>: tokens/s.
+Result<double> decode_steps(LlamaDecoder& decoder, int steps) {
+  int token = 1;
+  auto first = decoder.forward_greedy(std::span(&token, 1));
+  if (!first) return first.error();
+  token = *first;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) {
+    auto next = decoder.forward_greedy(std::span(&token, 1));
+    if (!next) return next.error();
+    token = *next;
   }
-  return make_error(ErrorKind::internal, "unreachable");
+  return steps / since(start);
 }
 
-void print_ops(const char* name, const Timed& t) {
+// One run: decode, then a profiled decode (calls and kernel time per token), then a 64-token prompt.
+Result<Timed> run(const LlamaModel& model, KernelLibrary& library, int steps) {
+  Timed t;
+  {
+    auto decoder = LlamaDecoder::create(model, library);
+    if (!decoder) return decoder.error();
+    auto tokens_per_s = decode_steps(*decoder, steps);
+    if (!tokens_per_s) return tokens_per_s.error();
+    t.decode_tokens_per_s = *tokens_per_s;
+  }
+  {
+    auto decoder = LlamaDecoder::create(model, library, {.profile = true});
+    if (!decoder) return decoder.error();
+    auto tokens_per_s = decode_steps(*decoder, steps);
+    if (!tokens_per_s) return tokens_per_s.error();
+    t.ops = decoder->op_times();
+    t.kernels = decoder->explain();
+    const double tokens = steps + 1;  // <s> included in the counts
+    double calls = 0, seconds = 0;
+    for (const auto& op : t.ops) calls += static_cast<double>(op.calls), seconds += op.seconds;
+    t.calls_per_token = calls / tokens;
+    t.kernel_s_per_token = seconds / tokens;
+    t.wall_s_per_token = 1 / *tokens_per_s;
+  }
+  auto decoder = LlamaDecoder::create(model, library, {.max_chunk = kChunk});
+  if (!decoder) return decoder.error();
+  std::vector<int> prompt(kChunk);
+  for (int i = 0; i < kChunk; ++i) prompt[static_cast<std::size_t>(i)] = 1 + (i * 7919) % (model.config().vocab_size - 1);
+  const auto start = std::chrono::steady_clock::now();
+  if (auto logits = decoder->forward(prompt); !logits) return logits.error();
+  t.prefill_tokens_per_s = kChunk / since(start);
+  return t;
+}
+
+// The bytes one decode step at position `pos` reads: every projection and the classifier in the
+// weights' format, the two norms' weights, one embedding row, and the KV cache up to pos.
+double bytes_per_token(const LlamaConfig& c, LlamaWeightFormat format, int pos) {
+  const double per_weight = format == LlamaWeightFormat::q8_0 ? 34.0 / 32 : 4;
+  const double d = c.dim, kv = c.kv_dim(), h = c.hidden_dim, l = c.n_layers;
+  const double projections = l * (d * (d + 2 * kv) + d * d + 3 * d * h) + c.vocab_size * d;
+  const double kv_cache = 2 * l * kv * 4 * (pos + 1);
+  return projections * per_weight + (2 * l + 1) * d * 4 + d * 4 + kv_cache;
+}
+
+void print_ops(const Timed& t) {
   double total = 0;
   for (const auto& op : t.ops) total += op.seconds;
-  std::printf("%s: time per op (the <s> forward and the timed steps)\n", name);
   for (const auto& op : t.ops)
-    std::printf("  %-18s %8lld calls %9.4f s %5.1f%%\n", op.op.c_str(), static_cast<long long>(op.calls), op.seconds,
+    std::printf("    %-18s %8lld calls %9.4f s %5.1f%%\n", op.op.c_str(), static_cast<long long>(op.calls), op.seconds,
                 100 * op.seconds / total);
 }
+
+std::string list(const std::vector<double>& v) {
+  std::string out;
+  char buffer[32];
+  for (double x : v) std::snprintf(buffer, sizeof buffer, "%s%.2f", out.empty() ? "" : ", ", x), out += buffer;
+  return out;
+}
+
+struct Library {
+  std::string name;
+  KernelLibrary* library;
+  std::optional<Timed> best;
+  std::vector<double> decode_runs;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string db, model_path;
+  std::string db, model_path, formats = "f32,q8_0";
   int steps = 32, repeat = 3;
-  bool q8 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--db" && i + 1 < argc) db = argv[++i];
     else if (a == "--model" && i + 1 < argc) model_path = argv[++i];
     else if (a == "--steps" && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--q8") q8 = true;
-    else return fail("usage: bench_infer [--db kforge.db] [--steps 32] [--repeat 3] [--model FILE] [--q8]");
+    else if (a == "--formats" && i + 1 < argc) formats = argv[++i];
+    else return fail("usage: bench_infer [--db kforge.db] [--steps 32] [--repeat 3] [--model FILE] [--formats f32,q8_0]");
   }
   const LlamaConfig config{.dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12,
                            .vocab_size = 32000, .seq_len = 256};
@@ -96,55 +163,84 @@ int main(int argc, char** argv) {
       if (Status s = write_synthetic_llama(model_path, config, 1); !s) return fail(s.error().message);
     }
   }
-  auto model = LlamaModel::load(model_path, q8 ? LlamaWeightFormat::q8_0 : LlamaWeightFormat::f32);
-  if (!model) return fail(model.error().message);
-  if (model->config().seq_len < steps + 6) return fail("--steps: longer than the model's context");
-  std::printf("model %s: %s, %.1fM parameters, %s weights\n", model_path.c_str(),
-              model->config().describe().c_str(), static_cast<double>(model->config().parameters()) / 1e6,
-              to_string(model->format()));
+
+  // This machine's read bandwidth: the evaluator's probe (compiled like a candidate), called here
+  // on a buffer the size of what a decode step reads, on every core.
+  auto host = make_host_backend();
+  auto probe = compile_probe(*host);
+  if (!probe) return fail(probe.error().message);
+  void* probe_library = dlopen(probe->path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  auto probe_read = probe_library ? reinterpret_cast<double (*)(long, int)>(dlsym(probe_library, "kforge_probe_read"))
+                                  : nullptr;
+  if (!probe_read) return fail("the bandwidth probe " + probe->path + " does not load: " + dlerror());
+  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   KernelLibraryOptions options;
   options.tasks_dir = std::string(KFORGE_SOURCE_DIR) + "/tasks";
   auto baseline = KernelLibrary::open_baseline(options);
   if (!baseline) return fail(baseline.error().message);
-  std::optional<KernelLibrary> library;
+  std::optional<KernelLibrary> tuned;
   if (!db.empty()) {
     auto opened = KernelLibrary::open(db, options);
     if (!opened) return fail(opened.error().message);
-    library = std::move(*opened);
+    tuned = std::move(*opened);
   }
-  std::optional<Timed> base, tuned;
-  auto keep_fastest = [](std::optional<Timed>& best, Timed run) {
-    if (!best || run.tokens_per_s > best->tokens_per_s) best = std::move(run);
-  };
-  std::vector<double> base_runs, tuned_runs;
-  for (int r = 0; r < repeat; ++r) {
-    auto b = decode(*model, *baseline, steps, r == 0);
-    if (!b) return fail(b.error().message);
-    base_runs.push_back(b->tokens_per_s);
-    keep_fastest(base, std::move(*b));
-    if (!library) continue;
-    auto t = decode(*model, *library, steps, r == 0);
-    if (!t) return fail(t.error().message);
-    tuned_runs.push_back(t->tokens_per_s);
-    keep_fastest(tuned, std::move(*t));
+
+  std::vector<double> decode_by_format;
+  std::stringstream names(formats);
+  for (std::string name; std::getline(names, name, ',');) {
+    if (name != "f32" && name != "q8_0") return fail("--formats: f32 and q8_0, not '" + name + "'");
+    const LlamaWeightFormat format = name == "q8_0" ? LlamaWeightFormat::q8_0 : LlamaWeightFormat::f32;
+    auto model = LlamaModel::load(model_path, format);
+    if (!model) return fail(model.error().message);
+    if (model->config().seq_len < std::max(steps + 2, kChunk)) return fail("--steps: longer than the model's context");
+    const LlamaConfig& c = model->config();
+    std::printf("\n== %s weights: %s, %.1fM parameters\n", name.c_str(), c.describe().c_str(),
+                static_cast<double>(c.parameters()) / 1e6);
+
+    std::vector<Library> libraries = {{"baseline kernels", &*baseline, {}, {}}};
+    if (tuned) libraries.push_back({"tuned library " + db, &*tuned, {}, {}});
+    for (int r = 0; r < repeat; ++r)
+      for (auto& lib : libraries) {
+        if (r == 0)  // warm-up: compiles and resolves every kernel
+          if (auto warm = run(*model, *lib.library, 2); !warm) return fail(warm.error().message);
+        auto t = run(*model, *lib.library, steps);
+        if (!t) return fail(t.error().message);
+        lib.decode_runs.push_back(t->decode_tokens_per_s);
+        if (!lib.best || t->decode_tokens_per_s > lib.best->decode_tokens_per_s) lib.best = std::move(*t);
+      }
+
+    const double bytes = bytes_per_token(c, format, steps / 2);
+    const double bandwidth = probe_read(static_cast<long>(bytes), threads);
+    const double roofline = bandwidth / bytes;
+    std::printf("memory roofline: %.1f MB read per token / %.1f GB/s read bandwidth (measured now) = %.1f tokens/s\n",
+                bytes / 1e6, bandwidth / 1e9, roofline);
+    for (const auto& lib : libraries) {
+      const Timed& t = *lib.best;
+      std::printf("%s:\n", lib.name.c_str());
+      std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s)\n",
+                  t.decode_tokens_per_s, 100 * t.decode_tokens_per_s / roofline, steps, list(lib.decode_runs).c_str());
+      std::printf("  prefill %7.2f tokens/s  (one %d-token chunk)  %.2fx decode\n", t.prefill_tokens_per_s, kChunk,
+                  t.prefill_tokens_per_s / t.decode_tokens_per_s);
+      std::printf("  per token: %.0f kernel calls, %.2f ms in kernels, %.3f ms outside them (profiled pass)\n",
+                  t.calls_per_token, 1e3 * t.kernel_s_per_token,
+                  1e3 * std::max(0.0, t.wall_s_per_token - t.kernel_s_per_token));
+      std::printf("  time per op (the profiled pass):\n");
+      print_ops(t);
+    }
+    if (tuned) {
+      const Timed &b = *libraries[0].best, &t = *libraries[1].best;
+      int matched = 0;
+      for (const auto& line : t.kernels)
+        if (line.find(": baseline: ") == std::string::npos) ++matched, std::printf("  tuned: %s\n", line.c_str());
+      std::printf("%d of %zu resolved problems ran a tuned kernel\n", matched, t.kernels.size());
+      std::printf("tuned / baseline (fastest runs): decode %.2fx, prefill %.2fx\n",
+                  t.decode_tokens_per_s / b.decode_tokens_per_s, t.prefill_tokens_per_s / b.prefill_tokens_per_s);
+    }
+    decode_by_format.push_back(libraries.back().best->decode_tokens_per_s);
   }
-  auto runs = [](const std::vector<double>& v) {
-    std::string out;
-    for (double x : v) out += (out.empty() ? "" : ", ") + std::to_string(x).substr(0, 5);
-    return out;
-  };
-  std::printf("baseline kernels: %.2f tokens/s decode (%d steps; runs: %s)\n", base->tokens_per_s, steps,
-              runs(base_runs).c_str());
-  print_ops("baseline", *base);
-  if (!library) return 0;
-  std::printf("tuned library %s: %.2f tokens/s decode (%d steps; runs: %s)\n", db.c_str(), tuned->tokens_per_s, steps,
-              runs(tuned_runs).c_str());
-  print_ops("tuned", *tuned);
-  int matched = 0;
-  for (const auto& line : tuned->kernels)
-    if (line.find(": baseline: ") == std::string::npos) ++matched, std::printf("  tuned: %s\n", line.c_str());
-  std::printf("%d of %zu resolved problems ran a tuned kernel\n", matched, tuned->kernels.size());
-  std::printf("decode speedup, tuned / baseline (fastest runs): %.2fx\n", tuned->tokens_per_s / base->tokens_per_s);
+  if (decode_by_format.size() == 2)
+    std::printf("\nq8_0 / f32 decode tokens/s (%s): %.2fx\n", tuned ? "tuned library" : "baseline kernels",
+                decode_by_format[1] / decode_by_format[0]);
   return 0;
 }

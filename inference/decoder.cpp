@@ -30,21 +30,33 @@ enum Op {
   kSwiglu,
   kLmheadArgmax,
   kGemvQ8,
+  kGemvSwiglu,
+  kGemvQ8Q8,
+  kGemmQ8Q8,
+  kArgmax,
   kOpCount
 };
 constexpr std::array<const char*, kOpCount> kOpNames = {
-    "llm/embedding", "llm/rmsnorm",     "llm/add_rmsnorm", "llm/rope",   "llm/gemv",          "llm/gemm_flat",
-    "llm/gemm_prefill", "llm/kv_append", "llm/attn_decode", "llm/attn_prefill", "llm/swiglu", "llm/lmhead_argmax",
-    "llm/gemv_q8_0"};
+    "llm/embedding",   "llm/rmsnorm",     "llm/add_rmsnorm",  "llm/rope",         "llm/gemv",
+    "llm/gemm_flat",   "llm/gemm_prefill", "llm/kv_append",   "llm/attn_decode",  "llm/attn_prefill",
+    "llm/swiglu",      "llm/lmhead_argmax", "llm/gemv_q8_0",  "llm/gemv_swiglu",  "llm/gemv_q8_0_q8",
+    "llm/gemm_q8_0_q8", "llm/argmax"};
 
 constexpr float kEps = 1e-5f;  // llama2.c's RMSNorm epsilon
 
-// The matmul op for M tokens, and its dims for W [N, K]. Q8_0 weights: llm/gemv_q8_0, per token.
-Op matmul_op(int m, bool q8 = false) {
-  return q8 ? kGemvQ8 : m == 1 ? kGemv : m <= 64 ? kGemmFlat : kGemmPrefill;
+bool per_token(Op op) {
+  return op == kGemv || op == kGemvQ8 || op == kGemvQ8Q8;
 }
-Bindings matmul_dims(int m, int n, int k, bool q8 = false) {
-  if (m == 1 || q8) return {{"N", n}, {"K", k}};
+
+// The ops that can compute C [M, N] = A [M, K] W^T, the preferred first: the decoder takes the
+// first the library has a tuned kernel for, else the last (its baseline at worst). With Q8_0
+// weights: the integer-dot ops (the activations quantized as ggml does), then llm/gemv_q8_0.
+std::vector<Op> matmul_ops(int m, bool q8) {
+  if (q8) return m > 1 ? std::vector<Op>{kGemmQ8Q8, kGemvQ8Q8, kGemvQ8} : std::vector<Op>{kGemvQ8Q8, kGemvQ8};
+  return {m == 1 ? kGemv : m <= 64 ? kGemmFlat : kGemmPrefill};
+}
+Bindings matmul_dims(Op op, int m, int n, int k) {
+  if (per_token(op)) return {{"N", n}, {"K", k}};
   return {{"M", m}, {"N", n}, {"K", k}};
 }
 
@@ -126,27 +138,35 @@ struct LlamaDecoder::Impl {
   Memory memory;  // everything below that kernels read or write lives there
   LlamaRunOptions options;
   LlamaConfig c;
-  LlamaWeights w;                       // the model's, or their device copies
-  std::optional<LlamaQ8Weights> q8;     // the same, with q8_0 projections
+  LlamaWeights w;  // the embedding and the norms (f32), or their device copies
+  bool q8 = false;
+  // The projections and the classifier, f32 or Q8_0 ([L, N, K] stacked; wqkv: wq, wk, wv rows).
+  const void *wqkv = nullptr, *wo = nullptr, *w1 = nullptr, *w2 = nullptr, *w3 = nullptr, *wcls = nullptr;
   int pos = 0;
 
   struct Matmul {
-    Op op;
+    Op op = kGemv;
     std::optional<Kernel> kernel;
   };
   // The kernels of a forward pass over M tokens.
   struct Step {
     std::optional<Kernel> embedding;
     std::optional<Kernel> rmsnorm, add_rmsnorm, rope, swiglu, attn_prefill;
-    Matmul q, kv, up, down;  // wq / wo (dim x dim), wk / wv (kv_dim x dim), w1 / w3, w2
+    Matmul qkv;           // M = 1: wq, wk, wv stacked, one call
+    Matmul q, kv;         // M > 1: wq; wk and wv
+    Matmul o, up, down;   // wo (dim x dim), w1 / w3, w2
+    std::optional<Kernel> gate_up;  // M = 1, f32: w1, w3 and swiglu as one llm/gemv_swiglu, where tuned
   };
   std::map<int, Step> steps;                   // by M
   std::vector<std::optional<Kernel>> kv_append;  // by position
   std::vector<std::optional<Kernel>> attn_decode;  // by position (L = position + 1)
-  std::optional<Kernel> classifier, argmax;
+  Matmul classifier;
+  std::optional<Kernel> argmax;  // llm/lmhead_argmax (f32), llm/argmax over the logits (q8_0)
 
   // Activations for up to max_chunk tokens, in `memory`.
-  float *x = nullptr, *xb = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *tmp = nullptr,
+  // q holds a chunk's q [M, dim], then its k [M, kv_dim] and v [M, kv_dim]: for M = 1, what the
+  // stacked projection writes in one call.
+  float *x = nullptr, *xb = nullptr, *q = nullptr, *att = nullptr, *tmp = nullptr,
         *h1 = nullptr, *h3 = nullptr, *hb = nullptr, *logits = nullptr;
   float *key_cache = nullptr, *value_cache = nullptr;  // [layer][seq_len + 1][kv_dim], row 0 unused
   int *ids = nullptr, *positions = nullptr, *token = nullptr;
@@ -158,43 +178,54 @@ struct LlamaDecoder::Impl {
   std::array<std::int64_t, kOpCount> calls{};
   std::vector<std::string> resolved;
 
+  void note(Op op, const Bindings& dims, const Kernel& kernel) {
+    std::string line = fmt::format("{} {}: {}", kOpNames[op], dims_label(dims), kernel.info().explanation);
+    if (std::find(resolved.begin(), resolved.end(), line) == resolved.end()) resolved.push_back(std::move(line));
+  }
   Result<Kernel> resolve(Op op, const Bindings& dims) {
     auto kernel = library->resolve(kOpNames[op], dims);
     if (!kernel) return kernel.error();
-    std::string line = fmt::format("{} {}: {}", kOpNames[op], dims_label(dims), kernel->info().explanation);
-    if (std::find(resolved.begin(), resolved.end(), line) == resolved.end()) resolved.push_back(std::move(line));
+    note(op, dims, *kernel);
+    return *kernel;
+  }
+  // The library's tuned kernel for the problem, else nothing (a tasks folder without the op counts
+  // as untuned). Either way the problem was asked for, so a miss is counted for the next search.
+  std::optional<Kernel> tuned(Op op, const Bindings& dims) {
+    auto kernel = library->resolve(kOpNames[op], dims);
+    if (!kernel || kernel->info().match == KernelMatch::baseline) return std::nullopt;
+    note(op, dims, *kernel);
     return *kernel;
   }
   Result<Matmul> matmul(int m, int n, int k) {
-    const bool quantized = q8.has_value();
-    auto kernel = resolve(matmul_op(m, quantized), matmul_dims(m, n, k, quantized));
+    const std::vector<Op> ops = matmul_ops(m, q8);
+    for (std::size_t i = 0; i + 1 < ops.size(); ++i)
+      if (auto kernel = tuned(ops[i], matmul_dims(ops[i], m, n, k))) return Matmul{ops[i], *kernel};
+    auto kernel = resolve(ops.back(), matmul_dims(ops.back(), m, n, k));
     if (!kernel) return kernel.error();
-    return Matmul{matmul_op(m, quantized), *kernel};
+    return Matmul{ops.back(), *kernel};
   }
-  // Layer l's matrix [n, k] of a stacked projection, in the model's format.
-  const void* matrix(const float* f32, const std::uint8_t* quantized, std::int64_t l, std::int64_t n,
-                     std::int64_t k) const {
-    if (q8) return quantized + l * n * (k / 32) * 34;
-    return f32 + l * n * k;
+  std::int64_t row_bytes(std::int64_t k) const { return q8 ? k / 32 * 34 : 4 * k; }
+  // Layer l's matrix of a stacked projection [L, n, k], from its row `row` on.
+  const void* matrix(const void* stacked, std::int64_t l, std::int64_t n, std::int64_t k, std::int64_t row = 0) const {
+    return static_cast<const std::uint8_t*>(stacked) + (l * n + row) * row_bytes(k);
   }
   Result<Step*> step(int m);
   Result<Kernel> per_position(std::vector<std::optional<Kernel>>& cache, Op op, int position);
 
   // On a GPU the kernel is enqueued; profiling waits for it, so its time is the kernel's.
   void call(Op op, const Kernel& kernel, std::initializer_list<void*> args) {
+    ++calls[op];
     if (!options.profile) return kernel(args);
     const auto start = std::chrono::steady_clock::now();
     kernel(args);
     if (memory.on_device()) (void)library->synchronize();  // an error stays for the pass's own check
     seconds[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ++calls[op];
   }
   // C [m, n] = A [m, k] W^T, with W [n, k]: gemv's and the gemms' argument orders differ.
   void run_matmul(const Matmul& mm, const void* weights, const float* a, float* out, int m, int n, int k) {
-    if (mm.op == kGemv) return call(kGemv, *mm.kernel, {arg(weights), arg(a), out, &n, &k});
-    if (mm.op == kGemvQ8) {
+    if (per_token(mm.op)) {
       for (int i = 0; i < m; ++i)
-        call(kGemvQ8, *mm.kernel,
+        call(mm.op, *mm.kernel,
              {arg(weights), arg(a + static_cast<std::int64_t>(i) * k), out + static_cast<std::int64_t>(i) * n, &n, &k});
       return;
     }
@@ -219,21 +250,29 @@ Result<LlamaDecoder::Impl::Step*> LlamaDecoder::Impl::step(int m) {
     return {};
   };
   const std::int64_t mm = m;
+  const int kv = c.kv_dim();
   if (Status st = take(resolve(kEmbedding, {{"M", mm}, {"V", c.vocab_size}, {"D", c.dim}}), s.embedding); !st)
     return st.error();
   for (Status st : {take(resolve(kRmsnorm, {{"M", mm}, {"N", c.dim}}), s.rmsnorm),
                     take(resolve(kAddRmsnorm, {{"M", mm}, {"N", c.dim}}), s.add_rmsnorm),
                     take(resolve(kRope, {{"M", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}),
                          s.rope),
-                    take(resolve(kSwiglu, {{"M", mm}, {"N", c.hidden_dim}}), s.swiglu),
-                    take_mm(matmul(m, c.dim, c.dim), s.q), take_mm(matmul(m, c.kv_dim(), c.dim), s.kv),
-                    take_mm(matmul(m, c.hidden_dim, c.dim), s.up), take_mm(matmul(m, c.dim, c.hidden_dim), s.down)})
+                    take_mm(matmul(m, c.dim, c.dim), s.o), take_mm(matmul(m, c.dim, c.hidden_dim), s.down)})
     if (!st) return st.error();
-  if (m > 1)
+  if (m == 1) {
+    if (Status st = take_mm(matmul(1, c.dim + 2 * kv, c.dim), s.qkv); !st) return st.error();
+    if (!q8) s.gate_up = tuned(kGemvSwiglu, {{"N", c.hidden_dim}, {"K", c.dim}});
+  } else {
+    s.q = s.o;
+    if (Status st = take_mm(matmul(m, kv, c.dim), s.kv); !st) return st.error();
     if (Status st = take(resolve(kAttnPrefill, {{"S", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}),
                          s.attn_prefill);
         !st)
       return st.error();
+  }
+  if (!s.gate_up)
+    for (Status st : {take_mm(matmul(m, c.hidden_dim, c.dim), s.up), take(resolve(kSwiglu, {{"M", mm}, {"N", c.hidden_dim}}), s.swiglu)})
+      if (!st) return st.error();
   return &steps.emplace(m, std::move(s)).first->second;
 }
 
@@ -265,6 +304,8 @@ Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
   int m_arg = m, dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, heads = c.n_heads, kv_heads = c.n_kv_heads,
       head = c.head_size(), vocab = c.vocab_size, cap = c.seq_len + 1;
   float eps = kEps, theta = options.rope_theta, scale = 1 / std::sqrt(static_cast<float>(head));
+  float* k = q + static_cast<std::int64_t>(m) * dim;
+  float* v = k + static_cast<std::int64_t>(m) * kv_dim;
 
   for (int i = 0; i < m; ++i) host_positions[static_cast<std::size_t>(i)] = pos + i;
   if (Status copied = memory.copy_in(ids, tokens.data(), sizeof(int) * tokens.size()); !copied) return copied;
@@ -275,12 +316,14 @@ Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
   call(kRmsnorm, *st.rmsnorm, {x, arg(w.rms_att), xb, &m_arg, &dim, &eps});
 
   for (int l = 0; l < c.n_layers; ++l) {
-    const std::int64_t ll = l;
-    const LlamaQ8Weights none{};
-    const LlamaQ8Weights& qw = q8 ? *q8 : none;
-    run_matmul(st.q, matrix(w.wq, qw.wq, ll, dim, dim), xb, q, m, dim, dim);
-    run_matmul(st.kv, matrix(w.wk, qw.wk, ll, kv_dim, dim), xb, k, m, kv_dim, dim);
-    run_matmul(st.kv, matrix(w.wv, qw.wv, ll, kv_dim, dim), xb, v, m, kv_dim, dim);
+    const std::int64_t ll = l, qkv_rows = dim + 2 * kv_dim;
+    if (m == 1) {  // q, k, v are consecutive: one gemv writes all three
+      run_matmul(st.qkv, matrix(wqkv, ll, qkv_rows, dim), xb, q, 1, static_cast<int>(qkv_rows), dim);
+    } else {
+      run_matmul(st.q, matrix(wqkv, ll, qkv_rows, dim), xb, q, m, dim, dim);
+      run_matmul(st.kv, matrix(wqkv, ll, qkv_rows, dim, dim), xb, k, m, kv_dim, dim);
+      run_matmul(st.kv, matrix(wqkv, ll, qkv_rows, dim, dim + kv_dim), xb, v, m, kv_dim, dim);
+    }
     call(kRope, *st.rope, {q, k, positions, &m_arg, &heads, &kv_heads, &head, &theta});
 
     float* kc = key_cache + ll * cap * kv_dim;
@@ -306,13 +349,18 @@ Status LlamaDecoder::Impl::chunk(std::span<const int> tokens) {
               att + static_cast<std::int64_t>(i) * dim, &heads, &kv_heads, &length, &head, &scale});
       }
     }
-    run_matmul(st.q, matrix(w.wo, qw.wo, ll, dim, dim), att, tmp, m, dim, dim);
+    run_matmul(st.o, matrix(wo, ll, dim, dim), att, tmp, m, dim, dim);
     call(kAddRmsnorm, *st.add_rmsnorm, {tmp, x, arg(w.rms_ffn + ll * dim), xb, &m_arg, &dim, &eps});
 
-    run_matmul(st.up, matrix(w.w1, qw.w1, ll, hidden, dim), xb, h1, m, hidden, dim);
-    run_matmul(st.up, matrix(w.w3, qw.w3, ll, hidden, dim), xb, h3, m, hidden, dim);
-    call(kSwiglu, *st.swiglu, {h1, h3, hb, &m_arg, &hidden});
-    run_matmul(st.down, matrix(w.w2, qw.w2, ll, dim, hidden), hb, tmp, m, dim, hidden);
+    if (st.gate_up) {
+      call(kGemvSwiglu, *st.gate_up,
+           {arg(matrix(w1, ll, hidden, dim)), arg(matrix(w3, ll, hidden, dim)), xb, hb, &hidden, &dim});
+    } else {
+      run_matmul(st.up, matrix(w1, ll, hidden, dim), xb, h1, m, hidden, dim);
+      run_matmul(st.up, matrix(w3, ll, hidden, dim), xb, h3, m, hidden, dim);
+      call(kSwiglu, *st.swiglu, {h1, h3, hb, &m_arg, &hidden});
+    }
+    run_matmul(st.down, matrix(w2, ll, dim, hidden), hb, tmp, m, dim, hidden);
     // The residual add fused with the next norm: the next layer's attention norm, or the final one.
     const float* next_norm = l + 1 < c.n_layers ? w.rms_att + (ll + 1) * dim : w.rms_final;
     call(kAddRmsnorm, *st.add_rmsnorm, {tmp, x, arg(next_norm), xb, &m_arg, &dim, &eps});
@@ -338,29 +386,26 @@ Status LlamaDecoder::Impl::allocate(const LlamaModel& model) {
   take(memory.upload(file.rms_att, l * d), w.rms_att);
   take(memory.upload(file.rms_ffn, l * d), w.rms_ffn);
   take(memory.upload(file.rms_final, d), w.rms_final);
-  if (c.shared_classifier) w.wcls = w.token_embedding;
-  else take(memory.upload(file.wcls, vocab * d), w.wcls);
+  const std::size_t qkv_rows = l * (d + 2 * kv);
   if (const LlamaQ8Weights* quantized = model.q8_weights()) {
-    LlamaQ8Weights on;
-    take(memory.upload(quantized->wq, q8_0_bytes(l * d, d)), on.wq);
-    take(memory.upload(quantized->wk, q8_0_bytes(l * kv, d)), on.wk);
-    take(memory.upload(quantized->wv, q8_0_bytes(l * kv, d)), on.wv);
-    take(memory.upload(quantized->wo, q8_0_bytes(l * d, d)), on.wo);
-    take(memory.upload(quantized->w1, q8_0_bytes(l * h, d)), on.w1);
-    take(memory.upload(quantized->w2, q8_0_bytes(l * d, h)), on.w2);
-    take(memory.upload(quantized->w3, q8_0_bytes(l * h, d)), on.w3);
-    q8 = on;
+    q8 = true;
+    take(memory.upload(quantized->wqkv, q8_0_bytes(qkv_rows, d)), wqkv);
+    take(memory.upload(quantized->wo, q8_0_bytes(l * d, d)), wo);
+    take(memory.upload(quantized->w1, q8_0_bytes(l * h, d)), w1);
+    take(memory.upload(quantized->w2, q8_0_bytes(l * d, h)), w2);
+    take(memory.upload(quantized->w3, q8_0_bytes(l * h, d)), w3);
+    take(memory.upload(quantized->wcls, q8_0_bytes(vocab, d)), wcls);
   } else {
-    take(memory.upload(file.wq, l * d * d), w.wq);
-    take(memory.upload(file.wk, l * kv * d), w.wk);
-    take(memory.upload(file.wv, l * kv * d), w.wv);
-    take(memory.upload(file.wo, l * d * d), w.wo);
-    take(memory.upload(file.w1, l * h * d), w.w1);
-    take(memory.upload(file.w2, l * d * h), w.w2);
-    take(memory.upload(file.w3, l * h * d), w.w3);
+    take(memory.upload(file.wqkv, qkv_rows * d), wqkv);
+    take(memory.upload(file.wo, l * d * d), wo);
+    take(memory.upload(file.w1, l * h * d), w1);
+    take(memory.upload(file.w2, l * d * h), w2);
+    take(memory.upload(file.w3, l * h * d), w3);
+    if (c.shared_classifier) wcls = w.token_embedding;
+    else take(memory.upload(file.wcls, vocab * d), wcls);
   }
-  for (float** buffer : {&x, &xb, &q, &att, &tmp}) take(memory.alloc<float>(m * d), *buffer);
-  for (float** buffer : {&k, &v}) take(memory.alloc<float>(m * kv), *buffer);
+  take(memory.alloc<float>(m * (d + 2 * kv)), q);
+  for (float** buffer : {&x, &xb, &att, &tmp}) take(memory.alloc<float>(m * d), *buffer);
   for (float** buffer : {&h1, &h3, &hb}) take(memory.alloc<float>(m * h), *buffer);
   take(memory.alloc<float>(vocab), logits);
   const std::size_t cache = l * (static_cast<std::size_t>(c.seq_len) + 1) * kv;
@@ -391,10 +436,11 @@ Result<LlamaDecoder> LlamaDecoder::create(const LlamaModel& model, KernelLibrary
   if (auto s = impl->step(1); !s) return s.error();
   if (auto k = impl->per_position(impl->kv_append, kKvAppend, 0); !k) return k.error();
   if (auto k = impl->per_position(impl->attn_decode, kAttnDecode, 0); !k) return k.error();
-  auto classifier = impl->resolve(kGemv, matmul_dims(1, c.vocab_size, c.dim));
+  auto classifier = impl->matmul(1, c.vocab_size, c.dim);
   if (!classifier) return classifier.error();
   impl->classifier = *classifier;
-  auto argmax = impl->resolve(kLmheadArgmax, {{"V", c.vocab_size}, {"K", c.dim}});
+  auto argmax = impl->q8 ? impl->resolve(kArgmax, {{"V", c.vocab_size}})
+                         : impl->resolve(kLmheadArgmax, {{"V", c.vocab_size}, {"K", c.dim}});
   if (!argmax) return argmax.error();
   impl->argmax = *argmax;
   return LlamaDecoder(std::move(impl));
@@ -412,9 +458,8 @@ Status LlamaDecoder::Impl::prompt(std::span<const int> tokens) {
 Result<std::span<const float>> LlamaDecoder::forward(std::span<const int> tokens) {
   auto& s = *impl_;
   if (Status st = s.prompt(tokens); !st) return st.error();
-  int vocab = s.c.vocab_size, dim = s.c.dim;
-  s.call(kGemv, *s.classifier,
-         {arg(s.w.wcls), s.xb + static_cast<std::int64_t>(s.last_row) * dim, s.logits, &vocab, &dim});
+  s.run_matmul(s.classifier, s.wcls, s.xb + static_cast<std::int64_t>(s.last_row) * s.c.dim, s.logits, 1,
+               s.c.vocab_size, s.c.dim);
   if (Status st = s.library->synchronize(); !st) return st.error();
   if (Status st = s.memory.copy_out(s.host_logits.data(), s.logits, sizeof(float) * s.host_logits.size()); !st)
     return st.error();
@@ -425,8 +470,13 @@ Result<int> LlamaDecoder::forward_greedy(std::span<const int> tokens) {
   auto& s = *impl_;
   if (Status st = s.prompt(tokens); !st) return st.error();
   int vocab = s.c.vocab_size, dim = s.c.dim, token = 0;
-  s.call(kLmheadArgmax, *s.argmax,
-         {arg(s.w.wcls), s.xb + static_cast<std::int64_t>(s.last_row) * dim, s.token, &vocab, &dim});
+  float* last = s.xb + static_cast<std::int64_t>(s.last_row) * dim;
+  if (s.q8) {  // the Q8_0 classifier's logits, then their argmax
+    s.run_matmul(s.classifier, s.wcls, last, s.logits, 1, vocab, dim);
+    s.call(kArgmax, *s.argmax, {s.logits, s.token, &vocab});
+  } else {
+    s.call(kLmheadArgmax, *s.argmax, {arg(s.wcls), last, s.token, &vocab, &dim});
+  }
   if (Status st = s.library->synchronize(); !st) return st.error();
   if (Status st = s.memory.copy_out(&token, s.token, sizeof token); !st) return st.error();
   return token;
@@ -466,6 +516,11 @@ std::vector<LlamaProblem> LlamaDecoder::problems(const LlamaConfig& c, const Lla
     }
     out.push_back({kOpNames[op], std::move(dims), std::move(why)});
   };
+  // Every op a matmul may take (matmul_ops): the preferred ones are run once tuned, so they are
+  // what a search should tune; the last is the fallback.
+  auto matmuls = [&](int m, int n, int k, const std::string& why) {
+    for (Op op : matmul_ops(m, q8)) add(op, matmul_dims(op, m, n, k), why);
+  };
   const int chunk = std::min(std::max(options.max_chunk, 1), c.seq_len);
   std::vector<int> token_counts = {1};
   if (chunk > 1) token_counts.push_back(chunk);
@@ -476,19 +531,26 @@ std::vector<LlamaProblem> LlamaDecoder::problems(const LlamaConfig& c, const Lla
     add(kRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " first norm");
     add(kAddRmsnorm, {{"M", mm}, {"N", c.dim}}, when + " residual + norm");
     add(kRope, {{"M", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}, when);
-    add(matmul_op(m, q8), matmul_dims(m, c.dim, c.dim, q8), when + " wq/wo");
-    add(matmul_op(m, q8), matmul_dims(m, c.kv_dim(), c.dim, q8), when + " wk/wv");
-    add(matmul_op(m, q8), matmul_dims(m, c.hidden_dim, c.dim, q8), when + " w1/w3");
-    add(matmul_op(m, q8), matmul_dims(m, c.dim, c.hidden_dim, q8), when + " w2");
+    if (m == 1) {
+      matmuls(m, c.dim + 2 * c.kv_dim(), c.dim, when + " wq/wk/wv stacked");
+    } else {
+      matmuls(m, c.dim, c.dim, when + " wq");
+      matmuls(m, c.kv_dim(), c.dim, when + " wk/wv");
+    }
+    matmuls(m, c.dim, c.dim, when + " wo");
+    if (m == 1 && !q8) add(kGemvSwiglu, {{"N", c.hidden_dim}, {"K", c.dim}}, when + " w1/w3 + swiglu fused");
+    matmuls(m, c.hidden_dim, c.dim, when + " w1/w3");
     add(kSwiglu, {{"M", mm}, {"N", c.hidden_dim}}, when);
+    matmuls(m, c.dim, c.hidden_dim, when + " w2");
     if (m > 1) add(kAttnPrefill, {{"S", mm}, {"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}}, when);
   }
   add(kKvAppend, {{"L", c.seq_len + 1}, {"KVH", c.n_kv_heads}, {"D", c.head_size()}, {"pos", c.seq_len}},
       fmt::format("one per position pos = 1..{}", c.seq_len));
   add(kAttnDecode, {{"H", c.n_heads}, {"KVH", c.n_kv_heads}, {"L", c.seq_len}, {"D", c.head_size()}},
       fmt::format("one per context length L = 1..{}", c.seq_len));
-  add(kGemv, matmul_dims(1, c.vocab_size, c.dim), "classifier logits");
-  add(kLmheadArgmax, {{"V", c.vocab_size}, {"K", c.dim}}, "greedy classifier");
+  matmuls(1, c.vocab_size, c.dim, "classifier logits");
+  if (q8) add(kArgmax, {{"V", c.vocab_size}}, "greedy token over the logits");
+  else add(kLmheadArgmax, {{"V", c.vocab_size}, {"K", c.dim}}, "greedy classifier");
   return out;
 }
 

@@ -19,12 +19,18 @@
 //
 // How a forward pass maps onto the ops, for M tokens at positions p..p+M-1 (M = 1 is a decode step):
 //   llm/embedding,
-//   llm/rmsnorm once, then per layer: the q/k/v projections (llm/gemv for M = 1, llm/gemm_flat for
-//   M <= 64, llm/gemm_prefill above; llm/gemv_q8_0 per token with Q8_0 weights), llm/rope, llm/kv_append per token, attention (llm/attn_prefill
-//   for a chunk that starts at position 0, else llm/attn_decode per token over the cache), the output
-//   projection, llm/add_rmsnorm (the residual add fused with the FFN norm), w1 and w3, llm/swiglu, w2,
-//   llm/add_rmsnorm (the residual add fused with the next layer's norm, or the final norm); then the
-//   classifier: llm/gemv over the vocabulary for logits, or llm/lmhead_argmax for a greedy token.
+//   llm/rmsnorm once, then per layer: the q/k/v projections (one llm/gemv over wq, wk and wv stacked
+//   for M = 1; llm/gemm_flat per matrix for M <= 64, llm/gemm_prefill above), llm/rope, llm/kv_append
+//   per token, attention (llm/attn_prefill for a chunk that starts at position 0, else
+//   llm/attn_decode per token over the cache), the output projection, llm/add_rmsnorm (the residual
+//   add fused with the FFN norm), w1 and w3 with llm/swiglu (for M = 1 one llm/gemv_swiglu where the
+//   library has a tuned one), w2, llm/add_rmsnorm (the residual add fused with the next layer's
+//   norm, or the final norm); then the classifier: llm/gemv over the vocabulary for logits, or
+//   llm/lmhead_argmax for a greedy token.
+// With Q8_0 weights every projection and the classifier are Q8_0: llm/gemv_q8_0_q8 (x quantized to
+// Q8_0 as ggml does, integer dot products) where the library has a tuned one, else llm/gemv_q8_0,
+// per token; a chunk of tokens takes llm/gemm_q8_0_q8 where tuned; a greedy token is llm/argmax
+// over the logits.
 // The KV cache is [seq_len + 1, KVH, D] per layer with row 0 unused: llm/kv_append's `pos` is a size
 // and sizes start at 1, so position t lives in row t + 1.
 //
@@ -76,12 +82,15 @@ struct LlamaConfig {
 Status check_llama_config(const LlamaConfig& config);
 
 // Pointers to one set of weights, laid out as llama2.c's: per-layer tensors are contiguous [L, ...].
+// The model's weights() stack each layer's wq, wk and wv into wqkv, so a decode step reads them in
+// one pass (one gemv, one parallel region); wq, wk, wv point into the file only while it is read.
 struct LlamaWeights {
   const float* token_embedding = nullptr;  // [vocab, dim]
   const float* rms_att = nullptr;          // [L, dim]
   const float* wq = nullptr;               // [L, dim, dim]
   const float* wk = nullptr;               // [L, kv_dim, dim]
   const float* wv = nullptr;               // [L, kv_dim, dim]
+  const float* wqkv = nullptr;             // [L, dim + 2 kv_dim, dim]: wq, wk (NEOX rows), wv of each layer
   const float* wo = nullptr;               // [L, dim, dim]
   const float* rms_ffn = nullptr;          // [L, dim]
   const float* w1 = nullptr;               // [L, hidden, dim]
@@ -91,19 +100,20 @@ struct LlamaWeights {
   const float* wcls = nullptr;             // [vocab, dim]: token_embedding when shared
 };
 
-// How the decoder holds the layers' seven projection matrices. q8_0: quantized at load as ggml's
-// quantize_row_q8_0_ref does (llm/gemv_q8_0's format; dim and hidden_dim multiples of 32), run by
-// llm/gemv_q8_0, one call per token; the embedding, the norms and the classifier stay f32.
+// How the decoder holds the projection matrices and the classifier. q8_0: quantized at load as
+// ggml's quantize_row_q8_0_ref does (llm/gemv_q8_0's format; dim and hidden_dim multiples of 32);
+// the embedding and the norms stay f32.
 enum class LlamaWeightFormat { f32, q8_0 };
 const char* to_string(LlamaWeightFormat format);  // "f32", "q8_0"
 
-// The projections in Q8_0, stacked per layer like LlamaWeights' ([L, N, K / 32] blocks of 34 bytes).
+// The projections and the classifier in Q8_0, stacked per layer like LlamaWeights' ([L, N, K / 32]
+// blocks of 34 bytes).
 struct LlamaQ8Weights {
-  const std::uint8_t *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr, *w1 = nullptr, *w2 = nullptr,
-                     *w3 = nullptr;
+  const std::uint8_t *wqkv = nullptr, *wo = nullptr, *w1 = nullptr, *w2 = nullptr, *w3 = nullptr, *wcls = nullptr;
 };
 
-// A llama2.c checkpoint, memory-mapped; wq and wk permuted for NEOX rope (above) into owned copies.
+// A llama2.c checkpoint, memory-mapped; wq and wk permuted for NEOX rope (above) and stacked with wv
+// into an owned wqkv.
 class LlamaModel {
  public:
   // Refuses a missing or unreadable file, a bad header, and a size that is not the header's, with
@@ -112,8 +122,8 @@ class LlamaModel {
 
   const LlamaConfig& config() const;
   const std::string& path() const;
-  // The weights the decoder uses (wq, wk permuted for NEOX rope; null with q8_0 weights, where
-  // only q8_weights() holds them).
+  // The weights the decoder uses: wqkv, no wq, wk, wv; with q8_0 weights no wqkv either
+  // (q8_weights() holds the projections and the classifier).
   const LlamaWeights& weights() const;
   LlamaWeightFormat format() const;
   // The quantized projections (q8_0), else null.

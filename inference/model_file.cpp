@@ -1,6 +1,6 @@
 // LlamaModel: a llama2.c checkpoint's header checked and its weights memory-mapped (wq and wk
-// permuted for NEOX rope, or the projections quantized to Q8_0); and the writer of deterministic
-// synthetic checkpoints.
+// permuted for NEOX rope and stacked with wv; or the projections and the classifier quantized to
+// Q8_0); and the writer of deterministic synthetic checkpoints.
 #include "inference/llama.hpp"
 
 #include <fcntl.h>
@@ -85,18 +85,24 @@ LlamaWeights layout(const float* p, const LlamaConfig& c) {
 
 // Rows of `heads` heads of `head_size` rows each (every row `cols` floats), with each head's rows
 // reordered from interleaved pairs to NEOX halves: row 2i -> i, row 2i + 1 -> i + head_size / 2.
-std::vector<float> neox_rows(const float* w, std::int64_t layers, int heads, int head_size, int cols) {
-  std::vector<float> out(static_cast<std::size_t>(layers * heads * head_size * cols));
-  const int half = head_size / 2;
-  for (std::int64_t h = 0; h < layers * heads; ++h) {
-    const float* src = w + h * head_size * cols;
-    float* dst = out.data() + h * head_size * cols;
-    for (int i = 0; i < half; ++i) {
-      std::memcpy(dst + static_cast<std::int64_t>(i) * cols, src + static_cast<std::int64_t>(2 * i) * cols,
-                  sizeof(float) * cols);
-      std::memcpy(dst + static_cast<std::int64_t>(i + half) * cols, src + static_cast<std::int64_t>(2 * i + 1) * cols,
-                  sizeof(float) * cols);
-    }
+// Each layer's wq and wk rows permuted for NEOX rope (row 2i -> i, 2i+1 -> i + D/2 within each
+// head), then its wv rows: [L, dim + 2 kv_dim, dim].
+std::vector<float> qkv_rows(const LlamaWeights& file, const LlamaConfig& c) {
+  const std::int64_t d = c.dim, kv = c.kv_dim(), hs = c.head_size(), rows = d + 2 * kv;
+  std::vector<float> out(static_cast<std::size_t>(c.n_layers * rows * d));
+  auto copy_row = [&](float* dst, const float* src) { std::memcpy(dst, src, sizeof(float) * d); };
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    float* layer = out.data() + l * rows * d;
+    auto neox = [&](const float* w, std::int64_t heads, float* dst) {
+      for (std::int64_t h = 0; h < heads; ++h)
+        for (std::int64_t i = 0; i < hs / 2; ++i) {
+          copy_row(dst + (h * hs + i) * d, w + (h * hs + 2 * i) * d);
+          copy_row(dst + (h * hs + i + hs / 2) * d, w + (h * hs + 2 * i + 1) * d);
+        }
+    };
+    neox(file.wq + l * d * d, c.n_heads, layer);
+    neox(file.wk + l * kv * d, c.n_kv_heads, layer + d * d);
+    std::memcpy(layer + (d + kv) * d, file.wv + l * kv * d, sizeof(float) * kv * d);
   }
   return out;
 }
@@ -128,11 +134,11 @@ struct LlamaModel::Impl {
   std::string path;
   LlamaConfig config;
   LlamaWeightFormat format = LlamaWeightFormat::f32;
-  std::array<std::vector<std::uint8_t>, 7> q8_storage;
+  std::array<std::vector<std::uint8_t>, 6> q8_storage;
   LlamaQ8Weights q8;
   void* map = nullptr;
   std::size_t map_bytes = 0;
-  std::vector<float> wq, wk;  // permuted for NEOX rope
+  std::vector<float> wqkv;  // wq, wk permuted for NEOX rope, and wv
   LlamaWeights weights;
   ~Impl() {
     if (map) munmap(map, map_bytes);
@@ -184,22 +190,21 @@ Result<LlamaModel> LlamaModel::load(const std::string& path, LlamaWeightFormat f
   impl->map = map;
   impl->map_bytes = static_cast<std::size_t>(bytes);
   const LlamaWeights file = layout(reinterpret_cast<const float*>(static_cast<const char*>(map) + 28), c);
-  impl->wq = neox_rows(file.wq, c.n_layers, c.n_heads, c.head_size(), c.dim);
-  impl->wk = neox_rows(file.wk, c.n_layers, c.n_kv_heads, c.head_size(), c.dim);
+  impl->wqkv = qkv_rows(file, c);
   impl->weights = file;
-  impl->weights.wq = impl->wq.data();
-  impl->weights.wk = impl->wk.data();
+  impl->weights.wq = impl->weights.wk = impl->weights.wv = nullptr;
+  impl->weights.wqkv = impl->wqkv.data();
   impl->format = format;
   if (format == LlamaWeightFormat::q8_0) {
     const std::int64_t l = c.n_layers, d = c.dim, h = c.hidden_dim, kv = c.kv_dim();
     const LlamaWeights& w = impl->weights;
     auto& q = impl->q8_storage;
-    q[0] = quantize_q8_0(w.wq, l * d, d), q[1] = quantize_q8_0(w.wk, l * kv, d), q[2] = quantize_q8_0(w.wv, l * kv, d);
-    q[3] = quantize_q8_0(w.wo, l * d, d), q[4] = quantize_q8_0(w.w1, l * h, d), q[5] = quantize_q8_0(w.w2, l * d, h);
-    q[6] = quantize_q8_0(w.w3, l * h, d);
-    impl->q8 = {q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), q[5].data(), q[6].data()};
-    impl->wq = {}, impl->wk = {};  // only the quantized copies are used
-    impl->weights.wq = impl->weights.wk = nullptr;
+    q[0] = quantize_q8_0(w.wqkv, l * (d + 2 * kv), d), q[1] = quantize_q8_0(w.wo, l * d, d);
+    q[2] = quantize_q8_0(w.w1, l * h, d), q[3] = quantize_q8_0(w.w2, l * d, h), q[4] = quantize_q8_0(w.w3, l * h, d);
+    q[5] = quantize_q8_0(w.wcls, c.vocab_size, d);
+    impl->q8 = {q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), q[5].data()};
+    impl->wqkv = {};  // only the quantized copy is used
+    impl->weights.wqkv = nullptr;
   }
   return LlamaModel(std::move(impl));
 }

@@ -21,7 +21,8 @@ printf '%s\n' "$out" | grep -Eq "kernels: 0 tuned .*, [0-9]+ baseline"
 run infer --model "$dir/m.bin" --db "$dir/none.db" --prompt "hello" --steps 4 | grep -q "tokens/s"
 
 out=$(run infer --model "$dir/m.bin" --emit-tasks --batch 8)
-printf '%s\n' "$out" | grep -q "^llm/gemv K=64,N=64  # decode wq/wo"
+printf '%s\n' "$out" | grep -q "^llm/gemv K=64,N=64  # decode wo"
+printf '%s\n' "$out" | grep -q "^llm/gemv K=64,N=128  # decode wq/wk/wv stacked"
 printf '%s\n' "$out" | grep -q "^llm/gemm_flat K=64,M=8,N=192 "
 printf '%s\n' "$out" | grep -q "^llm/attn_decode D=16,H=4,KVH=2,L=64 "
 printf '%s\n' "$out" | grep -q "^llm/lmhead_argmax K=64,V=256 "
