@@ -106,10 +106,23 @@ int run_make_model(MakeModelArgs& a) {
   if (c.hidden_dim == 0) c.hidden_dim = std::max(32, (8 * c.dim / 3 + 31) / 32 * 32);  // llama2.c's rule of thumb
   if (Status s = check_llama_config(c); !s) return report(s.error());
   if (Status s = write_synthetic_llama(a.out, c, a.seed); !s) return report(s.error());
+  // A llama2.c tokenizer needs its byte pieces and " ": under kMinVocab tokens there is none to
+  // write, and one left beside an earlier model of this name would not fit this one.
   const std::string tokenizer = tokenizer_beside(a.out);
-  if (Status s = LlamaTokenizer::write_synthetic(tokenizer, c.vocab_size); !s) return report(s.error());
-  fmt::print("wrote {}: {}; {:.1f}M parameters, {:.1f} MB; tokenizer {}\n", a.out, c.describe(),
-             static_cast<double>(c.parameters()) / 1e6, static_cast<double>(c.file_bytes()) / 1e6, tokenizer);
+  std::string wrote_tokenizer;
+  if (c.vocab_size >= LlamaTokenizer::kMinVocab) {
+    if (Status s = LlamaTokenizer::write_synthetic(tokenizer, c.vocab_size); !s) return report(s.error());
+    wrote_tokenizer = fmt::format("tokenizer {}", tokenizer);
+  } else {
+    std::error_code ec;
+    const bool removed = fs::remove(tokenizer, ec);
+    wrote_tokenizer = fmt::format(
+        "no tokenizer{}: a llama2.c tokenizer needs --vocab >= {} (<unk>, <s>, </s>, 256 byte pieces, \" \"); "
+        "prompt with token ids",
+        removed ? fmt::format(" (removed the earlier {})", tokenizer) : "", LlamaTokenizer::kMinVocab);
+  }
+  fmt::print("wrote {}: {}; {:.1f}M parameters, {:.1f} MB; {}\n", a.out, c.describe(),
+             static_cast<double>(c.parameters()) / 1e6, static_cast<double>(c.file_bytes()) / 1e6, wrote_tokenizer);
   return kExitOk;
 }
 
@@ -380,7 +393,9 @@ void add_infer_command(CLI::App& app, Context& context) {
   make_model->add_option("--heads", make->config.n_heads, "Query heads")->required()->check(CLI::PositiveNumber);
   make_model->add_option("--kv-heads", make->config.n_kv_heads, "Key/value heads (default: --heads)")
       ->check(CLI::PositiveNumber);
-  make_model->add_option("--vocab", make->config.vocab_size, "Vocabulary size")->required()->check(CLI::PositiveNumber);
+  make_model->add_option("--vocab", make->config.vocab_size, "Vocabulary size (a tokenizer is written from 260)")
+      ->required()
+      ->check(CLI::PositiveNumber);
   make_model->add_option("--hidden", make->config.hidden_dim, "FFN width (default: 8 dim / 3, rounded up to 32)")
       ->check(CLI::PositiveNumber);
   make_model->add_option("--seq-len", make->config.seq_len, "Context length (default 256)")->check(CLI::PositiveNumber);

@@ -53,6 +53,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -202,25 +204,41 @@ class LlamaDecoder {
 };
 
 // A llama2.c tokenizer.bin: int32 max_token_length, then per token an f32 score, an int32 length
-// and the bytes. Enough to print generated text and to encode a prompt.
+// and the bytes (no NUL). Ids 0, 1, 2 are <unk>, <s>, </s>; ids 3..258 the byte pieces <0x00>..<0xFF>
+// that llama2.c's byte fallback emits (id = byte + 3); " " is the dummy prefix every encoding starts
+// with. Encodes a prompt and decodes tokens as llama2.c's run.c does.
 class LlamaTokenizer {
  public:
-  // Refuses a file that is truncated or holds another number of tokens than `vocab_size`.
+  // The smallest vocabulary llama2.c's encoder can run on: 3 specials, 256 byte pieces and " ".
+  static constexpr int kMinVocab = 260;
+
+  // Refuses a file that is truncated or holds another number of tokens than `vocab_size`. A piece
+  // holding a NUL ends there (llama2.c reads C strings); of equal pieces the lowest id is found.
   static Result<LlamaTokenizer> load(const std::string& path, int vocab_size);
-  // Writes the synthetic tokenizer make-model pairs with its model: 0 <unk>, 1 <s>, 2 </s>, then the
-  // 256 byte tokens <0x00>..<0xFF> (ids 3..258, llama2.c's byte fallback), then made-up pieces.
+  // Writes the synthetic tokenizer make-model pairs with its model, a llama2.c one: 0 <unk>,
+  // 1 <s>, 2 </s>, the byte pieces (3..258), " ", the printable ASCII characters and a few other
+  // codepoints, then pieces made by merges (" t", " th", " the", ..., " a", " b", ..., " aa", ...),
+  // score 0 for the specials and bytes, then falling with the id. Refuses a vocab_size under kMinVocab.
   static Status write_synthetic(const std::string& path, int vocab_size);
 
-  // The text of `token` following `previous` (llama2.c's decode: a byte token is its byte, a
-  // leading space is dropped after <s>).
+  // The text of `token` following `previous` (llama2.c's decode: a leading space is dropped after
+  // <s>, a byte piece <0xHH> is its byte).
   std::string decode(int previous, int token) const;
-  // Greedy longest match over the pieces, byte tokens for what matches none; <s> first.
-  std::vector<int> encode(const std::string& text) const;
+  // llama2.c's encode of `text`, with <s> first and no </s>: " " first (unless the text is empty),
+  // each UTF-8 codepoint's piece or else its bytes' pieces (byte + 3), then the adjacent pair
+  // whose concatenation is the best-scoring piece merged, repeatedly. An error where llama2.c would
+  // read out of bounds: no " " piece, a byte past the vocabulary; and for a NUL in the text.
+  Result<std::vector<int>> encode(const std::string& text) const;
   int size() const { return static_cast<int>(pieces_.size()); }
+  const std::string& piece(int id) const { return pieces_[static_cast<std::size_t>(id)]; }
+  float score(int id) const { return scores_[static_cast<std::size_t>(id)]; }
+  // The id of a piece, or -1.
+  int id(std::string_view piece) const;
 
  private:
   std::vector<std::string> pieces_;
   std::vector<float> scores_;
+  std::unordered_map<std::string, int> ids_;
 };
 
 }  // namespace kforge

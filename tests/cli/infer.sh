@@ -10,15 +10,25 @@ rm -rf "$dir"; mkdir -p "$dir"
 run() { echo "+ kforge $*" >&2; "$kforge" "$@" 2>&1; }
 fails() { if out=$(run "$@"); then echo "exited 0: $*"; exit 1; else printf '%s\n' "$out"; fi; }
 
+# Vocab 256 is too small for a llama2.c tokenizer (3 specials, 256 byte pieces, " "): none is written.
 run infer make-model --dim 64 --layers 2 --heads 4 --kv-heads 2 --vocab 256 --seq-len 64 --out "$dir/m.bin" \
-  | grep -Eq "wrote .*m.bin: dim 64, hidden 192, 2 layers, 4 heads, 2 kv heads, vocab 256, seq_len 64; .* tokenizer .*m.tokenizer.bin"
+  | grep -Eq "wrote .*m.bin: dim 64, hidden 192, 2 layers, 4 heads, 2 kv heads, vocab 256, seq_len 64; .* MB; no tokenizer: a llama2.c tokenizer needs --vocab >= 260 "
+[ ! -e "$dir/m.tokenizer.bin" ]
 cmp <(run infer make-model --dim 64 --layers 2 --heads 4 --kv-heads 2 --vocab 256 --seq-len 64 --out "$dir/m2.bin" >/dev/null; cat "$dir/m2.bin") "$dir/m.bin"
 
 out=$(run infer --model "$dir/m.bin" --db "$dir/none.db" --prompt "1 5 9" --steps 8)
 printf '%s\n' "$out" | grep -q "no kernel library at .*none.db: running the baseline kernels"
 printf '%s\n' "$out" | grep -Eq "prefill 3 tokens in [0-9.]+ s, [0-9.]+ tokens/s; decode 7 tokens in [0-9.]+ s, [0-9.]+ tokens/s"
 printf '%s\n' "$out" | grep -Eq "kernels: 0 tuned .*, [0-9]+ baseline"
-run infer --model "$dir/m.bin" --db "$dir/none.db" --prompt "hello" --steps 4 | grep -q "tokens/s"
+fails infer --model "$dir/m.bin" --db "$dir/none.db" --prompt "hello" | grep -q "text needs a tokenizer"
+# From vocab 260 make-model writes llama2.c's tokenizer beside the model: text prompts encode.
+run infer make-model --dim 64 --layers 1 --heads 4 --vocab 512 --seq-len 64 --out "$dir/t.bin" \
+  | grep -Eq "vocab 512, seq_len 64; .* MB; tokenizer .*t.tokenizer.bin$"
+out=$(run infer --model "$dir/t.bin" --db "$dir/none.db" --prompt "$(printf 'Once upon a time, caf\xc3\xa9!')" --steps 4)
+printf '%s\n' "$out" | grep -Eq "prefill [0-9]+ tokens in"
+# Rewritten at a vocab too small for one, the model's stale tokenizer goes.
+run infer make-model --dim 64 --layers 1 --heads 4 --vocab 200 --seq-len 64 --out "$dir/t.bin" | grep -q "removed the earlier"
+[ ! -e "$dir/t.tokenizer.bin" ]
 
 out=$(run infer --model "$dir/m.bin" --emit-tasks --batch 8)
 printf '%s\n' "$out" | grep -q "^llm/gemv K=64,N=64  # decode wo"
