@@ -1,7 +1,7 @@
 // @kforge entry: gemv_q8_0_q8
-// @kforge about: x quantized once per call (SIMD, bit-exact roundf); per block an int8 x int8 dot in int32 (VNNI dpbusd, else AVX2 maddubs + madd; |qx| precomputed, its sign moved onto w), times d_w * d_x into f32 lanes; ROWS rows share each block of x; VEC=16 packs two blocks per zmm; rows across OpenMP threads
-// @kforge param: VEC=8 in {8,16}
-// @kforge param: ROWS=4 in {1,2,4,8}
+// @kforge about: x quantized once per call (SIMD, bit-exact roundf); per block an int8 x int8 dot in int32 (VNNI dpbusd, else AVX2 maddubs + madd; |qx| precomputed, its sign moved onto w), times d_w * d_x into f32 lanes; ROWS rows share each block of x, each row with 4 / ROWS independent accumulators; VEC=16 packs two blocks per zmm; rows across OpenMP threads
+// @kforge param: VEC=16 in {8,16}
+// @kforge param: ROWS=1 in {1,2,4,8}
 // @kforge param: PF=0 in {0,8,16,32}
 // @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,1073741824}
 #include <immintrin.h>
@@ -130,9 +130,11 @@ static inline float hsum8(__m256 v) {
 #define TWO_BLOCKS_PER_ZMM 1
 #endif
 
-// R rows n0 .. n0 + R - 1 of y.
+// R rows n0 .. n0 + R - 1 of y. Each row keeps C independent accumulators (blocks taken in turn),
+// so that with few rows the FMA latency does not serialize the blocks.
 template <int R>
 static inline void rows_dot(const block_q8_0* W, const QuantizedX& xq, int n0, int blocks, float* y) {
+  constexpr int C = R >= 4 ? 1 : 4 / R;
   const block_q8_0* row[R];
   for (int r = 0; r < R; ++r) row[r] = W + (long)(n0 + r) * blocks;
   const uint8_t* abs_q = xq.abs_q.data();
@@ -142,43 +144,53 @@ static inline void rows_dot(const block_q8_0* W, const QuantizedX& xq, int n0, i
 #if defined(TWO_BLOCKS_PER_ZMM)
   // Blocks b and b + 1 in the two halves of a zmm: one mask-negate, one dpbusd, one convert and
   // one FMA for both; the scales [s_b x 8, s_b+1 x 8] from the two f16 d_w in one conversion.
-  __m512 acc16[R];
-  for (int r = 0; r < R; ++r) acc16[r] = _mm512_setzero_ps();
+  __m512 acc16[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc16[r][c] = _mm512_setzero_ps();
   const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  for (; b + 2 <= blocks; b += 2) {
-    const __m512i ax = _mm512_loadu_si512(abs_q + 32 * b);
-    const __mmask64 negative = _mm512_movepi8_mask(_mm512_loadu_si512(q + 32 * b));
-    const __m128 dx2 = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dx + b)));
-    for (int r = 0; r < R; ++r) {
-      if (PF) _mm_prefetch(reinterpret_cast<const char*>(row[r] + b + PF), _MM_HINT_T0);
-      const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r][b].qs))),
-                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r][b + 1].qs)), 1);
-      const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
-      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, signed_w);
-      const __m128 dw2 = _mm_cvtph_ps(_mm_cvtsi32_si128(row[r][b].d | (uint32_t(row[r][b + 1].d) << 16)));
-      const __m512 scale = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_mul_ps(dw2, dx2)));
-      acc16[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc16[r]);
+  for (; b + 2 * C <= blocks; b += 2 * C) {
+    for (int c = 0; c < C; ++c) {
+      const int bb = b + 2 * c;
+      const __m512i ax = _mm512_loadu_si512(abs_q + 32 * bb);
+      const __mmask64 negative = _mm512_movepi8_mask(_mm512_loadu_si512(q + 32 * bb));
+      const __m128 dx2 = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dx + bb)));
+      for (int r = 0; r < R; ++r) {
+        if (PF) _mm_prefetch(reinterpret_cast<const char*>(row[r] + bb + PF), _MM_HINT_T0);
+        const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r][bb].qs))),
+                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r][bb + 1].qs)), 1);
+        const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, signed_w);
+        const __m128 dw2 = _mm_cvtph_ps(_mm_cvtsi32_si128(row[r][bb].d | (uint32_t(row[r][bb + 1].d) << 16)));
+        const __m512 scale = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_mul_ps(dw2, dx2)));
+        acc16[r][c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc16[r][c]);
+      }
     }
   }
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (; b < blocks; ++b) {
-    const __m256i ax = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(abs_q + 32 * b));
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * b));
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  auto step = [&](int bb, int c) {
+    const __m256i ax = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(abs_q + 32 * bb));
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * bb));
     for (int r = 0; r < R; ++r) {
-      if (PF) _mm_prefetch(reinterpret_cast<const char*>(row[r] + b + PF), _MM_HINT_T0);
-      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r][b].qs));
-      const __m256 scale = _mm256_set1_ps(half_to_float(row[r][b].d) * dx[b]);
-      acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(block_dot(ax, qx, qw)), acc[r]);
+      if (PF) _mm_prefetch(reinterpret_cast<const char*>(row[r] + bb + PF), _MM_HINT_T0);
+      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r][bb].qs));
+      const __m256 scale = _mm256_set1_ps(half_to_float(row[r][bb].d) * dx[bb]);
+      acc[r][c] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(block_dot(ax, qx, qw)), acc[r][c]);
     }
-  }
+  };
+  for (; b + C <= blocks; b += C)
+    for (int c = 0; c < C; ++c) step(b + c, c);
+  for (; b < blocks; ++b) step(b, 0);
   for (int r = 0; r < R; ++r) {
+    for (int c = 1; c < C; ++c) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][c]);
 #if defined(TWO_BLOCKS_PER_ZMM)
-    acc[r] = _mm256_add_ps(acc[r], _mm256_add_ps(_mm512_castps512_ps256(acc16[r]), _mm512_extractf32x8_ps(acc16[r], 1)));
+    for (int c = 1; c < C; ++c) acc16[r][0] = _mm512_add_ps(acc16[r][0], acc16[r][c]);
+    acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_add_ps(_mm512_castps512_ps256(acc16[r][0]), _mm512_extractf32x8_ps(acc16[r][0], 1)));
 #endif
-    y[n0 + r] = hsum8(acc[r]);
+    y[n0 + r] = hsum8(acc[r][0]);
   }
 #else
   for (int r = 0; r < R; ++r) {
