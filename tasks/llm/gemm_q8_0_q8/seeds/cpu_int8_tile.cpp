@@ -3,7 +3,7 @@
 // @kforge param: MR=4 in {1,2,4}
 // @kforge param: NR=4 in {1,2,4}
 // @kforge param: NB=64 in {16,64,256}
-// @kforge param: PAR_THRESHOLD=1073741824 in {262144,1048576,16777216,1073741824}
+// @kforge param: PAR_THRESHOLD=262144 in {262144,1048576,16777216,1073741824}
 #include <immintrin.h>
 
 #include <cmath>

@@ -3,7 +3,7 @@
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: ROWS=1 in {1,2,4,8}
 // @kforge param: PF=0 in {0,8,16,32}
-// @kforge param: PAR_THRESHOLD=1073741824 in {65536,262144,1048576,1073741824}
+// @kforge param: PAR_THRESHOLD=65536 in {65536,262144,1048576,1073741824}
 #include <immintrin.h>
 
 #include <cmath>
