@@ -12,6 +12,7 @@
 #include "compiler_bridge/compiler_bridge.hpp"
 #include "inference/kernel_library.hpp"
 #include "kernels_db/kernels_db.hpp"
+#include "tests/publish_kernel.hpp"
 
 namespace fs = std::filesystem;
 using namespace kforge;
@@ -47,37 +48,10 @@ class KernelLibraryTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Publishes `source` as a verified, timed kernel of `op` on `device` at each shape.
   std::string publish(const std::string& op, const std::string& device, const std::string& source,
                       const std::string& origin, const std::vector<std::pair<std::string, double>>& shapes,
                       const std::string& dynamic_dim = "") {
-    auto candidate = parse_candidate(source, origin);
-    EXPECT_TRUE(candidate.ok()) << candidate.error().message;
-    KernelRecord k;
-    k.task = op, k.backend = "cpu", k.entry = candidate ? candidate->entry : "", k.source = source;
-    k.params_json = "{}", k.origin = origin, k.operator_name = "user";
-    k.key = kernel_key(k.task, k.backend, k.params_json, k.source);
-    EvaluationRecord e;
-    e.kernel_key = k.key;
-    e.device = device;
-    e.env.kforge_version = "test";
-    e.status = "ok";
-    e.verified = true;
-    e.dtype = "f32";
-    e.dynamic_dim = dynamic_dim;
-    e.speedup = 2;
-    for (const auto& [shape, median] : shapes) {
-      MeasurementRecord m;
-      m.shape = shape, m.bench = true, m.correct = true, m.n = 20;
-      m.min_us = m.median_us = m.p20_us = m.p80_us = m.mean_us = median;
-      m.baseline_median_us = 2 * median, m.speedup = 2;
-      e.measurements.push_back(m);
-    }
-    auto store = KernelStore::open(path_);
-    EXPECT_TRUE(store.ok());
-    auto id = store->record(k, e);
-    EXPECT_TRUE(id.ok()) << id.error().message;
-    return k.key;
+    return publish_kernel(path_, op, device, source, origin, shapes, dynamic_dim);
   }
 
   KernelLibrary open(const std::string& tasks_dir, const std::string& device = "") {

@@ -14,6 +14,8 @@
 
 #include "evaluator/evaluator.hpp"  // quantize, dequantize: ggml's Q8_0
 #include "inference/kernel_library.hpp"
+#include "kernels_db/kernels_db.hpp"
+#include "tests/publish_kernel.hpp"
 #include "inference/llama.hpp"
 
 namespace fs = std::filesystem;
@@ -188,8 +190,10 @@ class LlamaTest : public ::testing::Test {
 
   // Feeds `prompt` in one forward() (chunks of max_chunk), then `steps` greedy decode steps, and
   // checks every logits vector the decoder returns against the reference's.
+  // The ops it ran and how often go to `ops`; `tolerance` is on the relative difference of the logits.
   void expect_reference_logits(const LlamaConfig& config, std::vector<int> prompt, int steps, int max_chunk,
-                               LlamaWeightFormat format = LlamaWeightFormat::f32) {
+                               LlamaWeightFormat format = LlamaWeightFormat::f32,
+                               std::vector<LlamaDecoder::OpTime>* ops = nullptr, double tolerance = 1e-4) {
     const std::string path = write(config);
     auto model = LlamaModel::load(path, format);
     ASSERT_TRUE(model.ok()) << model.error().message;
@@ -202,16 +206,17 @@ class LlamaTest : public ::testing::Test {
     auto logits = decoder->forward(prompt);
     ASSERT_TRUE(logits.ok()) << logits.error().message;
     ASSERT_EQ(logits->size(), want.size());
-    EXPECT_LE(relative_diff(*logits, want), 1e-4) << "after the prompt of " << prompt.size();
+    EXPECT_LE(relative_diff(*logits, want), tolerance) << "after the prompt of " << prompt.size();
     int pos = static_cast<int>(prompt.size());
     for (int step = 0; step < steps; ++step, ++pos) {
       const int token = argmax(want);
       want = reference.forward(token, pos);
       auto got = decoder->forward(std::span(&token, 1));
       ASSERT_TRUE(got.ok()) << got.error().message;
-      EXPECT_LE(relative_diff(*got, want), 1e-4) << "step " << step << " at position " << pos;
+      EXPECT_LE(relative_diff(*got, want), tolerance) << "step " << step << " at position " << pos;
     }
     EXPECT_EQ(decoder->position(), pos);
+    if (ops) *ops = decoder->op_times();
   }
 
   fs::path dir_;
@@ -269,6 +274,54 @@ TEST_F(LlamaTest, LogitsMatchReferenceWithQ8Weights) {
   EXPECT_NE(odd.error().message.find("q8_0 weights need dim and hidden_dim in whole 32-element blocks"),
             std::string::npos)
       << odd.error().message;
+}
+
+// Where the library has a tuned kernel for a fused or an integer-dot op, the decoder runs it instead
+// of the plain ops, and the logits still match llama2.c's (within the activations' Q8_0 rounding).
+TEST_F(LlamaTest, TunedFusedAndIntegerDotOpsReplaceThePlainOnes) {
+  LlamaConfig c = small_config();
+  c.hidden_dim = 192;  // whole Q8_0 blocks
+  const std::string db = (dir_ / "tuned.db").string(), here = "cpu:" + host_cpu_name();
+  ASSERT_TRUE(KernelStore::open(db).ok());
+  auto seed = [](const std::string& task, const std::string& file) {
+    auto text = read_file(kTasks + "/llm/" + task + "/seeds/" + file);
+    EXPECT_TRUE(text.ok()) << task << "/" << file;
+    return text ? *text : "";
+  };
+  publish_kernel(db, "llm/gemv_swiglu", here, seed("gemv_swiglu", "cpu_omp_simd.cpp"), "cpu_omp_simd.cpp",
+                 {{"K=64,N=192", 1.0}});
+  // Every q8 projection: wq/wk/wv stacked, wq or wo, wk or wv, w1/w3, w2, the classifier.
+  publish_kernel(db, "llm/gemv_q8_0_q8", here, seed("gemv_q8_0_q8", "cpu_int8_dot.cpp"), "cpu_int8_dot.cpp",
+                 {{"K=64,N=128", 1.0},
+                  {"K=64,N=64", 1.0},
+                  {"K=64,N=32", 1.0},
+                  {"K=64,N=192", 1.0},
+                  {"K=192,N=64", 1.0},
+                  {"K=64,N=256", 1.0}},
+                 "", "q8_0");
+  KernelLibraryOptions options;
+  options.tasks_dir = kTasks;
+  options.compiler.cache_dir = KFORGE_TEST_CACHE_DIR;
+  auto tuned = KernelLibrary::open(db, options);
+  ASSERT_TRUE(tuned.ok()) << tuned.error().message;
+  library_ = std::make_unique<KernelLibrary>(std::move(*tuned));
+  auto calls = [](const std::vector<LlamaDecoder::OpTime>& ops, const std::string& op) {
+    for (const auto& t : ops)
+      if (t.op == op) return t.calls;
+    return std::int64_t{0};
+  };
+
+  std::vector<LlamaDecoder::OpTime> ops;
+  expect_reference_logits(c, {1, 17, 200}, 4, 64, LlamaWeightFormat::f32, &ops);
+  EXPECT_EQ(calls(ops, "llm/gemv_swiglu"), 4 * 2);  // per decode step and layer
+  EXPECT_EQ(calls(ops, "llm/swiglu"), 2);           // the prompt's chunk only
+
+  // x quantized to Q8_0 per block of 32 moves each logit by ~1e-2 of its scale: a looser bound.
+  expect_reference_logits(c, {1, 17, 200}, 4, 64, LlamaWeightFormat::q8_0, &ops, 3e-2);
+  // The prompt: 7 per token and layer (no llm/gemm_q8_0_q8 tuned), then its logits; each step: q/k/v
+  // stacked, wo, w1, w3, w2 per layer, then the logits.
+  EXPECT_EQ(calls(ops, "llm/gemv_q8_0_q8"), 3 * 2 * 7 + 1 + 4 * (2 * 5 + 1));
+  EXPECT_EQ(calls(ops, "llm/gemv_q8_0"), 0);
 }
 
 TEST_F(LlamaTest, GreedyTokenIsTheArgmaxOfTheLogits) {
