@@ -4,7 +4,7 @@
 // @kforge param: ROWS=8 in {1,2,4,8}
 // @kforge param: UNROLL=1 in {1,2,4}
 // @kforge param: PF=0 in {0,256,512,1024}
-// @kforge param: SCHED=1 in {0,1,2}
+// @kforge param: SCHED=0 in {0,1,2}
 // @kforge param: CHUNK=8 in {1,4,8,32}
 // @kforge param: PAR_THRESHOLD=4194304 in {65536,262144,1048576,4194304,16777216,67108864,2147483647}
 //
