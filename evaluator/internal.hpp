@@ -260,6 +260,10 @@ std::optional<MachineLimits> device_limits(const DeviceInfo& info, double copy_b
 // memory rate at every working-set size (L2 is flushed before every timed call); `limits` itself
 // when nothing was measured. Honest, where device_limits is generous.
 MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per_s);
+// The cpu's roofline for % of roofline: the caches are flushed before every timed call
+// (host_target.cpp), so every working set is read at the rate of the largest probed buffer, the
+// memory's; the floor keeps the generous rate of the cache level the working set would fit in.
+MachineLimits host_roofline(const MachineLimits& limits);
 // Sets each timed shape's floor and % of roofline against `roofline` (else `limits`); a median
 // under half the ideal time under `limits` turns an ok result into rejected_cheat.
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,

@@ -289,6 +289,12 @@ MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per
   return m;
 }
 
+MachineLimits host_roofline(const MachineLimits& limits) {
+  MachineLimits m = limits;
+  if (!limits.read_bytes_per_s.empty()) m.read_bytes_per_s = {{0.0, limits.read_bytes_per_s.back().second}};
+  return m;
+}
+
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,
                    const std::optional<MachineLimits>& roofline) {
   auto ideal_s = [](const MachineLimits& m, double bytes, double flops) {

@@ -83,13 +83,13 @@ nlohmann::json serve_request(const nlohmann::json& request) {
     if (const std::string probe = request.value("probe", ""); !probe.empty() && result.status == EvalStatus::ok) {
       if (auto limits = probe_limits(probe)) {
         EvalResult checked = result;
-        apply_physics(it->second, *limits, checked);
+        apply_physics(it->second, *limits, checked, host_roofline(*limits));
         // Before calling a kernel faster than physics, measure the machine again: the saved
         // numbers may come from a busy moment (they only ever grow).
         if (checked.status == EvalStatus::rejected_cheat)
           if (auto again = probe_limits(probe, true)) {
             checked = result;
-            apply_physics(it->second, *again, checked);
+            apply_physics(it->second, *again, checked, host_roofline(*again));
           }
         result = std::move(checked);
       } else {

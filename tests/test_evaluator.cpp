@@ -490,6 +490,33 @@ TEST(Physics, AGpuFloorComesFromItsAttributes) {
   EXPECT_NEAR(r.shapes[0].roofline_pct, 67, 1);
 }
 
+// The cpu's caches are flushed before every timed call, so a cache-sized working set comes from
+// memory too: its % of roofline is against the memory's rate, while its floor stays the cache's.
+TEST(Physics, ACpusRooflineIsTheMemorysRateWhileItsFloorIsTheCachesRate) {
+  MachineLimits limits;
+  limits.read_bytes_per_s = {{16e3, 300e9}, {2e6, 150e9}, {128e6, 40e9}};
+  limits.flops_per_s = 200e9;
+  const MachineLimits roofline = host_roofline(limits);
+  EXPECT_EQ(roofline.read_rate(1e6), 40e9);
+  EXPECT_EQ(roofline.read_rate(1e9), 40e9);
+  EXPECT_EQ(roofline.flops_per_s, 200e9);
+
+  Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();  // 768 x 768: 2.4 MB, L2-sized
+  EvalResult r;
+  r.status = EvalStatus::ok;
+  ShapeResult shape;
+  shape.dims = {{"N", 768}, {"K", 768}};
+  shape.timing = TimingStats{.n = 100, .min_us = 60, .median_us = 60, .p20_us = 60, .p80_us = 60, .mean_us = 60};
+  r.shapes.push_back(shape);
+  const double bytes = static_cast<double>(gemv.bytes->eval(shape.dims).value());
+  apply_physics(gemv, limits, r, roofline);
+  EXPECT_EQ(r.status, EvalStatus::ok);
+  EXPECT_NEAR(r.shapes[0].roofline_pct, 100 * bytes / 40e9 / 60e-6, 1e-6);  // ~98%, not the L2's ~26%
+  r.shapes[0].timing->median_us = r.shapes[0].timing->min_us = r.shapes[0].timing->p20_us = 5;
+  apply_physics(gemv, limits, r, roofline);  // under half of 2.4 MB at 150 GB/s (16 us): impossible
+  EXPECT_EQ(r.status, EvalStatus::rejected_cheat);
+}
+
 TEST(Physics, AGpusRooflineIsItsMeasuredBandwidthWhileItsFloorStaysGenerous) {
   DeviceInfo h100;
   h100.compute_units = 132, h100.clock_khz = 1980000, h100.memory_clock_khz = 2619000, h100.memory_bus_bits = 5120;
