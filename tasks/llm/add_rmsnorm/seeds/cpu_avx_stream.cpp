@@ -2,9 +2,10 @@
 // @kforge about: explicit AVX-512/AVX2 (VEC): add, store the residual and sum squares in one pass (UNROLL accumulators), then a scale pass; rows in dynamic chunks across OpenMP threads above PAR_THRESHOLD elements; non-temporal stores for a y of NT_MIN_BYTES or more
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
-// @kforge param: PAR_THRESHOLD=524288 in {65536,262144,524288,1048576,4194304}
+// @kforge param: PAR_THRESHOLD=524288 in {65536,262144,524288,1048576,4194304,2147483647}
 // @kforge param: CHUNK_ROWS=16 in {1,4,16,64}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
+// (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdint>
 #if defined(__AVX2__) || defined(__AVX512F__)

@@ -1,11 +1,11 @@
 // @kforge entry: kv_append_f32
-// @kforge about: memcpy below PAR_THRESHOLD floats; above it the k and v rows in dynamic chunks across OpenMP threads, explicit AVX-512/AVX2 (VEC) copies, UNROLL vectors a step, non-temporal stores for rows of NT_MIN_BYTES or more
+// @kforge about: an inline vector copy below PAR_THRESHOLD floats; above it the k and v rows in dynamic chunks across OpenMP threads, explicit AVX-512/AVX2 (VEC) copies, UNROLL vectors a step, non-temporal stores for rows of NT_MIN_BYTES or more
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
-// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304}
+// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
 // @kforge param: CHUNK=65536 in {16384,65536,262144}
 // @kforge param: NT_MIN_BYTES=8388608 in {0,2097152,8388608,33554432,1099511627776}
-#include <cstring>
+// (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cstdint>
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
@@ -96,9 +96,11 @@ extern "C" void kv_append_f32(const float* k, const float* v, float* k_cache, fl
   const long row = (long)KVH * D;
   float* k_row = k_cache + (long)pos * row;
   float* v_row = v_cache + (long)pos * row;
-  if (2 * row < PAR_THRESHOLD) {  // one decode step (8 KiB): threads would cost more than the copy
-    std::memcpy(k_row, k, sizeof(float) * row);
-    std::memcpy(v_row, v, sizeof(float) * row);
+  if (2 * row < PAR_THRESHOLD) {
+    // One decode step (8 KiB): threads would cost more than the copy, and an inline vector loop
+    // less than memcpy's call and size dispatch.
+    copy_range<false>(k, k_row, 0, row);
+    copy_range<false>(v, v_row, 0, row);
   } else if (row * (long)sizeof(float) >= (long)NT_MIN_BYTES) {
     copy_rows<true>(k, v, k_row, v_row, row);
   } else {

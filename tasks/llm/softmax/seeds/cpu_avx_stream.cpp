@@ -2,9 +2,10 @@
 // @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more the exps go to a per-thread scratch row in cache and y is written once with non-temporal stores
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
-// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304}
+// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
 // @kforge param: CHUNK_ROWS=1 in {1,4,16}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
+// (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdlib>
 #include <omp.h>
