@@ -1,5 +1,5 @@
 // @kforge entry: kv_append_f32
-// @kforge about: an inline vector copy below PAR_THRESHOLD floats; above it the k and v rows in dynamic chunks across OpenMP threads, explicit AVX-512/AVX2 (VEC) copies, UNROLL vectors a step, non-temporal stores for rows of NT_MIN_BYTES or more
+// @kforge about: an inline vector copy of k and v together below PAR_THRESHOLD floats; above it the k and v rows in dynamic chunks across OpenMP threads, explicit AVX-512/AVX2 (VEC) copies, UNROLL vectors a step, non-temporal stores for rows of NT_MIN_BYTES or more
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
 // @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
@@ -99,8 +99,15 @@ extern "C" void kv_append_f32(const float* k, const float* v, float* k_cache, fl
   if (2 * row < PAR_THRESHOLD) {
     // One decode step (8 KiB): threads would cost more than the copy, and an inline vector loop
     // less than memcpy's call and size dispatch.
-    copy_range<false>(k, k_row, 0, row);
-    copy_range<false>(v, v_row, 0, row);
+    long i = 0;
+    for (; i + W <= row; i += W) {  // k and v together: two streams of misses in flight, not one
+      vstore(k_row + i, vload(k + i));
+      vstore(v_row + i, vload(v + i));
+    }
+    for (; i < row; ++i) {
+      k_row[i] = k[i];
+      v_row[i] = v[i];
+    }
   } else if (row * (long)sizeof(float) >= (long)NT_MIN_BYTES) {
     copy_rows<true>(k, v, k_row, v_row, row);
   } else {

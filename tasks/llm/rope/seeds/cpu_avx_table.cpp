@@ -1,7 +1,7 @@
 // @kforge entry: rope_f32
 // @kforge about: cos/sin once per token, vectorised (angles and their reduction in double, polynomials in f32: no libm calls), shared by its H+KVH heads; explicit AVX-512/AVX2 (VEC) rotation in place; tokens in dynamic chunks across OpenMP threads above PAR_THRESHOLD elements
 // @kforge param: VEC=16 in {8,16}
-// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
+// @kforge param: PAR_THRESHOLD=1048576 in {65536,262144,1048576,4194304,2147483647}
 // @kforge param: CHUNK_TOKENS=16 in {1,4,16,64}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>

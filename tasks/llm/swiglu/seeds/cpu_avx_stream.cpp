@@ -2,7 +2,7 @@
 // @kforge about: explicit AVX-512/AVX2 (VEC) polynomial exp and division, UNROLL vectors a step; elements in dynamic chunks across OpenMP threads above PAR_THRESHOLD; non-temporal stores for a y of NT_MIN_BYTES or more
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=2 in {1,2,4}
-// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
+// @kforge param: PAR_THRESHOLD=1048576 in {65536,262144,1048576,4194304,2147483647}
 // @kforge param: CHUNK=65536 in {16384,65536,262144}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
