@@ -1,16 +1,27 @@
 // @kforge entry: add_rmsnorm_f32
-// @kforge about: explicit AVX-512/AVX2 (VEC): add, store the residual and sum squares in one pass (UNROLL accumulators), then a scale pass; rows in dynamic chunks across OpenMP threads above PAR_THRESHOLD elements; non-temporal stores for a y of NT_MIN_BYTES or more
+// @kforge about: explicit AVX-512/AVX2 (VEC): add, store the residual and sum squares in one pass (UNROLL accumulators), then a scale pass; rows in dynamic chunks across OpenMP threads above PAR_THRESHOLD elements; non-temporal stores for a y of NT_MIN_BYTES or more; with PREFETCH the scale pass pulls the next row into L2
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
 // @kforge param: PAR_THRESHOLD=524288 in {65536,262144,524288,1048576,4194304,2147483647}
 // @kforge param: CHUNK_ROWS=16 in {1,4,16,64}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
+// @kforge param: PREFETCH=1 in {0,1}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdint>
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+
+// The scale pass reads only cached data: with PREFETCH it asks for the next row (into L2) as it
+// goes, so memory stays busy between the sum-of-squares passes instead of idling.
+static inline void prefetch_l2(const float* p) {
+#if PREFETCH && (defined(__AVX2__) || defined(__AVX512F__))
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+#else
+  (void)p;
+#endif
+}
 
 // One vector type per path, picked at compile time: AVX-512 where VEC=16 and the CPU has it,
 // else AVX2+FMA, else scalar (W = 1), so the same code is correct on any x86-64 or elsewhere.
@@ -87,7 +98,7 @@ static inline float add_sum_squares(const float* __restrict x, float* __restrict
 // first), so a y larger than the cache costs one write to memory and no read for ownership.
 template <bool NT>
 static inline void scale_row(const float* __restrict x, const float* __restrict w, float* __restrict y, int N,
-                             float scale) {
+                             float scale, const float* next_x, const float* next_r) {
   int n = 0;
   if (NT) {
     int head = (int)((-(std::uintptr_t)y / sizeof(float)) & (W - 1));
@@ -96,6 +107,8 @@ static inline void scale_row(const float* __restrict x, const float* __restrict 
   }
   const vf s = vset1(scale);
   for (; n + W <= N; n += W) {
+    prefetch_l2(next_x + n);
+    prefetch_l2(next_r + n);
     const vf v = vmul(vmul(vload(x + n), s), vload(w + n));
     if (NT) vstream(y + n, v); else vstore(y + n, v);
   }
@@ -103,9 +116,10 @@ static inline void scale_row(const float* __restrict x, const float* __restrict 
 }
 
 template <bool NT>
-static inline void add_norm_row(const float* x, float* r, const float* w, float* y, int N, float eps) {
+static inline void add_norm_row(const float* x, float* r, const float* w, float* y, int N, float eps,
+                                const float* next_x, const float* next_r) {
   const float scale = 1.0f / std::sqrt(add_sum_squares(x, r, N) / N + eps);
-  scale_row<NT>(r, w, y, N, scale);
+  scale_row<NT>(r, w, y, N, scale, next_x, next_r);
 }
 
 template <bool NT>
@@ -113,12 +127,14 @@ static void run(const float* x, float* r, const float* w, float* y, int M, int N
   // Threads cost microseconds to wake: a plain loop below the threshold. Above it, dynamic chunks,
   // so a thread that starts late (a busy core) takes fewer rows instead of holding up the rest.
   if ((long)M * N < PAR_THRESHOLD) {
-    for (int m = 0; m < M; ++m) add_norm_row<NT>(x + (long)m * N, r + (long)m * N, w, y + (long)m * N, N, eps);
+    for (int m = 0; m < M; ++m) add_norm_row<NT>(x + (long)m * N, r + (long)m * N, w, y + (long)m * N, N, eps, x + (long)(m + 1 < M ? m + 1 : m) * N,
+                     r + (long)(m + 1 < M ? m + 1 : m) * N);
   } else {
 #pragma omp parallel
     {
 #pragma omp for schedule(dynamic, CHUNK_ROWS) nowait
-      for (int m = 0; m < M; ++m) add_norm_row<NT>(x + (long)m * N, r + (long)m * N, w, y + (long)m * N, N, eps);
+      for (int m = 0; m < M; ++m) add_norm_row<NT>(x + (long)m * N, r + (long)m * N, w, y + (long)m * N, N, eps, x + (long)(m + 1 < M ? m + 1 : m) * N,
+                     r + (long)(m + 1 < M ? m + 1 : m) * N);
       if (NT) vfence();  // this thread's streamed stores are visible before the join
     }
   }
