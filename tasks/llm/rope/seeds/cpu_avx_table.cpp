@@ -126,14 +126,18 @@ extern "C" void rope_f32(float* q, float* k, const int* pos, int M, int H, int K
   const int half = D / 2;
   // inv_freq[i] = theta^(-2i/D) = ratio^i, in double: one pow, then products (error ~i ulps of a
   // double, far below f32's).
-  double* inv_freq = static_cast<double*>(std::malloc(sizeof(double) * half));
+  // Stack buffers for the usual head sizes: a malloc per call costs as much as a decode step's work.
+  constexpr int kStackHalf = 256;
+  double inv_stack[kStackHalf];
+  float table_stack[2 * kStackHalf];
+  double* inv_freq = half <= kStackHalf ? inv_stack : static_cast<double*>(std::malloc(sizeof(double) * half));
   const double ratio = std::pow((double)theta, -2.0 / D);
   double f = 1.0;
   for (int i = 0; i < half; ++i, f *= ratio) inv_freq[i] = f;
   if ((long)M * (H + KVH) * D < PAR_THRESHOLD) {
-    float* table = static_cast<float*>(std::malloc(sizeof(float) * 2 * half));
+    float* table = half <= kStackHalf ? table_stack : static_cast<float*>(std::malloc(sizeof(float) * 2 * half));
     tokens(q, k, pos, H, KVH, D, inv_freq, table, table + half, 0, M);
-    std::free(table);
+    if (table != table_stack) std::free(table);
   } else {
     // Dynamic chunks of tokens, so a thread that starts late (a busy core) takes fewer tokens
     // instead of holding up the rest.
@@ -146,5 +150,5 @@ extern "C" void rope_f32(float* q, float* k, const int* pos, int M, int H, int K
       std::free(table);
     }
   }
-  std::free(inv_freq);
+  if (inv_freq != inv_stack) std::free(inv_freq);
 }
