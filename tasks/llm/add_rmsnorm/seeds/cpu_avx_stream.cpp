@@ -5,7 +5,7 @@
 // @kforge param: PAR_THRESHOLD=524288 in {65536,262144,524288,1048576,4194304,2147483647}
 // @kforge param: CHUNK_ROWS=16 in {1,4,16,64}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
-// @kforge param: PREFETCH=1 in {0,1}
+// @kforge param: PREFETCH=0 in {0,1}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdint>
