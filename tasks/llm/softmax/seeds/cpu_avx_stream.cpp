@@ -1,0 +1,249 @@
+// @kforge entry: softmax_f32
+// @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more the exps go to a per-thread scratch row in cache and y is written once with non-temporal stores
+// @kforge param: VEC=16 in {8,16}
+// @kforge param: UNROLL=4 in {1,2,4}
+// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
+// @kforge param: CHUNK_ROWS=1 in {1,4,16}
+// @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
+// (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
+#include <cmath>
+#include <cstdlib>
+#include <omp.h>
+#include <cstdint>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+// One vector type per path, picked at compile time: AVX-512 where VEC=16 and the CPU has it,
+// else AVX2+FMA, else scalar (W = 1), so the same code is correct on any x86-64 or elsewhere.
+#if VEC == 16 && defined(__AVX512F__)
+#define W 16
+typedef __m512 vf;
+static inline vf vload(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float* p, vf v) { _mm512_storeu_ps(p, v); }
+static inline void vstream(float* p, vf v) { _mm512_stream_ps(p, v); }
+static inline vf vset1(float a) { return _mm512_set1_ps(a); }
+static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline float vsum(vf v) { return _mm512_reduce_add_ps(v); }
+static inline void vfence() { _mm_sfence(); }
+#elif defined(__AVX2__) && defined(__FMA__)
+#define W 8
+typedef __m256 vf;
+static inline vf vload(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float* p, vf v) { _mm256_storeu_ps(p, v); }
+static inline void vstream(float* p, vf v) { _mm256_stream_ps(p, v); }
+static inline vf vset1(float a) { return _mm256_set1_ps(a); }
+static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline float vsum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+static inline void vfence() { _mm_sfence(); }
+#else
+#define W 1
+typedef float vf;
+static inline vf vload(const float* p) { return *p; }
+static inline void vstore(float* p, vf v) { *p = v; }
+static inline void vstream(float* p, vf v) { *p = v; }
+static inline vf vset1(float a) { return a; }
+static inline vf vmul(vf a, vf b) { return a * b; }
+static inline vf vadd(vf a, vf b) { return a + b; }
+static inline vf vfma(vf a, vf b, vf c) { return a * b + c; }
+static inline float vsum(vf v) { return v; }
+static inline void vfence() {}
+#endif
+#if W == 16
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline float vhmax(vf v) { return _mm512_reduce_max_ps(v); }
+#elif W == 8
+static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline float vhmax(vf v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+#else
+static inline vf vsub(vf a, vf b) { return a - b; }
+static inline vf vdiv(vf a, vf b) { return a / b; }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+static inline float vhmax(vf v) { return v; }
+#endif
+
+// exp(x) on a vector, x clamped to [-87, 88] (2^k stays a normal float): k = round(x log2 e),
+// r = x - k ln2 in [-ln2/2, ln2/2] (ln2 in two parts), a degree-6 Taylor polynomial (~2e-7
+// relative), then 2^k into the exponent field.
+#if W == 16
+static inline vf vexp(vf x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, vset1(-87.0f)), vset1(88.0f));
+  const vf k = _mm512_roundscale_ps(vmul(x, vset1(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf r = _mm512_fnmadd_ps(k, vset1(1.42860677e-6f), _mm512_fnmadd_ps(k, vset1(0.693145752f), x));
+#elif W == 8
+static inline vf vexp(vf x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, vset1(-87.0f)), vset1(88.0f));
+  const vf k = _mm256_round_ps(vmul(x, vset1(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf r = _mm256_fnmadd_ps(k, vset1(1.42860677e-6f), _mm256_fnmadd_ps(k, vset1(0.693145752f), x));
+#endif
+#if W > 1
+  vf p = vset1(1.0f / 720);
+  p = vfma(p, r, vset1(1.0f / 120));
+  p = vfma(p, r, vset1(1.0f / 24));
+  p = vfma(p, r, vset1(1.0f / 6));
+  p = vfma(p, r, vset1(0.5f));
+  p = vfma(p, r, vset1(1.0f));
+  p = vfma(p, r, vset1(1.0f));
+#endif
+#if W == 16
+  return _mm512_scalef_ps(p, k);
+}
+#elif W == 8
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return vmul(p, _mm256_castsi256_ps(bits));
+}
+#else
+static inline vf vexp(vf x) { return std::exp(x); }
+#endif
+
+static float row_max(const float* __restrict x, long n0, long n1) {
+  float best = x[n0];
+  long n = n0;
+  if (n1 - n0 >= UNROLL * W) {
+    vf acc[UNROLL];
+    for (int u = 0; u < UNROLL; ++u) acc[u] = vset1(x[n0]);
+    for (; n + UNROLL * W <= n1; n += UNROLL * W)
+      for (int u = 0; u < UNROLL; ++u) acc[u] = vmax(acc[u], vload(x + n + u * W));
+    for (int u = 1; u < UNROLL; ++u) acc[0] = vmax(acc[0], acc[u]);
+    best = vhmax(acc[0]);
+  }
+  for (; n < n1; ++n) best = x[n] > best ? x[n] : best;
+  return best;
+}
+
+// e[n] = exp(x[n] - max) for n in [n0, n1), returning their sum.
+static float exp_sum(const float* __restrict x, float* __restrict e, long n0, long n1, float max_value) {
+  vf acc[UNROLL];
+  for (int u = 0; u < UNROLL; ++u) acc[u] = vset1(0.0f);
+  const vf m = vset1(max_value);
+  long n = n0;
+  for (; n + UNROLL * W <= n1; n += UNROLL * W)
+    for (int u = 0; u < UNROLL; ++u) {
+      const vf v = vexp(vsub(vload(x + n + u * W), m));
+      vstore(e + n + u * W, v);
+      acc[u] = vadd(acc[u], v);
+    }
+  for (int u = 1; u < UNROLL; ++u) acc[0] = vadd(acc[0], acc[u]);
+  float sum = vsum(acc[0]);
+  for (; n < n1; ++n) {
+    e[n] = std::exp(x[n] - max_value);
+    sum += e[n];
+  }
+  return sum;
+}
+
+// y[n] = e[n] * inverse for n in [n0, n1); e may be y itself (in place). With NT the body goes
+// out in non-temporal stores (aligned: a scalar head first).
+template <bool NT>
+static void scale(const float* e, float* y, long n0, long n1, float inverse) {
+  long n = n0;
+  if (NT) {
+    long head = n0 + (long)((-(std::uintptr_t)(y + n0) / sizeof(float)) & (W - 1));
+    head = head < n1 ? head : n1;
+    for (; n < head; ++n) y[n] = e[n] * inverse;
+  }
+  const vf s = vset1(inverse);
+  for (; n + W <= n1; n += W) {
+    const vf v = vmul(vload(e + n), s);
+    if (NT) vstream(y + n, v); else vstore(y + n, v);
+  }
+  for (; n < n1; ++n) y[n] = e[n] * inverse;
+}
+
+// One row. With a scratch row (NT), the exps stay in this thread's cache and y is written once,
+// streamed: no read for ownership and no second trip of y through the memory bus.
+template <bool NT>
+static void softmax_row(const float* x, float* y, float* scratch, long N) {
+  const float max_value = row_max(x, 0, N);
+  float* e = NT ? scratch : y;
+  const float sum = exp_sum(x, e, 0, N, max_value);
+  scale<NT>(e, y, 0, N, 1.0f / sum);
+}
+
+template <bool NT>
+static void rows(const float* x, float* y, int M, long N) {
+  if ((long)M * N < PAR_THRESHOLD) {
+    float* scratch = NT ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
+    for (int m = 0; m < M; ++m) softmax_row<NT>(x + m * N, y + m * N, scratch, N);
+    std::free(scratch);
+    return;
+  }
+  // Dynamic chunks, so a thread that starts late (a busy core) takes fewer rows instead of
+  // holding up the rest.
+#pragma omp parallel
+  {
+    float* scratch = NT ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
+#pragma omp for schedule(dynamic, CHUNK_ROWS) nowait
+    for (int m = 0; m < M; ++m) softmax_row<NT>(x + m * N, y + m * N, scratch, N);
+    if (NT) vfence();  // this thread's streamed stores are visible before the join
+    std::free(scratch);
+  }
+}
+
+// Fewer rows than threads (the vocabulary's M = 1): every row is split across the threads, which
+// combine their maxima and sums between the passes. y is written in place (plain stores).
+static void split_rows(const float* x, float* y, int M, long N) {
+  const int threads = omp_get_max_threads();
+  float* partial = static_cast<float*>(std::malloc(sizeof(float) * threads));
+  float shared_value = 0;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    // Whole vectors per thread, so every part but the first starts aligned.
+    const long per = (N + (long)nt * W - 1) / ((long)nt * W) * W;
+    const long n0 = t * per < N ? t * per : N, n1 = n0 + per < N ? n0 + per : N;
+    for (int m = 0; m < M; ++m) {
+      const float* row = x + m * N;
+      float* out = y + m * N;
+      partial[t] = n0 < n1 ? row_max(row, n0, n1) : -INFINITY;
+#pragma omp barrier
+#pragma omp single
+      {
+        float best = partial[0];
+        for (int i = 1; i < nt; ++i) best = partial[i] > best ? partial[i] : best;
+        shared_value = best;
+      }  // implicit barrier
+      const float max_value = shared_value;
+#pragma omp barrier
+      partial[t] = n0 < n1 ? exp_sum(row, out, n0, n1, max_value) : 0.0f;
+#pragma omp barrier
+#pragma omp single
+      {
+        float sum = 0;
+        for (int i = 0; i < nt; ++i) sum += partial[i];
+        shared_value = 1.0f / sum;
+      }
+      const float inverse = shared_value;
+      scale<false>(out, out, n0, n1, inverse);
+#pragma omp barrier
+    }
+  }
+  std::free(partial);
+}
+
+extern "C" void softmax_f32(const float* x, float* y, int M, int N) {
+  const long total = (long)M * N;
+  if (total >= PAR_THRESHOLD && M < omp_get_max_threads())
+    split_rows(x, y, M, N);
+  else if (total * (long)sizeof(float) >= (long)NT_MIN_BYTES) {
+    rows<true>(x, y, M, N);
+    vfence();
+  } else
+    rows<false>(x, y, M, N);
+}
