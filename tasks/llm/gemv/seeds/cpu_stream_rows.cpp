@@ -6,7 +6,7 @@
 // @kforge param: PF=0 in {0,256,512,1024}
 // @kforge param: SCHED=0 in {0,1,2}
 // @kforge param: CHUNK=8 in {1,4,8,32}
-// @kforge param: PAR_THRESHOLD=4194304 in {65536,262144,1048576,4194304,16777216,67108864,2147483647}
+// @kforge param: PAR_THRESHOLD=65536 in {65536,262144,1048576,4194304,16777216,67108864,2147483647}
 //
 // A decode step reads every weight once from DRAM, so the kernel's job is to keep enough loads in
 // flight: ROWS x UNROLL independent streams of FMAs, each row a separate sequential stream for
