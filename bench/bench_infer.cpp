@@ -34,6 +34,7 @@
 #include "evaluator/internal.hpp"  // the physics probe: this machine's read bandwidth
 #include "inference/kernel_library.hpp"
 #include "inference/llama.hpp"
+#include "inference/model_file.hpp"  // q8_0_bytes
 
 using namespace kforge;
 namespace fs = std::filesystem;
@@ -110,7 +111,7 @@ Result<Timed> run(const LlamaModel& model, KernelLibrary& library, int steps) {
 // The bytes one decode step at position `pos` reads: every projection and the classifier in the
 // weights' format, the two norms' weights, one embedding row, and the KV cache up to pos.
 double bytes_per_token(const LlamaConfig& c, LlamaWeightFormat format, int pos) {
-  const double per_weight = format == LlamaWeightFormat::q8_0 ? 34.0 / 32 : 4;
+  const double per_weight = format == LlamaWeightFormat::q8_0 ? q8_0_bytes(1, 32) / 32.0 : 4;
   const double d = c.dim, kv = c.kv_dim(), h = c.hidden_dim, l = c.n_layers;
   const double projections = l * (d * (d + 2 * kv) + d * d + 3 * d * h) + c.vocab_size * d;
   const double kv_cache = 2 * l * kv * 4 * (pos + 1);

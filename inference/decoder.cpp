@@ -204,7 +204,9 @@ struct LlamaDecoder::Impl {
     if (!kernel) return kernel.error();
     return Matmul{ops.back(), *kernel};
   }
-  std::int64_t row_bytes(std::int64_t k) const { return q8 ? k / 32 * 34 : 4 * k; }
+  std::int64_t row_bytes(std::int64_t k) const {
+    return q8 ? static_cast<std::int64_t>(q8_0_bytes(1, static_cast<std::size_t>(k))) : 4 * k;
+  }
   // Layer l's matrix of a stacked projection [L, n, k], from its row `row` on.
   const void* matrix(const void* stacked, std::int64_t l, std::int64_t n, std::int64_t k, std::int64_t row = 0) const {
     return static_cast<const std::uint8_t*>(stacked) + (l * n + row) * row_bytes(k);
