@@ -84,7 +84,17 @@ extern "C" double kforge_probe_fma(int threads) {
 }
 )";
 
-constexpr long kLadder[] = {16l << 10, 256l << 10, 2l << 20, 16l << 20, 128l << 20};
+// The read probe's buffer sizes: each level of the cache hierarchy, then memory. The last step is
+// at least four times the last-level cache the system reports (a VM may report its whole socket's
+// L3, 300 MiB or more), capped at an eighth of the memory, so that it reads from DRAM wherever it
+// runs: the cpu roofline (host_roofline) is that step's rate.
+std::vector<long> read_ladder() {
+  std::vector<long> steps = {16l << 10, 256l << 10, 2l << 20, 16l << 20, 128l << 20};
+  const long llc = std::max(sysconf(_SC_LEVEL3_CACHE_SIZE), sysconf(_SC_LEVEL2_CACHE_SIZE));
+  const long memory = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+  if (const long dram = std::min(4 * llc, memory / 8); dram > steps.back()) steps.push_back(dram);
+  return steps;
+}
 
 // A device-to-device copy, one float4 a thread: what the device's memory sustains for a plain
 // stream of reads and writes (STREAM's copy). CUDA, and HIP through its backend's prelude.
@@ -172,7 +182,7 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure
         auto read_rate = reinterpret_cast<double (*)(long, int)>(*read);
         auto fma_rate = reinterpret_cast<double (*)(int)>(*fma);
         MachineLimits m;
-        for (long bytes : kLadder)
+        for (long bytes : read_ladder())
           m.read_bytes_per_s.emplace_back(bytes, std::max(read_rate(bytes, cores), cores * read_rate(bytes, 1)));
         m.flops_per_s = std::max(fma_rate(cores), cores * fma_rate(1));
         const std::string text = limits_to_json(m).dump();
