@@ -25,9 +25,9 @@ int run_serve(const WebArgs& a) {
 }
 
 int run_report(const WebArgs& a) {
-  auto site = web::Site::open(a.db_path);
+  auto site = web::Site::open(a.db_path, a.run_id);
   if (!site) return report(site.error());
-  auto pages = web::write_report(*site, a.out, a.run_id);
+  auto pages = web::write_report(*site, a.out);
   if (!pages) return report(pages.error());
   fmt::print("kforge report: {} pages in {}/ (open {}/index.html)\n", *pages, a.out, a.out);
   return kExitOk;

@@ -115,9 +115,9 @@ json Reader::run(const std::string& run_id) const {
   return r;
 }
 
-json Reader::runs() const {
+json Reader::runs(const std::string& run_id) const {
   json out = json::array();
-  for (const auto& id : rows("SELECT run_id FROM run ORDER BY started_at DESC, run_id"))
+  for (const auto& id : rows("SELECT run_id FROM run WHERE ?1 = '' OR run_id = ?1 ORDER BY started_at DESC, run_id", {run_id}))
     out.push_back(run(id["run_id"]));
   return {{"runs", out},
           {"devices", rows("SELECT device_key, name FROM device ORDER BY device_key")}};

@@ -14,7 +14,8 @@ class Reader {
  public:
   explicit Reader(sqlite3* db);
 
-  nlohmann::json runs() const;                          // index: every run, newest first, and the devices
+  // index: every run (or only `run_id`), newest first, and the devices
+  nlohmann::json runs(const std::string& run_id = "") const;
   nlohmann::json run(const std::string& run_id) const;  // a run's summary and its tasks
   nlohmann::json run_page(const std::string& run_id) const;  // ... with counts by status and LLM use
   nlohmann::json task(const std::string& run_id, const std::string& task) const;

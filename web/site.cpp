@@ -93,12 +93,12 @@ struct Document {
 };
 
 // The document a page name stands for; data null when the library has no such thing.
-std::optional<Document> document(const Reader& reader, const std::string& name) {
+std::optional<Document> document(const Reader& reader, const std::string& name, const std::string& only_run) {
   auto after = [&](const char* prefix) -> std::optional<std::string> {
     return name.rfind(prefix, 0) == 0 ? std::optional(name.substr(std::string(prefix).size())) : std::nullopt;
   };
   if (name == "index") {
-    json runs = reader.runs();
+    json runs = reader.runs(only_run);
     bool live = false;
     for (const auto& r : runs["runs"]) live |= r["status"] == "running";
     return Document{"kforge runs", runs, index_html, live};
@@ -151,6 +151,7 @@ std::string decode_name(const std::string& name) {
 
 struct Site::Db {
   sqlite3* db = nullptr;
+  std::string run_id;  // the one run shown, or empty
   ~Db() { sqlite3_close(db); }
 };
 
@@ -158,7 +159,7 @@ Site::Site(std::unique_ptr<Db> db) : db_(std::move(db)), mutex_(std::make_unique
 Site::Site(Site&&) noexcept = default;
 Site::~Site() = default;
 
-Result<Site> Site::open(const std::string& db_path) {
+Result<Site> Site::open(const std::string& db_path, const std::string& run_id) {
   // The library's own checks first: missing, not a library, corrupt, another schema version.
   if (auto store = KernelStore::open(db_path, /*read_only=*/true); !store) return store.error();
   std::string uri = "file:";
@@ -170,7 +171,13 @@ Result<Site> Site::open(const std::string& db_path) {
     return make_error(ErrorKind::io, "{}: cannot open the kernel library read-only: {}", db_path,
                       db->db ? sqlite3_errmsg(db->db) : "out of memory");
   sqlite3_busy_timeout(db->db, 5000);
-  return Site(std::move(db));
+  db->run_id = run_id;
+  Site site(std::move(db));
+  if (!run_id.empty()) {
+    auto names = site.page_names();  // says when there is no such run
+    if (!names) return names.error();
+  }
+  return site;
 }
 
 Response Site::get(const std::string& path, bool live) const {
@@ -192,7 +199,7 @@ Response Site::get(const std::string& path, bool live) const {
   std::optional<Document> doc;
   std::string failure;
   try {
-    doc = document(reader, name);
+    doc = document(reader, name, db_->run_id);
   } catch (const std::exception& e) {
     failure = e.what();
   }
@@ -204,7 +211,8 @@ Response Site::get(const std::string& path, bool live) const {
   return {200, "text/html; charset=utf-8", layout(doc->title, doc->render(doc->data), name, live && doc->live)};
 }
 
-Result<std::vector<std::string>> Site::page_names(const std::string& run_id) const {
+Result<std::vector<std::string>> Site::page_names() const {
+  const std::string& run_id = db_->run_id;
   std::lock_guard lock(*mutex_);
   Reader reader(db_->db);
   sqlite3_exec(db_->db, "BEGIN", nullptr, nullptr, nullptr);
@@ -269,8 +277,8 @@ Status serve(const Site& site, const std::string& host, int port, const std::fun
   return {};
 }
 
-Result<int> write_report(const Site& site, const std::string& out_dir, const std::string& run_id) {
-  auto names = site.page_names(run_id);
+Result<int> write_report(const Site& site, const std::string& out_dir) {
+  auto names = site.page_names();
   if (!names) return names.error();
   std::error_code ec;
   fs::create_directories(fs::path(out_dir) / "api", ec);

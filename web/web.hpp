@@ -32,15 +32,16 @@ struct Response {
 class Site {
  public:
   // Opens `db_path` read-only; one line saying why when it is missing, not a kforge library, or
-  // of another schema version.
-  static Result<Site> open(const std::string& db_path);
+  // of another schema version. With `run_id`, the site is that run's: the runs page lists it alone.
+  static Result<Site> open(const std::string& db_path, const std::string& run_id = "");
 
   // The page "NAME.html" or the document "api/NAME.json"; a 404 page for anything else.
   // `live` pages of an unfinished run reload themselves every few seconds.
   Response get(const std::string& path, bool live = false) const;
 
-  // The pages of the site (a run's only, with `run_id`), each linked from the one before.
-  Result<std::vector<std::string>> page_names(const std::string& run_id = "") const;
+  // The names of the site's pages: the runs, library and device pages, each run's and task's, and
+  // every kernel they link to.
+  Result<std::vector<std::string>> page_names() const;
 
   Site(Site&&) noexcept;
   ~Site();
@@ -61,8 +62,8 @@ std::string decode_name(const std::string& name);
 // only, any other method is answered 405. `on_listening` gets the bound port.
 Status serve(const Site& site, const std::string& host, int port, const std::function<void(int)>& on_listening);
 
-// Writes every page (a run's, with `run_id`), its JSON under api/, and the scripts into `out_dir`.
-// Returns the number of pages written.
-Result<int> write_report(const Site& site, const std::string& out_dir, const std::string& run_id);
+// Writes every page of the site, its JSON under api/, and the scripts into `out_dir`. Returns the
+// number of pages written.
+Result<int> write_report(const Site& site, const std::string& out_dir);
 
 }  // namespace kforge::web
