@@ -275,8 +275,8 @@ std::string diff_html(const std::string& parent, const std::string& child) {
   std::size_t i = 0, j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && a[pre + i] == b[pre + j]) emit("ctx", ' ', a[pre + i]), ++i, ++j;
-    else if (j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j])) emit("add", '+', b[pre + j++]);
-    else emit("del", '-', a[pre + i++]);
+    else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) emit("del", '-', a[pre + i++]);
+    else emit("add", '+', b[pre + j++]);
   }
   for (std::size_t k = 0; k < std::min(suf, context); ++k) emit("ctx", ' ', a[a.size() - suf + k]);
   return out + "</pre>";
