@@ -49,6 +49,24 @@ bool reply_made(const std::string& reply, const std::string& parent_source, cons
   return applied && normalized_source(*applied) == want;
 }
 
+// A run's status: ended, running (written to in the last 10 minutes) or stopped (never ended:
+// killed, resumable), its wall time so far, and its LLM calls and cost.
+const char* const kRunColumns = R"sql(
+  r.run_id, r.command, r.host, r.llm_models, r.seed, r.started_at, r.ended_at,
+  CASE WHEN r.ended_at IS NOT NULL THEN 'ended'
+       WHEN (julianday('now') - julianday(coalesce(a.last, r.started_at))) * 86400 < 600 THEN 'running'
+       ELSE 'stopped' END AS status,
+  round((julianday(coalesce(r.ended_at, a.last, r.started_at)) - julianday(r.started_at)) * 86400, 1) AS wall_s,
+  (SELECT count(*) FROM llm_call c WHERE c.run_id = r.run_id) AS llm_calls,
+  (SELECT total(cost_usd) FROM llm_call c WHERE c.run_id = r.run_id) AS llm_cost_usd
+FROM run r LEFT JOIN (SELECT max(created_at) AS last FROM evaluation WHERE run_id = ?1) a)sql";
+
+const char* const kTaskSummary = R"sql(
+SELECT k.task, count(*) AS evaluations, sum(e.status = 'ok') AS correct, sum(e.status <> 'ok') AS failed,
+       count(DISTINCT e.kernel_key) AS kernels,
+       max(CASE WHEN e.status = 'ok' AND e.verified THEN e.speedup END) AS best_speedup
+FROM evaluation e JOIN kernel k USING(kernel_key) WHERE e.run_id = ?1 GROUP BY k.task ORDER BY k.task)sql";
+
 }  // namespace
 
 Reader::Reader(sqlite3* db) : db_(db) {}
@@ -86,24 +104,6 @@ json Reader::row(const std::string& sql, const std::vector<std::string>& args) c
   json r = rows(sql, args);
   return r.empty() ? json(nullptr) : r[0];
 }
-
-// A run's status: ended, running (written to in the last 10 minutes) or stopped (never ended:
-// killed, resumable), its wall time so far, and its LLM calls and cost.
-static const char* const kRunColumns = R"sql(
-  r.run_id, r.command, r.host, r.llm_models, r.seed, r.started_at, r.ended_at,
-  CASE WHEN r.ended_at IS NOT NULL THEN 'ended'
-       WHEN (julianday('now') - julianday(coalesce(a.last, r.started_at))) * 86400 < 600 THEN 'running'
-       ELSE 'stopped' END AS status,
-  round((julianday(coalesce(r.ended_at, a.last, r.started_at)) - julianday(r.started_at)) * 86400, 1) AS wall_s,
-  (SELECT count(*) FROM llm_call c WHERE c.run_id = r.run_id) AS llm_calls,
-  (SELECT total(cost_usd) FROM llm_call c WHERE c.run_id = r.run_id) AS llm_cost_usd
-FROM run r LEFT JOIN (SELECT max(created_at) AS last FROM evaluation WHERE run_id = ?1) a)sql";
-
-static const char* const kTaskSummary = R"sql(
-SELECT k.task, count(*) AS evaluations, sum(e.status = 'ok') AS correct, sum(e.status <> 'ok') AS failed,
-       count(DISTINCT e.kernel_key) AS kernels,
-       max(CASE WHEN e.status = 'ok' THEN e.speedup END) AS best_speedup
-FROM evaluation e JOIN kernel k USING(kernel_key) WHERE e.run_id = ?1 GROUP BY k.task ORDER BY k.task)sql";
 
 json Reader::run(const std::string& run_id) const {
   json r = row(fmt::format("SELECT {} WHERE r.run_id = ?1", kRunColumns), {run_id});
@@ -146,11 +146,13 @@ json Reader::task(const std::string& run_id, const std::string& task) const {
       "FROM evaluation e JOIN kernel k USING(kernel_key) WHERE e.run_id = ?1 AND k.task = ?2 ORDER BY e.evaluation_id",
       {run_id, task});
   if (evaluations.empty()) return nullptr;
-  // The best speedup among the correct evaluations so far, after each one.
+  // After each evaluation, the best speedup re-verified so far: as the search counts a new best,
+  // only once a fresh worker confirmed it.
   json best_so_far = json::array();
   double best = 0;
   for (auto& e : evaluations) {
-    if (e["status"] == "ok" && e["speedup"].is_number()) best = std::max(best, e["speedup"].get<double>());
+    if (e["status"] == "ok" && e["verified"] == 1 && e["speedup"].is_number())
+      best = std::max(best, e["speedup"].get<double>());
     best_so_far.push_back(best);
   }
   json kernels = rows(R"sql(

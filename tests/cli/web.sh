@@ -120,7 +120,7 @@ if [ "$mode" = api ]; then
   [ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$j'), '$.kernels')")" -eq "$kernels" ] || fail "task: kernels"
   [ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$j'), '$.best_so_far')")" -eq "$evaluations" ] || fail "task: best_so_far"
   [ "$(sqlite3 :memory: "SELECT json_array_length(readfile('$j'), '$.islands')")" -eq 4 ] || fail "task: islands"
-  best=$(q "SELECT max(e.speedup) FROM evaluation e WHERE e.run_id = '$run' AND e.status = 'ok'")
+  best=$(q "SELECT max(e.speedup) FROM evaluation e WHERE e.run_id = '$run' AND e.status = 'ok' AND e.verified")
   [ "$(json "\$.best_so_far[$((evaluations - 1))]" "$j")" = "$best" ] || fail "task: best so far ends at $(json "\$.best_so_far[$((evaluations - 1))]" "$j"), not $best"
   j=$work/kernel-$(enc "$kernel").json
   [ "$(json '$.kernel_key' "$j")" = "$kernel" ] || fail "kernel: key"
