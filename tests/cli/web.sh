@@ -6,7 +6,8 @@
 #            log, prompt and reply holding <script> show as text and run nothing; the static report
 #            browses the same from file://. Screenshots are kept in WORK/screens/.
 #   live     a task page reloaded while a search writes shows the new evaluations.
-# Servers and browsers are started with timeouts and stopped by pid, also when a check fails.
+# Servers and browsers are started with timeouts and stopped by pid, also when a check fails;
+# Chromium keeps its profile under WORK and avoids /dev/shm (small in containers).
 set -eu
 mode=$1 kforge=$2 work=$3 tasks=$4
 rm -rf "$work"
@@ -36,7 +37,7 @@ json() { sqlite3 :memory: "SELECT json_extract(readfile('$2'), '$1')"; }
 # messages in $work/console.txt. A screenshot too when a name is given.
 browse() {
   local url=$1 shot=${2:-}
-  timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$work/chromium" --enable-logging=stderr \
+  timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --user-data-dir="$work/chromium" --enable-logging=stderr \
     --v=0 --virtual-time-budget=3000 --window-size=1400,1000 --dump-dom "$url" >"$work/dom.html" 2>"$work/chromium.err" ||
     fail "chromium failed on $url: $(tail -3 "$work/chromium.err")"
   # Debian's highlight.js 9.18 logs an end-of-life notice on load: the one message allowed.
@@ -45,7 +46,7 @@ browse() {
   ! grep -q 'class="js-error"' "$work/dom.html" || fail "$url: script error: $(grep -o 'class="js-error">[^<]*' "$work/dom.html")"
   [ ! -s "$work/console.txt" ] || fail "$url: console messages: $(cat "$work/console.txt")"
   if [ -n "$shot" ]; then
-    timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$work/chromium" --hide-scrollbars \
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --user-data-dir="$work/chromium" --hide-scrollbars \
       --virtual-time-budget=3000 --window-size=1400,1000 --screenshot="$work/screens/$shot.png" "$url" >/dev/null 2>&1 ||
       fail "no screenshot of $url"
   fi
