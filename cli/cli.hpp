@@ -43,5 +43,6 @@ void add_db_command(CLI::App& app, Context& context);
 void add_backend_commands(CLI::App& app, Context& context);
 void add_search_command(CLI::App& app, Context& context);
 void add_infer_command(CLI::App& app, Context& context);
+void add_web_commands(CLI::App& app, Context& context);  // serve, report
 
 }  // namespace kforge::cli

@@ -2,7 +2,7 @@
 # components listed for it, all of them below it. The inference core ships without the harness
 # and the search, so it names neither evaluator nor agent. Used by the link check in the top
 # CMakeLists.txt and by check_includes.cmake (ctest: layers.includes).
-set(KFORGE_COMPONENTS common compiler_bridge kernels_db task evaluator agent inference cli)
+set(KFORGE_COMPONENTS common compiler_bridge kernels_db task evaluator agent inference web cli)
 set(KFORGE_ALLOWED_common "")
 set(KFORGE_ALLOWED_compiler_bridge common)
 set(KFORGE_ALLOWED_kernels_db common)
@@ -10,7 +10,8 @@ set(KFORGE_ALLOWED_task common compiler_bridge kernels_db)
 set(KFORGE_ALLOWED_evaluator common compiler_bridge kernels_db task)
 set(KFORGE_ALLOWED_agent common compiler_bridge kernels_db task evaluator)
 set(KFORGE_ALLOWED_inference common compiler_bridge kernels_db task)
-set(KFORGE_ALLOWED_cli common compiler_bridge kernels_db task evaluator agent inference)
+set(KFORGE_ALLOWED_web common kernels_db agent)  # the pages of kforge serve and report
+set(KFORGE_ALLOWED_cli common compiler_bridge kernels_db task evaluator agent inference web)
 
 # Fails the configure step when a component's library links a kforge library it may not use.
 function(kforge_check_links)

@@ -11,6 +11,8 @@ packages=(
   libcpp-httplib-dev    # the fake LLM server the agent tests talk to
   libopenblas-openmp-dev  # the vendor baseline of the matmul tasks (OpenBLAS, its OpenMP build)
   libamdhip64-dev  # hiprtc and HIP headers: the hip backend compiles for gfx90a without a GPU
+  libjs-highlight.js  # kforge serve/report: source highlighting, served from its install path
+  chromium curl  # the kforge serve tests: pages in headless Chromium, the API over HTTP
 )
 
 missing=()
