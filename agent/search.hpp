@@ -266,6 +266,12 @@ class CandidateEvaluator {
   virtual Result<std::string> code_hash(const Candidate& candidate, const std::string& file_name) const = 0;
   virtual EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
                               const EvalOptions& options) const = 0;
+  // How many evaluations may run at once (a pool's workers); above 1, the search calls evaluate
+  // from threads of its own, one per evaluation in flight, and proposes ahead while they run.
+  virtual int capacity() const { return 1; }
+  // Whether no worker is left to evaluate on: an evaluation that came back with no `worker` then
+  // never ran, and the search ends as interrupted, to be resumed.
+  virtual bool workers_lost() const { return false; }
 };
 
 // The evaluator itself: every candidate compiled and run in the worker.
