@@ -571,6 +571,7 @@ class Search::TaskRun {
     const EvalResult result = timed("reverify", p.origin, [&] {
       return evaluator_.reverify(p.candidate, file_name, first, options_.eval);
     });
+    if (result.worker.empty() && evaluator_.workers_lost()) return std::string(", not re-verified: every worker is lost");
     const EvaluationRecord evaluation = absorb(p, result);
     population_.update(index, p);
     if (auto s = record(kernel, evaluation); !s) return s.error();

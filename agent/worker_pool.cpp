@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -84,6 +85,56 @@ Result<std::string> obtain_allocation(int tasks, bool gpus) {
 }
 
 }  // namespace
+
+class WorkerPool::Thread {
+ public:
+  Thread() : thread_([this] { loop(); }) {}
+  ~Thread() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  void run(const std::function<void()>& job) {
+    std::promise<void> finished;
+    auto future = finished.get_future();
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back([&] {
+        try {
+          job();
+          finished.set_value();
+        } catch (...) {
+          finished.set_exception(std::current_exception());
+        }
+      });
+    }
+    changed_.notify_all();
+    future.get();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return done_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::function<void()>> jobs_;
+  bool done_ = false;
+  std::thread thread_;  // last: it starts once the rest is ready
+};
 
 Result<std::vector<WorkerSpec>> parse_worker_specs(const std::vector<std::string>& values) {
   std::vector<WorkerSpec> specs;
@@ -228,6 +279,7 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const std::vector<WorkerSp
           break;
       }
       m.worker = std::make_shared<Worker>(command);
+      m.thread = std::make_shared<Thread>();
       pool->members_.push_back(std::move(m));
     }
   }
@@ -235,35 +287,42 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const std::vector<WorkerSp
   // Each started and asked who it is, all at once: ssh logins and srun steps take seconds.
   std::vector<std::future<Status>> started;
   for (auto& member : pool->members_)
-    started.push_back(std::async(std::launch::async, [&member, &backend]() -> Status {
-      PoolWorkerInfo& info = member.info;
-      auto who = member.worker->call({{"type", "ping"}, {"backend", backend}}, kStartTimeoutS);
-      if (!who) return make_error(ErrorKind::invalid_input, "worker {} did not start: {}", info.name, who.error().message);
-      info.host = who->value("host", "?");
-      info.version = who->value("version", "?");
-      info.cores = who->value("cores", 0);
-      if (info.version != KFORGE_VERSION)
-        return make_error(ErrorKind::invalid_input, "worker {} on {} runs kforge {}, this is kforge {}", info.name,
-                          info.host, info.version, KFORGE_VERSION);
-      if (who->contains("device_error") || who->value("devices", nlohmann::json::array()).empty())
-        return make_error(ErrorKind::invalid_input, "worker {} on {} has no {} device: {}", info.name, info.host,
-                          backend, who->value("device_error", "none found"));
-      for (const auto& d : (*who)["devices"])
-        info.devices.push_back(fmt::format("{} ({})", d.value("key", ""), d.value("name", "")));
-      info.device = (*who)["devices"][0].value("key", "");
-      const auto sent = std::chrono::steady_clock::now();
-      if (auto again = member.worker->call({{"type", "ping"}}, 30); !again)
-        return make_error(ErrorKind::invalid_input, "worker {}: {}", info.name, again.error().message);
-      info.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
-      return {};
+    started.push_back(std::async(std::launch::async, [&member, &backend]() {
+      Status status;
+      member.thread->run([&] { status = hello(member, backend); });
+      return status;
     }));
   for (auto& s : started)
     if (Status status = s.get(); !status) return status.error();
   return pool;
 }
 
+// Starts a worker with a ping, and reads who it is from the answer; a second ping times the round trip.
+Status WorkerPool::hello(Member& member, const std::string& backend) {
+  PoolWorkerInfo& info = member.info;
+  auto who = member.worker->call({{"type", "ping"}, {"backend", backend}}, kStartTimeoutS);
+  if (!who) return make_error(ErrorKind::invalid_input, "worker {} did not start: {}", info.name, who.error().message);
+  info.host = who->value("host", "?");
+  info.version = who->value("version", "?");
+  info.cores = who->value("cores", 0);
+  if (info.version != KFORGE_VERSION)
+    return make_error(ErrorKind::invalid_input, "worker {} on {} runs kforge {}, this is kforge {}", info.name,
+                      info.host, info.version, KFORGE_VERSION);
+  if (who->contains("device_error") || who->value("devices", nlohmann::json::array()).empty())
+    return make_error(ErrorKind::invalid_input, "worker {} on {} has no {} device: {}", info.name, info.host,
+                      backend, who->value("device_error", "none found"));
+  for (const auto& d : (*who)["devices"])
+    info.devices.push_back(fmt::format("{} ({})", d.value("key", ""), d.value("name", "")));
+  info.device = (*who)["devices"][0].value("key", "");
+  const auto sent = std::chrono::steady_clock::now();
+  if (auto again = member.worker->call({{"type", "ping"}}, 30); !again)
+    return make_error(ErrorKind::invalid_input, "worker {}: {}", info.name, again.error().message);
+  info.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
+  return {};
+}
+
 WorkerPool::~WorkerPool() {
-  for (auto& m : members_) m.worker->stop();
+  for (auto& m : members_) m.thread->run([&] { m.worker->stop(); });
   if (!allocation_.empty()) {
     auto [out, code] = capture({"scancel", allocation_});
     if (code != 0 && log_) log_(fmt::format("slurm: scancel {} failed: {}", allocation_, out));
@@ -302,6 +361,10 @@ std::optional<int> WorkerPool::acquire(const std::string& device, int avoid) {
   }
 }
 
+void WorkerPool::on_thread(int index, const std::function<void()>& job) {
+  members_.at(index).thread->run(job);
+}
+
 void WorkerPool::release(int index, bool failed) {
   {
     std::lock_guard lock(mutex_);
@@ -336,7 +399,8 @@ std::pair<EvalResult, bool> PoolEvaluator::run_on(int index, const std::function
   const Worker& worker = *pool_->worker(index);
   const bool was_running = worker.running();
   const int starts = worker.starts();
-  EvalResult r = run(evaluators_[index]);
+  EvalResult r;
+  pool_->on_thread(index, [&] { r = run(evaluators_[index]); });
   // The worker failed when a call was made (it was up, or it was started) and it is down after an
   // evaluation that did not end well: it died, hung or answered garbage, and was stopped.
   const bool called = was_running || worker.starts() > starts;
@@ -361,12 +425,18 @@ EvalResult PoolEvaluator::evaluate(const Candidate& candidate, const std::string
     }
     auto [r, failed] = run_on(*index, [&](const Evaluator& e) { return e.evaluate(candidate, file_name, options); });
     if (!failed) return r;
-    if (attempt == 0 && pool_->working() > 0) {
-      if (log_) log_(fmt::format("{}: worker {} failed ({}); trying it on another worker", file_name, r.worker, r.message));
+    if (pool_->working() == 0) {  // never evaluated to the end: the resumed run evaluates it again
+      r.worker.clear();
+      return r;
+    }
+    if (attempt == 0) {
+      if (log_)
+        log_(fmt::format("{}: worker {} failed ({}); trying it {}", file_name, r.worker, r.message,
+                         pool_->size() > 1 ? "on another worker" : "again"));
       failed_on = *index;
       continue;
     }
-    r.message = fmt::format("{} (worker {}, after a retry on another worker)", r.message, r.worker);
+    r.message = fmt::format("{} (worker {}, after a retry)", r.message, r.worker);
     return r;
   }
 }

@@ -83,15 +83,22 @@ class WorkerPool {
   std::optional<int> acquire(const std::string& device = "", int avoid = -1);
   // Hands a worker back; `failed`: it died or hung during its evaluation. Three in a row retire it.
   void release(int index, bool failed);
+  // Runs `job`, which calls worker `index`, on that worker's own thread and waits for it. A worker
+  // process dies with the thread that started it (PR_SET_PDEATHSIG): that thread lives as long
+  // as the pool, not as long as one evaluation's.
+  void on_thread(int index, const std::function<void()>& job);
 
  private:
+  class Thread;  // runs one worker's calls
   struct Member {
     PoolWorkerInfo info;
     std::shared_ptr<Worker> worker;
+    std::shared_ptr<Thread> thread;
     bool busy = false, retired = false;
     int failures_in_row = 0;
   };
   WorkerPool() = default;
+  static Status hello(Member& member, const std::string& backend);
   std::vector<Member> members_;
   std::string allocation_;  // a Slurm job this pool obtained and releases
   std::function<void(const std::string&)> log_;
