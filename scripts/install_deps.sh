@@ -11,6 +11,7 @@ packages=(
   libcpp-httplib-dev    # the fake LLM server the agent tests talk to
   libopenblas-openmp-dev  # the vendor baseline of the matmul tasks (OpenBLAS, its OpenMP build)
   libamdhip64-dev  # hiprtc and HIP headers: the hip backend compiles for gfx90a without a GPU
+  slurmctld slurmd slurm-client munge openssh-server openssh-client  # the worker-pool tests' engines
 )
 
 missing=()
