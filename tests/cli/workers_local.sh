@@ -6,6 +6,8 @@
 #   kill   a worker killed with kill -9 in the middle of an evaluation: the candidate is evaluated
 #          again on the other worker, the count holds, nothing twice, nothing recorded as a crash.
 #   hang   a worker that stops answering mid-evaluation (SIGSTOP): the same, once the deadline passes.
+#   resume kill -9 of the coordinator of a 2-worker search, then `--resume`: every kernel evaluated
+#          once, none lost, the run ends.
 #   lost   the only worker dies on every evaluation: retried once, recorded naming the worker, then
 #          retired; the run ends interrupted, and `--resume` on a good worker completes it with
 #          nothing evaluated twice.
@@ -74,6 +76,22 @@ lost)
   q "SELECT message FROM evaluation" | grep -Eq "(killed by SIGKILL|exited with code 137).* \(worker cmd#0@.*, after a retry\)" || fail "$(q "SELECT message FROM evaluation")"
   search --resume --workers local:1 >"$dir/out" || fail "resume: $(cat "$dir/log")"
   check_counts 6
+  [ "$(q "SELECT count(*) FROM run WHERE ended_at IS NULL")" -eq 0 ] || fail "the run did not end"
+  ;;
+resume)
+  # kill -9 of the coordinator while two workers evaluate, then --resume on other workers.
+  "$kforge" --tasks-dir "$tasks" search --suite search --seed 3 --evals 10 --db "$db" --workers local:2 >/dev/null 2>&1 &
+  victim=$!
+  for _ in $(seq 1200); do
+    [ "$(q "SELECT count(DISTINCT kernel_key) FROM evaluation" 2>/dev/null || echo 0)" -ge 4 ] && break
+    sleep 0.05
+  done
+  kill -9 "$victim"
+  wait "$victim" 2>/dev/null
+  before=$(q "SELECT count(*) FROM kernel")
+  [ "$before" -ge 4 ] && [ "$before" -lt 10 ] || fail "killed after $before kernels, not in between"
+  search --resume --workers local:1,local:1 >"$dir/out" || fail "resume: $(cat "$dir/log")"
+  check_counts 10
   [ "$(q "SELECT count(*) FROM run WHERE ended_at IS NULL")" -eq 0 ] || fail "the run did not end"
   ;;
 *) fail "unknown mode $mode" ;;
