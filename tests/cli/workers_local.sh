@@ -2,7 +2,8 @@
 # `kforge search --workers` on this machine. MODE:
 #   pool   bad specs are refused (exit 2, one line); `workers check local:2` lists two workers; a
 #          2-worker search evaluates exactly --evals kernels, each once, on both workers, each result
-#          filed under its worker and device, a new best re-verified on the other worker.
+#          filed under its worker and device, a new best re-verified on the other worker; `eval
+#          --workers` evaluates a task's seeds on the pool.
 #   kill   a worker killed with kill -9 in the middle of an evaluation: the candidate is evaluated
 #          again on the other worker, the count holds, nothing twice, nothing recorded as a crash.
 #   hang   a worker that stops answering mid-evaluation (SIGSTOP): the same, once the deadline passes.
@@ -52,6 +53,12 @@ pool)
   [ "$(q "SELECT count(*) FROM evaluation a JOIN evaluation b ON a.kernel_key = b.kernel_key AND a.verified = 0
           AND b.verified = 1 AND a.worker = b.worker")" -eq 0 ] || fail "a re-verification on the same worker"
   [ "$(q "SELECT count(*) FROM evaluation WHERE verified = 1")" -ge 1 ] || fail "no re-verified best"
+  # eval --workers: a task's seeds at once, each filed under the worker that ran it.
+  rm -f "$db"
+  out=$(timeout 120 "$kforge" --tasks-dir "$tasks" eval --task search/scale --check-only --db "$db" --workers local:2 2>&1) ||
+    fail "eval: $out"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE status = 'ok' AND worker GLOB 'local#[01]@?*'")" -eq 2 ] ||
+    fail "eval --workers: $(q "SELECT worker, status FROM evaluation")"
   ;;
 kill | hang)
   signal=KILL timeout=180
