@@ -13,7 +13,10 @@
 // in the same transaction (so kill -9 loses nothing finished and `--resume` continues with the
 // same RNG state), and a new best counts only once re-verified.
 // With an LLM, the calls and the compiles of what they propose run on the requests' threads while
-// the search thread evaluates, one candidate at a time (on the cpu, never beside a compile).
+// the search thread evaluates, one candidate at a time (on the cpu, never beside a compile). An
+// evaluator over a pool of workers (agent/worker_pool.hpp) takes as many evaluations at once as
+// it has workers: they run on threads of their own while the search proposes and compiles the
+// next candidates, and the population learns each result when the search thread absorbs it.
 // Offline with a given seed the same evaluation results lead to the same candidates in the same
 // order; timings are noisy, so two live runs agree only as long as the ranking they measure does.
 #pragma once
