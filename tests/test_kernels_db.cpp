@@ -190,7 +190,8 @@ TEST_F(KernelStoreTest, NewerSchemaIsRefused) {
   sqlite3_close(db);
   auto store = KernelStore::open(path_);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().message.find("schema version 99 is newer than this kforge understands (6)"),
+  EXPECT_NE(store.error().message.find(
+                fmt::format("schema version 99 is newer than this kforge understands ({})", KernelStore::kSchemaVersion)),
             std::string::npos)
       << store.error().message;
 }
