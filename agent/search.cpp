@@ -154,6 +154,18 @@ struct LlmRequests {
   }
 };
 
+// An evaluation started by the search thread, and what it came back with.
+struct Evaluated {
+  EvalResult result;
+  double start_s = 0, end_s = 0;
+};
+struct InFlight {
+  Proposal proposal;
+  std::string origin;
+  bool seed = false;
+  std::future<Evaluated> done;
+};
+
 }  // namespace
 
 // One task's search: the state its phases share, from the first seed to the saved state.
@@ -163,8 +175,10 @@ class Search::TaskRun {
       : search_(search), options_(search.options_), evaluator_(evaluator), task_(evaluator.task()),
         conventions_(std::move(conventions)), deadline_s_(deadline_s), population_(options_.islands),
         rng_(options_.seed ^ std::stoull(content_hash(task_.id()).substr(0, 15), nullptr, 16)),
-        // a host kernel's compile and its timing would compete for the same cores
-        gate_(conventions_.runs_on_host(), static_cast<int>(std::thread::hardware_concurrency())) {
+        capacity_(std::max(1, evaluator.capacity())),
+        // a host kernel's compile and its timing would compete for the same cores; a pool's workers
+        // run beside each other and beside the compiles, on core sets or machines of their own
+        gate_(conventions_.runs_on_host() && capacity_ == 1, static_cast<int>(std::thread::hardware_concurrency())) {
     outcome_.task = task_.id();
   }
 
@@ -176,6 +190,7 @@ class Search::TaskRun {
     }
     if (auto s = evaluate_seeds(); !s) return s.error();
     if (auto s = search_.llm_ ? llm_pipeline() : offline_loop(); !s) return s.error();
+    if (auto s = drain(); !s) return s.error();
     if (outcome_.stop_reason.empty()) outcome_.stop_reason = stop_reason();
     refresh_outcome();
     const std::string done = outcome_.stop_reason == "interrupted" ? "" : outcome_.stop_reason;
@@ -269,7 +284,7 @@ class Search::TaskRun {
       if (stop_requested()) break;
       if (auto s = evaluate(std::move(proposal), name, true); !s) return s;
     }
-    return {};
+    return drain();  // generation 0 whole before anything is proposed from it
   }
 
   // ---- propose offline: the param operators, each candidate compiled and evaluated here ----
@@ -280,6 +295,10 @@ class Search::TaskRun {
       auto proposal = propose_offline(population_, rng_, seen_, counters);
       next_island_ = counters.next_island, duplicates_in_row_ = counters.duplicates_in_row;
       outcome_.duplicates = counters.duplicates;
+      if (!proposal && !in_flight_.empty()) {  // what is still being evaluated may give it parents
+        if (auto s = absorb_next(); !s) return s;
+        continue;
+      }
       if (!proposal) {
         outcome_.stop_reason = population_.best() < 0
                                    ? "no correct kernel to start from (the offline search only tunes params)"
@@ -310,10 +329,14 @@ class Search::TaskRun {
       const std::function<bool()> slot_free = [&] {
         const int in_flight = static_cast<int>(requests.in_flight.size());
         return may_launch && requests.awaiting_reply < options_.concurrency && in_flight < 2 * options_.concurrency &&
-               population_.size() + in_flight < options_.evaluations;
+               population_.size() + static_cast<int>(in_flight_.size()) + in_flight < options_.evaluations;
       };
       while (slot_free())
         if (!launch(requests)) may_launch = false;
+      if (requests.in_flight.empty() && !in_flight_.empty()) {  // evaluations to come may give parents
+        if (auto s = absorb_next(); !s) return s;
+        continue;
+      }
       if (requests.in_flight.empty()) {
         outcome_.stop_reason = why.empty() ? "no parent to propose from" : why;
         return {};
@@ -454,11 +477,59 @@ class Search::TaskRun {
 
   // ---- evaluate and re-verify ----
 
-  // Evaluates one candidate, stores it with the search's state, re-verifies a new best.
+  // Starts the evaluation of one candidate: alone (capacity 1), it runs here when absorbed, as if
+  // called in place; beside others, on a thread of its own. Returns once fewer than `capacity_`
+  // evaluations are in flight, having absorbed those that finished.
   Status evaluate(Proposal proposal, const std::string& origin, bool seed) {
+    auto run = [this, candidate = proposal.candidate, file_name = file_name_of(origin, seed)] {
+      DeviceGate::Pass pass(gate_, true);
+      Evaluated e;
+      e.start_s = steady_seconds();
+      e.result = evaluator_.evaluate(candidate, file_name, options_.eval);
+      e.end_s = steady_seconds();
+      return e;
+    };
+    in_flight_.push_back({std::move(proposal), origin, seed,
+                          std::async(capacity_ > 1 ? std::launch::async : std::launch::deferred, std::move(run))});
+    while (static_cast<int>(in_flight_.size()) >= capacity_ || ready() != in_flight_.end())
+      if (auto s = absorb_next(); !s) return s;
+    return {};
+  }
+
+  // The first evaluation in flight that has finished (a deferred one never has).
+  std::list<InFlight>::iterator ready() {
+    return std::find_if(in_flight_.begin(), in_flight_.end(), [](const InFlight& f) {
+      return f.done.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    });
+  }
+  Status drain() {
+    while (!in_flight_.empty())
+      if (auto s = absorb_next(); !s) return s;
+    return {};
+  }
+
+  // Waits for an evaluation in flight to finish (the oldest, when it runs only once asked for),
+  // stores it with the search's state, and re-verifies a new best.
+  Status absorb_next() {
+    auto done = ready();
+    while (done == in_flight_.end() && capacity_ > 1) {
+      in_flight_.front().done.wait_for(std::chrono::milliseconds(20));
+      done = ready();
+    }
+    if (done == in_flight_.end()) done = in_flight_.begin();
+    InFlight finished = std::move(*done);
+    in_flight_.erase(done);
+    Evaluated evaluated = finished.done.get();
+    Proposal& proposal = finished.proposal;
+    const std::string& origin = finished.origin;
+    const bool seed = finished.seed;
     const std::string file_name = file_name_of(origin, seed);
-    EvalResult result = timed("evaluate", origin,
-                              [&] { return evaluator_.evaluate(proposal.candidate, file_name, options_.eval); });
+    span("evaluate", origin, evaluated.start_s, evaluated.end_s);
+    const EvalResult& result = evaluated.result;
+    if (result.worker.empty() && evaluator_.workers_lost()) {
+      log(fmt::format("{} {}: not evaluated: every worker is lost", task_.id(), origin));
+      return {};
+    }
     Program p;
     p.candidate = std::move(proposal.candidate);
     p.parent_key = proposal.parent_key, p.other_parent_key = proposal.other_parent_key;
@@ -500,6 +571,7 @@ class Search::TaskRun {
     const EvalResult result = timed("reverify", p.origin, [&] {
       return evaluator_.reverify(p.candidate, file_name, first, options_.eval);
     });
+    if (result.worker.empty() && evaluator_.workers_lost()) return std::string(", not re-verified: every worker is lost");
     const EvaluationRecord evaluation = absorb(p, result);
     population_.update(index, p);
     if (auto s = record(kernel, evaluation); !s) return s.error();
@@ -544,12 +616,12 @@ class Search::TaskRun {
 
   // ---- stop rules ----
 
-  bool stop_requested() const { return search_.stop_ && search_.stop_->load(); }
+  bool stop_requested() const { return (search_.stop_ && search_.stop_->load()) || evaluator_.workers_lost(); }
 
   // Why the task is done, or nothing.
   std::string stop_reason() const {
     if (stop_requested()) return "interrupted";
-    if (population_.size() >= options_.evaluations)
+    if (population_.size() + static_cast<int>(in_flight_.size()) >= options_.evaluations)
       return fmt::format("evaluation budget spent ({} evaluations)", options_.evaluations);
     if (steady_seconds() >= deadline_s_) return "time limit reached";
     if (const int b = population_.best();
@@ -607,6 +679,9 @@ class Search::TaskRun {
   std::set<std::string> seen_;
   std::mutex seen_mutex_;
   std::set<std::string> seen_code_;  // code hashes of the compiled kernels evaluated
+  // Evaluations started and not yet absorbed, oldest first: at most capacity_ (the evaluator's).
+  std::list<InFlight> in_flight_;
+  const int capacity_;
   DeviceGate gate_;
 };
 

@@ -13,7 +13,10 @@
 // in the same transaction (so kill -9 loses nothing finished and `--resume` continues with the
 // same RNG state), and a new best counts only once re-verified.
 // With an LLM, the calls and the compiles of what they propose run on the requests' threads while
-// the search thread evaluates, one candidate at a time (on the cpu, never beside a compile).
+// the search thread evaluates, one candidate at a time (on the cpu, never beside a compile). An
+// evaluator over a pool of workers (agent/worker_pool.hpp) takes as many evaluations at once as
+// it has workers: they run on threads of their own while the search proposes and compiles the
+// next candidates, and the population learns each result when the search thread absorbs it.
 // Offline with a given seed the same evaluation results lead to the same candidates in the same
 // order; timings are noisy, so two live runs agree only as long as the ranking they measure does.
 #pragma once
@@ -266,6 +269,12 @@ class CandidateEvaluator {
   virtual Result<std::string> code_hash(const Candidate& candidate, const std::string& file_name) const = 0;
   virtual EvalResult reverify(const Candidate& candidate, const std::string& file_name, const EvalResult& first,
                               const EvalOptions& options) const = 0;
+  // How many evaluations may run at once (a pool's workers); above 1, the search calls evaluate
+  // from threads of its own, one per evaluation in flight, and proposes ahead while they run.
+  virtual int capacity() const { return 1; }
+  // Whether no worker is left to evaluate on: an evaluation that came back with no `worker` then
+  // never ran, and the search ends as interrupted, to be resumed.
+  virtual bool workers_lost() const { return false; }
 };
 
 // The evaluator itself: every candidate compiled and run in the worker.

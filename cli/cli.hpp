@@ -5,10 +5,16 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "common/common.hpp"
 #include "compiler_bridge/compiler_bridge.hpp"
+
+namespace kforge {
+class WorkerPool;  // agent/worker_pool.hpp
+}
 
 namespace kforge::cli {
 
@@ -31,6 +37,9 @@ struct Target {
 // The backend's compiler and device, or one line saying what is missing.
 Result<Target> open_target(const std::string& backend);
 
+// The workers of --workers SPEC[,SPEC...] for `target`'s backend, started (cmd_workers.cpp).
+Result<std::unique_ptr<WorkerPool>> open_worker_pool(const std::vector<std::string>& specs, const Target& target);
+
 // --db FILE, default $KFORGE_DB or ./kforge.db.
 void add_db_option(CLI::App& command, std::string& db_path);
 
@@ -44,5 +53,6 @@ void add_backend_commands(CLI::App& app, Context& context);
 void add_search_command(CLI::App& app, Context& context);
 void add_infer_command(CLI::App& app, Context& context);
 void add_web_commands(CLI::App& app, Context& context);  // serve, report
+void add_workers_command(CLI::App& app, Context& context);
 
 }  // namespace kforge::cli

@@ -2,9 +2,11 @@
 // results in the kernel library.
 #include <algorithm>
 #include <filesystem>
+#include <future>
 #include <sstream>
 #include <unistd.h>
 
+#include "agent/worker_pool.hpp"
 #include "cli/cli.hpp"
 #include "evaluator/evaluator.hpp"
 #include "kernels_db/kernels_db.hpp"
@@ -14,6 +16,7 @@ namespace {
 
 struct EvalArgs {
   std::string task, suite, kernel, backend = "cpu", db_path, worker;
+  std::vector<std::string> workers;  // --workers: a pool evaluates a task's kernels at once
   bool json = false, check_only = false;
   double timeout_s = 180;
   std::uint64_t seed = 0;
@@ -131,9 +134,24 @@ int run_eval(const Context& context, const EvalArgs& args) {
   for (std::istringstream words(args.worker); words;)
     if (std::string w; words >> w) worker_command.push_back(w);
   auto worker = std::make_shared<Worker>(worker_command);
+  std::unique_ptr<WorkerPool> pool;
+  if (!args.workers.empty()) {
+    if (!args.worker.empty()) return report(make_error(ErrorKind::invalid_input, "give --worker or --workers, not both"));
+    Target pool_target{std::move(backend), device, "", ""};
+    auto started = open_worker_pool(args.workers, pool_target);
+    backend = std::move(pool_target.backend);
+    if (!started) return report(started.error());
+    pool = std::move(*started);
+  }
   for (auto& task : tasks) {
     auto evaluator = Evaluator::create(task, *backend, worker);
     if (!evaluator) return report(evaluator.error());
+    std::unique_ptr<PoolEvaluator> pooled;
+    if (pool) {
+      auto created = PoolEvaluator::create(task, *backend, *pool);
+      if (!created) return report(created.error());
+      pooled = std::move(*created);
+    }
 
     std::vector<std::pair<Candidate, std::string>> kernels;  // candidate, origin
     if (user_kernel) {
@@ -154,9 +172,21 @@ int run_eval(const Context& context, const EvalArgs& args) {
     if (kernels.empty() && exit_code == kExitOk)
       return report(make_error(ErrorKind::invalid_input, "{}: no {} seeds to evaluate (give --kernel FILE)", task.id(),
                                args.backend));
-    for (const auto& [candidate, origin] : kernels) {
+    // With a pool, every kernel of the task is under way at once; else each in turn, when its result is asked for.
+    std::vector<std::future<EvalResult>> results;
+    for (const auto& [candidate, origin] : kernels)
+      results.push_back(pooled ? std::async(std::launch::async, [&, c = &candidate, o = &origin] {
+        return pooled->evaluate(*c, *o, options);
+      })
+                               : std::async(std::launch::deferred, [&, c = &candidate, o = &origin] {
+                                   return evaluator->evaluate(*c, *o, options);
+                                 }));
+    for (std::size_t k = 0; k < kernels.size(); ++k) {
+      const auto& [candidate, origin] = kernels[k];
       if (!args.json && kernels.size() > 1) fmt::print(stderr, "evaluating {} {} ...\n", task.id(), origin);
-      EvalResult result = evaluator->evaluate(candidate, origin, options);
+      EvalResult result = results[k].get();
+      if (pooled && result.worker.empty())
+        return report(make_error(ErrorKind::internal, "{} {}: not evaluated: every worker is lost", task.id(), origin));
       const bool seed = std::any_of(task.seed_paths.begin(), task.seed_paths.end(), [&](const std::string& path) {
         return std::filesystem::path(path).filename() == origin;
       });
@@ -172,7 +202,8 @@ int run_eval(const Context& context, const EvalArgs& args) {
       if (!id) return report(id.error());
       if (*new_best) {
         if (!args.json) fmt::print(stderr, "{} {}: a new best; re-verifying in a fresh worker ...\n", task.id(), origin);
-        result = evaluator->reverify(candidate, origin, result, options);
+        result = pooled ? pooled->reverify(candidate, origin, result, options)
+                        : evaluator->reverify(candidate, origin, result, options);
         evaluation = evaluation_record(task, device, result, run.id);
         id = store->record(kernel, evaluation);
         if (!id) return report(id.error());
@@ -227,6 +258,9 @@ void add_eval_command(CLI::App& app, Context& context) {
   eval->add_flag("--json", args->json, "Print the result as JSON");
   eval->add_option("--worker", args->worker,
                    "Command that starts the evaluation worker (default: this kforge, 'kforge worker')");
+  eval->add_option("--workers", args->workers,
+                   "Evaluate on a pool of workers, a task's kernels at once: SPEC[,SPEC...] of local:N, "
+                   "ssh:HOST[:N], slurm:N[:SRUN_ARGS], cmd:COMMAND");
   add_db_option(*eval, args->db_path);
   eval->callback([&context, args] { context.run = [&context, args] { return run_eval(context, *args); }; });
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/search.hpp"
+#include "agent/worker_pool.hpp"
 #include "cli/cli.hpp"
 #include "evaluator/evaluator.hpp"
 #include "kernels_db/kernels_db.hpp"
@@ -18,6 +19,7 @@ namespace {
 
 struct SearchArgs {
   std::string suite, tasks, backend = "cpu", db_path, worker, llm_file, llm_url, model, time, resume, replay, trace;
+  std::vector<std::string> workers;      // --workers SPEC[,SPEC...], each time it is given
   CLI::Option* resume_option = nullptr;  // given with no value: the latest unfinished run
   double budget_usd = 0;
   SearchOptions options;
@@ -186,6 +188,7 @@ class SearchCommand {
     auto target = open_target(args_.backend);
     if (!target) return target.error();
     target_.emplace(std::move(*target));
+    if (auto s = start_workers(); !s) return s;
     if (run_.id.empty()) {
       if (auto s = start_run(); !s) return s;
     } else if (!run_.llm_models.empty() && !llm_config_) {
@@ -194,6 +197,19 @@ class SearchCommand {
                         run_.id, run_.llm_models);
     }
     return connect_llm();
+  }
+
+  // --workers: the pool, started before the run is recorded, so that a bad worker costs nothing.
+  Status start_workers() {
+    if (args_.workers.empty()) return {};
+    if (!args_.worker.empty()) return make_error(ErrorKind::invalid_input, "give --worker or --workers, not both");
+    auto pool = open_worker_pool(args_.workers, *target_);
+    if (!pool) return pool.error();
+    pool_ = std::move(*pool);
+    for (int i = 0; i < pool_->size(); ++i)
+      fmt::print(stderr, "worker {}: {}, {:.1f} ms round trip\n", pool_->info(i).label(), pool_->info(i).device,
+                 pool_->info(i).latency_ms);
+    return {};
   }
 
   // --resume: the latest unfinished search run, or the one named, with the options and tasks it
@@ -334,13 +350,19 @@ class SearchCommand {
       trace_.task = task.id();
       auto evaluator = Evaluator::create(task, *target_->backend, worker);
       if (!evaluator) return evaluator.error();
+      std::unique_ptr<PoolEvaluator> pooled;  // --workers: the evaluations go to the pool
+      if (pool_) {
+        auto created = PoolEvaluator::create(task, *target_->backend, *pool_, reporter.log);
+        if (!created) return created.error();
+        pooled = std::move(*created);
+      }
       Search search(args_.options, *store_, run_.id, target_->device, prompts_for(task), llm_.get(), reporter,
                     &g_stop_requested);
       const double now = steady_seconds();
       const double deadline = now + (end - now) / static_cast<double>(tasks_.size() - i);
       std::optional<std::string> resumed;
       if (auto it = saved_states_.find(task.id()); it != saved_states_.end()) resumed = it->second;
-      auto outcome = search.run(*evaluator, resumed, deadline);
+      auto outcome = pooled ? search.run(*pooled, resumed, deadline) : search.run(*evaluator, resumed, deadline);
       if (tty_) fmt::print(stderr, "\n");
       if (!outcome) return outcome.error();
       fmt::print(stderr, "{}: {}; best {:.2f}x ({})\n", task.id(), outcome->stop_reason, outcome->best_speedup,
@@ -395,6 +417,7 @@ class SearchCommand {
   std::optional<LlmConfig> llm_config_;
   LlmClientOptions client_options_;
   std::optional<Target> target_;
+  std::unique_ptr<WorkerPool> pool_;  // --workers
   std::unique_ptr<LlmClient> llm_;
   Trace trace_;
   std::vector<TaskOutcome> outcomes_;
@@ -435,6 +458,9 @@ void add_search_command(CLI::App& app, Context& context) {
   search->add_option("--trace", args->trace,
                      "Write each compile and evaluation as a Chrome trace event to this file (ui.perfetto.dev)");
   search->add_option("--worker", args->worker, "Command that starts the evaluation worker (default: 'kforge worker')");
+  search->add_option("--workers", args->workers,
+                     "Evaluate on many workers at once: SPEC[,SPEC...] of local:N, ssh:HOST[:N], "
+                     "slurm:N[:SRUN_ARGS], cmd:COMMAND (see docs/cli.md)");
   add_db_option(*search, args->db_path);
   search->callback([&context, args] { context.run = [&context, args] { return SearchCommand(context, *args).run(); }; });
 }

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   add_search_command(app, context);
   add_infer_command(app, context);
   add_web_commands(app, context);
+  add_workers_command(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -91,6 +91,9 @@ struct EvalResult {
   // compiled, whatever failed after (no device, a crash): the search files kernels by them.
   ResourceUsage usage;
   std::int64_t code_bytes = 0;  // 0: it did not compile
+  // Where it ran, when a pool of workers ran it (agent/worker_pool.hpp): the worker ("slurm#1@node7")
+  // and its device key; empty: the evaluator's own worker, on the run's device.
+  std::string worker, device;
 };
 
 nlohmann::json to_json(const EvalResult& result);
@@ -128,6 +131,9 @@ class Worker {
   int starts() const { return starts_; }
   // How the last worker that died during a call ended: its exit code, -1 if killed or unknown.
   int exit_code() const { return exit_code_; }
+  // Whether a worker process is up: false before the first call, and after a call that failed
+  // (the worker died, hung or answered garbage, and was stopped).
+  bool running() const { return pid_ > 0; }
 
  private:
   Status start();

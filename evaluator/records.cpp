@@ -24,7 +24,8 @@ KernelRecord kernel_record(const Task& task, const std::string& backend, const C
 EvaluationRecord evaluation_record(const Task& task, const std::string& device, const EvalResult& r,
                                    const std::string& run_id) {
   EvaluationRecord e;
-  e.device = device;
+  e.device = r.device.empty() ? device : r.device;  // a pool's worker says its own
+  e.worker = r.worker;
   e.env.kforge_version = KFORGE_VERSION;
   e.run_id = run_id;
   e.verified = r.verified;

@@ -3,6 +3,7 @@
 // kernels: in a sandboxed child for native code (run_sandboxed, host_target.cpp), the reported
 // times then checked against the machine's physics here, outside that child; or in the worker
 // itself for a GPU (evaluate_on_device, on a device_target.cpp target).
+#include <sched.h>
 #include <unistd.h>
 
 #include <map>
@@ -54,11 +55,36 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
   return result;
 }
 
+// The answer to a ping: who this worker is, so that a pool can file each result under the host and
+// device that produced it. With a "backend", its devices' keys (a GPU worker sees the devices its
+// CUDA_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES leaves it); an error there is said, not fatal.
+nlohmann::json pong(const nlohmann::json& request) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  const int cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
+  nlohmann::json answer = {{"pong", true}, {"pid", getpid()}, {"host", host}, {"version", KFORGE_VERSION},
+                           {"cores", cores}};
+  if (const std::string backend = request.value("backend", ""); !backend.empty()) {
+    auto cache = CompileCache::open();
+    auto opened = cache ? make_backend(backend, *cache) : Result<std::unique_ptr<Backend>>(cache.error());
+    auto devices = opened ? (*opened)->devices() : Result<std::vector<DeviceInfo>>(opened.error());
+    if (!devices) {
+      answer["device_error"] = devices.error().message;
+    } else {
+      answer["devices"] = nlohmann::json::array();
+      for (const auto& d : *devices) answer["devices"].push_back({{"key", device_key(d)}, {"name", d.name}});
+    }
+  }
+  return answer;
+}
+
 }  // namespace
 
 nlohmann::json serve_request(const nlohmann::json& request) {
   const std::string type = request.value("type", "");
-  if (type == "ping") return {{"pong", true}, {"pid", getpid()}};
+  if (type == "ping") return pong(request);
   if (type == "validate") return validate_reference(request);
   if (type != "eval") return {{"error", fmt::format("unknown request type '{}'", type)}};
   try {

@@ -111,6 +111,8 @@ struct EvaluationRecord {
   // unknown). Filed with the evaluation, since another arch or compiler builds another binary.
   int registers = -1, spill_bytes = -1, shared_bytes = -1;
   std::int64_t code_bytes = 0;
+  // The pool worker that ran it, "<name>@<host>" ("slurm#1@node7"); empty: the run's one worker.
+  std::string worker;
   std::vector<MeasurementRecord> measurements;
 };
 
@@ -189,7 +191,7 @@ double geomean_median_us(const EvaluationRecord& evaluation);
 
 class KernelStore {
  public:
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
   // A measurement publishes only with at least this many timed samples.
   static constexpr int kMinPublishSamples = 10;
 

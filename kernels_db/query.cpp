@@ -19,7 +19,7 @@ using db::Statement;
 constexpr const char* kEvaluationColumns =
     "e.evaluation_id, e.evaluation_key, e.kernel_key, e.device_key, e.env_key, e.run_id, e.status, e.message, "
     "e.log, e.output, e.atol, e.rtol, e.seed, e.baseline, e.speedup, e.verified, e.op_version, e.dtype, "
-    "e.dynamic_dim, e.created_at, e.registers, e.spill_bytes, e.shared_bytes, e.code_bytes";
+    "e.dynamic_dim, e.created_at, e.registers, e.spill_bytes, e.shared_bytes, e.code_bytes, e.worker";
 
 // Reads kEvaluationColumns starting at column `first`.
 EvaluationRecord read_evaluation(const Statement& st, int first = 0) {
@@ -49,6 +49,7 @@ EvaluationRecord read_evaluation(const Statement& st, int first = 0) {
   e.spill_bytes = static_cast<int>(count(21));
   e.shared_bytes = static_cast<int>(count(22));
   e.code_bytes = std::max<std::int64_t>(count(23), 0);
+  e.worker = st.text(first + 24);
   return e;
 }
 

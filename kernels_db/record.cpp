@@ -96,8 +96,8 @@ Result<std::vector<std::int64_t>> KernelStore::record_batch(
       Statement e(db_,
                   "INSERT INTO evaluation(kernel_key, device_key, status, message, log, atol, rtol, seed, created_at, "
                   "baseline, speedup, evaluation_key, env_key, run_id, output, verified, op_version, dtype, "
-                  "dynamic_dim, registers, spill_bytes, shared_bytes, code_bytes) "
-                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                  "dynamic_dim, registers, spill_bytes, shared_bytes, code_bytes, worker) "
+                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       e.bind(1, kernel.key).bind(2, evaluation.device).bind(3, evaluation.status).bind(4, evaluation.message);
       e.bind(5, evaluation.log).bind(6, evaluation.atol).bind(7, evaluation.rtol);
       e.bind(8, seed).bind(9, now).bind(10, evaluation.baseline).bind_positive(11, evaluation.speedup);
@@ -105,6 +105,7 @@ Result<std::vector<std::int64_t>> KernelStore::record_batch(
       e.bind_int(16, evaluation.verified).bind_int(17, evaluation.op_version).bind(18, evaluation.dtype);
       e.bind(19, evaluation.dynamic_dim).bind_count(20, evaluation.registers).bind_count(21, evaluation.spill_bytes);
       e.bind_count(22, evaluation.shared_bytes).bind_count(23, evaluation.code_bytes > 0 ? evaluation.code_bytes : -1);
+      e.bind(24, evaluation.worker);
       if (e.step() != SQLITE_DONE) return e.error();
       const std::int64_t evaluation_id = sqlite3_last_insert_rowid(db_);
       ids.push_back(evaluation_id);

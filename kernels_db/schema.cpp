@@ -208,6 +208,10 @@ ALTER TABLE evaluation ADD COLUMN spill_bytes  INTEGER;  -- spill stores + loads
 ALTER TABLE evaluation ADD COLUMN shared_bytes INTEGER;  -- static shared memory per block
 ALTER TABLE evaluation ADD COLUMN code_bytes   INTEGER;  -- the binary's size
 )sql",
+    // 7: which worker of a pool ran an evaluation, "<name>@<host>" ('': the run's one worker).
+    R"sql(
+ALTER TABLE evaluation ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+)sql",
 };
 constexpr int kMigrationCount = sizeof kMigrations / sizeof kMigrations[0];
 static_assert(kMigrationCount == KernelStore::kSchemaVersion);

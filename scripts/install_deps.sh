@@ -13,6 +13,7 @@ packages=(
   libamdhip64-dev  # hiprtc and HIP headers: the hip backend compiles for gfx90a without a GPU
   libjs-highlight.js  # kforge serve/report: source highlighting, served from its install path
   chromium curl  # the kforge serve tests: pages in headless Chromium, the API over HTTP
+  slurmctld slurmd slurm-client munge openssh-server openssh-client  # the worker-pool tests' engines
 )
 
 missing=()

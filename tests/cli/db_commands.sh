@@ -28,7 +28,7 @@ db best --db "$dir/a.db" --json | grep -q '"match": "exact"'
 db history --task tiny/scale --db "$dir/a.db" | grep -c " ok " | grep -q 3
 db history --task tiny/scale --db "$dir/a.db" --json | grep -q best_so_far_us
 db stats --db "$dir/a.db" | grep -Eq "^best +1 \(0 stale\)"
-db stats --db "$dir/a.db" --json | grep -q '"schema_version": 6'
+db stats --db "$dir/a.db" --json | grep -q '"schema_version": 7'
 
 db export --db "$dir/a.db" --out "$dir/snapshot.db" | grep -q "exported 1 kernels"
 db export --db "$dir/a.db" --out "$dir/snapshot.db" 2>&1 | grep -q "exists; export writes a new file"

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# `kforge search --workers` on this machine. MODE:
+#   pool   bad specs are refused (exit 2, one line); `workers check local:2` lists two workers; a
+#          2-worker search evaluates exactly --evals kernels, each once, on both workers, each result
+#          filed under its worker and device, a new best re-verified on the other worker; `eval
+#          --workers` evaluates a task's seeds on the pool.
+#   kill   a worker killed with kill -9 in the middle of an evaluation: the candidate is evaluated
+#          again on the other worker, the count holds, nothing twice, nothing recorded as a crash.
+#   hang   a worker that stops answering mid-evaluation (SIGSTOP): the same, once the deadline passes.
+#   resume kill -9 of the coordinator of a 2-worker search, then `--resume`: every kernel evaluated
+#          once, none lost, the run ends.
+#   lost   the only worker dies on every evaluation: retried once, recorded naming the worker, then
+#          retired; the run ends interrupted, and `--resume` on a good worker completes it with
+#          nothing evaluated twice.
+set -u
+mode=$1 kforge=$2 dir=$3 tasks=$4
+rm -rf "$dir" && mkdir -p "$dir"
+db=$dir/kforge.db
+fail() { echo "FAIL: $*"; exit 1; }
+q() { sqlite3 "$db" "$1"; }
+search() { timeout 120 "$kforge" --tasks-dir "$tasks" search --suite search --seed 3 --db "$db" "$@" 2>"$dir/log"; }
+# Every kernel evaluated once, apart from re-verifications; `evals` of them.
+check_counts() {
+  local evals=$1
+  [ "$(q "SELECT count(*) FROM kernel")" -eq "$evals" ] || fail "$(q "SELECT count(*) FROM kernel") kernels, not $evals"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE verified = 0 AND message NOT LIKE 're-verification%'")" -eq "$evals" ] ||
+    fail "duplicate evaluations: $(q "SELECT kernel_key, count(*) FROM evaluation WHERE verified = 0 GROUP BY 1 HAVING count(*) > 1")"
+}
+# A worker (cmd:) that sends itself SIGNAL in the middle of its first evaluation, once per MARKER.
+here=$(cd "$(dirname "$0")" && pwd)
+fault_worker() { echo "cmd:$here/fault_worker.sh $1 '$2' $kforge"; }
+
+case $mode in
+pool)
+  for spec in local:0 local:x ssh: slurm:two foo:1 "local:1,,local:1"; do
+    out=$("$kforge" workers check "$spec" 2>&1)
+    code=$?
+    [ $code -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q -- "--workers" ||
+      fail "spec '$spec': exit $code, '$out'"
+  done
+  "$kforge" --tasks-dir "$tasks" search --suite search --db "$db" --workers nope:1 >/dev/null 2>"$dir/log"
+  [ $? -eq 2 ] && grep -q "unknown kind 'nope'" "$dir/log" || fail "search with a bad spec: $(cat "$dir/log")"
+  [ ! -e "$db" ] || [ "$(q "SELECT count(*) FROM run")" -eq 0 ] || fail "a refused search recorded a run"
+  out=$(timeout 60 "$kforge" workers check local:2) || fail "workers check: $out"
+  echo "$out" | grep -Eq "^local#0 .* [0-9.]+ ms +cpu:" && echo "$out" | grep -q "^local#1 " ||
+    fail "workers check: $out"
+  search --evals 10 --workers local:2 >"$dir/out" || fail "search: $(cat "$dir/log")"
+  check_counts 10
+  [ "$(q "SELECT count(DISTINCT worker) FROM evaluation")" -eq 2 ] || fail "not both workers: $(q "SELECT DISTINCT worker FROM evaluation")"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE worker NOT GLOB 'local#[01]@?*' OR device_key NOT GLOB 'cpu:?*'")" -eq 0 ] ||
+    fail "an evaluation without its worker or device: $(q "SELECT worker, device_key FROM evaluation")"
+  # A re-verification ran on the other worker than the evaluation it checks.
+  [ "$(q "SELECT count(*) FROM evaluation a JOIN evaluation b ON a.kernel_key = b.kernel_key AND a.verified = 0
+          AND b.verified = 1 AND a.worker = b.worker")" -eq 0 ] || fail "a re-verification on the same worker"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE verified = 1")" -ge 1 ] || fail "no re-verified best"
+  # eval --workers: a task's seeds at once, each filed under the worker that ran it.
+  rm -f "$db"
+  out=$(timeout 120 "$kforge" --tasks-dir "$tasks" eval --task search/scale --check-only --db "$db" --workers local:2 2>&1) ||
+    fail "eval: $out"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE status = 'ok' AND worker GLOB 'local#[01]@?*'")" -eq 2 ] ||
+    fail "eval --workers: $(q "SELECT worker, status FROM evaluation")"
+  ;;
+kill | hang)
+  signal=KILL timeout=180
+  [ "$mode" = hang ] && signal=STOP timeout=2  # the worker's deadline is --timeout + 30 s
+  search --evals 6 --timeout $timeout --workers local:1 --workers "$(fault_worker $signal "$dir/hit")" >"$dir/out" ||
+    fail "search: $(cat "$dir/log")"
+  check_counts 6
+  want="killed by SIGKILL|exited with code 137"  # the worker itself, or the sh -c that started it
+  [ "$mode" = hang ] && want="no answer within 32 s"
+  grep -Eq "worker cmd#0@.* failed \(.*($want).*\); trying it on another worker" "$dir/log" || fail "no retry: $(cat "$dir/log")"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE status != 'ok'")" -eq 0 ] ||
+    fail "a failed evaluation: $(q "SELECT status, message FROM evaluation WHERE status != 'ok'")"
+  [ "$(q "SELECT count(DISTINCT worker) FROM evaluation")" -eq 2 ] || fail "the restarted worker was not used again"
+  ;;
+lost)
+  search --evals 6 --workers "$(fault_worker KILL "")" >"$dir/out"
+  code=$?
+  [ $code -eq 1 ] && grep -q "interrupted: continue with  kforge search --resume" "$dir/out" || fail "exit $code: $(cat "$dir/out" "$dir/log")"
+  grep -q "worker cmd#0@.* failed 3 times in a row: retired (0 left)" "$dir/log" || fail "not retired: $(cat "$dir/log")"
+  # The first seed failed on the worker twice: recorded, naming it; the second was never finished.
+  [ "$(q "SELECT count(*) FROM evaluation")" -eq 1 ] || fail "$(q "SELECT count(*) FROM evaluation") evaluations recorded"
+  q "SELECT message FROM evaluation" | grep -Eq "(killed by SIGKILL|exited with code 137).* \(worker cmd#0@.*, after a retry\)" || fail "$(q "SELECT message FROM evaluation")"
+  search --resume --workers local:1 >"$dir/out" || fail "resume: $(cat "$dir/log")"
+  check_counts 6
+  [ "$(q "SELECT count(*) FROM run WHERE ended_at IS NULL")" -eq 0 ] || fail "the run did not end"
+  ;;
+resume)
+  # kill -9 of the coordinator while two workers evaluate, then --resume on other workers.
+  "$kforge" --tasks-dir "$tasks" search --suite search --seed 3 --evals 10 --db "$db" --workers local:2 >/dev/null 2>&1 &
+  victim=$!
+  for _ in $(seq 1200); do
+    [ "$(q "SELECT count(DISTINCT kernel_key) FROM evaluation" 2>/dev/null || echo 0)" -ge 4 ] && break
+    sleep 0.05
+  done
+  kill -9 "$victim"
+  wait "$victim" 2>/dev/null
+  before=$(q "SELECT count(*) FROM kernel")
+  [ "$before" -ge 4 ] && [ "$before" -lt 10 ] || fail "killed after $before kernels, not in between"
+  search --resume --workers local:1,local:1 >"$dir/out" || fail "resume: $(cat "$dir/log")"
+  check_counts 10
+  [ "$(q "SELECT count(*) FROM run WHERE ended_at IS NULL")" -eq 0 ] || fail "the run did not end"
+  ;;
+*) fail "unknown mode $mode" ;;
+esac
+echo "ok: $mode"
