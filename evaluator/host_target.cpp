@@ -111,6 +111,7 @@ class OutsideClock {
       const double us = std::chrono::duration<double, std::micro>(now - begun).count();
       if (c == 'b' || c == 'c') {
         broken_ |= open != 0;
+        if (broken_) break;
         open = c, begun = now;
         continue;
       }
@@ -118,13 +119,15 @@ class OutsideClock {
       if (c == 'e' && open == 'b') timed_us_ += us, ++calls_;
       if (c != 'q' && c != (open == 'b' ? 'e' : 'd')) broken_ = true;
       open = 0;
-      if (c == 'd' || broken_) continue;
+      if (broken_) break;
+      if (c == 'd') continue;
       unsigned char reply[kDecisionBytes];
       reply[0] = c == 'e' && secret() % 8 == 0 ? 'C' : 'U';  // a random eighth of the timed calls
       const std::uint64_t seed = secret();
       std::memcpy(reply + 1, &seed, sizeof seed);
       if (send(fd_, reply, sizeof reply, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof reply)) broken_ = true;
     }
+    shutdown(fd_, SHUT_WR);  // a stray byte: no more answers, so the child stops at once
   }
 
   int fd_;
@@ -396,7 +399,7 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
     auto decoded = parsed.is_discarded() ? Result<EvalResult>(make_error(ErrorKind::internal, "unreadable"))
                                          : eval_result_from_json(parsed);
     if (decoded && consistent(task, *decoded, options, seed)) {
-      if (decoded->status == EvalStatus::ok && options.time_bench_shapes)
+      if (outside.broken() || (decoded->status == EvalStatus::ok && options.time_bench_shapes))
         if (std::string why = disagreement(*decoded, outside); !why.empty()) {
           decoded->status = EvalStatus::rejected_cheat;
           decoded->message = why;
