@@ -127,7 +127,12 @@ class OutsideClock {
       std::memcpy(reply + 1, &seed, sizeof seed);
       if (send(fd_, reply, sizeof reply, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof reply)) broken_ = true;
     }
-    shutdown(fd_, SHUT_WR);  // a stray byte: no more answers, so the child stops at once
+    // A stray byte: no more answers, so the harness in the child stops at once; whatever else
+    // arrives is drained, so that no write of the child's ever blocks on a full socket.
+    shutdown(fd_, SHUT_WR);
+    char sink[4096];
+    for (ssize_t n; (n = read(fd_, sink, sizeof sink)) != 0;)
+      if (n < 0 && errno != EINTR) break;
   }
 
   int fd_;
@@ -210,7 +215,7 @@ std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runne
     reference.call(task, inputs, false);
     for (size_t i = 0, k = 0; i < task.args.size() && why.empty(); ++i)
       if (is_output(task.args[i]) && std::memcmp(at_return[k++].data(), timed[0].own.buffers[i].data(), timed[0].own.buffers[i].bytes) != 0)
-        why = "the kernel's outputs changed after it returned (it left work running)";
+        why = "the timed calls computed something else after they returned (the outputs changed later: work left running)";
     ShapeResult result;
     compare(task, timed[0].own, reference.own, result);
     if (why.empty() && result.correct) return std::nullopt;

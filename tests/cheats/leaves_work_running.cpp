@@ -1,7 +1,7 @@
 // @kforge entry: rmsnorm_f32
 // @kforge about: CHEAT: once timed (its output buffer seen again and again), returns at once and leaves a thread (started through a pointer found in libc) to write the output after the clock stopped
 // expect: incorrect
-// expect-message: the kernel's outputs changed after it returned
+// expect-message: the timed calls computed something else
 #include <pthread.h>
 #include <link.h>
 #include <cmath>
