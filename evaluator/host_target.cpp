@@ -86,8 +86,12 @@ class OutsideClock {
   void finish() {
     if (thread_.joinable()) thread_.join();
   }
-  double timed_us() const { return timed_us_; }
-  long calls() const { return calls_; }
+  // The timed calls of each shape (each time() asks once, 'q', before its first call).
+  struct Shape {
+    double timed_us = 0;
+    long calls = 0;
+  };
+  const std::vector<Shape>& shapes() const { return shapes_; }
   bool broken() const { return broken_; }
   // What one handshake adds to a call's outside time: the median of the empty calls.
   double overhead_us() const {
@@ -116,7 +120,8 @@ class OutsideClock {
         continue;
       }
       if (c == 'd' && open == 'c') calibration_us_.push_back(us);
-      if (c == 'e' && open == 'b') timed_us_ += us, ++calls_;
+      if (c == 'e' && open == 'b' && !shapes_.empty()) shapes_.back().timed_us += us, ++shapes_.back().calls;
+      if (c == 'q') shapes_.emplace_back();
       if (c != 'q' && c != (open == 'b' ? 'e' : 'd')) broken_ = true;
       open = 0;
       if (broken_) break;
@@ -136,8 +141,7 @@ class OutsideClock {
   }
 
   int fd_;
-  double timed_us_ = 0;
-  long calls_ = 0;
+  std::vector<Shape> shapes_;
   bool broken_ = false;
   std::vector<double> calibration_us_;
   std::thread thread_;
@@ -298,7 +302,7 @@ class HostTarget final : public Target {
   std::vector<std::byte> flush_buffer_;
 };
 
-// The in-process clock against the worker's, over all the candidate's timed calls: empty when
+// The in-process clock against the worker's, shape by shape: empty when
 // they agree. Outside, each call also holds two handshakes and the worker's wake-ups, which a
 // loaded machine delays further; those only ever lengthen the outside time, so agreeing means
 // the in-process total is at least kAgreement of the outside one, less the handshakes' median
@@ -309,17 +313,21 @@ class HostTarget final : public Target {
 constexpr double kAgreement = 0.5, kSlackUs = 5000;
 std::string disagreement(const EvalResult& r, const OutsideClock& outside) {
   if (outside.broken()) return "the kernel's process broke the handshake with the worker's clock";
-  double inside_us = 0;
-  long calls = 0;
-  for (const auto& shape : r.shapes)
-    if (shape.timing) inside_us += shape.timing->mean_us * shape.timing->n, calls += shape.timing->n;
-  if (calls != outside.calls())
-    return fmt::format("the kernel's process reported {} timed calls where the worker saw {}", calls, outside.calls());
-  const double outside_us = outside.timed_us() - static_cast<double>(calls) * (outside.overhead_us() + kSlackUs);
-  if (inside_us >= kAgreement * outside_us) return "";
-  return fmt::format("the kernel's process reported less time than passed outside it ({:.0f} us in {} timed calls, "
-                     "{:.0f} us by the worker's clock)",
-                     inside_us, calls, outside.timed_us());
+  size_t k = 0;
+  for (const auto& shape : r.shapes) {
+    if (!shape.timing) continue;
+    if (k >= outside.shapes().size() || outside.shapes()[k].calls != shape.timing->n)
+      return fmt::format("the kernel's process reported {} timed calls at {} where the worker saw {}", shape.timing->n,
+                         shape_label(shape.dims), k < outside.shapes().size() ? outside.shapes()[k].calls : 0);
+    const auto& seen = outside.shapes()[k++];
+    const double inside_us = shape.timing->mean_us * shape.timing->n;
+    const double outside_us = seen.timed_us - static_cast<double>(seen.calls) * (outside.overhead_us() + kSlackUs);
+    if (inside_us < kAgreement * outside_us)
+      return fmt::format("the kernel's process reported less time than passed outside it ({:.0f} us in {} timed calls "
+                         "at {}, {:.0f} us by the worker's clock)",
+                         inside_us, seen.calls, shape_label(shape.dims), seen.timed_us);
+  }
+  return "";
 }
 
 }  // namespace
