@@ -96,7 +96,8 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
 // every other inherited descriptor but stdin/out/err is closed; it leaves with _exit(0) when
 // `body` returns, _exit(4) if it throws, and dies with the parent. For work that may crash or
 // hang: a segfault becomes ProcessResult::signal, an endless loop timed_out.
-Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body, double timeout_s);
+// `keep_fd`, when given, also reaches the child, as descriptor output_fd + 1.
+Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body, double timeout_s, int keep_fd = -1);
 
 // "SIGSEGV", "SIGABRT", ... for a signal number.
 std::string signal_name(int signal);

@@ -24,7 +24,7 @@ std::string signal_name(int signal) {
   return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", signal);
 }
 
-Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body, double timeout_s) {
+Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& body, double timeout_s, int keep_fd) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return make_error(ErrorKind::internal, "pipe: {}", std::strerror(errno));
   const pid_t parent = getpid();
@@ -45,8 +45,10 @@ Result<ProcessResult> run_in_child(const std::function<void(int output_fd)>& bod
     dup2(null_fd, STDIN_FILENO);
     // Only stdin/out/err and the result pipe survive: code run in the child must not reach the
     // parent's files (an open kernel library, above all).
+    const int kept = keep_fd >= 0 ? fcntl(keep_fd, F_DUPFD, 10) : -1;  // out of dup2's way
     dup2(fds[1], kChildOutputFd);
-    close_range(kChildOutputFd + 1, ~0U, 0);
+    if (kept >= 0) dup2(kept, kChildOutputFd + 1);
+    close_range(kChildOutputFd + (kept >= 0 ? 2 : 1), ~0U, 0);
     try {
       body(kChildOutputFd);
     } catch (const std::exception& e) {

@@ -44,10 +44,14 @@ struct EvalOptions {
 };
 
 // Confines the calling process (the evaluation child, before loading the kernels): rlimits on core
-// files, open files, address space and CPU time, and a seccomp filter refusing
-// fork/exec, non-thread clones, sockets, ptrace, signals to other processes, executable memory,
-// and writing, creating or changing files. Irreversible.
+// files, open files, address space and CPU time, and an allow-list seccomp filter: computing,
+// threads, reading files; anything else fails with EPERM, and what only an attack asks for
+// (memfd_create, executable anonymous memory, userfaultfd, perf_event_open, bpf) kills the
+// process with SIGSYS. Irreversible.
 Status enter_sandbox(const EvalOptions& options);
+// The second stage, once the kernels are loaded: no executable mapping any more (SIGSYS), on
+// every thread of the process.
+Status seal_sandbox();
 
 struct TimingStats {
   int n = 0;

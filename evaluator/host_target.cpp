@@ -5,13 +5,18 @@
 // harness could have produced, since candidate code ran in the process that sent it. The timing
 // loop, time_interleaved, calls the candidate and the baseline in turn, each through a Runner with
 // outputs of its own, the caches flushed before each call.
+#include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <random>
+#include <thread>
 
 #include "evaluator/internal.hpp"
 
@@ -25,6 +30,122 @@ size_t flush_bytes() {
   long llc = l3 > 0 ? l3 : l2 > 0 ? l2 : 32l << 20;
   return std::min<size_t>(2 * static_cast<size_t>(llc), 64u << 20);
 }
+
+// What the worker decides for one timed call, sent only once the call has returned: whether
+// it is checked, and the seed that redraws the next call's inputs. A kernel can read anything in
+// its own process, so neither may live there before it matters.
+struct Decision {
+  bool check = false;
+  std::uint64_t next_seed = 0;
+};
+constexpr size_t kDecisionBytes = 9;
+constexpr int kCalibrationPairs = 16;
+
+// The child's end of the worker's clock: one byte at each timed call's start ('b') and end ('e'),
+// answered by the Decision for that call; 'q' asks for a first seed; 'c'/'d' are empty calls
+// that measure what the handshake itself costs.
+struct ParentClock {
+  int fd = -1;
+  void tell(char c) const { (void)!write(fd, &c, 1); }
+  // The worker's answer; nothing when the channel broke (a kernel that read from it).
+  std::optional<Decision> answer() const {
+    unsigned char bytes[kDecisionBytes];
+    for (size_t got = 0; got < sizeof bytes;) {
+      const ssize_t n = read(fd, bytes + got, sizeof bytes - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return std::nullopt;
+      got += static_cast<size_t>(n);
+    }
+    if (bytes[0] != 'C' && bytes[0] != 'U') return std::nullopt;
+    Decision d;
+    d.check = bytes[0] == 'C';
+    std::memcpy(&d.next_seed, bytes + 1, sizeof d.next_seed);
+    return d;
+  }
+  std::optional<Decision> ask() const {
+    tell('q');
+    return answer();
+  }
+  void calibrate() const {
+    for (int i = 0; i < kCalibrationPairs; ++i) {
+      tell('c');
+      [[maybe_unused]] const auto t0 = Clock::now(), t1 = Clock::now();
+      tell('d');
+    }
+  }
+};
+
+// The worker's end: a thread that timestamps each timed call from outside the child, where the
+// kernel cannot reach the clock or the records, and draws the decisions from a secret generator.
+class OutsideClock {
+ public:
+  explicit OutsideClock(int fd) : fd_(fd), thread_([this] { serve(); }) {}
+  OutsideClock(const OutsideClock&) = delete;
+  ~OutsideClock() { finish(); }
+  // Waits for the child's end to close (the child is gone); the totals are final after it.
+  void finish() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // The timed calls of each shape (each time() asks once, 'q', before its first call).
+  struct Shape {
+    double timed_us = 0;
+    long calls = 0;
+  };
+  const std::vector<Shape>& shapes() const { return shapes_; }
+  bool broken() const { return broken_; }
+  // What one handshake adds to a call's outside time: the median of the empty calls.
+  double overhead_us() const {
+    if (calibration_us_.empty()) return 0;
+    std::vector<double> v = calibration_us_;
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
+
+ private:
+  void serve() {
+    std::random_device device;
+    std::mt19937_64 secret((static_cast<std::uint64_t>(device()) << 32) ^ device());
+    Clock::time_point begun;
+    char open = 0;
+    for (char c;;) {
+      const ssize_t n = read(fd_, &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      const auto now = Clock::now();
+      const double us = std::chrono::duration<double, std::micro>(now - begun).count();
+      if (c == 'b' || c == 'c') {
+        broken_ |= open != 0;
+        if (broken_) break;
+        open = c, begun = now;
+        continue;
+      }
+      if (c == 'd' && open == 'c') calibration_us_.push_back(us);
+      if (c == 'e' && open == 'b' && !shapes_.empty()) shapes_.back().timed_us += us, ++shapes_.back().calls;
+      if (c == 'q') shapes_.emplace_back();
+      if (c != 'q' && c != (open == 'b' ? 'e' : 'd')) broken_ = true;
+      open = 0;
+      if (broken_) break;
+      if (c == 'd') continue;
+      unsigned char reply[kDecisionBytes];
+      reply[0] = c == 'e' && secret() % 8 == 0 ? 'C' : 'U';  // a random eighth of the timed calls
+      const std::uint64_t seed = secret();
+      std::memcpy(reply + 1, &seed, sizeof seed);
+      if (send(fd_, reply, sizeof reply, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof reply)) broken_ = true;
+    }
+    // A stray byte: no more answers, so the harness in the child stops at once; whatever else
+    // arrives is drained, so that no write of the child's ever blocks on a full socket.
+    shutdown(fd_, SHUT_WR);
+    char sink[4096];
+    for (ssize_t n; (n = read(fd_, sink, sizeof sink)) != 0;)
+      if (n < 0 && errno != EINTR) break;
+  }
+
+  int fd_;
+  std::vector<Shape> shapes_;
+  bool broken_ = false;
+  std::vector<double> calibration_us_;
+  std::thread thread_;
+};
 
 // A kernel, timed or not, with buffers of its own for its outputs; the inputs of each call come
 // from the pool (shared, read-only).
@@ -44,8 +165,10 @@ struct Runner {
     return out;
   }
   // Poisons the outputs (restores inout tensors from `inputs`), then calls; the time of the call
-  // alone is recorded when `record`. `before` runs last before the clock starts (the cache flush).
-  void call(const Task& task, const CallArgs& inputs, bool record, const std::function<void()>& before = {}) {
+  // alone is recorded when `record`. `before` runs last before the clock starts (the cache flush);
+  // `outside`, when given, hears of the call's start and end (the worker times it too).
+  void call(const Task& task, const CallArgs& inputs, bool record, const std::function<void()>& before = {},
+            const ParentClock* outside = nullptr) {
     for (size_t i = 0; i < task.args.size(); ++i) {
       Buffer& b = own.buffers[i];
       if (task.args[i].role == ArgRole::out) std::memset(b.data(), 0xFF, b.bytes);
@@ -54,10 +177,12 @@ struct Runner {
     std::vector<void*> pointers;
     for (const Buffer* b : arguments(task, inputs)) pointers.push_back(b->data());
     if (before) before();
+    if (outside) outside->tell('b');
     watchdog.arm();
     const auto t0 = Clock::now();
     fn(pointers.data());
     const auto t1 = Clock::now();
+    if (outside) outside->tell('e');
     watchdog.disarm();
     if (record) samples_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
@@ -67,27 +192,39 @@ struct Runner {
 // call, so both see the same machine. Call i reads pool input set i mod |pool|, after 16 elements
 // of each input were drawn afresh: no call finds the previous call's data in the cache, and none
 // sees inputs seen before, so a stored answer is never right. Before every call, outside the timed
-// window, the outputs are poisoned (inout tensors restored) and the caches flushed. A random eighth
-// of the candidate's calls, and one more call after the last, are checked against the reference
-// on the same inputs, again outside the window: every timed call must really compute.
+// window, the outputs are poisoned (inout tensors restored) and the caches flushed. The worker
+// times each of the candidate's calls from outside too, and decides, once a call has returned,
+// whether it is checked (a random eighth, and one more call after the last) and the seed of the
+// next redraw: a kernel cannot know in advance which calls go unchecked. A checked call's outputs
+// are compared with the reference's on the same inputs, again outside the window, and must not
+// have changed since the call returned.
 std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runner>& timed, Runner& reference,
                                              std::vector<CallArgs>& pool, const EvalOptions& options,
-                                             std::vector<std::byte>& flush_buffer, std::mt19937_64& rng) {
+                                             std::vector<std::byte>& flush_buffer, const ParentClock& outside) {
   auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   unsigned char flush_value = 0;
   auto flush = [&] {
     if (!flush_buffer.empty()) std::memset(flush_buffer.data(), ++flush_value, flush_buffer.size());
   };
-  // One call of the candidate on `inputs`, checked: the reference's answer, and nothing else touched.
-  auto checked_call = [&](const CallArgs& inputs, bool record) -> std::optional<TimedFailure> {
-    const auto hashes = input_hashes(task, inputs);
-    timed[0].call(task, inputs, record, flush);
+  ShapeResult no_mismatch;
+  no_mismatch.correct = true;  // (the harness's failure, not a wrong output)
+  const TimedFailure broken{"the harness's channel to the worker broke (did the kernel read from it?)", no_mismatch};
+  // The candidate's last call on `inputs`, checked: its outputs as they were when it returned,
+  // the reference's answer, and nothing else touched.
+  auto check = [&](const CallArgs& inputs, const std::vector<std::string>& hashes) -> std::optional<TimedFailure> {
+    std::vector<std::vector<std::byte>> at_return;
+    for (size_t i = 0; i < task.args.size(); ++i)
+      if (is_output(task.args[i])) at_return.emplace_back(timed[0].own.buffers[i].data(), timed[0].own.buffers[i].data() + timed[0].own.buffers[i].bytes);
     std::string why = misbehaviour(task, timed[0].arguments(task, inputs), hashes);
     reference.call(task, inputs, false);
-    ShapeResult check;
-    compare(task, timed[0].own, reference.own, check);
-    if (why.empty() && check.correct) return std::nullopt;
-    return TimedFailure{why, check};
+    for (size_t i = 0, k = 0; i < task.args.size() && why.empty(); ++i)
+      if (is_output(task.args[i]) && std::memcmp(at_return[k++].data(), timed[0].own.buffers[i].data(), timed[0].own.buffers[i].bytes) != 0)
+        why = "the timed calls computed something else after they returned (the outputs changed later: work left running)";
+    ShapeResult result;
+    compare(task, timed[0].own, reference.own, result);
+    if (why.empty() && result.correct) return std::nullopt;
+    result.correct = false;  // whatever the reference found, what the call returned was not its answer
+    return TimedFailure{why, result};
   };
 
   size_t next = 0;
@@ -95,6 +232,9 @@ std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runne
   for (int calls = 0; calls < 3 || seconds_since(warmup_start) < options.warmup_s; ++calls, ++next)
     for (auto& t : timed) t.call(task, pool[next % pool.size()], false);
 
+  outside.calibrate();
+  std::optional<Decision> decision = outside.ask();
+  if (!decision) return broken;
   const auto start = Clock::now();
   auto settled = [&](const Runner& t) {
     const TimingStats s = summarize(t.samples_us);
@@ -102,12 +242,14 @@ std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runne
   };
   for (;; ++next) {
     CallArgs& inputs = pool[next % pool.size()];
-    redraw_some(task, inputs, rng);
-    if (rng() % 8 == 0) {
-      if (auto failure = checked_call(inputs, true)) return failure;
-    } else {
-      timed[0].call(task, inputs, true, flush);
-    }
+    std::mt19937_64 redraw(decision->next_seed);
+    redraw_some(task, inputs, redraw);
+    const auto hashes = input_hashes(task, inputs);  // (whether the call is checked is not known yet)
+    timed[0].call(task, inputs, true, flush, &outside);
+    decision = outside.answer();
+    if (!decision) return broken;
+    if (decision->check)
+      if (auto failure = check(inputs, hashes)) return failure;
     for (size_t t = 1; t < timed.size(); ++t) timed[t].call(task, inputs, true, flush);
     const int n = static_cast<int>(timed[0].samples_us.size());
     if (n >= options.max_repeats) break;
@@ -116,8 +258,11 @@ std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runne
     if (std::all_of(timed.begin(), timed.end(), settled)) break;
   }
   CallArgs& inputs = pool[next % pool.size()];
-  redraw_some(task, inputs, rng);
-  if (auto failure = checked_call(inputs, false)) return failure;
+  std::mt19937_64 redraw(decision->next_seed);
+  redraw_some(task, inputs, redraw);
+  const auto hashes = input_hashes(task, inputs);
+  timed[0].call(task, inputs, false, flush);
+  if (auto failure = check(inputs, hashes)) return failure;
   if (timed.size() < 2) return std::nullopt;
   timed[1].call(task, inputs, false);  // the baseline, on the inputs the reference just answered
   return check_baseline(task, timed[1].own, reference.own);
@@ -126,7 +271,8 @@ std::optional<TimedFailure> time_interleaved(const Task& task, std::vector<Runne
 // The cpu target: kernels called in this process (the evaluation child) through their trampolines.
 class HostTarget final : public Target {
  public:
-  HostTarget(CallFn candidate, CallFn baseline, bool flush) : candidate_(candidate), baseline_(baseline), flush_(flush) {}
+  HostTarget(CallFn candidate, CallFn baseline, bool flush, ParentClock outside)
+      : candidate_(candidate), baseline_(baseline), flush_(flush), outside_(outside) {}
   Status run(const Task&, CallArgs& args) override {
     watchdog.arm();
     candidate_(args.pointers().data());
@@ -135,14 +281,15 @@ class HostTarget final : public Target {
   }
   bool has_baseline() const override { return baseline_ != nullptr; }
   std::optional<TimedFailure> time(const Task& task, CallFn reference, std::vector<CallArgs>& pool,
-                                   const EvalOptions& options, std::mt19937_64& rng, std::vector<double>& candidate_us,
+                                   const EvalOptions& options, std::mt19937_64&, std::vector<double>& candidate_us,
                                    std::vector<double>& baseline_us) override {
     if (flush_ && flush_buffer_.empty()) flush_buffer_.resize(flush_bytes());  // (64 MiB: only when timing)
     std::vector<Runner> timed;
     timed.emplace_back(task, candidate_, pool[0]);
     if (baseline_) timed.emplace_back(task, baseline_, pool[0]);
     Runner oracle(task, reference, pool[0]);
-    auto failure = time_interleaved(task, timed, oracle, pool, options, flush_buffer_, rng);
+    // (the worker draws the decisions: not `rng`, whose seed the child knows)
+    auto failure = time_interleaved(task, timed, oracle, pool, options, flush_buffer_, outside_);
     candidate_us = std::move(timed[0].samples_us);
     if (baseline_) baseline_us = std::move(timed[1].samples_us);
     return failure;
@@ -151,8 +298,37 @@ class HostTarget final : public Target {
  private:
   CallFn candidate_, baseline_;
   bool flush_;
+  ParentClock outside_;
   std::vector<std::byte> flush_buffer_;
 };
+
+// The in-process clock against the worker's, shape by shape: empty when
+// they agree. Outside, each call also holds two handshakes and the worker's wake-ups, which a
+// loaded machine delays further; those only ever lengthen the outside time, so agreeing means
+// the in-process total is at least kAgreement of the outside one, less the handshakes' median
+// cost (measured on empty calls) and kSlackUs per call for the worker's wake-ups (a
+// microsecond kernel measured ~35 us more outside than in on a loaded 2-core machine, and 2.5 ms
+// more with that machine overloaded). A forged clock or shrunken samples worth forging fall far
+// below that on calls longer than the slack.
+constexpr double kAgreement = 0.5, kSlackUs = 5000;
+std::string disagreement(const EvalResult& r, const OutsideClock& outside) {
+  if (outside.broken()) return "the kernel's process broke the handshake with the worker's clock";
+  size_t k = 0;
+  for (const auto& shape : r.shapes) {
+    if (!shape.timing) continue;
+    if (k >= outside.shapes().size() || outside.shapes()[k].calls != shape.timing->n)
+      return fmt::format("the kernel's process reported {} timed calls at {} where the worker saw {}", shape.timing->n,
+                         shape_label(shape.dims), k < outside.shapes().size() ? outside.shapes()[k].calls : 0);
+    const auto& seen = outside.shapes()[k++];
+    const double inside_us = shape.timing->mean_us * shape.timing->n;
+    const double outside_us = seen.timed_us - static_cast<double>(seen.calls) * (outside.overhead_us() + kSlackUs);
+    if (inside_us < kAgreement * outside_us)
+      return fmt::format("the kernel's process reported less time than passed outside it ({:.0f} us in {} timed calls "
+                         "at {}, {:.0f} us by the worker's clock)",
+                         inside_us, seen.calls, shape_label(shape.dims), seen.timed_us);
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -160,6 +336,15 @@ class HostTarget final : public Target {
 // child ended into a status.
 EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, const std::string& baseline_binary,
                          const std::string& candidate_binary, const EvalOptions& options, std::uint64_t seed) {
+  EvalResult result;
+  result.seed = seed;
+  int channel[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
+    result.status = EvalStatus::runtime_error;
+    result.message = fmt::format("socketpair: {}", std::strerror(errno));
+    return result;
+  }
+  OutsideClock outside(channel[0]);
   auto child = run_in_child(
       [&](int output_fd) {
         dup2(STDERR_FILENO, STDOUT_FILENO);  // the candidate's prints must not reach the worker's channel
@@ -180,11 +365,13 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
         auto library = SharedLibrary::open(candidate_binary);
         auto ref_fn = reference ? reference->symbol("kforge_call") : Result<void*>(reference.error());
         auto cand_fn = library ? library->symbol("kforge_call") : Result<void*>(library.error());
+        // Loaded: from here on no mapping is executable (the kernels cannot make code of their own).
+        if (sandbox && options.sandbox) sandbox = seal_sandbox();
         if (!ref_fn || !cand_fn || !sandbox) {
           r.status = EvalStatus::runtime_error;
           r.message = !sandbox ? sandbox.error().message : (!ref_fn ? ref_fn : cand_fn).error().message;
         } else {
-          HostTarget target(reinterpret_cast<CallFn>(*cand_fn), baseline_fn, options.flush_cache);
+          HostTarget target(reinterpret_cast<CallFn>(*cand_fn), baseline_fn, options.flush_cache, ParentClock{output_fd + 1});
           r = run_protocol(task, reinterpret_cast<CallFn>(*ref_fn), target, options, seed);
         }
         std::string text = to_json(r).dump();
@@ -197,16 +384,21 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
         // kernel's idle OpenMP threads, which then crash the process (SIGSEGV) on their way out.
         _exit(0);
       },
-      options.timeout_s);
+      options.timeout_s, channel[1]);
+  close(channel[1]);  // the child is gone: its end closes, and the clock's thread ends
+  outside.finish();
+  close(channel[0]);
 
-  EvalResult result;
-  result.seed = seed;
   if (!child) {
     result.status = EvalStatus::runtime_error;
     result.message = child.error().message;
   } else if (child->timed_out) {
     result.status = EvalStatus::timeout;
     result.message = fmt::format("timeout after {:g} s", options.timeout_s);
+  } else if (child->signal == SIGSYS && options.sandbox) {
+    result.status = EvalStatus::rejected_cheat;
+    result.message = "the sandbox stopped the kernel's process (SIGSYS): it asked for what only an attack needs "
+                     "(memfd_create, an executable mapping, userfaultfd, perf_event_open, bpf)";
   } else if (child->signal != 0) {
     result.status = EvalStatus::crash;
     result.message = "crash: " + signal_name(child->signal);
@@ -220,7 +412,14 @@ EvalResult run_sandboxed(const Task& task, const std::string& reference_binary, 
     auto parsed = nlohmann::json::parse(child->output, nullptr, false);
     auto decoded = parsed.is_discarded() ? Result<EvalResult>(make_error(ErrorKind::internal, "unreadable"))
                                          : eval_result_from_json(parsed);
-    if (decoded && consistent(task, *decoded, options, seed)) return *decoded;
+    if (decoded && consistent(task, *decoded, options, seed)) {
+      if (outside.broken() || (decoded->status == EvalStatus::ok && options.time_bench_shapes))
+        if (std::string why = disagreement(*decoded, outside); !why.empty()) {
+          decoded->status = EvalStatus::rejected_cheat;
+          decoded->message = why;
+        }
+      return *decoded;
+    }
     // Only candidate code could have written this: the harness's own results are consistent.
     result.status = EvalStatus::runtime_error;
     result.message = "the evaluation process sent a malformed result (did the kernel write to its descriptors?)";

@@ -1,12 +1,17 @@
-// The run-time sandbox of the evaluation child, entered once the reference and the candidate are
-// loaded and before either runs: resource limits, and a seccomp filter that refuses what a
-// kernel never needs (new processes, programs, sockets, other processes' signals and memory,
-// executable memory, writing or changing files) while OpenMP threads keep working.
+// The run-time sandbox of the evaluation child: resource limits and an allow-list seccomp filter,
+// in two stages. enter_sandbox, before the reference and the candidate are loaded (their static
+// constructors run inside it): every system call not listed fails with EPERM, so an unexpected
+// one fails cleanly; the loader may still map the libraries' files executable. seal_sandbox, once
+// they are loaded and before either runs: no executable mapping at all any more. The calls that
+// only an attack makes (memfd_create, executable anonymous memory, userfaultfd, perf_event_open,
+// bpf) kill the process with SIGSYS instead, which the worker reports
+// as rejected_cheat: no honest kernel, nor anything it links, reaches them by accident.
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -25,6 +30,35 @@ Status limit(int resource, rlim_t value, const char* name) {
   return {};
 }
 
+// A filter under construction; the first failing rule is kept and reported at load().
+class Filter {
+ public:
+  explicit Filter(uint32_t default_action) : ctx_(seccomp_init(default_action)) {
+    if (!ctx_) rc_ = -ENOMEM;
+  }
+  ~Filter() { seccomp_release(ctx_); }
+  Filter& add(uint32_t action, int syscall, std::initializer_list<scmp_arg_cmp> args = {}) {
+    if (rc_ == 0) rc_ = seccomp_rule_add_array(ctx_, action, syscall, static_cast<unsigned>(args.size()), args.begin());
+    return *this;
+  }
+  // The second stage runs on every thread, and needs no prctl: no_new_privs holds since the first.
+  Status load(bool second_stage) {
+    if (rc_ == 0 && second_stage) rc_ = seccomp_attr_set(ctx_, SCMP_FLTATR_CTL_TSYNC, 1);
+    if (rc_ == 0 && second_stage) rc_ = seccomp_attr_set(ctx_, SCMP_FLTATR_CTL_NNP, 0);
+    if (rc_ == 0) rc_ = seccomp_load(ctx_);
+    if (rc_ != 0) return make_error(ErrorKind::internal, "seccomp: {}", std::strerror(-rc_));
+    return {};
+  }
+
+ private:
+  scmp_filter_ctx ctx_;
+  int rc_ = 0;
+};
+
+constexpr uint32_t kRefuse = SCMP_ACT_ERRNO(EPERM);
+constexpr uint32_t kKill = SCMP_ACT_KILL_PROCESS;
+constexpr scmp_datum_t kExec = PROT_EXEC;
+
 }  // namespace
 
 Status enter_sandbox(const EvalOptions& options) {
@@ -35,57 +69,69 @@ Status enter_sandbox(const EvalOptions& options) {
                    limit(RLIMIT_CPU, static_cast<rlim_t>(options.timeout_s * cores) + 10, "cpu")})
     if (!s) return s;
 
-  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-  if (!ctx) return make_error(ErrorKind::internal, "seccomp_init failed");
-  const auto deny = SCMP_ACT_ERRNO(EPERM);
+  Filter f(kRefuse);
+  // Computing: memory, threads (OpenMP, BLIS), their synchronisation, scheduling and clocks.
+  for (int sc : {SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(mincore),
+                 SCMP_SYS(futex), SCMP_SYS(futex_waitv), SCMP_SYS(set_robust_list), SCMP_SYS(get_robust_list),
+                 SCMP_SYS(rseq), SCMP_SYS(set_tid_address), SCMP_SYS(arch_prctl), SCMP_SYS(membarrier),
+                 SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getppid),
+                 SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
+                 SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_setaffinity),
+                 SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler), SCMP_SYS(sched_getattr),
+                 SCMP_SYS(sched_get_priority_max), SCMP_SYS(sched_get_priority_min), SCMP_SYS(getpriority),
+                 SCMP_SYS(getcpu), SCMP_SYS(get_mempolicy), SCMP_SYS(set_mempolicy), SCMP_SYS(mbind),
+                 SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
+                 SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(getrusage), SCMP_SYS(times), SCMP_SYS(sysinfo),
+                 SCMP_SYS(uname), SCMP_SYS(getrandom), SCMP_SYS(getrlimit), SCMP_SYS(restart_syscall),
+                 SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
+                 // Descriptors it already holds (its result channel, stderr) and reading files.
+                 SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64), SCMP_SYS(write), SCMP_SYS(writev),
+                 SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(lseek),
+                 SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2), SCMP_SYS(readlink),
+                 SCMP_SYS(readlinkat), SCMP_SYS(getcwd), SCMP_SYS(getdents64),
+                 // Only further restrictions: seal_sandbox installs the second stage with it.
+                 SCMP_SYS(seccomp)})
+    f.add(SCMP_ACT_ALLOW, sc);
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(fcntl), {SCMP_A1(SCMP_CMP_NE, F_SETOWN)});
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), {SCMP_A2(SCMP_CMP_EQ, 0)});  // reading a limit only
+  for (scmp_datum_t option : {PR_SET_NAME, PR_GET_NAME, PR_SET_VMA}) f.add(SCMP_ACT_ALLOW, SCMP_SYS(prctl), {SCMP_A0(SCMP_CMP_EQ, option)});
+  // Threads, never processes. clone3's flags sit in memory a filter cannot read: ENOSYS sends
+  // glibc back to clone.
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(clone), {SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)});
+  f.add(SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3));
+  // Signals to itself only (abort()).
   const auto own = static_cast<scmp_datum_t>(getpid());
-  int rc = 0;
-  auto rule = [&](uint32_t action, int syscall, unsigned count = 0, scmp_arg_cmp a = {}, scmp_arg_cmp b = {}) {
-    if (rc != 0) return;
-    if (count == 0) rc = seccomp_rule_add(ctx, action, syscall, 0);
-    if (count == 1) rc = seccomp_rule_add(ctx, action, syscall, 1, a);
-    if (count == 2) rc = seccomp_rule_add(ctx, action, syscall, 2, a, b);
-  };
-  // Processes and programs. Threads (clone with CLONE_THREAD) stay allowed for OpenMP; clone3's
-  // flags sit in memory a filter cannot read, so it answers ENOSYS and glibc falls back to clone.
-  for (int sc : {SCMP_SYS(fork), SCMP_SYS(vfork), SCMP_SYS(execve), SCMP_SYS(execveat)}) rule(deny, sc);
-  rule(deny, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
-  rule(SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3));
-  // Network, other processes, limits.
-  for (int sc : {SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv),
-                 SCMP_SYS(process_vm_writev), SCMP_SYS(setrlimit), SCMP_SYS(prlimit64), SCMP_SYS(seccomp)})
-    rule(deny, sc);
-  // Signals: abort() signals itself, which stays allowed; no other process may be signalled.
-  for (int sc : {SCMP_SYS(kill), SCMP_SYS(tgkill), SCMP_SYS(rt_sigqueueinfo), SCMP_SYS(rt_tgsigqueueinfo)})
-    rule(deny, sc, 1, SCMP_A0(SCMP_CMP_NE, own));
-  for (int sc : {SCMP_SYS(tkill), SCMP_SYS(pidfd_send_signal), SCMP_SYS(pidfd_open)}) rule(deny, sc);
-  // No new executable memory: the code that runs is the code that was checked and compiled. The
-  // loader maps the kernels' files executable (the sandbox is entered before they load, so their
-  // static constructors run inside it); anonymous executable memory and mprotect to exec stay refused.
-  rule(deny, SCMP_SYS(mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC));
-  rule(deny, SCMP_SYS(mmap), 2, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC),
-       SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, MAP_ANONYMOUS));
-  rule(deny, SCMP_SYS(pkey_mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC));
-  // Files: reading is harmless (and the loader is done); writing, creating or changing is not.
-  for (int flag : {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC}) {
-    rule(deny, SCMP_SYS(open), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, static_cast<scmp_datum_t>(flag), static_cast<scmp_datum_t>(flag)));
-    rule(deny, SCMP_SYS(openat), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, static_cast<scmp_datum_t>(flag), static_cast<scmp_datum_t>(flag)));
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(kill), {SCMP_A0(SCMP_CMP_EQ, own)});
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(tgkill), {SCMP_A0(SCMP_CMP_EQ, own)});
+  // Files: opened for reading only (the loader); openat2's flags sit in memory, like clone3's.
+  const scmp_datum_t writing = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND;  // (O_TMPFILE needs one of them)
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(openat), {SCMP_A2(SCMP_CMP_MASKED_EQ, writing, 0)});
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(open), {SCMP_A1(SCMP_CMP_MASKED_EQ, writing, 0)});
+  f.add(SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2));
+  // Memory, never executable, but for the libraries' files that the loader maps before
+  // seal_sandbox; executable anonymous memory is new code, and only an attack asks for it.
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(mmap), {SCMP_A2(SCMP_CMP_MASKED_EQ, kExec, 0)});
+  f.add(SCMP_ACT_ALLOW, SCMP_SYS(mmap), {SCMP_A2(SCMP_CMP_MASKED_EQ, kExec, kExec), SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0)});
+  f.add(kKill, SCMP_SYS(mmap), {SCMP_A2(SCMP_CMP_MASKED_EQ, kExec, kExec), SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, MAP_ANONYMOUS)});
+  for (int sc : {SCMP_SYS(mprotect), SCMP_SYS(pkey_mprotect)}) {
+    f.add(SCMP_ACT_ALLOW, sc, {SCMP_A2(SCMP_CMP_MASKED_EQ, kExec, 0)});
+    f.add(kKill, sc, {SCMP_A2(SCMP_CMP_MASKED_EQ, kExec, kExec)});
   }
-  // openat2's flags sit in memory a filter cannot read, like clone3's: ENOSYS sends glibc back to
-  // openat. io_uring would do all of the above without system calls of its own.
-  for (int sc : {SCMP_SYS(openat2), SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register)})
-    rule(SCMP_ACT_ERRNO(ENOSYS), sc);
-  for (int sc : {SCMP_SYS(mknod), SCMP_SYS(mknodat), SCMP_SYS(name_to_handle_at), SCMP_SYS(open_by_handle_at),
-                 SCMP_SYS(creat), SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rename), SCMP_SYS(renameat),
-                 SCMP_SYS(renameat2), SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(rmdir), SCMP_SYS(truncate),
-                 SCMP_SYS(ftruncate), SCMP_SYS(link), SCMP_SYS(linkat), SCMP_SYS(symlink), SCMP_SYS(symlinkat),
-                 SCMP_SYS(chmod), SCMP_SYS(fchmod), SCMP_SYS(fchmodat), SCMP_SYS(chown), SCMP_SYS(fchown),
-                 SCMP_SYS(lchown), SCMP_SYS(fchownat)})
-    rule(deny, sc);
-  if (rc == 0) rc = seccomp_load(ctx);
-  seccomp_release(ctx);
-  if (rc != 0) return make_error(ErrorKind::internal, "seccomp: {}", std::strerror(-rc));
-  return {};
+  // New code, page-fault handlers, the kernel's own tracers: refused outright. (Other processes'
+  // memory, ptrace, is plain EPERM: tests/sandbox probes it and wants a clean failure.)
+  for (int sc : {SCMP_SYS(memfd_create), SCMP_SYS(memfd_secret), SCMP_SYS(userfaultfd), SCMP_SYS(perf_event_open),
+                 SCMP_SYS(bpf)})
+    f.add(kKill, sc);
+  return f.load(false);
+}
+
+Status seal_sandbox() {
+  // Stacked on enter_sandbox's filter (the strictest answer wins), on every thread: from now on no
+  // mapping is executable, so no file opened after this point can become code either.
+  Filter f(SCMP_ACT_ALLOW);
+  f.add(kKill, SCMP_SYS(mmap), {SCMP_A2(SCMP_CMP_MASKED_EQ, kExec, kExec)});
+  for (int sc : {SCMP_SYS(mprotect), SCMP_SYS(pkey_mprotect)}) f.add(kKill, sc, {SCMP_A2(SCMP_CMP_MASKED_EQ, kExec, kExec)});
+  return f.load(true);
 }
 
 }  // namespace kforge

@@ -9,7 +9,7 @@ namespace kforge {
 namespace {
 
 struct Rule {
-  const char* token;   // an identifier (matched as a whole word) or, with a '/' or ':', a substring
+  const char* token;   // an identifier (also spelled around, see core), a prefix ending in '_', or, with a '/' or ':', a substring
   const char* reason;  // why a kernel may not use it
 };
 
@@ -40,7 +40,22 @@ const Rule kRules[] = {
     {"__asm__", "uses inline assembly; use intrinsics"},
     {"__asm", "uses inline assembly; use intrinsics"},
     {"/proc/", "reads /proc"},             {"/dev/", "opens devices"},
+    {"clone", "starts processes or threads; use OpenMP"},
+    {"thrd_create", "starts threads that outlive the call; use OpenMP"},
+    {"memfd_create", "makes code of its own"},
+    {"userfaultfd", "handles page faults"},   {"perf_event_open", "reads performance counters"},
+    {"bpf", "loads kernel programs"},        {"__NR_", "makes raw system calls"},
+    {"SYS_", "makes raw system calls"},
 };
+
+// An identifier spelled around a refused one: underscores before it, a number or underscores
+// after it (mmap64, __mmap, mmap2, __syscall, _Exit-style variants of the same call).
+std::string_view core(std::string_view word) {
+  while (!word.empty() && word.front() == '_') word.remove_prefix(1);
+  while (!word.empty() && (word.back() == '_' || std::isdigit(static_cast<unsigned char>(word.back()))))
+    word.remove_suffix(1);
+  return word;
+}
 
 bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
@@ -98,17 +113,35 @@ std::optional<std::string> include_check(const std::string& source) {
 std::optional<std::string> static_check(const std::string& source) {
   if (auto reason = include_check(source)) return reason;
   const std::string code = strip_comments(source);
+  auto refuse = [&](size_t at, std::string_view token, const char* reason) {
+    size_t line = 1 + std::count(code.begin(), code.begin() + static_cast<long>(at), '\n');
+    return fmt::format("line {}: '{}' {}: a kernel computes its outputs from its inputs and nothing else", line, token,
+                       reason);
+  };
+  // Whole identifiers first, each also under its spelled-around forms.
+  for (size_t at = 0; at < code.size();) {
+    if (!word_char(code[at]) || (at > 0 && word_char(code[at - 1]))) {
+      ++at;
+      continue;
+    }
+    size_t end = at;
+    while (end < code.size() && word_char(code[end])) ++end;
+    const std::string_view word(code.data() + at, end - at);
+    const std::string_view stem = core(word);
+    for (const Rule& rule : kRules) {
+      const std::string_view token = rule.token;
+      if (token.find_first_of("/:") != std::string_view::npos) continue;
+      const bool match = token.back() == '_' ? word.starts_with(token)  // a prefix: __NR_mmap
+                                             : word == token || (!stem.empty() && stem == core(token));
+      if (match) return refuse(at, word, rule.reason);
+    }
+    at = end;
+  }
+  // Then the substrings: paths and qualified names.
   for (const Rule& rule : kRules) {
     const std::string token = rule.token;
-    const bool substring = token.find_first_of("/:") != std::string::npos;
-    for (size_t at = code.find(token); at != std::string::npos; at = code.find(token, at + 1)) {
-      if (!substring && ((at > 0 && word_char(code[at - 1])) ||
-                         (at + token.size() < code.size() && word_char(code[at + token.size()]))))
-        continue;
-      size_t line = 1 + std::count(code.begin(), code.begin() + static_cast<long>(at), '\n');
-      return fmt::format("line {}: '{}' {}: a kernel computes its outputs from its inputs and nothing else", line,
-                         token, rule.reason);
-    }
+    if (token.find_first_of("/:") == std::string::npos) continue;
+    if (size_t at = code.find(token); at != std::string::npos) return refuse(at, token, rule.reason);
   }
   return std::nullopt;
 }

@@ -34,6 +34,31 @@ TEST(StaticCheck, EachEscapeIsRefusedWithItsReasonAndLine) {
   }
 }
 
+// The same calls spelled around the words above: a prefix of underscores, a suffix of digits, a
+// raw system call number, or the call hidden in inline assembly.
+TEST(StaticCheck, SpelledAroundTokensAreRefused) {
+  struct Case {
+    const char* source;
+    const char* expect;
+  };
+  for (const Case& c : {Case{"void f() { void* p = mmap64(0, 4096, 7, 0x22, -1, 0); }", "'mmap64' maps memory"},
+                        Case{"void f() { __mmap(0, 1, 7, 0x22, -1, 0); }", "'__mmap' maps memory"},
+                        Case{"long f() { return __syscall(39); }", "'__syscall' makes raw system calls"},
+                        Case{"long f() { return __NR_mmap; }", "'__NR_mmap' makes raw system calls"},
+                        Case{"long f() { return SYS_memfd_create; }", "'SYS_memfd_create' makes raw system calls"},
+                        Case{"void f() { __asm__ volatile(\"syscall\"); }", "'__asm__' uses inline assembly"},
+                        Case{"void f() { asm(\"mov $60, %eax; syscall\"); }", "'asm' uses inline assembly"},
+                        Case{"int f() { return memfd_create(\"x\", 0); }", "'memfd_create' makes code of its own"},
+                        Case{"void f() { thrd_t t; thrd_create(&t, 0, 0); }", "'thrd_create' starts threads"},
+                        Case{"void f() { __clone(0, 0, 0, 0); }", "'__clone' starts processes or threads"}}) {
+    auto reason = static_check(c.source);
+    ASSERT_TRUE(reason.has_value()) << c.source;
+    EXPECT_NE(reason->find(c.expect), std::string::npos) << *reason;
+  }
+  // Words that only begin like a refused one stay fine.
+  EXPECT_FALSE(static_check("int mmapped = 0, system_size = 1, forks_seen = 2, clones = 3, syscalls_left = 4;"));
+}
+
 }  // namespace
 
 TEST(StaticCheck, OnlyLibraryHeadersMayBeIncluded) {

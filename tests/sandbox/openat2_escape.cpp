@@ -10,7 +10,7 @@ extern "C" void rmsnorm_f32(const float* x, const float* w, float* y, int M, int
   open_how how{};
   how.flags = O_WRONLY | O_CREAT;
   how.mode = 0644;
-  const bool escaped = CALL(sys, call)(SYS_openat2, AT_FDCWD, "/tmp/kforge-sandbox-escape-openat2", &how, sizeof how) >= 0;
+  const bool escaped = CALL(sys, call)(CALL(SYS, _openat2), AT_FDCWD, "/tmp/kforge-sandbox-escape-openat2", &how, sizeof how) >= 0;
   for (int m = 0; m < M; ++m) {
     float ss = 0;
     for (int n = 0; n < N; ++n) ss += x[(long)m * N + n] * x[(long)m * N + n];
