@@ -11,6 +11,7 @@ packages=(
   libcpp-httplib-dev    # the fake LLM server the agent tests talk to
   libopenblas-openmp-dev  # the vendor baseline of the matmul tasks (OpenBLAS, its OpenMP build)
   libamdhip64-dev  # hiprtc and HIP headers: the hip backend compiles for gfx90a without a GPU
+  clang-14 libclang-rt-14-dev llvm-14  # the parsers' fuzz targets: clang, libFuzzer, ASan, UBSan, llvm-symbolizer
 )
 
 missing=()
