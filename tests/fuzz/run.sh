@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The parsers' libFuzzer targets (docs/fuzzing.md).
-#   run.sh build DIR                 configures and builds them with clang into DIR
+#   run.sh build DIR [-O0|-O1]       configures and builds them with clang into DIR: -O1 (the
+#                                    default) for long runs, -O0 builds in half the time
 #   run.sh run DIR TARGET [ARG...]   fuzzes TARGET (task_toml, kernel_header, llm_reply,
 #                                    worker_frame) from its seeds, libFuzzer's ARGs added
-#                                    (-max_total_time=15 for a short pass, -runs=100000 for a long one)
+#                                    (-max_total_time=10 for a short pass, -runs=120000 for a long one)
 # A target's seeds: tests/fuzz/corpus/TARGET (kept inputs, crashes found included) and the
 # repository's own files of its kind; what the fuzzer finds new goes to DIR/corpus/TARGET, a crash
 # to DIR/artifacts/.
@@ -16,6 +17,7 @@ if [ "$1" = build ]; then
   cxx=${KFORGE_FUZZ_CXX:-clang++-14}
   command -v "$cxx" >/dev/null || { echo "run.sh: no $cxx: scripts/install_deps.sh installs clang-14" >&2; exit 1; }
   cmake -S "$src" -B "$dir" -DKFORGE_FUZZ=ON -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Fuzz \
+    -DCMAKE_CXX_FLAGS_FUZZ="${3:--O1}" \
     -DKFORGE_BUILD_TESTS=OFF -DKFORGE_BUILD_BENCH=OFF >/dev/null
   exec cmake --build "$dir" -j "$(nproc)" --target fuzzers
 fi
