@@ -1,6 +1,7 @@
 // The bytes on the worker's socket: frames ("<length>\n<payload>") taken off a buffer as the
-// worker and its parent do, each payload decoded as they decode it: a request's options on the
-// worker's side, an answer's evaluation result on the parent's.
+// worker and its parent do, each payload decoded as they decode it: a request's options (the
+// worker), an evaluation result (the parent reading the worker's answer, and the worker reading
+// what its sandboxed child, which ran the candidate, reported).
 #include "evaluator/internal.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
