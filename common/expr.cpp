@@ -18,6 +18,11 @@ namespace {
 using NodePtr = std::shared_ptr<const Expr::Node>;
 using Kind = Expr::Node::Kind;
 
+// Parsing recurses once per nesting level, and evaluating once per operand of a chain ("N+N+...
+// +N" is a tree as deep as it is long): a bound on the text bounds the stack both take. Real
+// formulas are a few dozen characters; a kernel's whole @kforge line may hold 4096.
+constexpr std::size_t kMaxTextChars = 1024;
+
 // Binary operators by precedence level, loosest first.
 const std::vector<std::vector<std::string>> kLevels = {
     {"||"}, {"&&"}, {"==", "!=", "<=", ">=", "<", ">"}, {"+", "-"}, {"*", "/", "%"}};
@@ -190,6 +195,9 @@ void collect_symbols(const Expr::Node& node, std::set<std::string>& out) {
 }  // namespace
 
 Result<Expr> Expr::parse(std::string_view text) {
+  if (text.size() > kMaxTextChars)
+    return make_error(ErrorKind::invalid_input, "'{}...': longer than {} characters", text.substr(0, 40),
+                      kMaxTextChars);
   Parser parser(text);
   auto root = parser.parse_all();
   if (!root) return root.error();

@@ -4,7 +4,8 @@
 // Grammar, lowest precedence first: ||, &&, == != < <= > >=, + -, * / %, unary - !, and
 // primaries: integer literals, symbols [A-Za-z_][A-Za-z0-9_]*, parentheses, and the functions
 // ceil_div(a, b), min(a, b), max(a, b). Arithmetic is 64-bit signed; / truncates like C;
-// comparisons and logic give 0 or 1. Division by zero and overflow are errors, not UB.
+// comparisons and logic give 0 or 1. Division by zero and overflow are errors, not UB; so is a
+// text longer than 1024 characters.
 #pragma once
 
 #include <cstdint>

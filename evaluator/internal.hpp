@@ -232,6 +232,12 @@ inline bool exit_after_answer = false;
 
 nlohmann::json to_json(const EvalOptions& options);
 
+// ---- frames (worker.cpp) ----
+
+// Parses one frame ("<decimal length>\n<payload>") off the front of `buffer`: the payload once it
+// is complete, nothing while more bytes are needed, an error for a malformed header.
+Result<std::optional<std::string>> take_frame(std::string& buffer);
+
 // ---- the physics floor (physics.cpp) ----
 
 // What this machine does at best: read bandwidth over hot buffers of a few sizes, FMA throughput.

@@ -18,6 +18,20 @@ double number_from(const json& j) {
   const std::string s = j.get<std::string>();
   return s == "inf" ? INFINITY : s == "-inf" ? -INFINITY : NAN;
 }
+
+// An integer field: a JSON integer, never a float. nlohmann casts a float that does not fit (1e300)
+// to an integer with undefined behaviour (found by tests/fuzz), and a result comes from the
+// process that ran the candidate.
+template <class Int>
+Int integer(const json& j) {
+  if (!j.is_number_integer())
+    throw json::type_error::create(302, fmt::format("expected an integer, not {}", j.type_name()), &j);
+  return j.get<Int>();
+}
+template <class Int>
+Int integer_or(const json& j, const char* key, Int fallback) {
+  return j.contains(key) ? integer<Int>(j.at(key)) : fallback;
+}
 }  // namespace
 
 json to_json(const EvalResult& result) {
@@ -75,32 +89,34 @@ Result<EvalResult> eval_result_from_json(const json& j) {
       if (to_string(s) == status) r.status = s;
     r.message = j.at("message");
     r.log = j.at("log");
-    r.seed = j.at("seed");
+    r.seed = integer<std::uint64_t>(j.at("seed"));
     r.baseline = j.at("baseline");
     r.speedup = j.at("speedup");
     r.output = j.value("output", "");
     r.verified = j.value("verified", false);
     if (j.contains("resources")) {
       const json& u = j["resources"];
-      r.usage.registers = u.at("registers"), r.usage.spill_bytes = u.at("spill_bytes");
-      r.usage.shared_bytes = u.at("shared_bytes"), r.code_bytes = u.at("code_bytes");
+      r.usage.registers = integer<int>(u.at("registers"));
+      r.usage.spill_bytes = integer<int>(u.at("spill_bytes"));
+      r.usage.shared_bytes = integer<int>(u.at("shared_bytes"));
+      r.code_bytes = integer<std::int64_t>(u.at("code_bytes"));
     }
     for (const auto& s : j.at("shapes")) {
       ShapeResult shape;
-      for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = v.get<std::int64_t>();
+      for (const auto& [k, v] : s.at("dims").items()) shape.dims[k] = integer<std::int64_t>(v);
       shape.bench = s.at("kind") == "bench";
       shape.held_out = s.at("held_out");
       shape.correct = s.at("correct");
       shape.max_abs_error = s.at("max_abs_error");
       shape.max_rel_error = s.at("max_rel_error");
-      shape.wrong_elements = s.at("wrong_elements");
+      shape.wrong_elements = integer<std::int64_t>(s.at("wrong_elements"));
       for (const auto& m : s.at("mismatches"))
-        shape.mismatches.push_back(
-            {m.at("tensor"), m.at("index"), number_from(m.at("got")), number_from(m.at("want"))});
+        shape.mismatches.push_back({m.at("tensor"), integer<std::int64_t>(m.at("index")), number_from(m.at("got")),
+                                    number_from(m.at("want"))});
       if (s.contains("timing")) {
         const json& t = s["timing"];
-        shape.timing = TimingStats{t.at("n"),      t.at("min_us"),  t.at("median_us"), t.at("p20_us"),
-                                   t.at("p80_us"), t.at("mean_us"), t.at("std_us"),    t.at("cv")};
+        shape.timing = TimingStats{integer<int>(t.at("n")), t.at("min_us"),  t.at("median_us"), t.at("p20_us"),
+                                   t.at("p80_us"),          t.at("mean_us"), t.at("std_us"),    t.at("cv")};
         shape.gbps = s.at("gbps");
         if (s.contains("speedup")) {
           shape.baseline_timing = TimingStats{};
@@ -137,14 +153,14 @@ json to_json(const EvalOptions& o) {
 EvalOptions eval_options_from_json(const json& j) {
   EvalOptions o;
   o.timeout_s = j.value("timeout_s", o.timeout_s);
-  o.seed = j.value("seed", o.seed);
+  o.seed = integer_or(j, "seed", o.seed);
   o.time_bench_shapes = j.value("time_bench_shapes", o.time_bench_shapes);
   o.warmup_s = j.value("warmup_s", o.warmup_s);
-  o.min_repeats = j.value("min_repeats", o.min_repeats);
-  o.max_repeats = j.value("max_repeats", o.max_repeats);
+  o.min_repeats = integer_or(j, "min_repeats", o.min_repeats);
+  o.max_repeats = integer_or(j, "max_repeats", o.max_repeats);
   o.max_time_per_shape_s = j.value("max_time_per_shape_s", o.max_time_per_shape_s);
   o.target_relative_se = j.value("target_relative_se", o.target_relative_se);
-  o.memory_limit_bytes = j.value("memory_limit_bytes", o.memory_limit_bytes);
+  o.memory_limit_bytes = integer_or(j, "memory_limit_bytes", o.memory_limit_bytes);
   o.sandbox = j.value("sandbox", o.sandbox);
   o.flush_cache = j.value("flush_cache", o.flush_cache);
   return o;

@@ -27,8 +27,8 @@ std::string frame(const std::string& payload) {
   return std::to_string(payload.size()) + "\n" + payload;
 }
 
-// Parses one frame off the front of `buffer`: the payload once it is complete, nothing while more
-// bytes are needed, an error for a malformed header.
+}  // namespace
+
 Result<std::optional<std::string>> take_frame(std::string& buffer) {
   const size_t newline = buffer.find('\n');
   if (newline == std::string::npos) {
@@ -47,6 +47,8 @@ Result<std::optional<std::string>> take_frame(std::string& buffer) {
   buffer.erase(0, newline + 1 + length);
   return std::optional<std::string>{std::move(payload)};
 }
+
+namespace {
 
 Status write_all(int fd, std::string_view data) {
   while (!data.empty()) {

@@ -14,6 +14,7 @@ packages=(
   libjs-highlight.js  # kforge serve/report: source highlighting, served from its install path
   chromium curl  # the kforge serve tests: pages in headless Chromium, the API over HTTP
   slurmctld slurmd slurm-client munge openssh-server openssh-client  # the worker-pool tests' engines
+  clang-14 libclang-rt-14-dev llvm-14  # the parsers' fuzz targets: clang, libFuzzer, ASan, UBSan, llvm-symbolizer
 )
 
 missing=()

@@ -36,9 +36,19 @@ class Problems {
   std::vector<std::string> lines_;
 };
 
+// [A-Za-z_][A-Za-z0-9_]*, by hand: std::regex recurses per character and overflows the stack on
+// a name of 20000 characters (tests/fuzz).
+bool is_identifier(const std::string& name) {
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  return !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+         std::all_of(name.begin(), name.end(), word);
+}
+
 // "normal(0, 1)", "uniform(-1, 1)", "int(0, 4095)", "int(0, V - 1)": bounds of int() may be
 // expressions over sizes (checked against the task's sizes by the caller), the others are numbers.
 std::optional<Distribution> parse_distribution(const std::string& text) {
+  // std::regex recurses per character: a text of 20000 characters overflowed the stack (tests/fuzz).
+  if (text.size() > 256) return std::nullopt;
   static const std::regex form(R"(^\s*(normal|uniform|int)\s*\((.*)\)\s*$)");
   std::smatch m;
   if (!std::regex_match(text, m, form)) return std::nullopt;
@@ -121,7 +131,8 @@ void load_shapes(const toml::table& table, const std::string& key, const Task& t
     Bindings dims;
     for (const auto& [k, v] : *shape) {
       std::string name(k.str());
-      auto value = v.value<std::int64_t>();
+      // value_exact: toml++'s value<int64_t>() casts a float out of its range with undefined behaviour.
+      auto value = v.value_exact<std::int64_t>();
       if (std::find(symbols.begin(), symbols.end(), name) == symbols.end())
         problems.add(field, "'{}' is not a size argument of the task", name);
       else if (!value || *value < 1 || *value > INT32_MAX)
@@ -209,8 +220,7 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
         problems.add(field, "unknown key '{}' (known: name, type, role, shape, dist, value)", k.str());
     TaskArg arg;
     auto name = a->get("name") ? a->get("name")->value<std::string>() : std::nullopt;
-    static const std::regex identifier("^[A-Za-z_][A-Za-z0-9_]*$");
-    if (!name || !std::regex_match(*name, identifier)) {
+    if (!name || !is_identifier(*name)) {
       problems.add(field + ".name", "missing or not an identifier");
     } else {
       arg.name = *name;
@@ -242,7 +252,7 @@ void load_args(const toml::table& table, Task& task, Problems& problems) {
         problems.add(field + ".shape", "missing: a tensor needs a shape like [\"M\", \"N\"]");
       for (size_t d = 0; shape && d < shape->size(); ++d) {
         auto text = (*shape)[d].value<std::string>();
-        if (auto n = (*shape)[d].value<std::int64_t>()) text = std::to_string(*n);
+        if (auto n = (*shape)[d].value_exact<std::int64_t>()) text = std::to_string(*n);
         auto expr = text ? Expr::parse(*text) : Result<Expr>(make_error(ErrorKind::invalid_input, "expected a string"));
         if (!expr) {
           problems.add(field + ".shape", "{}", expr.error().message);

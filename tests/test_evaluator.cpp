@@ -319,6 +319,26 @@ TEST(Evaluator, ResultSurvivesAJsonRoundTrip) {
   EXPECT_EQ(back->shapes[0].dims, r.shapes[0].dims);
 }
 
+// Found by tests/fuzz (fuzz_worker_frame): a float where an integer belongs (1e300) was cast with
+// undefined behaviour. A result comes from the process that ran the candidate: it is malformed.
+TEST(Evaluator, AFloatWhereAnIntegerBelongsIsMalformed) {
+  EvalResult r;
+  r.shapes.resize(1);
+  r.shapes[0].dims = {{"N", 4}};
+  r.shapes[0].timing = TimingStats{};
+  const nlohmann::json good = to_json(r);
+  ASSERT_TRUE(eval_result_from_json(good).ok());
+  for (const char* field : {"/seed", "/shapes/0/dims/N", "/shapes/0/wrong_elements", "/shapes/0/timing/n"}) {
+    nlohmann::json bad = good;
+    bad[nlohmann::json::json_pointer(field)] = 1e300;
+    auto back = eval_result_from_json(bad);
+    ASSERT_FALSE(back.ok()) << field;
+    EXPECT_NE(back.error().message.find("expected an integer, not number"), std::string::npos) << back.error().message;
+  }
+  EXPECT_EQ(eval_options_from_json({{"min_repeats", 5}}).min_repeats, 5);
+  EXPECT_THROW(eval_options_from_json({{"min_repeats", 1e300}}), nlohmann::json::type_error);
+}
+
 }  // namespace
 
 // ---- the worker process ---------------------------------------------------------------------------

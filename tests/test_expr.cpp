@@ -70,4 +70,17 @@ TEST(Expr, ErrorsNameTheProblem) {
   EXPECT_NE(eval_error("99999999999999999999").find("too large"), std::string::npos);
 }
 
+// Found by tests/fuzz (fuzz_task_toml): 5000 nested parentheses overflowed the parser's stack, and a
+// sum of 10000 terms the stack of evaluating it. Both now stop at the length bound.
+TEST(Expr, ALongTextIsAnErrorNotAStackOverflow) {
+  std::string sum = "N";
+  for (int i = 0; i < 10000; ++i) sum += "+N";
+  EXPECT_EQ(eval_error(sum), "'N+N+N+N+N+N+N+N+N+N+N+N+N+N+N+N+N+N+N+N+...': longer than 1024 characters");
+  EXPECT_NE(eval_error(std::string(5000, '(') + "1" + std::string(5000, ')')).find("longer than 1024"),
+            std::string::npos);
+  // Up to the bound, as deep as it allows: 511 parentheses, and a chain of 512 operands.
+  EXPECT_EQ(eval(std::string(511, '(') + "7" + std::string(511, ')')), 7);
+  EXPECT_EQ(eval(sum.substr(0, 1023), {{"N", 2}}), 1024);
+}
+
 }  // namespace

@@ -113,6 +113,17 @@ TEST_F(TaskLoaderTest, BadDistribution) {
   EXPECT_CONTAINS(load_error("normal(0, 1)", "uniform(1, -1)"), "args[0].dist: 'uniform(1, -1)'");
 }
 
+// Found by tests/fuzz (fuzz_task_toml): std::regex overflowed the stack on a distribution or a
+// name of 20000 characters.
+TEST_F(TaskLoaderTest, LongDistributionOrNameIsNoStackOverflow) {
+  const std::string zeros(20000, '0');
+  EXPECT_CONTAINS(load_error("normal(0, 1)", "normal(0, " + zeros + ")"), "args[0].dist: 'normal(0, 000");
+  EXPECT_CONTAINS(load_error("normal(0, 1)", "normal(0, " + zeros + ")"), "' is not normal(mean, std)");
+  const std::string name(20000, 'x');
+  EXPECT_EQ(load_error("name = \"x\"", "name = \"" + name + "\""), "");
+  EXPECT_CONTAINS(load_error("name = \"x\"", "name = \"9" + name + "\""), "args[0].name: missing or not an identifier");
+}
+
 TEST_F(TaskLoaderTest, IntegerBoundsMayNameSizes) {
   EXPECT_EQ(load_error("normal(0, 1)", "int(0, N - 1)"), "");
   EXPECT_EQ(load_error("normal(0, 1)", "int(-N, max(1, N / 2))"), "") << "a comma inside the bound";
@@ -166,6 +177,15 @@ TEST_F(TaskLoaderTest, ShapeValueOutOfRange) {
   EXPECT_CONTAINS(load_error("{ N = 3 }", "{ N = \"3\" }"), "check[1].N: expected an integer");
 }
 
+// Found by tests/fuzz (fuzz_task_toml): toml++ turned a float into an integer with undefined
+// behaviour when it did not fit; sizes and extents are TOML integers.
+TEST_F(TaskLoaderTest, FloatSizeIsNotAnInteger) {
+  EXPECT_CONTAINS(load_error("{ N = 8 }", "{ N = 4E96 }"), "bench[0].N: expected an integer from 1 to 2147483647");
+  EXPECT_CONTAINS(load_error("{ N = 8 }", "{ N = 8.0 }"), "bench[0].N: expected an integer from 1 to 2147483647");
+  EXPECT_CONTAINS(load_error("role = \"out\", shape = [\"N\"]", "role = \"out\", shape = [4E96]"),
+                  "args[1].shape: expected a string");
+}
+
 TEST_F(TaskLoaderTest, MissingShapes) {
   EXPECT_CONTAINS(load_error("check = [ { N = 1 }, { N = 3 } ]", ""),
                   "check: missing: a list of shapes like [{ N = 1 }]");
@@ -182,6 +202,13 @@ TEST_F(TaskLoaderTest, FormulaWithUnknownSymbol) {
 
 TEST_F(TaskLoaderTest, RepeatedShape) {
   EXPECT_CONTAINS(load_error("{ N = 3 }", "{ N = 8 }"), "check[1]: repeats the shape N=8");
+}
+
+// Found by tests/fuzz (fuzz_task_toml): a formula nested 5000 deep overflowed the stack.
+TEST_F(TaskLoaderTest, AFormulaTooLongIsAnError) {
+  const std::string deep = std::string(5000, '(') + "N" + std::string(5000, ')');
+  EXPECT_CONTAINS(load_error("flops = \"N\"", "flops = \"" + deep + "\""),
+                  file() + ": flops: '((((((((((((((((((((((((((((((((((((((((...': longer than 1024 characters");
 }
 
 TEST_F(TaskLoaderTest, FormulaThatFailsOnAShapeIsTheTasksFault) {
