@@ -72,7 +72,9 @@ slurm)
   done
   wait $searching || fail "search: $(cat "$dir/log")"
   [ -n "$cancelled" ] || fail "no step caught in an evaluation"
-  tr '\n' ' ' <"$dir/log" | grep -q "worker slurm#[01]@[^ ]* failed (.*CANCELLED.*); trying it on another worker" ||
+  # What srun says of a cancelled step varies ("*** STEP CANCELLED ***", or "Job step aborted ...
+  # task 0: Killed" when the kill comes first): any failure of the worker, followed by the retry.
+  tr '\n' ' ' <"$dir/log" | grep -q "worker slurm#[01]@[^ ]* failed (.*); trying it on another worker" ||
     fail "step $cancelled cancelled, no retry: $(cat "$dir/log")"
   check_counts 8
   ;;
