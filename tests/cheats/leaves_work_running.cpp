@@ -2,6 +2,7 @@
 // @kforge about: CHEAT: once timed (its output buffer seen again and again), returns at once and leaves a thread (started through a pointer found in libc) to write the output after the clock stopped
 // expect: incorrect
 // expect-message: the timed calls computed something else
+// expect-message: the kernel is not deterministic
 #include <pthread.h>
 #include <link.h>
 #include <cmath>
