@@ -79,24 +79,43 @@ Result<bool> needs_reverification(const KernelStore& store, const std::string& t
   return true;
 }
 
-int run_eval(const Context& context, const EvalArgs& args) {
-  const std::string root = context.resolved_tasks_dir();
-  std::vector<Task> tasks;
+// The tasks that --task or --suite name.
+Result<std::vector<Task>> tasks_to_evaluate(const std::string& root, const EvalArgs& args) {
   if (!args.task.empty() && !args.suite.empty())
-    return report(make_error(ErrorKind::invalid_input, "give --task or --suite, not both"));
+    return make_error(ErrorKind::invalid_input, "give --task or --suite, not both");
   if (!args.task.empty()) {
     auto task = find_task(root, args.task);
-    if (!task) return report(task.error());
+    if (!task) return task.error();
+    std::vector<Task> tasks;
     tasks.push_back(std::move(*task));
-  } else if (!args.suite.empty()) {
-    if (!args.kernel.empty()) return report(make_error(ErrorKind::invalid_input, "--kernel needs --task, not --suite"));
-    auto all = load_tasks(root, args.suite);
-    if (!all) return report(all.error());
-    tasks = std::move(*all);
-  } else {
-    return report(make_error(ErrorKind::invalid_input,
-                             "say what to evaluate: --task SUITE/NAME [--kernel FILE] or --suite NAME"));
+    return tasks;
   }
+  if (!args.suite.empty()) {
+    if (!args.kernel.empty()) return make_error(ErrorKind::invalid_input, "--kernel needs --task, not --suite");
+    return load_tasks(root, args.suite);
+  }
+  return make_error(ErrorKind::invalid_input, "say what to evaluate: --task SUITE/NAME [--kernel FILE] or --suite NAME");
+}
+
+struct SummaryRow {
+  std::string task, variant, status;
+  double geomean_us, speedup;
+};
+
+// The table after several kernels: speedup against the task's baseline (its naive seed), timed
+// interleaved in the same child.
+void print_summary(const std::vector<SummaryRow>& rows) {
+  fmt::print("\n{:<16} {:<22} {:<14} {:>14} {:>12}\n", "TASK", "KERNEL", "STATUS", "GEOMEAN us", "vs baseline");
+  for (const auto& row : rows) {
+    std::string speedup = row.speedup > 0 ? fmt::format("{:.2f}x", row.speedup) : "-";
+    fmt::print("{:<16} {:<22} {:<14} {:>14.2f} {:>12}\n", row.task, row.variant, row.status, row.geomean_us, speedup);
+  }
+}
+
+int run_eval(const Context& context, const EvalArgs& args) {
+  auto loaded = tasks_to_evaluate(context.resolved_tasks_dir(), args);
+  if (!loaded) return report(loaded.error());
+  std::vector<Task> tasks = std::move(*loaded);
 
   // Read the kernel before anything is written, so a bad file changes nothing.
   std::optional<Candidate> user_kernel;
@@ -124,11 +143,7 @@ int run_eval(const Context& context, const EvalArgs& args) {
 
   int exit_code = kExitOk;
   nlohmann::json json_results = nlohmann::json::array();
-  struct Row {
-    std::string task, variant, status;
-    double geomean_us, speedup;
-  };
-  std::vector<Row> rows;
+  std::vector<SummaryRow> rows;
   // One worker for the whole run, reused by every task's evaluations.
   std::vector<std::string> worker_command;
   for (std::istringstream words(args.worker); words;)
@@ -228,14 +243,7 @@ int run_eval(const Context& context, const EvalArgs& args) {
     fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return exit_code;
   }
-  if (rows.size() > 1) {
-    // Speedup against the task's baseline (its naive seed), timed interleaved in the same child.
-    fmt::print("\n{:<16} {:<22} {:<14} {:>14} {:>12}\n", "TASK", "KERNEL", "STATUS", "GEOMEAN us", "vs baseline");
-    for (const auto& row : rows) {
-      std::string speedup = row.speedup > 0 ? fmt::format("{:.2f}x", row.speedup) : "-";
-      fmt::print("{:<16} {:<22} {:<14} {:>14.2f} {:>12}\n", row.task, row.variant, row.status, row.geomean_us, speedup);
-    }
-  }
+  if (rows.size() > 1) print_summary(rows);
   fmt::print("results stored in {}\n", args.db_path);
   return exit_code;
 }
