@@ -98,6 +98,9 @@ struct EvalResult {
   // Where it ran, when a pool of workers ran it (agent/worker_pool.hpp): the worker ("slurm#1@node7")
   // and its device key; empty: the evaluator's own worker, on the run's device.
   std::string worker, device;
+  // The roof its % of roofline was measured against: the device's memory bandwidth (cpu: the
+  // DRAM step of the read probe; GPU: the copy kernel) and FLOP peak; 0 where nothing was timed.
+  double roof_gbps = 0, roof_gflops = 0;
 };
 
 nlohmann::json to_json(const EvalResult& result);

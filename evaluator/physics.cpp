@@ -311,6 +311,8 @@ void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& re
     return std::max(bytes / m.read_rate(bytes), flops / m.flops_per_s);
   };
   const MachineLimits& honest = roofline ? *roofline : limits;
+  if (!honest.read_bytes_per_s.empty()) result.roof_gbps = honest.read_bytes_per_s.back().second / 1e9;
+  result.roof_gflops = honest.flops_per_s / 1e9;
   for (auto& shape : result.shapes) {
     if (!shape.timing || shape.timing->median_us <= 0) continue;
     const double bytes = task.bytes ? static_cast<double>(task.bytes->eval(shape.dims).value()) : 0;

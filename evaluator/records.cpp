@@ -42,6 +42,7 @@ EvaluationRecord evaluation_record(const Task& task, const std::string& device, 
   e.seed = r.seed;
   e.baseline = r.baseline;
   e.speedup = r.speedup;
+  e.device_gbps = r.roof_gbps, e.device_gflops = r.roof_gflops;
   e.registers = r.usage.registers, e.spill_bytes = r.usage.spill_bytes, e.shared_bytes = r.usage.shared_bytes;
   e.code_bytes = r.code_bytes;
   for (const auto& s : r.shapes) {

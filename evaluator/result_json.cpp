@@ -73,6 +73,7 @@ json to_json(const EvalResult& result) {
           {"speedup", result.speedup},
           {"output", result.output},
           {"verified", result.verified},
+          {"roof", {{"gbps", result.roof_gbps}, {"gflops", result.roof_gflops}}},
           {"resources",
            {{"registers", result.usage.registers},
             {"spill_bytes", result.usage.spill_bytes},
@@ -94,6 +95,7 @@ Result<EvalResult> eval_result_from_json(const json& j) {
     r.speedup = j.at("speedup");
     r.output = j.value("output", "");
     r.verified = j.value("verified", false);
+    if (j.contains("roof")) r.roof_gbps = j["roof"].at("gbps"), r.roof_gflops = j["roof"].at("gflops");
     if (j.contains("resources")) {
       const json& u = j["resources"];
       r.usage.registers = integer<int>(u.at("registers"));

@@ -106,6 +106,9 @@ struct EvaluationRecord {
   std::string dtype = "f32";
   std::string dynamic_dim;
   std::string created_at;  // UTC, ISO 8601; assigned by the store
+  // The device's roof as the evaluator measured it (bandwidth, FLOP peak), filed with the device's
+  // row (kforge serve draws it); 0: not measured.
+  double device_gbps = 0, device_gflops = 0;
   // What the compiler reported about the kernel's binary: registers per thread, spill bytes and
   // static shared memory per block (GPU kernels; -1 where unknown), and the binary's size (0 where
   // unknown). Filed with the evaluation, since another arch or compiler builds another binary.

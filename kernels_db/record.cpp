@@ -81,8 +81,11 @@ Result<std::vector<std::int64_t>> KernelStore::record_batch(
 
       Statement device(db_, "SELECT 1 FROM device WHERE device_key = ?");
       device.bind(1, evaluation.device);
-      if (device.step() != SQLITE_ROW)
-        if (auto d = insert_device(db_, parse_device_key(evaluation.device)); !d) return d;
+      DeviceRecord measured = parse_device_key(evaluation.device);
+      measured.bandwidth_gbps = evaluation.device_gbps, measured.peak_gflops = evaluation.device_gflops;
+      // A device seen for the first time, or its roof measured again (the probe keeps its best).
+      if (device.step() != SQLITE_ROW || measured.bandwidth_gbps > 0 || measured.peak_gflops > 0)
+        if (auto d = insert_device(db_, measured); !d) return d;
       const EnvRecord& env = evaluation.env;
       Statement en(db_, "INSERT OR IGNORE INTO env VALUES(?,?,?,?,?)");
       en.bind(1, env.key()).bind(2, env.driver).bind(3, env.runtime).bind(4, env.compiler).bind(5, env.kforge_version);

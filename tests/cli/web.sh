@@ -195,6 +195,10 @@ grep -q 'data-highlighted="1"' "$work/dom.html" || fail "kernel: the source is n
 grep -q 'class="add"' "$work/dom.html" || fail "kernel: no diff against the parent"
 browse "$base/device-$(enc "$device").html" roofline
 [ "$(count 'class="roof-point"')" -eq "$(q "SELECT count(*) FROM best WHERE device_key = '$device'")" ] || fail "roofline: points"
+# The roof is the evaluator's own measurement of this machine, filed with the device's row.
+[ "$(q "SELECT bandwidth_gbps > 0 AND peak_gflops > 0 FROM device WHERE device_key = '$device'")" = 1 ] ||
+  fail "device: no measured bandwidth and peak: $(q "SELECT * FROM device")"
+[ "$(count 'class="roof"')" -eq 1 ] || fail "roofline: the roof (bandwidth slope, then peak) is not drawn"
 browse "$base/kernel-$(enc "$xss").html" xss
 ! grep -q "pwned=" "$work/dom.html" || fail "a stored <script> ran"
 ! grep -qi "<script>document" "$work/dom.html" || fail "a stored <script> is an element"
