@@ -40,7 +40,7 @@ struct EvalOptions {
   double target_relative_se = 0.005;  // stop once stderr(mean) < 0.5% of the median
   std::uint64_t memory_limit_bytes = std::uint64_t{16} << 30;  // the child's address space
   bool sandbox = true;  // rlimits and the seccomp filter around the child (tests/sandbox/)
-  bool flush_cache = true;            // write 2x the last-level cache (at most 64 MiB) between calls
+  bool flush_cache = true;            // read 2x the last-level cache (at most 64 MiB) between calls
 };
 
 // Confines the calling process (the evaluation child, before loading the kernels): rlimits on core

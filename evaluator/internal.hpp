@@ -244,6 +244,12 @@ Result<std::optional<std::string>> take_frame(std::string& buffer);
 struct MachineLimits {
   std::vector<std::pair<double, double>> read_bytes_per_s;  // (buffer bytes, bytes/s), sizes ascending
   double flops_per_s = 0;
+  // Memory as the cpu's roofline sees it, measured with every core at once (the ladder's memory
+  // step is the higher of that and one core's rate times the cores, a floor that a busy machine
+  // cannot raise, but more than a VM's cores may get together): reading, and copying (bytes read
+  // plus bytes written per second). 0: not measured.
+  double memory_read_bytes_per_s = 0;
+  double memory_copy_bytes_per_s = 0;
   double read_rate(double bytes) const;  // the fastest rate a working set of `bytes` can be read at
 };
 
@@ -267,8 +273,9 @@ std::optional<MachineLimits> device_limits(const DeviceInfo& info, double copy_b
 // when nothing was measured. Honest, where device_limits is generous.
 MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per_s);
 // The cpu's roofline for % of roofline: the caches are flushed before every timed call
-// (host_target.cpp), so every working set is read at the rate of the largest probed buffer, the
-// memory's; the floor keeps the generous rate of the cache level the working set would fit in.
+// (host_target.cpp), so every working set is read at the memory's rate, as every core together
+// measured it (else the largest probed buffer's), and moved at most at the copy rate; the floor
+// keeps the generous rate of the cache level the working set would fit in.
 MachineLimits host_roofline(const MachineLimits& limits);
 // Sets each timed shape's floor and % of roofline against `roofline` (else `limits`); a median
 // under half the ideal time under `limits` turns an ok result into rejected_cheat.

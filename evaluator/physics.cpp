@@ -25,6 +25,9 @@ constexpr const char* kProbeSource = R"(
 #include <chrono>
 #include <cstdlib>
 #include <algorithm>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace {
 double seconds() {
@@ -55,6 +58,45 @@ extern "C" double kforge_probe_read(long bytes, int threads) {
     if (t > 0) best = std::max(best, double(passes) * n * 4 / t);
   }
   std::free(data);
+  return best;
+}
+
+// Bytes per second moved copying `bytes` to another buffer with `threads` threads (each byte read
+// once and written once, both counted: STREAM's copy). The stores are non-temporal where the ISA
+// has them, as a streaming kernel's are, so no line is read for ownership. The best of several.
+extern "C" double kforge_probe_copy(long bytes, int threads) {
+  const long n = bytes / 4 / 16 * 16;
+  float* in = static_cast<float*>(std::aligned_alloc(64, n * 4));
+  float* out = static_cast<float*>(std::aligned_alloc(64, n * 4));
+  #pragma omp parallel for
+  for (long i = 0; i < n; ++i) in[i] = out[i] = 1.0f + (i & 7);
+  double best = 0, start = seconds();
+  for (int rep = 0; rep < 1000 && (rep < 3 || seconds() - start < 0.05); ++rep) {
+    const double t0 = seconds();
+    #pragma omp parallel num_threads(threads)
+    {
+      #pragma omp for schedule(static)
+      for (long i = 0; i < n; i += 16) {
+#if defined(__AVX512F__)
+        _mm512_stream_ps(out + i, _mm512_load_ps(in + i));
+#elif defined(__AVX__)
+        _mm256_stream_ps(out + i, _mm256_load_ps(in + i));
+        _mm256_stream_ps(out + i + 8, _mm256_load_ps(in + i + 8));
+#else
+        for (int k = 0; k < 16; ++k) out[i + k] = in[i + k];
+#endif
+      }
+#if defined(__AVX__)
+      _mm_sfence();  // this thread's streamed stores have landed before the clock stops
+#endif
+    }
+    const double t = seconds() - t0;
+    if (t > 0) best = std::max(best, 2.0 * n * 4 / t);
+  }
+  volatile float sink = out[n / 2];
+  (void)sink;
+  std::free(in);
+  std::free(out);
   return best;
 }
 
@@ -110,7 +152,10 @@ using nlohmann::json;
 json limits_to_json(const MachineLimits& m) {
   json ladder = json::array();
   for (const auto& [bytes, rate] : m.read_bytes_per_s) ladder.push_back({bytes, rate});
-  return {{"read_bytes_per_s", ladder}, {"flops_per_s", m.flops_per_s}};
+  return {{"read_bytes_per_s", ladder},
+          {"flops_per_s", m.flops_per_s},
+          {"memory_read_bytes_per_s", m.memory_read_bytes_per_s},
+          {"memory_copy_bytes_per_s", m.memory_copy_bytes_per_s}};
 }
 
 Result<MachineLimits> limits_from_json(const json& j) {
@@ -118,6 +163,8 @@ Result<MachineLimits> limits_from_json(const json& j) {
     MachineLimits m;
     for (const auto& step : j.at("read_bytes_per_s")) m.read_bytes_per_s.emplace_back(step.at(0), step.at(1));
     m.flops_per_s = j.at("flops_per_s");
+    m.memory_read_bytes_per_s = j.value("memory_read_bytes_per_s", 0.0);  // (0 in files from before 2026-12-07)
+    m.memory_copy_bytes_per_s = j.value("memory_copy_bytes_per_s", 0.0);
     if (m.read_bytes_per_s.empty() || !(m.flops_per_s > 0)) return make_error(ErrorKind::internal, "empty probe");
     return m;
   } catch (const json::exception& e) {
@@ -166,7 +213,7 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure
     if (!parsed.is_discarded())
       if (auto limits = limits_from_json(parsed)) before = *limits;
   }
-  if (before && !measure_again) return probed[probe_binary] = *before;
+  if (before && before->memory_copy_bytes_per_s > 0 && !measure_again) return probed[probe_binary] = *before;
   // In a child: the probe starts OpenMP threads, and a worker that forks evaluations must not
   // hold any (libgomp does not survive fork).
   auto child = run_in_child(
@@ -174,16 +221,22 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure
         auto library = SharedLibrary::open(probe_binary);
         if (!library) _exit(2);
         auto read = library->symbol("kforge_probe_read");
+        auto copy = library->symbol("kforge_probe_copy");
         auto fma = library->symbol("kforge_probe_fma");
-        if (!read || !fma) _exit(2);
+        if (!read || !copy || !fma) _exit(2);
         // Every core at once, and one core times the number of cores: on a busy machine the first
         // is the worse estimate, and the floor must not rise with someone else's load.
         const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         auto read_rate = reinterpret_cast<double (*)(long, int)>(*read);
         auto fma_rate = reinterpret_cast<double (*)(int)>(*fma);
+        auto copy_rate = reinterpret_cast<double (*)(long, int)>(*copy);
         MachineLimits m;
-        for (long bytes : read_ladder())
-          m.read_bytes_per_s.emplace_back(bytes, std::max(read_rate(bytes, cores), cores * read_rate(bytes, 1)));
+        for (long bytes : read_ladder()) {
+          const double all = read_rate(bytes, cores);
+          m.read_bytes_per_s.emplace_back(bytes, std::max(all, cores * read_rate(bytes, 1)));
+          m.memory_read_bytes_per_s = all;  // (the last step's: memory)
+        }
+        m.memory_copy_bytes_per_s = copy_rate(read_ladder().back(), cores);
         m.flops_per_s = std::max(fma_rate(cores), cores * fma_rate(1));
         const std::string text = limits_to_json(m).dump();
         if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) _exit(3);
@@ -202,6 +255,8 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure
     for (size_t i = 0; i < limits->read_bytes_per_s.size(); ++i)
       limits->read_bytes_per_s[i].second = std::max(limits->read_bytes_per_s[i].second, before->read_bytes_per_s[i].second);
     limits->flops_per_s = std::max(limits->flops_per_s, before->flops_per_s);
+    limits->memory_read_bytes_per_s = std::max(limits->memory_read_bytes_per_s, before->memory_read_bytes_per_s);
+    limits->memory_copy_bytes_per_s = std::max(limits->memory_copy_bytes_per_s, before->memory_copy_bytes_per_s);
   }
   save_atomically(saved, limits_to_json(*limits).dump());
   return probed[probe_binary] = *limits;
@@ -301,9 +356,29 @@ MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per
 
 MachineLimits host_roofline(const MachineLimits& limits) {
   MachineLimits m = limits;
-  if (!limits.read_bytes_per_s.empty()) m.read_bytes_per_s = {{0.0, limits.read_bytes_per_s.back().second}};
+  const double memory = limits.memory_read_bytes_per_s > 0 ? limits.memory_read_bytes_per_s
+                        : limits.read_bytes_per_s.empty()  ? 0
+                                                           : limits.read_bytes_per_s.back().second;
+  if (memory > 0) m.read_bytes_per_s = {{0.0, memory}};
   return m;
 }
+
+namespace {
+
+// The share of a shape's traffic that is reads: the bytes of its inputs (inout tensors counted as
+// read and as written) over those of its inputs and outputs. 1 when the task has no tensors.
+double read_share(const Task& task, const Bindings& dims) {
+  double read = 0, written = 0;
+  for (const auto& arg : task.args) {
+    if (arg.shape.empty()) continue;
+    const double bytes = static_cast<double>(tensor_bytes(arg.dtype, element_count(arg, dims)));
+    if (arg.role != ArgRole::out) read += bytes;
+    if (arg.role == ArgRole::out || arg.role == ArgRole::inout) written += bytes;
+  }
+  return read + written > 0 ? read / (read + written) : 1.0;
+}
+
+}  // namespace
 
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,
                    const std::optional<MachineLimits>& roofline) {
@@ -319,7 +394,14 @@ void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& re
     const double flops = task.flops ? static_cast<double>(task.flops->eval(shape.dims).value()) : 0;
     const double floor_us = ideal_s(limits, bytes, flops) * 1e6;
     if (floor_us <= 0) continue;
-    shape.floor_us = ideal_s(honest, bytes, flops) * 1e6;
+    // The roofline: reading the reads at the memory's read rate, and, where it was measured, moving
+    // all the bytes at the rate a copy moves them (a machine may read and write at once faster
+    // than it reads alone, or slower).
+    double roof_s = ideal_s(honest, bytes, flops);
+    if (honest.memory_copy_bytes_per_s > 0)
+      roof_s = std::max({bytes * read_share(task, shape.dims) / honest.read_rate(bytes),
+                         bytes / honest.memory_copy_bytes_per_s, flops / honest.flops_per_s});
+    shape.floor_us = roof_s * 1e6;
     shape.roofline_pct = 100 * shape.floor_us / shape.timing->median_us;
     // Half the ideal time: room for a kernel that beats our probe loops, none for a broken timer.
     if (result.status == EvalStatus::ok && shape.timing->median_us < 0.5 * floor_us) {

@@ -537,6 +537,43 @@ TEST(Physics, ACpusRooflineIsTheMemorysRateWhileItsFloorIsTheCachesRate) {
   EXPECT_EQ(r.status, EvalStatus::rejected_cheat);
 }
 
+// Where every core was measured together, the cpu's roofline reads at that rate (not at one core's
+// times the cores, which a VM's cores may not get together), and moves reads plus writes at most
+// at the copy's rate: a gemv (nearly all reads) is bound by the read rate, a softmax (as many bytes
+// written as read) by the copy's when the machine copies slower than twice its read rate.
+TEST(Physics, ACpusRooflineReadsAtEveryCoresRateAndCopiesAtTheCopysRate) {
+  MachineLimits limits;
+  limits.read_bytes_per_s = {{16e3, 300e9}, {128e6, 40e9}};  // 40: one core's 20 x 2 cores
+  limits.memory_read_bytes_per_s = 20e9;
+  limits.memory_copy_bytes_per_s = 30e9;
+  limits.flops_per_s = 200e9;
+  const MachineLimits roofline = host_roofline(limits);
+  EXPECT_EQ(roofline.read_rate(1e9), 20e9);
+  auto pct = [&](const Task& task, const Bindings& dims, double median_us) {
+    EvalResult r;
+    r.status = EvalStatus::ok;
+    ShapeResult shape;
+    shape.dims = dims;
+    shape.timing = TimingStats{.n = 100, .min_us = median_us, .median_us = median_us, .p20_us = median_us,
+                               .p80_us = median_us, .mean_us = median_us};
+    r.shapes.push_back(shape);
+    apply_physics(task, limits, r, host_roofline(limits));
+    EXPECT_EQ(r.status, EvalStatus::ok);
+    return r.shapes[0].roofline_pct;
+  };
+  Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
+  const Bindings gemv_dims = {{"N", 4096}, {"K", 4096}};
+  const double gemv_bytes = static_cast<double>(gemv.bytes->eval(gemv_dims).value());
+  const double reads = 4.0 * (4096 * 4096 + 4096), writes = 4.0 * 4096;
+  EXPECT_NEAR(pct(gemv, gemv_dims, 2000), 100 * gemv_bytes * reads / (reads + writes) / 20e9 / 2000e-6, 1e-6);
+  Task softmax = find_task(kSource + "/tasks", "llm/softmax").value();
+  const Bindings softmax_dims = {{"M", 128}, {"N", 131072}};
+  const double softmax_bytes = 8.0 * 128 * 131072;  // x read, y written
+  EXPECT_NEAR(pct(softmax, softmax_dims, 5000), 100 * softmax_bytes / 30e9 / 5000e-6, 1e-6);  // not / 20e9 / 2
+  limits.memory_copy_bytes_per_s = 0;  // not measured (a probe file from before): reads only
+  EXPECT_NEAR(pct(softmax, softmax_dims, 5000), 100 * softmax_bytes / 20e9 / 5000e-6, 1e-6);
+}
+
 TEST(Physics, AGpusRooflineIsItsMeasuredBandwidthWhileItsFloorStaysGenerous) {
   DeviceInfo h100;
   h100.compute_units = 132, h100.clock_khz = 1980000, h100.memory_clock_khz = 2619000, h100.memory_bus_bits = 5120;

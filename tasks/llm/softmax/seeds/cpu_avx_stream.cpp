@@ -1,10 +1,11 @@
 // @kforge entry: softmax_f32
-// @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more the exps go to a per-thread scratch row in cache and y is written once with non-temporal stores
+// @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more the exps go to a per-thread scratch row in cache and y is written once with non-temporal stores; with PREFETCH_NEXT each thread takes a contiguous block of rows and prefetches its next row while it computes the exps of the current one
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
 // @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
 // @kforge param: CHUNK_ROWS=1 in {1,4,16}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
+// @kforge param: PREFETCH_NEXT=1 in {0,1}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdlib>
@@ -127,14 +128,21 @@ static float row_max(const float* __restrict x, long n0, long n1) {
   return best;
 }
 
-// e[n] = exp(x[n] - max) for n in [n0, n1), returning their sum.
-static float exp_sum(const float* __restrict x, float* __restrict e, long n0, long n1, float max_value) {
+// e[n] = exp(x[n] - max) for n in [n0, n1), returning their sum. `next`, when given, is the row
+// this thread does next (as long as this one): it is prefetched, a line per line of x, so that
+// its trip from memory overlaps these exps instead of stalling the next row's max pass.
+static float exp_sum(const float* __restrict x, float* __restrict e, long n0, long n1, float max_value,
+                     const float* next = nullptr) {
   vf acc[UNROLL];
   for (int u = 0; u < UNROLL; ++u) acc[u] = vset1(0.0f);
   const vf m = vset1(max_value);
   long n = n0;
   for (; n + UNROLL * W <= n1; n += UNROLL * W)
     for (int u = 0; u < UNROLL; ++u) {
+#if W > 1
+      if (next && ((n + u * W) * sizeof(float)) % 64 < W * sizeof(float))
+        _mm_prefetch((const char*)(next + n + u * W), _MM_HINT_T1);
+#endif
       const vf v = vexp(vsub(vload(x + n + u * W), m));
       vstore(e + n + u * W, v);
       acc[u] = vadd(acc[u], v);
@@ -169,10 +177,10 @@ static void scale(const float* e, float* y, long n0, long n1, float inverse) {
 // One row. With a scratch row (NT), the exps stay in this thread's cache and y is written once,
 // streamed: no read for ownership and no second trip of y through the memory bus.
 template <bool NT>
-static void softmax_row(const float* x, float* y, float* scratch, long N) {
+static void softmax_row(const float* x, float* y, float* scratch, long N, const float* next = nullptr) {
   const float max_value = row_max(x, 0, N);
   float* e = NT ? scratch : y;
-  const float sum = exp_sum(x, e, 0, N, max_value);
+  const float sum = exp_sum(x, e, 0, N, max_value, next);
   scale<NT>(e, y, 0, N, 1.0f / sum);
 }
 
@@ -189,8 +197,15 @@ static void rows(const float* x, float* y, int M, long N) {
 #pragma omp parallel
   {
     float* scratch = NT ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
+    if (PREFETCH_NEXT) {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
+      for (int m = m0; m < m1; ++m)
+        softmax_row<NT>(x + m * N, y + m * N, scratch, N, m + 1 < m1 ? x + (m + 1) * N : nullptr);
+    } else {
 #pragma omp for schedule(dynamic, CHUNK_ROWS) nowait
-    for (int m = 0; m < M; ++m) softmax_row<NT>(x + m * N, y + m * N, scratch, N);
+      for (int m = 0; m < M; ++m) softmax_row<NT>(x + m * N, y + m * N, scratch, N);
+    }
     if (NT) vfence();  // this thread's streamed stores are visible before the join
     std::free(scratch);
   }
