@@ -253,8 +253,11 @@ struct MachineLimits {
   double read_rate(double bytes) const;  // the fastest rate a working set of `bytes` can be read at
 };
 
-// The probe, compiled like a candidate.
+// The probe, compiled like a candidate: kforge_probe_read(bytes, threads) and
+// kforge_probe_copy(bytes, threads) in bytes/s, kforge_probe_fma(threads) in FLOP/s.
 Result<Binary> compile_probe(const Backend& host);
+// The buffer size the probe measures memory on (at least 4x the last-level cache).
+long memory_probe_bytes();
 // The machine's limits: measured by the probe once, then kept beside its binary; `measure_again`
 // runs it anyway and keeps the best of old and new.
 Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again = false);
@@ -277,6 +280,11 @@ MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per
 // measured it (else the largest probed buffer's), and moved at most at the copy rate; the floor
 // keeps the generous rate of the cache level the working set would fit in.
 MachineLimits host_roofline(const MachineLimits& limits);
+// The time a shape of `task` takes at best against `roofline` (host_roofline's or
+// device_roofline's): max(bytes / read rate, FLOPs / peak); where a copy rate was measured, the
+// bytes are split into reads and writes in the ratio of the task's input and output tensors
+// (inout both), the reads go at the read rate and all of them at most at the copy rate.
+double roofline_seconds(const Task& task, const Bindings& dims, const MachineLimits& roofline);
 // Sets each timed shape's floor and % of roofline against `roofline` (else `limits`); a median
 // under half the ideal time under `limits` turns an ok result into rejected_cheat.
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,

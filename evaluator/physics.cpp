@@ -185,6 +185,8 @@ void save_atomically(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+long memory_probe_bytes() { return read_ladder().back(); }
+
 Result<Binary> compile_probe(const Backend& host) {
   CompileRequest request;
   request.source = kProbeSource;
@@ -380,6 +382,18 @@ double read_share(const Task& task, const Bindings& dims) {
 
 }  // namespace
 
+double roofline_seconds(const Task& task, const Bindings& dims, const MachineLimits& roofline) {
+  const double bytes = task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
+  const double flops = task.flops ? static_cast<double>(task.flops->eval(dims).value()) : 0;
+  const double compute_s = roofline.flops_per_s > 0 ? flops / roofline.flops_per_s : 0;
+  if (roofline.read_bytes_per_s.empty()) return compute_s;
+  if (roofline.memory_copy_bytes_per_s <= 0) return std::max(bytes / roofline.read_rate(bytes), compute_s);
+  // Reading the reads at the memory's read rate, and moving every byte at the rate a copy moves
+  // them (a machine may read and write at once faster than it reads alone, or slower).
+  return std::max({bytes * read_share(task, dims) / roofline.read_rate(bytes),
+                   bytes / roofline.memory_copy_bytes_per_s, compute_s});
+}
+
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,
                    const std::optional<MachineLimits>& roofline) {
   auto ideal_s = [](const MachineLimits& m, double bytes, double flops) {
@@ -394,14 +408,7 @@ void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& re
     const double flops = task.flops ? static_cast<double>(task.flops->eval(shape.dims).value()) : 0;
     const double floor_us = ideal_s(limits, bytes, flops) * 1e6;
     if (floor_us <= 0) continue;
-    // The roofline: reading the reads at the memory's read rate, and, where it was measured, moving
-    // all the bytes at the rate a copy moves them (a machine may read and write at once faster
-    // than it reads alone, or slower).
-    double roof_s = ideal_s(honest, bytes, flops);
-    if (honest.memory_copy_bytes_per_s > 0)
-      roof_s = std::max({bytes * read_share(task, shape.dims) / honest.read_rate(bytes),
-                         bytes / honest.memory_copy_bytes_per_s, flops / honest.flops_per_s});
-    shape.floor_us = roof_s * 1e6;
+    shape.floor_us = roofline_seconds(task, shape.dims, honest) * 1e6;
     shape.roofline_pct = 100 * shape.floor_us / shape.timing->median_us;
     // Half the ideal time: room for a kernel that beats our probe loops, none for a broken timer.
     if (result.status == EvalStatus::ok && shape.timing->median_us < 0.5 * floor_us) {

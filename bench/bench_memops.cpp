@@ -1,0 +1,136 @@
+// The memory-bound llm ops against the memory roofline measured in the same run. For each op
+// (rmsnorm, add_rmsnorm, swiglu, softmax, rope, kv_append), every cpu seed but the naive one, with
+// its default params, goes through the evaluator (caches flushed before every call, interleaved
+// with the baseline, robust statistics) at two of its bench shapes: the largest, whose working set
+// exceeds the last-level cache (each task's comment says so), and the smallest, where the cost of a
+// call dominates. Between the
+// evaluations the evaluator's probe measures, on every core and a buffer of at least 4x the LLC,
+// the read rate and the copy rate (non-temporal stores); each keeps its best of the run. Printed
+// per shape: median, GB/s, % of the roofline at this run's rates (evaluator/physics.cpp,
+// roofline_seconds) and, at the small shape, the fixed cost of a call (median less roofline time).
+//
+//   build/bench/bench_memops [--tasks rmsnorm,softmax,...]
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "evaluator/evaluator.hpp"
+#include "evaluator/internal.hpp"
+
+using namespace kforge;
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "bench_memops: %s\n", message.c_str());
+  return 1;
+}
+
+struct Probe {
+  double (*read)(long, int) = nullptr;
+  double (*copy)(long, int) = nullptr;
+  double read_best = 0, copy_best = 0;
+  void measure() {
+    const long bytes = memory_probe_bytes();
+    const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    read_best = std::max(read_best, read(bytes, threads));
+    copy_best = std::max(copy_best, copy(bytes, threads));
+  }
+  MachineLimits roofline() const {
+    MachineLimits m;
+    m.read_bytes_per_s = {{0.0, read_best}};
+    m.memory_read_bytes_per_s = read_best;
+    m.memory_copy_bytes_per_s = copy_best;
+    return m;
+  }
+};
+
+double bytes_at(const Task& task, const Bindings& dims) {
+  return task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
+}
+
+struct Row {
+  std::string op, seed;
+  Bindings dims;
+  double median_us = 0;
+  std::string failure;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "worker") return worker_main();  // its own evaluation worker
+  std::string task_list = "rmsnorm,add_rmsnorm,swiglu,softmax,rope,kv_append";
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--tasks") == 0 && i + 1 < argc) task_list = argv[++i];
+    else return fail("usage: bench_memops [--tasks rmsnorm,softmax,...]");
+  }
+  auto host = make_host_backend();
+  auto probe_binary = compile_probe(*host);
+  if (!probe_binary) return fail(probe_binary.error().message);
+  void* library = dlopen(probe_binary->path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  Probe probe;
+  if (library) {
+    probe.read = reinterpret_cast<double (*)(long, int)>(dlsym(library, "kforge_probe_read"));
+    probe.copy = reinterpret_cast<double (*)(long, int)>(dlsym(library, "kforge_probe_copy"));
+  }
+  if (!probe.read || !probe.copy) return fail("the probe " + probe_binary->path + " does not load");
+
+  std::vector<Row> rows;
+  std::vector<Task> tasks;
+  std::stringstream names(task_list);
+  for (std::string name; std::getline(names, name, ',');) {
+    auto task = find_task(std::string(KFORGE_SOURCE_DIR) + "/tasks", "llm/" + name);
+    if (!task) return fail(task.error().message);
+    auto by_bytes = [&](const Bindings& a, const Bindings& b) { return bytes_at(*task, a) < bytes_at(*task, b); };
+    const auto [small, large] = std::minmax_element(task->bench_shapes.begin(), task->bench_shapes.end(), by_bytes);
+    Task timed = *task;
+    timed.bench_shapes = {*small, *large};
+    auto evaluator = Evaluator::create(timed, *host);
+    if (!evaluator) return fail(evaluator.error().message);
+    for (const auto& path : task->seed_paths) {
+      const std::string file = path.substr(path.rfind('/') + 1);
+      if (file.rfind("cpu_", 0) != 0 || file == "cpu_naive.cpp") continue;
+      probe.measure();
+      auto source = read_file(path);
+      auto candidate = source ? parse_candidate(*source, path) : Result<Candidate>(source.error());
+      if (!candidate) return fail(candidate.error().message);
+      std::fprintf(stderr, "%s %s...\n", task->id().c_str(), file.c_str());
+      const EvalResult result = evaluator->evaluate(*candidate, file);
+      for (const auto& shape : result.shapes)
+        if (shape.bench && shape.timing)
+          rows.push_back({name, file, shape.dims, shape.timing->median_us, ""});
+      if (result.status != EvalStatus::ok)
+        rows.push_back({name, file, {}, 0, to_string(result.status) + ": " + result.message});
+    }
+    tasks.push_back(timed);
+  }
+  probe.measure();
+
+  const MachineLimits roofline = host_roofline(probe.roofline());
+  std::printf("memory, every core, on %.0f MiB (the best of the probes in this run): read %.1f GB/s, copy %.1f GB/s "
+              "(read + written)\n",
+              memory_probe_bytes() / 1048576.0, probe.read_best / 1e9, probe.copy_best / 1e9);
+  std::printf("%-12s %-20s %-28s %9s %11s %8s %8s %14s\n", "op", "seed", "shape", "MiB", "median us", "GB/s",
+              "% roof", "fixed us/call");
+  for (const Row& row : rows) {
+    if (!row.failure.empty()) {
+      std::printf("%-12s %-20s %s\n", row.op.c_str(), row.seed.c_str(), row.failure.c_str());
+      continue;
+    }
+    const Task& task = *std::find_if(tasks.begin(), tasks.end(), [&](const Task& t) { return t.name == row.op; });
+    const double bytes = bytes_at(task, row.dims), roof_us = roofline_seconds(task, row.dims, roofline) * 1e6;
+    // The smallest shape, where a call's own cost shows: what the median spends beyond the roofline.
+    const bool smallest = row.dims == task.bench_shapes.front();
+    std::printf("%-12s %-20s %-28s %9.2f %11.1f %8.1f %7.1f%% %14s\n", row.op.c_str(), row.seed.c_str(),
+                shape_label(row.dims).c_str(), bytes / 1048576.0, row.median_us, bytes / row.median_us / 1e3,
+                100 * roof_us / row.median_us,
+                smallest ? fmt::format("{:.2f}", std::max(0.0, row.median_us - roof_us)).c_str() : "");
+  }
+  return 0;
+}
