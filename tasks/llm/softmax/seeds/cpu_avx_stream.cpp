@@ -1,11 +1,12 @@
 // @kforge entry: softmax_f32
-// @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more the exps go to a per-thread scratch row in cache and y is written once with non-temporal stores; with PREFETCH_NEXT each thread takes a contiguous block of rows and prefetches its next row while it computes the exps of the current one
+// @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more y is written once with non-temporal stores, the exps kept in a per-thread scratch row in cache or (RECOMPUTE) computed again as y streams out; with PREFETCH_NEXT each thread takes a contiguous block of rows and prefetches its next row while it computes the exps of the current one
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
 // @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
 // @kforge param: CHUNK_ROWS=1 in {1,4,16}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
 // @kforge param: PREFETCH_NEXT=1 in {0,1}
+// @kforge param: RECOMPUTE=1 in {0,1}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdlib>
@@ -79,12 +80,12 @@ static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 static inline float vhmax(vf v) { return v; }
 #endif
 
-// exp(x) on a vector, x clamped to [-87, 88] (2^k stays a normal float): k = round(x log2 e),
-// r = x - k ln2 in [-ln2/2, ln2/2] (ln2 in two parts), a degree-6 Taylor polynomial (~2e-7
-// relative), then 2^k into the exponent field.
+// exp(x) on a vector: k = round(x log2 e), r = x - k ln2 in [-ln2/2, ln2/2] (ln2 in two parts), a
+// degree-5 Taylor polynomial (~3e-6 relative, far inside the task's tolerance; every instruction
+// counts, since with RECOMPUTE each exp is computed twice), then 2^k into the exponent field:
+// AVX-512's scalef handles any k (underflow to 0), AVX2's bit trick needs x clamped to [-87, 88].
 #if W == 16
 static inline vf vexp(vf x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, vset1(-87.0f)), vset1(88.0f));
   const vf k = _mm512_roundscale_ps(vmul(x, vset1(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const vf r = _mm512_fnmadd_ps(k, vset1(1.42860677e-6f), _mm512_fnmadd_ps(k, vset1(0.693145752f), x));
 #elif W == 8
@@ -94,8 +95,7 @@ static inline vf vexp(vf x) {
   const vf r = _mm256_fnmadd_ps(k, vset1(1.42860677e-6f), _mm256_fnmadd_ps(k, vset1(0.693145752f), x));
 #endif
 #if W > 1
-  vf p = vset1(1.0f / 720);
-  p = vfma(p, r, vset1(1.0f / 120));
+  vf p = vset1(1.0f / 120);
   p = vfma(p, r, vset1(1.0f / 24));
   p = vfma(p, r, vset1(1.0f / 6));
   p = vfma(p, r, vset1(0.5f));
@@ -128,9 +128,20 @@ static float row_max(const float* __restrict x, long n0, long n1) {
   return best;
 }
 
-// e[n] = exp(x[n] - max) for n in [n0, n1), returning their sum. `next`, when given, is the row
-// this thread does next (as long as this one): it is prefetched, a line per line of x, so that
-// its trip from memory overlaps these exps instead of stalling the next row's max pass.
+// The row this thread does next (as long as this one) is prefetched a line at a time, spread over
+// `parts` passes of the current row, so that its trip from memory overlaps their work instead of
+// stalling the next row's max pass: the line `n / parts` floats into `next`, once per line.
+// (PARTS is a constant: the division and the test compile to a shift and a mask.)
+template <int PARTS>
+static inline void prefetch_next(const float* next, long n) {
+#if W > 1
+  if (next && ((n / PARTS) * (long)sizeof(float)) % 64 < W * (long)sizeof(float) / PARTS)
+    _mm_prefetch((const char*)(next + n / PARTS), _MM_HINT_T0);
+#endif
+}
+
+// The sum of exp(x[n] - max) for n in [n0, n1), each also stored to e[n] when e is given.
+template <int PARTS = 1>
 static float exp_sum(const float* __restrict x, float* __restrict e, long n0, long n1, float max_value,
                      const float* next = nullptr) {
   vf acc[UNROLL];
@@ -139,55 +150,64 @@ static float exp_sum(const float* __restrict x, float* __restrict e, long n0, lo
   long n = n0;
   for (; n + UNROLL * W <= n1; n += UNROLL * W)
     for (int u = 0; u < UNROLL; ++u) {
-#if W > 1
-      if (next && ((n + u * W) * sizeof(float)) % 64 < W * sizeof(float))
-        _mm_prefetch((const char*)(next + n + u * W), _MM_HINT_T1);
-#endif
+      prefetch_next<PARTS>(next, n - n0 + u * W);
       const vf v = vexp(vsub(vload(x + n + u * W), m));
-      vstore(e + n + u * W, v);
+      if (e) vstore(e + n + u * W, v);
       acc[u] = vadd(acc[u], v);
     }
   for (int u = 1; u < UNROLL; ++u) acc[0] = vadd(acc[0], acc[u]);
   float sum = vsum(acc[0]);
   for (; n < n1; ++n) {
-    e[n] = std::exp(x[n] - max_value);
-    sum += e[n];
+    const float v = std::exp(x[n] - max_value);
+    if (e) e[n] = v;
+    sum += v;
   }
   return sum;
 }
 
-// y[n] = e[n] * inverse for n in [n0, n1); e may be y itself (in place). With NT the body goes
-// out in non-temporal stores (aligned: a scalar head first).
-template <bool NT>
-static void scale(const float* e, float* y, long n0, long n1, float inverse) {
+// y[n] = v[n] * inverse for n in [n0, n1), where v[n] is src[n] (the stored exps; src may be y
+// itself), or with EXP exp(src[n] - max) computed again from x. With NT the body goes out in
+// non-temporal stores (aligned: a scalar head first).
+template <bool NT, bool EXP, int PARTS = 1>
+static void scale(const float* src, float* y, long n0, long n1, float max_value, float inverse,
+                  const float* next = nullptr) {
+  auto one = [&](long n) { return (EXP ? std::exp(src[n] - max_value) : src[n]) * inverse; };
   long n = n0;
   if (NT) {
     long head = n0 + (long)((-(std::uintptr_t)(y + n0) / sizeof(float)) & (W - 1));
     head = head < n1 ? head : n1;
-    for (; n < head; ++n) y[n] = e[n] * inverse;
+    for (; n < head; ++n) y[n] = one(n);
   }
-  const vf s = vset1(inverse);
+  const vf s = vset1(inverse), m = vset1(max_value);
   for (; n + W <= n1; n += W) {
-    const vf v = vmul(vload(e + n), s);
+    prefetch_next<PARTS>(next, n - n0);
+    const vf v = vmul(EXP ? vexp(vsub(vload(src + n), m)) : vload(src + n), s);
     if (NT) vstream(y + n, v); else vstore(y + n, v);
   }
-  for (; n < n1; ++n) y[n] = e[n] * inverse;
+  for (; n < n1; ++n) y[n] = one(n);
 }
 
-// One row. With a scratch row (NT), the exps stay in this thread's cache and y is written once,
-// streamed: no read for ownership and no second trip of y through the memory bus.
+// One row. With NT, y is written once, streamed: no read for ownership and no second trip of y
+// through the memory bus. The exps either stay in a scratch row in this thread's cache, or, with
+// RECOMPUTE, are computed twice (summed, then again as y streams out), so that x is the only row
+// in cache and the prefetched next row arrives over both passes, while y goes out.
 template <bool NT>
 static void softmax_row(const float* x, float* y, float* scratch, long N, const float* next = nullptr) {
   const float max_value = row_max(x, 0, N);
+  if (NT && RECOMPUTE) {
+    const float sum = exp_sum<2>(x, nullptr, 0, N, max_value, next);
+    scale<true, true, 2>(x, y, 0, N, max_value, 1.0f / sum, next ? next + N / 2 : nullptr);
+    return;
+  }
   float* e = NT ? scratch : y;
   const float sum = exp_sum(x, e, 0, N, max_value, next);
-  scale<NT>(e, y, 0, N, 1.0f / sum);
+  scale<NT, false>(e, y, 0, N, 0.0f, 1.0f / sum);
 }
 
 template <bool NT>
 static void rows(const float* x, float* y, int M, long N) {
   if ((long)M * N < PAR_THRESHOLD) {
-    float* scratch = NT ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
+    float* scratch = NT && !RECOMPUTE ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
     for (int m = 0; m < M; ++m) softmax_row<NT>(x + m * N, y + m * N, scratch, N);
     std::free(scratch);
     return;
@@ -196,7 +216,7 @@ static void rows(const float* x, float* y, int M, long N) {
   // holding up the rest.
 #pragma omp parallel
   {
-    float* scratch = NT ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
+    float* scratch = NT && !RECOMPUTE ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
     if (PREFETCH_NEXT) {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
@@ -245,7 +265,7 @@ static void split_rows(const float* x, float* y, int M, long N) {
         shared_value = 1.0f / sum;
       }
       const float inverse = shared_value;
-      scale<false>(out, out, n0, n1, inverse);
+      scale<false, false>(out, out, n0, n1, 0.0f, inverse);
 #pragma omp barrier
     }
   }
