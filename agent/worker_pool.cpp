@@ -279,6 +279,7 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const std::vector<WorkerSp
           break;
       }
       m.worker = std::make_shared<Worker>(command);
+      m.worker->ship_files(true);  // it may not see this machine's files, whatever started it
       m.thread = std::make_shared<Thread>();
       pool->members_.push_back(std::move(m));
     }
