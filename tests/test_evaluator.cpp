@@ -424,6 +424,25 @@ TEST(Worker, AnswersAMalformedRequestWithAnErrorAndKeepsServing) {
   EXPECT_EQ(worker.starts(), 1);
 }
 
+TEST(Worker, AnAnswerWithFieldsOfTheWrongTypeIsOneErrorNotAnException) {
+  // A worker that reads one request and sends `answer` back.
+  auto answering = [](const std::string& answer) {
+    return Worker({"sh", "-c", "read n; head -c \"$n\" >/dev/null; a='" + answer + "'; printf '%s\\n%s' ${#a} \"$a\"; sleep 5"});
+  };
+  Worker string_id = answering(R"({"id":"1","pong":true})");
+  auto a = string_id.call({{"type", "ping"}}, 10);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.error().message.find("it answered another request"), std::string::npos) << a.error().message;
+  Worker float_id = answering(R"({"id":1e300,"pong":true})");
+  auto b = float_id.call({{"type", "ping"}}, 10);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message.find("it answered another request"), std::string::npos) << b.error().message;
+  Worker number_error = answering(R"({"id":1,"error":5})");
+  auto c = number_error.call({{"type", "ping"}}, 10);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, "worker: 5");
+}
+
 TEST(Evaluator, AKernelAskingFor100GiBIsRefusedAndRecorded) {
   EvalResult r = eval_rmsnorm("rmsnorm_allocates_100gib.cpp");
   EXPECT_EQ(r.status, EvalStatus::crash) << r.message;
