@@ -101,6 +101,8 @@ class WorkerPool {
   static Status hello(Member& member, const std::string& backend);
   std::vector<Member> members_;
   std::string allocation_;  // a Slurm job this pool obtained and releases
+  // A process that releases allocation_ once this one ends, even by kill -9, and the pipe whose end it waits for.
+  int watcher_ = -1, watcher_pipe_ = -1;
   std::function<void(const std::string&)> log_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
