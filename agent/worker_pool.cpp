@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -357,13 +358,17 @@ Status WorkerPool::hello(Member& member, const std::string& backend) {
 
 WorkerPool::~WorkerPool() {
   for (auto& m : members_) m.thread->run([&] { m.worker->stop(); });
+  bool released = false;
   if (!allocation_.empty()) {
     auto [out, code] = capture({"scancel", allocation_});
     if (code != 0 && log_) log_(fmt::format("slurm: scancel {} failed: {}", allocation_, out));
+    released = code == 0;
   }
-  if (watcher_ > 0) {  // it cancels the allocation again, harmlessly, and ends
+  if (watcher_ > 0) {
+    // Released: the watcher has nothing left to do. Else it tries once more, on its own time.
+    if (released) kill(watcher_, SIGKILL);
     close(watcher_pipe_);
-    waitpid(watcher_, nullptr, 0);
+    if (released) waitpid(watcher_, nullptr, 0);
   }
 }
 

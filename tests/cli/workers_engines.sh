@@ -80,7 +80,7 @@ slurm)
     fail "step $cancelled cancelled, no retry: $(cat "$dir/log")"
   check_counts 8
 
-  # kill -9 of a coordinator in the middle of a search on an allocation it obtained itself.
+  # kill -9 of a coordinator on an allocation it obtained itself, once its worker's step runs.
   rm -f "$db"
   "$kforge" --tasks-dir "$tasks" search --suite search --seed 3 --db "$db" --evals 40 --workers slurm:1 \
     >/dev/null 2>"$dir/log" &
@@ -88,11 +88,11 @@ slurm)
   job=
   for _ in $(seq 600); do
     job=$(sed -n 's/.*slurm: obtained allocation \([0-9]*\).*/\1/p' "$dir/log")
-    [ -n "$job" ] && [ "$(q "SELECT count(*) FROM evaluation" 2>/dev/null || echo 0)" -ge 1 ] && break
+    [ -n "$job" ] && squeue -h -s -o %i 2>/dev/null | grep -q "^$job\.[0-9]" && break
     sleep 0.1
   done
   [ -n "$job" ] && [ -n "$(squeue -h -j "$job" -t R)" ] || fail "no running allocation to leave behind: $(cat "$dir/log")"
-  kill -9 "$victim"
+  kill -9 "$victim" || fail "the search ended before it was killed: $(cat "$dir/log")"
   wait "$victim" 2>/dev/null
   for _ in $(seq 150); do [ -z "$(squeue -h -j "$job" -t R,PD,CG 2>/dev/null)" ] && break; sleep 0.2; done
   [ -z "$(squeue -h -j "$job" -t R,PD,CG 2>/dev/null)" ] || fail "allocation $job outlived its coordinator: $(squeue)"
