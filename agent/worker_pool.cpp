@@ -2,13 +2,18 @@
 // handed out one evaluation at a time; and the evaluator that runs a search over them.
 #include "agent/worker_pool.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -16,6 +21,7 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 namespace kforge {
 namespace {
@@ -82,6 +88,31 @@ Result<std::string> obtain_allocation(int tasks, bool gpus) {
     return make_error(ErrorKind::invalid_input, "--workers slurm: salloc gave no allocation: {}",
                       out.empty() ? fmt::format("exit {}", code) : out.substr(0, out.find_last_not_of('\n') + 1));
   return m[1].str();
+}
+
+// A process that gives allocation `job` back once this one ends, however it ends (kill -9
+// included): it waits for the end of a pipe only this process writes to, then runs scancel. Its
+// pid, and the pipe's end to close; an error when it cannot start.
+Result<std::pair<pid_t, int>> watch_allocation(const std::string& job) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return make_error(ErrorKind::internal, "pipe: {}", std::strerror(errno));
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]), close(fds[1]);
+    return make_error(ErrorKind::internal, "fork: {}", std::strerror(errno));
+  }
+  if (pid == 0) {
+    setsid();  // not in our process group: a signal to the coordinator's group leaves it running
+    dup2(fds[0], STDIN_FILENO);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO), dup2(null, STDERR_FILENO);
+    close_range(3, ~0U, 0);
+    execlp("sh", "sh", "-c", "cat; exec scancel \"$0\"", job.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[0]);
+  return std::pair{pid, fds[1]};
 }
 
 }  // namespace
@@ -229,6 +260,9 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const std::vector<WorkerSp
       if (!obtained) return obtained.error();
       job = pool->allocation_ = *obtained;
       if (pool->log_) pool->log_(fmt::format("slurm: obtained allocation {} for {} worker(s)", job, slurm));
+      auto watcher = watch_allocation(job);
+      if (!watcher) return watcher.error();  // the pool's destructor gives the allocation back
+      std::tie(pool->watcher_, pool->watcher_pipe_) = *watcher;
     }
   }
 
@@ -279,6 +313,7 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const std::vector<WorkerSp
           break;
       }
       m.worker = std::make_shared<Worker>(command);
+      m.worker->ship_files(true);  // it may not see this machine's files, whatever started it
       m.thread = std::make_shared<Thread>();
       pool->members_.push_back(std::move(m));
     }
@@ -323,9 +358,17 @@ Status WorkerPool::hello(Member& member, const std::string& backend) {
 
 WorkerPool::~WorkerPool() {
   for (auto& m : members_) m.thread->run([&] { m.worker->stop(); });
+  bool released = false;
   if (!allocation_.empty()) {
     auto [out, code] = capture({"scancel", allocation_});
     if (code != 0 && log_) log_(fmt::format("slurm: scancel {} failed: {}", allocation_, out));
+    released = code == 0;
+  }
+  if (watcher_ > 0) {
+    // Released: the watcher has nothing left to do. Else it tries once more, on its own time.
+    if (released) kill(watcher_, SIGKILL);
+    close(watcher_pipe_);
+    if (released) waitpid(watcher_, nullptr, 0);
   }
 }
 

@@ -4,8 +4,8 @@
 // of a Slurm allocation (srun), or any command. The pool hands its workers out one evaluation at a
 // time (so at most one timed evaluation per device), counts their failures, and retires a worker
 // that fails three times in a row. PoolEvaluator is the search's CandidateEvaluator over a pool:
-// candidates compile here, through the compile cache, and the worker is told where the binary is,
-// so a remote worker needs the same paths (a shared filesystem, or the same machine).
+// candidates compile here, through the compile cache, and the requests carry the binaries and the
+// task's files (Worker::ship_files): a worker needs no shared filesystem.
 #pragma once
 
 #include <condition_variable>
@@ -101,6 +101,8 @@ class WorkerPool {
   static Status hello(Member& member, const std::string& backend);
   std::vector<Member> members_;
   std::string allocation_;  // a Slurm job this pool obtained and releases
+  // A process that releases allocation_ once this one ends, even by kill -9, and the pipe whose end it waits for.
+  int watcher_ = -1, watcher_pipe_ = -1;
   std::function<void(const std::string&)> log_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

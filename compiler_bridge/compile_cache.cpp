@@ -173,10 +173,11 @@ std::map<std::string, CompileCache::Usage> CompileCache::usage() const {
 }
 
 Status CompileCache::clear() const {
-  // Only the backends' folders: the directory may be shared with other files (a mistaken
-  // KFORGE_CACHE_DIR), and tmp/ may hold another process's compile in progress.
+  // Only the backends' folders and what a pool's worker received (evaluator/worker.cpp): the
+  // directory may be shared with other files (a mistaken KFORGE_CACHE_DIR), and tmp/ may hold
+  // another process's compile in progress.
   std::error_code ec;
-  for (const char* backend : {"cpu", "cuda", "hip", "null"}) {
+  for (const char* backend : {"cpu", "cuda", "hip", "null", "received"}) {
     fs::remove_all(fs::path(dir_) / backend, ec);
     if (ec) return make_error(ErrorKind::io, "{}/{}: cannot remove: {}", dir_, backend, ec.message());
   }

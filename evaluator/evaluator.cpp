@@ -20,6 +20,12 @@ std::uint64_t secret_seed() {
   return seed;
 }
 
+// Where a request names files of this machine: the task folder and the binaries, host code by its
+// path, a GPU kernel's in its description. A worker that ships files gets what they hold instead.
+const std::vector<std::string> kRequestFiles = {
+    "/task_dir", "/reference", "/probe", "/baseline", "/candidate", "/candidate/binary/path",
+    "/baseline/binary/path", "/vendor_baseline/path", "/copy_probe/path"};
+
 // The compiler's log, the kernel's resources and its size, into the result of its evaluation.
 void note_binary(const Binary& binary, EvalResult& result) {
   result.log = binary.log;
@@ -206,7 +212,8 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
 }
 
 Status Evaluator::check_reference() const {
-  auto answer = worker_->call({{"type", "validate"}, {"task_dir", task_.dir}, {"reference", reference_binary_}}, 90);
+  auto answer = worker_->call({{"type", "validate"}, {"task_dir", task_.dir}, {"reference", reference_binary_}}, 90,
+                              kRequestFiles);
   if (!answer) return answer.error();
   if (answer->contains("error"))
     return make_error(ErrorKind::internal, "validating the reference: {}", (*answer)["error"].get<std::string>());
@@ -239,7 +246,7 @@ EvalResult Evaluator::finish(const nlohmann::json& request, EvalResult result, c
   const bool in_worker = !backend_->conventions().runs_on_host();
   const double deadline_s = options.timeout_s + (in_worker ? 0 : 30);
   const auto start = Clock::now();
-  auto answer = worker_->call(request, deadline_s);
+  auto answer = worker_->call(request, deadline_s, kRequestFiles);
   result.output = worker_->output();
   if (!answer) {
     const bool late = std::chrono::duration<double>(Clock::now() - start).count() >= deadline_s;

@@ -11,9 +11,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -128,8 +130,14 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Sends `request`, waits up to `timeout_s` for the answer. A worker that dies, hangs or answers
-  // garbage is killed, and the error says so with the end of what it printed.
-  Result<nlohmann::json> call(const nlohmann::json& request, double timeout_s);
+  // garbage is killed, and the error says so with the end of what it printed. `files`: the JSON
+  // pointers of the request's values that are paths of files or folders (a task's) here, which
+  // a worker that ships files receives by content instead (worker.cpp says how).
+  Result<nlohmann::json> call(const nlohmann::json& request, double timeout_s,
+                              const std::vector<std::string>& files = {});
+  // Whether to send the files a request names rather than their paths: for a worker that may not
+  // share this filesystem (a pool's). Each file travels once to a worker, which keeps it by hash.
+  void ship_files(bool ship) { ship_ = ship; }
   // What the worker (and the kernels it ran) wrote to stderr during the last call, capped.
   const std::string& output() const { return output_; }
   // Ends the worker process; the next call starts a fresh one.
@@ -144,7 +152,16 @@ class Worker {
 
  private:
   Status start();
+  // `request` with the paths at `files` replaced by what they hold (hashes), and the paths by hash.
+  Result<std::pair<nlohmann::json, std::map<std::string, std::string>>> pack(const nlohmann::json& request,
+                                                                             const std::vector<std::string>& files);
+  // One request, the bytes of its "blobs" after it, and its answer.
+  Result<nlohmann::json> exchange(const nlohmann::json& request, const std::vector<std::string>& blobs,
+                                  double timeout_s);
   std::vector<std::string> command_;
+  bool ship_ = false;
+  std::set<std::string> has_;  // the hashes of the files the running worker process has
+  std::map<std::string, std::pair<std::string, std::string>> hashes_;  // path -> (size:time, hash)
   int pid_ = -1, socket_ = -1, stderr_ = -1, starts_ = 0, exit_code_ = -1;
   std::uint64_t requests_ = 0;  // each request's id; its answer must carry it back
   std::string output_;

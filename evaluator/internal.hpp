@@ -232,6 +232,20 @@ inline bool exit_after_answer = false;
 
 nlohmann::json to_json(const EvalOptions& options);
 
+// An integer field of a result, a request or an answer: a JSON integer, never a float, else a
+// json::type_error. nlohmann casts a float that does not fit (1e300) to an integer with undefined
+// behaviour (found by tests/fuzz), and a result comes from the process that ran the candidate.
+template <class Int>
+Int integer(const nlohmann::json& j) {
+  if (!j.is_number_integer())
+    throw nlohmann::json::type_error::create(302, fmt::format("expected an integer, not {}", j.type_name()), &j);
+  return j.get<Int>();
+}
+template <class Int>
+Int integer_or(const nlohmann::json& j, const char* key, Int fallback) {
+  return j.contains(key) ? integer<Int>(j.at(key)) : fallback;
+}
+
 // ---- frames (worker.cpp) ----
 
 // Parses one frame ("<decimal length>\n<payload>") off the front of `buffer`: the payload once it

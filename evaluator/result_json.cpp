@@ -19,19 +19,6 @@ double number_from(const json& j) {
   return s == "inf" ? INFINITY : s == "-inf" ? -INFINITY : NAN;
 }
 
-// An integer field: a JSON integer, never a float. nlohmann casts a float that does not fit (1e300)
-// to an integer with undefined behaviour (found by tests/fuzz), and a result comes from the
-// process that ran the candidate.
-template <class Int>
-Int integer(const json& j) {
-  if (!j.is_number_integer())
-    throw json::type_error::create(302, fmt::format("expected an integer, not {}", j.type_name()), &j);
-  return j.get<Int>();
-}
-template <class Int>
-Int integer_or(const json& j, const char* key, Int fallback) {
-  return j.contains(key) ? integer<Int>(j.at(key)) : fallback;
-}
 }  // namespace
 
 json to_json(const EvalResult& result) {

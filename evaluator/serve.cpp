@@ -30,7 +30,8 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
     it = references.emplace(reference_path, std::move(*library)).first;
   }
   auto reference = it->second.symbol("kforge_call");
-  auto target = reference ? make_device_target(request.at("backend"), request.value("device", 0), request.at("candidate"),
+  auto target = reference ? make_device_target(request.at("backend"), integer_or(request, "device", 0),
+                                               request.at("candidate"),
                                                request.value("baseline", nlohmann::json()),
                                                request.value("vendor_baseline", nlohmann::json()),
                                                request.value("copy_probe", nlohmann::json()))
@@ -83,11 +84,13 @@ nlohmann::json pong(const nlohmann::json& request) {
 }  // namespace
 
 nlohmann::json serve_request(const nlohmann::json& request) {
-  const std::string type = request.value("type", "");
-  if (type == "ping") return pong(request);
-  if (type == "validate") return validate_reference(request);
-  if (type != "eval") return {{"error", fmt::format("unknown request type '{}'", type)}};
+  // Whatever is malformed in a request, a wrong type included, is one error answer.
+  std::string type;
   try {
+    type = request.value("type", "");
+    if (type == "ping") return pong(request);
+    if (type == "validate") return validate_reference(request);
+    if (type != "eval") return {{"error", fmt::format("unknown request type '{}'", type)}};
     // A worker serves the same few tasks over and over: load each once.
     static std::map<std::string, Task> tasks;
     const std::string dir = request.at("task_dir");
@@ -98,7 +101,7 @@ nlohmann::json serve_request(const nlohmann::json& request) {
       it = tasks.emplace(dir, std::move(*task)).first;
     }
     const EvalOptions options = eval_options_from_json(request.at("options"));
-    const std::uint64_t seed = request.at("seed");
+    const auto seed = integer<std::uint64_t>(request.at("seed"));
     auto conventions = kernel_conventions(request.value("backend", "cpu"));
     if (!conventions) return {{"error", conventions.error().message}};
     if (!conventions->runs_on_host())
@@ -124,7 +127,7 @@ nlohmann::json serve_request(const nlohmann::json& request) {
     }
     return {{"result", to_json(result)}};
   } catch (const nlohmann::json::exception& e) {
-    return {{"error", fmt::format("malformed eval request: {}", e.what())}};
+    return {{"error", fmt::format("malformed {}request: {}", type.empty() ? "" : type + " ", e.what())}};
   }
 }
 

@@ -424,6 +424,68 @@ TEST(Worker, AnswersAMalformedRequestWithAnErrorAndKeepsServing) {
   EXPECT_EQ(worker.starts(), 1);
 }
 
+TEST(Worker, AnAnswerWithFieldsOfTheWrongTypeIsOneErrorNotAnException) {
+  // A worker that reads one request and sends `answer` back.
+  auto answering = [](const std::string& answer) {
+    return Worker({"sh", "-c", "read n; head -c \"$n\" >/dev/null; a='" + answer + "'; printf '%s\\n%s' ${#a} \"$a\"; sleep 5"});
+  };
+  Worker string_id = answering(R"({"id":"1","pong":true})");
+  auto a = string_id.call({{"type", "ping"}}, 10);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.error().message.find("it answered another request"), std::string::npos) << a.error().message;
+  Worker float_id = answering(R"({"id":1e300,"pong":true})");
+  auto b = float_id.call({{"type", "ping"}}, 10);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message.find("it answered another request"), std::string::npos) << b.error().message;
+  Worker number_error = answering(R"({"id":1,"error":5})");
+  auto c = number_error.call({{"type", "ping"}}, 10);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, "worker: 5");
+}
+
+TEST(Worker, AShippedFileTravelsOnceAndALargeOneOnlyWhenTheWorkerLacksIt) {
+  const fs::path dir = fs::temp_directory_path() / ("kforge-ship-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "task" / "sub");
+  const std::string big(3 << 20, 'x'), small = "small";
+  std::ofstream(dir / "big.so") << big;
+  std::ofstream(dir / "task" / "sub" / "small.txt") << small;
+  // tee keeps every byte sent to the worker; its store is a cache of its own.
+  const std::string sent = (dir / "sent").string();
+  Worker worker({"env", "KFORGE_CACHE_DIR=" + (dir / "cache").string(), "sh", "-c",
+                 "tee -a '" + sent + "' | \"$0\" worker", fs::read_symlink("/proc/self/exe").string()});
+  worker.ship_files(true);
+  const nlohmann::json request = {
+      {"type", "ping"}, {"big", (dir / "big.so").string()}, {"folder", (dir / "task").string()}};
+  auto sent_bytes = [&] { return fs::exists(sent) ? fs::file_size(sent) : 0; };
+  for (int round = 0; round < 3; ++round) {
+    if (round == 2) worker.stop();  // a fresh process: its store still has the files
+    const auto before = sent_bytes();
+    auto answer = worker.call(request, 30, {"/big", "/folder"});
+    ASSERT_TRUE(answer.ok()) << answer.error().message;
+    EXPECT_TRUE(answer->value("pong", false));
+    // The first round sends the large file once (after the worker said it lacked it); later ones, none.
+    const auto grew = sent_bytes() - before;
+    if (round == 0) {
+      EXPECT_GT(grew, big.size());
+      EXPECT_LT(grew, 2 * big.size());
+    } else {
+      EXPECT_LT(grew, 4096u) << round;
+    }
+  }
+  EXPECT_EQ(worker.starts(), 2);
+  // The folder was laid out from its files under its own name, the file kept by its hash.
+  int laid_out = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir / "cache" / "received" / "dirs"))
+    if (entry.path().filename() == "small.txt") {
+      ++laid_out;
+      EXPECT_EQ(entry.path().parent_path().parent_path().filename(), "task");
+    }
+  EXPECT_EQ(laid_out, 1);
+  EXPECT_TRUE(fs::exists(dir / "cache" / "received" / content_hash(big)));
+  fs::remove_all(dir);
+}
+
 TEST(Evaluator, AKernelAskingFor100GiBIsRefusedAndRecorded) {
   EvalResult r = eval_rmsnorm("rmsnorm_allocates_100gib.cpp");
   EXPECT_EQ(r.status, EvalStatus::crash) << r.message;

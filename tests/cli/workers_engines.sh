@@ -5,7 +5,9 @@
 #          two workers, and a search on them evaluates exactly --evals kernels, each once, on both.
 #   slurm  a single-node cluster (munged, slurmctld, slurmd): `workers check slurm:2` and a 2-worker
 #          search obtain an allocation and give it back; then `scancel` of a worker's step in the
-#          middle of an evaluation: the candidate is evaluated on the other worker, nothing twice.
+#          middle of an evaluation: the candidate is evaluated on the other worker, nothing twice;
+#          then kill -9 of a coordinator that obtained its own allocation: the job is gone from
+#          squeue within 30 s.
 set -u
 engine=$1 kforge=$2 dir=$3 tasks=$4
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,6 +79,23 @@ slurm)
   tr '\n' ' ' <"$dir/log" | grep -q "worker slurm#[01]@[^ ]* failed (.*); trying it on another worker" ||
     fail "step $cancelled cancelled, no retry: $(cat "$dir/log")"
   check_counts 8
+
+  # kill -9 of a coordinator on an allocation it obtained itself, once its worker's step runs.
+  rm -f "$db"
+  "$kforge" --tasks-dir "$tasks" search --suite search --seed 3 --db "$db" --evals 40 --workers slurm:1 \
+    >/dev/null 2>"$dir/log" &
+  victim=$!
+  job=
+  for _ in $(seq 600); do
+    job=$(sed -n 's/.*slurm: obtained allocation \([0-9]*\).*/\1/p' "$dir/log")
+    [ -n "$job" ] && squeue -h -s -o %i 2>/dev/null | grep -q "^$job\.[0-9]" && break
+    sleep 0.1
+  done
+  [ -n "$job" ] && [ -n "$(squeue -h -j "$job" -t R)" ] || fail "no running allocation to leave behind: $(cat "$dir/log")"
+  kill -9 "$victim" || fail "the search ended before it was killed: $(cat "$dir/log")"
+  wait "$victim" 2>/dev/null
+  for _ in $(seq 150); do [ -z "$(squeue -h -j "$job" -t R,PD,CG 2>/dev/null)" ] && break; sleep 0.2; done
+  [ -z "$(squeue -h -j "$job" -t R,PD,CG 2>/dev/null)" ] || fail "allocation $job outlived its coordinator: $(squeue)"
   ;;
 *) fail "unknown engine $engine" ;;
 esac

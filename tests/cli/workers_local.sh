@@ -12,6 +12,9 @@
 #   lost   the only worker dies on every evaluation: retried once, recorded naming the worker, then
 #          retired; the run ends interrupted, and `--resume` on a good worker completes it with
 #          nothing evaluated twice.
+#   remote a worker that cannot see the coordinator's files (another user, `cmd:runuser -u nobody`,
+#          its own compile cache; the coordinator's cache and tasks are root's, mode 0700): `eval`
+#          and a search evaluate correctly on it from the files the requests carry.
 set -u
 mode=$1 kforge=$2 dir=$3 tasks=$4
 rm -rf "$dir" && mkdir -p "$dir"
@@ -100,6 +103,28 @@ resume)
   search --resume --workers local:1,local:1 >"$dir/out" || fail "resume: $(cat "$dir/log")"
   check_counts 10
   [ "$(q "SELECT count(*) FROM run WHERE ended_at IS NULL")" -eq 0 ] || fail "the run did not end"
+  ;;
+remote)
+  # The worker's side: a copy of kforge and a home of its own, where nobody can reach them.
+  away=$(mktemp -d /tmp/kforge-remote.XXXXXX) || fail "mktemp"
+  trap 'rm -rf "$away"' EXIT
+  cp "$kforge" "$away/kforge" && mkdir "$away/home" && chown nobody "$away/home" && chmod 755 "$away" || fail "setup"
+  # The coordinator's side: root's alone.
+  cp -r "$tasks" "$dir/tasks" && mkdir "$dir/cache" && chmod 700 "$dir" "$dir/cache" "$dir/tasks" || fail "setup"
+  export KFORGE_CACHE_DIR=$dir/cache
+  runuser -u nobody -- test -r "$dir/tasks/search/scale/task.toml" && fail "nobody reads the coordinator's files"
+  spec="cmd:runuser -u nobody -- env HOME=$away/home KFORGE_CACHE_DIR=$away/home/cache $away/kforge worker"
+  out=$(timeout 120 "$kforge" --tasks-dir "$dir/tasks" eval --task search/scale --check-only --db "$db" --workers "$spec" 2>&1) ||
+    fail "eval: $out"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE status = 'ok' AND worker GLOB 'cmd#0@?*'")" -eq 2 ] ||
+    fail "eval on the remote worker: $(q "SELECT worker, status, message FROM evaluation")"
+  rm -f "$db"
+  timeout 120 "$kforge" --tasks-dir "$dir/tasks" search --suite search --seed 3 --db "$db" --evals 4 --workers "$spec" \
+    >"$dir/out" 2>"$dir/log" || fail "search: $(cat "$dir/log")"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE verified = 0 AND status = 'ok' AND worker GLOB 'cmd#0@?*'")" -eq 4 ] ||
+    fail "search on the remote worker: $(q "SELECT worker, status, message FROM evaluation")"
+  # What it ran came in the requests, into its own store.
+  [ "$(find "$away/home/cache/received" -maxdepth 1 -type f -user nobody | wc -l)" -ge 4 ] || fail "nothing received"
   ;;
 *) fail "unknown mode $mode" ;;
 esac
