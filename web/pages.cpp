@@ -35,6 +35,7 @@ std::string str(const json& v) {
   return v.dump();
 }
 std::string text(const json& v) { return esc(str(v)); }
+std::string text_or_dash(const json& v) { return str(v).empty() ? "-" : text(v); }
 
 double real(const json& v) { return v.is_number() ? v.get<double>() : 0.0; }
 
@@ -139,7 +140,9 @@ std::string curve_svg(const View& v, const json& evaluations, const json& best_s
 }
 
 // The lineage tree: a kernel under its parent (when the parent was evaluated in the same run and
-// task), leaves side by side in the order they were made, each edge labelled with its operator.
+// task), leaves side by side in the order they were made, each edge labelled near its child with
+// its operator's initials ("pm": param_mutation; a legend above says which), so that a parent's
+// many children keep their labels apart.
 std::string tree_svg(const View& v, const json& kernels) {
   std::map<std::string, int> index;
   for (std::size_t i = 0; i < kernels.size(); ++i) index[str(kernels[i]["kernel_key"])] = static_cast<int>(i);
@@ -169,15 +172,28 @@ std::string tree_svg(const View& v, const json& kernels) {
   auto x = [&](int k) { return margin + slot[k] * dx; };
   auto y = [&](int k) { return margin + depth[k] * dy; };
   const double w = 2 * margin + std::max(0, leaves - 1) * dx, h = 2 * margin + max_depth * dy;
+  std::map<std::string, std::string> initials;  // operator -> its label, distinct per operator
+  auto label = [&](const std::string& op) {
+    if (auto it = initials.find(op); it != initials.end()) return it->second;
+    std::string a;
+    for (std::size_t i = 0; i < op.size(); ++i)
+      if (i == 0 || op[i - 1] == '_') a += op[i];
+    for (int n = 2; std::any_of(initials.begin(), initials.end(), [&](const auto& e) { return e.second == a; }); ++n)
+      a = a.substr(0, a.find_first_of("0123456789")) + std::to_string(n);
+    return initials[op] = a;
+  };
   std::string out = fmt::format("<svg class=\"tree\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\">", w, h, w, h);
   for (std::size_t k = 0; k < kernels.size(); ++k)
     for (int c : children[k]) {
       out += fmt::format("<line class=\"edge\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>", x(k), y(k),
                          x(c), y(c));
       if (labels)
-        out += fmt::format("<text class=\"op\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>", (x(k) + x(c)) / 2 + 3,
-                           (y(k) + y(c)) / 2, text(kernels[c]["operator"]));
+        out += fmt::format("<text class=\"op\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>", x(k) + 0.7 * (x(c) - x(k)) + 4,
+                           y(k) + 0.7 * (y(c) - y(k)), esc(label(str(kernels[c]["operator"]))));
     }
+  std::string legend;
+  for (const auto& [op, a] : initials) legend += fmt::format("{}<b>{}</b> {}", legend.empty() ? "" : " · ", esc(a), esc(op));
+  if (!legend.empty()) out = "<p class=\"ops\">edges: " + legend + "</p>" + out;
   for (std::size_t k = 0; k < kernels.size(); ++k) {
     const json& n = kernels[k];
     out += svg_link(v, "kernel-" + encode_name(str(n["kernel_key"])),
@@ -432,8 +448,8 @@ std::string evaluation_html(const json& e, const View& v) {
       "registers {} · spill {} B · shared {} B · binary {} B</p>",
       str(e["evaluation_id"]), status_span(e["status"]), device_link(v, e["device_key"]), text(e["created_at"]),
       text(e["message"]), num(e["speedup"], 3, "x"), text(e["baseline"]), real(e["verified"]) > 0 ? "yes" : "no",
-      str(e["run_id"]).empty() ? "-" : run_link(v, e["run_id"]), text(e["registers"]), text(e["spill_bytes"]),
-      text(e["shared_bytes"]), text(e["code_bytes"]));
+      str(e["run_id"]).empty() ? "-" : run_link(v, e["run_id"]), text_or_dash(e["registers"]),
+      text_or_dash(e["spill_bytes"]), text_or_dash(e["shared_bytes"]), text_or_dash(e["code_bytes"]));
   out += "<table><tr><th>shape</th><th>kind</th><th>correct</th><th>max abs err</th><th>n</th><th>median us</th>"
          "<th>p20</th><th>p80</th><th>cv</th><th>GB/s</th><th>GFLOP/s</th><th>baseline us</th><th>speedup</th>"
          "<th>% roofline</th></tr>";
@@ -549,7 +565,9 @@ std::string library_html(const json& l, const View& v) {
   if (v.page > 1) return out;
   // The misses: the most looked-up first, as many as a page holds (all of them in the JSON).
   const json& misses = l["misses"];
-  out += fmt::format("<h2>Lookups that missed: {} problems, {} lookups</h2>", str(c["misses"]), num(c["missed_lookups"], 0));
+  out += fmt::format("<h2>Lookups that missed: {} problems, {} lookups</h2>", str(c["misses"]),
+                     real(c["missed_lookups"]) > 0 ? num(c["missed_lookups"], 0) : "0");
+  if (misses.empty()) return out + "<p>None.</p>";
   if (misses.size() > v.per_page)
     out += fmt::format("<p>showing the {} most looked up of {} (all of them in <a href=\"api/{}.json\">JSON</a>)</p>",
                        v.per_page, thousands(misses.size()), v.name);

@@ -56,7 +56,7 @@ pre { background: #f6f6f6; padding: 6px; overflow: auto; max-height: 40em; }
 pre.reply, pre.prompt { white-space: pre-wrap; } .scroll { overflow: auto; max-width: 100%; }
 .diff .add { background: #e6ffec; } .diff .del { background: #ffebe9; } .diff .ctx { color: #666; }
 .axis { stroke: #444; } .gridline { stroke: #e4e4e4; } .tick { font-size: 11px; fill: #444; }
-.best { fill: none; stroke: #1f5fbf; stroke-width: 2; } .edge { stroke: #aaa; } .op { font-size: 9px; fill: #777; }
+.best { fill: none; stroke: #1f5fbf; stroke-width: 2; } .edge { stroke: #aaa; } .op { font-size: 10px; fill: #555; }
 .roof { fill: none; stroke: #c33; stroke-width: 2; } .roof-point { fill: #1f5fbf; }
 .grids { display: flex; flex-wrap: wrap; gap: 1em; } .grid td { width: 3.2em; height: 1.6em; font-size: 11px; }
 .legend .dot { display: inline-block; width: .8em; height: .8em; border-radius: 50%; margin: 0 3px 0 8px; }
