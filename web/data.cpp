@@ -61,6 +61,13 @@ const char* const kRunColumns = R"sql(
   (SELECT total(cost_usd) FROM llm_call c WHERE c.run_id = r.run_id) AS llm_cost_usd
 FROM run r LEFT JOIN (SELECT max(created_at) AS last FROM evaluation WHERE run_id = ?1) a)sql";
 
+// The tasks of run ?N, or every task when ?N is empty: `k.task IN (...)` for a kernel k.
+std::string of_run_tasks(int n) {
+  return fmt::format("(?{0} = '' OR k.task IN (SELECT DISTINCT k2.task FROM evaluation e2 JOIN kernel k2 "
+                     "USING(kernel_key) WHERE e2.run_id = ?{0}))",
+                     n);
+}
+
 const char* const kTaskSummary = R"sql(
 SELECT k.task, count(*) AS evaluations, sum(e.status = 'ok') AS correct, sum(e.status <> 'ok') AS failed,
        count(DISTINCT e.kernel_key) AS kernels,
@@ -120,7 +127,9 @@ json Reader::runs(const std::string& run_id) const {
   for (const auto& id : rows("SELECT run_id FROM run WHERE ?1 = '' OR run_id = ?1 ORDER BY started_at DESC, run_id", {run_id}))
     out.push_back(run(id["run_id"]));
   return {{"runs", out},
-          {"devices", rows("SELECT device_key, name FROM device ORDER BY device_key")}};
+          {"devices", rows("SELECT device_key, name FROM device WHERE ?1 = '' OR device_key IN "
+                           "(SELECT device_key FROM evaluation WHERE run_id = ?1) ORDER BY device_key",
+                           {run_id})}};
 }
 
 json Reader::run_page(const std::string& run_id) const {
@@ -248,7 +257,7 @@ json Reader::kernel(const std::string& key) const {
   return k;
 }
 
-json Reader::device(const std::string& device_key) const {
+json Reader::device(const std::string& device_key, const std::string& run_id) const {
   json d = row(
       "SELECT device_key, vendor, arch, units, name, memory_bytes, bandwidth_gbps, peak_gflops FROM device "
       "WHERE device_key = ?1",
@@ -258,12 +267,13 @@ json Reader::device(const std::string& device_key) const {
 SELECT b.problem_key, b.op, b.kernel_key, b.median_us, b.speedup, b.roofline_pct, b.stale, m.shape, m.gbps, m.gflops
 FROM best b JOIN evaluation e ON e.evaluation_key = b.evaluation_key
             JOIN measurement m ON m.evaluation_id = e.evaluation_id AND m.problem_key = b.problem_key
-WHERE b.device_key = ?1 ORDER BY b.op, b.problem_key)sql",
-                      {device_key});
+            LEFT JOIN kernel k ON k.kernel_key = b.kernel_key
+WHERE b.device_key = ?1 AND )sql" + of_run_tasks(2) + " ORDER BY b.op, b.problem_key",
+                      {device_key, run_id});
   return d;
 }
 
-json Reader::library() const {
+json Reader::library(const std::string& run_id) const {
   json counts = row(R"sql(
 SELECT (SELECT count(*) FROM kernel) AS kernels, (SELECT count(*) FROM evaluation) AS evaluations,
        (SELECT count(*) FROM measurement) AS measurements, (SELECT count(*) FROM problem) AS problems,
@@ -271,10 +281,12 @@ SELECT (SELECT count(*) FROM kernel) AS kernels, (SELECT count(*) FROM evaluatio
        (SELECT count(*) FROM miss) AS misses, (SELECT total(count) FROM miss) AS missed_lookups,
        (SELECT count(*) FROM run) AS runs, (SELECT count(*) FROM llm_call) AS llm_calls)sql");
   return {{"counts", counts},
+          {"run_id", run_id},
           {"best", rows("SELECT b.problem_key, b.device_key, b.env_key, b.op, b.dtype, b.static_key, b.dyn, "
                         "b.kernel_key, k.origin, b.median_us, b.speedup, b.roofline_pct, b.samples, b.stale, "
-                        "b.published_at FROM best b LEFT JOIN kernel k USING(kernel_key) "
-                        "ORDER BY b.op, b.problem_key, b.device_key")},
+                        "b.published_at FROM best b LEFT JOIN kernel k USING(kernel_key) WHERE " +
+                            of_run_tasks(1) + " ORDER BY b.op, b.problem_key, b.device_key",
+                        {run_id})},
           {"misses", rows("SELECT problem_key, device_key, count, first_seen, last_seen FROM miss "
                           "ORDER BY count DESC, problem_key")}};
 }

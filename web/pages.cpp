@@ -35,6 +35,7 @@ std::string str(const json& v) {
   return v.dump();
 }
 std::string text(const json& v) { return esc(str(v)); }
+std::string text_or_dash(const json& v) { return str(v).empty() ? "-" : text(v); }
 
 double real(const json& v) { return v.is_number() ? v.get<double>() : 0.0; }
 
@@ -45,25 +46,56 @@ std::string num(const json& v, int decimals = 2, const char* suffix = "") {
 
 std::string short_key(const json& key) { return esc(str(key).substr(0, 12)); }
 
-std::string kernel_link(const json& key, const std::string& label = "") {
+// A link to the page `name`; where a report did not write that page, the label as text.
+std::string link(const View& v, const std::string& name, const std::string& label) {
+  if (!v.links(name)) return fmt::format("<span class=\"absent\" title=\"not in this report\">{}</span>", label);
+  return fmt::format("<a href=\"{}.html\">{}</a>", name, label);
+}
+// An SVG mark inside a link to the page `name`, where there is that page.
+std::string svg_link(const View& v, const std::string& name, const std::string& mark) {
+  return v.links(name) ? fmt::format("<a href=\"{}.html\">{}</a>", name, mark) : mark;
+}
+
+std::string kernel_link(const View& v, const json& key, const std::string& label = "") {
   if (str(key).empty()) return "-";
-  return fmt::format("<a href=\"kernel-{}.html\">{}</a>", encode_name(str(key)),
-                     label.empty() ? short_key(key) : label);
+  return link(v, "kernel-" + encode_name(str(key)), label.empty() ? short_key(key) : label);
 }
-std::string run_link(const json& id) {
-  return fmt::format("<a href=\"run-{}.html\">{}</a>", encode_name(str(id)), text(id));
+std::string run_link(const View& v, const json& id) { return link(v, "run-" + encode_name(str(id)), text(id)); }
+std::string task_link(const View& v, const json& run_id, const json& task) {
+  return link(v, "task-" + encode_name(str(run_id)) + "-" + encode_name(str(task)), text(task));
 }
-std::string task_link(const json& run_id, const json& task) {
-  return fmt::format("<a href=\"task-{}-{}.html\">{}</a>", encode_name(str(run_id)), encode_name(str(task)), text(task));
-}
-std::string device_link(const json& key) {
-  return fmt::format("<a href=\"device-{}.html\">{}</a>", encode_name(str(key)), text(key));
-}
+std::string device_link(const View& v, const json& key) { return link(v, "device-" + encode_name(str(key)), text(key)); }
 std::string status_span(const json& status) {
   return fmt::format("<span class=\"st s-{}\">{}</span>", text(status), text(status));
 }
 
 const char* const kStatuses[] = {"ok", "incorrect", "compile_error", "crash", "timeout", "runtime_error", "rejected_cheat"};
+
+// 5000 -> "5,000"
+std::string thousands(std::size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// Where a long table is: "evaluations 201–400 of 5,000 (all in JSON) · first · previous · page 2 of
+// 25 · next · last"; nothing when it fits one page.
+std::string pager(const View& v, std::size_t total, const char* what) {
+  if (v.pages <= 1) return "";
+  auto to = [&](int p, const char* label) {
+    if (p < 1 || p > v.pages || p == v.page) return fmt::format("<span class=\"off\">{}</span>", label);
+    return fmt::format("<a class=\"page\" href=\"{}.html\">{}</a>", p == 1 ? v.name : fmt::format("{}-p{}", v.name, p), label);
+  };
+  const auto [first, last] = v.range(total);
+  return fmt::format(
+      "<p class=\"pager\">showing {} {}–{} of {} (all of them in <a href=\"api/{}.json\">JSON</a>) · {} · {} · "
+      "page {} of {} · {} · {}</p>",
+      what, thousands(first + 1), thousands(last), thousands(total), v.name, to(1, "first"), to(v.page - 1, "previous"),
+      v.page, v.pages, to(v.page + 1, "next"), to(v.pages, "last"));
+}
 
 std::string legend() {
   std::string out = "<p class=\"legend\">";
@@ -75,7 +107,7 @@ std::string legend() {
 
 // Every evaluation as a point (x: its number in the task, y: its speedup; failures on the axis),
 // coloured by status, under the best-so-far line.
-std::string curve_svg(const json& evaluations, const json& best_so_far) {
+std::string curve_svg(const View& v, const json& evaluations, const json& best_so_far) {
   const int n = static_cast<int>(evaluations.size());
   const double w = 960, h = 320, left = 56, right = 16, top = 16, bottom = 40;
   double ymax = 0;
@@ -98,18 +130,20 @@ std::string curve_svg(const json& evaluations, const json& best_so_far) {
   out += fmt::format("<polyline class=\"best\" points=\"{}\"/>", line);
   for (int i = 0; i < n; ++i) {
     const json& e = evaluations[i];
-    out += fmt::format(
-        "<a href=\"kernel-{}.html\"><circle class=\"eval s-{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\">"
-        "<title>#{} {} {} {} {}</title></circle></a>",
-        encode_name(str(e["kernel_key"])), text(e["status"]), x(i), y(real(e["speedup"])), i + 1, text(e["origin"]),
-        text(e["operator"]), text(e["status"]), num(e["speedup"], 3, "x"));
+    out += svg_link(v, "kernel-" + encode_name(str(e["kernel_key"])),
+                    fmt::format("<circle class=\"eval s-{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\">"
+                                "<title>#{} {} {} {} {}</title></circle>",
+                                text(e["status"]), x(i), y(real(e["speedup"])), i + 1, text(e["origin"]),
+                                text(e["operator"]), text(e["status"]), num(e["speedup"], 3, "x")));
   }
   return out + "</svg>";
 }
 
 // The lineage tree: a kernel under its parent (when the parent was evaluated in the same run and
-// task), leaves side by side in the order they were made, each edge labelled with its operator.
-std::string tree_svg(const json& kernels) {
+// task), leaves side by side in the order they were made, each edge labelled near its child with
+// its operator's initials ("pm": param_mutation; a legend above says which), so that a parent's
+// many children keep their labels apart.
+std::string tree_svg(const View& v, const json& kernels) {
   std::map<std::string, int> index;
   for (std::size_t i = 0; i < kernels.size(); ++i) index[str(kernels[i]["kernel_key"])] = static_cast<int>(i);
   std::vector<std::vector<int>> children(kernels.size());
@@ -138,29 +172,42 @@ std::string tree_svg(const json& kernels) {
   auto x = [&](int k) { return margin + slot[k] * dx; };
   auto y = [&](int k) { return margin + depth[k] * dy; };
   const double w = 2 * margin + std::max(0, leaves - 1) * dx, h = 2 * margin + max_depth * dy;
+  std::map<std::string, std::string> initials;  // operator -> its label, distinct per operator
+  auto label = [&](const std::string& op) {
+    if (auto it = initials.find(op); it != initials.end()) return it->second;
+    std::string a;
+    for (std::size_t i = 0; i < op.size(); ++i)
+      if (i == 0 || op[i - 1] == '_') a += op[i];
+    for (int n = 2; std::any_of(initials.begin(), initials.end(), [&](const auto& e) { return e.second == a; }); ++n)
+      a = a.substr(0, a.find_first_of("0123456789")) + std::to_string(n);
+    return initials[op] = a;
+  };
   std::string out = fmt::format("<svg class=\"tree\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\">", w, h, w, h);
   for (std::size_t k = 0; k < kernels.size(); ++k)
     for (int c : children[k]) {
       out += fmt::format("<line class=\"edge\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>", x(k), y(k),
                          x(c), y(c));
       if (labels)
-        out += fmt::format("<text class=\"op\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>", (x(k) + x(c)) / 2 + 3,
-                           (y(k) + y(c)) / 2, text(kernels[c]["operator"]));
+        out += fmt::format("<text class=\"op\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>", x(k) + 0.7 * (x(c) - x(k)) + 4,
+                           y(k) + 0.7 * (y(c) - y(k)), esc(label(str(kernels[c]["operator"]))));
     }
+  std::string legend;
+  for (const auto& [op, a] : initials) legend += fmt::format("{}<b>{}</b> {}", legend.empty() ? "" : " · ", esc(a), esc(op));
+  if (!legend.empty()) out = "<p class=\"ops\">edges: " + legend + "</p>" + out;
   for (std::size_t k = 0; k < kernels.size(); ++k) {
     const json& n = kernels[k];
-    out += fmt::format(
-        "<a href=\"kernel-{}.html\"><g class=\"node\"><circle class=\"s-{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\"/>"
-        "<title>{} {} {} {}</title></g></a>",
-        encode_name(str(n["kernel_key"])), text(n["status"]), x(k), y(k), text(n["origin"]), text(n["operator"]),
-        text(n["status"]), num(n["best_speedup"], 3, "x"));
+    out += svg_link(v, "kernel-" + encode_name(str(n["kernel_key"])),
+                    fmt::format("<g class=\"node\"><circle class=\"s-{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\"/>"
+                                "<title>{} {} {} {}</title></g>",
+                                text(n["status"]), x(k), y(k), text(n["origin"]), text(n["operator"]), text(n["status"]),
+                                num(n["best_speedup"], 3, "x")));
   }
   return out + "</svg>";
 }
 
 // An island's MAP-Elites grid: code family across, the first param's bin down; each elite's
 // speedup, shaded by it.
-std::string grid_html(const json& island, int bins, double best) {
+std::string grid_html(const View& v, const json& island, int bins, double best) {
   std::map<std::pair<int, int>, std::vector<json>> cells;
   for (const auto& c : island["cells"]) {
     const int f = c["family_bin"].get<int>(), p = c["param_bin"].get<int>();
@@ -183,7 +230,7 @@ std::string grid_html(const json& island, int bins, double best) {
       out += fmt::format("<td class=\"elite\" style=\"background:hsl(130,50%,{:.0f}%)\">",
                          92 - 40 * (best > 0 ? std::min(1.0, fit / best) : 0));
       for (const auto& c : it->second)
-        out += kernel_link(c["kernel_key"], fmt::format("{:.2f}", real(c["fitness"]))) +
+        out += kernel_link(v, c["kernel_key"], fmt::format("{:.2f}", real(c["fitness"]))) +
                (c["register_bin"].get<int>() >= 0 ? fmt::format("<sub>r{}</sub> ", c["register_bin"].get<int>()) : " ");
       out += "</td>";
     }
@@ -194,7 +241,7 @@ std::string grid_html(const json& island, int bins, double best) {
 
 // Log-log roofline: each published kernel at its arithmetic intensity (GFLOP/s / GB/s) and
 // GFLOP/s, under the roof min(peak, bandwidth x intensity) where the device's are measured.
-std::string roofline_svg(const json& device, int& placed) {
+std::string roofline_svg(const View& v, const json& device, int& placed) {
   const double bw = real(device["bandwidth_gbps"]), peak = real(device["peak_gflops"]);
   std::vector<std::pair<double, double>> points;  // intensity, gflops
   std::vector<const json*> rows;
@@ -239,11 +286,11 @@ std::string roofline_svg(const json& device, int& placed) {
   }
   for (std::size_t i = 0; i < points.size(); ++i) {
     const json& k = *rows[i];
-    out += fmt::format(
-        "<a href=\"kernel-{}.html\"><circle class=\"roof-point\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\">"
-        "<title>{} {}: {:.1f} GB/s, {:.1f} GFLOP/s</title></circle></a>",
-        encode_name(str(k["kernel_key"])), x(points[i].first), y(points[i].second), text(k["op"]), text(k["shape"]),
-        real(k["gbps"]), real(k["gflops"]));
+    out += svg_link(v, "kernel-" + encode_name(str(k["kernel_key"])),
+                    fmt::format("<circle class=\"roof-point\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\">"
+                                "<title>{} {}: {:.1f} GB/s, {:.1f} GFLOP/s</title></circle>",
+                                x(points[i].first), y(points[i].second), text(k["op"]), text(k["shape"]),
+                                real(k["gbps"]), real(k["gflops"])));
   }
   return out + "</svg>";
 }
@@ -293,39 +340,43 @@ std::string pre(const json& v, const char* cls = "log") {
 
 // ---- the pages ---------------------------------------------------------------------------------
 
-std::string layout(const std::string& title, const std::string& body, const std::string& name, bool refresh) {
+std::string layout(const std::string& title, const std::string& body, const View& v, bool refresh) {
   return fmt::format(R"(<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{0} · kforge</title>{3}
-<link rel="stylesheet" href="static/highlight.css"><link rel="stylesheet" href="static/kforge.css">
+{4}<link rel="stylesheet" href="static/kforge.css">
 <script src="static/kforge.js"></script></head>
 <body><nav><a href="index.html">runs</a> · <a href="library.html">library</a> · <a href="api/{2}.json">JSON</a></nav>
 <h1>{0}</h1>
 {1}
-<script src="static/highlight.min.js"></script></body></html>
+{5}</body></html>
 )",
-                     esc(title), body, name, refresh ? "<meta http-equiv=\"refresh\" content=\"5\">" : "");
+                     esc(title), body, v.name, refresh ? "<meta http-equiv=\"refresh\" content=\"5\">" : "",
+                     v.highlight ? "<link rel=\"stylesheet\" href=\"static/highlight.css\">" : "",
+                     v.highlight ? "<script src=\"static/highlight.min.js\"></script>" : "");
 }
 
-std::string index_html(const json& j) {
-  std::string out =
+std::string index_html(const json& j, const View& v) {
+  std::string out = pager(v, j["runs"].size(), "runs") +
       "<table><tr><th>run</th><th>status</th><th>started</th><th>wall</th><th>evaluations</th><th>correct</th>"
       "<th>failed</th><th>LLM calls</th><th>cost</th><th>best speedup per task</th></tr>";
-  for (const auto& r : j["runs"]) {
+  const auto [first, last] = v.range(j["runs"].size());
+  for (std::size_t i = first; i < last; ++i) {
+    const json& r = j["runs"][i];
     std::string tasks;
     for (const auto& t : r["tasks"])
-      tasks += fmt::format("{} {}<br>", task_link(r["run_id"], t["task"]), num(t["best_speedup"], 2, "x"));
+      tasks += fmt::format("{} {}<br>", task_link(v, r["run_id"], t["task"]), num(t["best_speedup"], 2, "x"));
     out += fmt::format(
         "<tr><td>{}</td><td class=\"run-{}\">{}</td><td>{}</td><td>{} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
         "<td>${:.4f}</td><td>{}</td></tr>",
-        run_link(r["run_id"]), text(r["status"]), text(r["status"]), text(r["started_at"]), num(r["wall_s"], 1),
+        run_link(v, r["run_id"]), text(r["status"]), text(r["status"]), text(r["started_at"]), num(r["wall_s"], 1),
         str(r["evaluations"]), str(r["correct"]), str(r["failed"]), str(r["llm_calls"]), real(r["llm_cost_usd"]), tasks);
   }
-  out += "</table><h2>Devices</h2><ul>";
-  for (const auto& d : j["devices"]) out += fmt::format("<li>{}</li>", device_link(d["device_key"]));
+  out += "</table>" + pager(v, j["runs"].size(), "runs") + "<h2>Devices</h2><ul>";
+  for (const auto& d : j["devices"]) out += fmt::format("<li>{}</li>", device_link(v, d["device_key"]));
   return out + "</ul>";
 }
 
-std::string run_html(const json& r) {
+std::string run_html(const json& r, const View& v) {
   std::string out = fmt::format(
       "<dl><dt>status</dt><dd>{}</dd><dt>command</dt><dd><code>{}</code></dd><dt>host</dt><dd>{}</dd>"
       "<dt>started</dt><dd>{}</dd><dt>ended</dt><dd>{}</dd><dt>wall time</dt><dd>{} s</dd>"
@@ -340,7 +391,7 @@ std::string run_html(const json& r) {
          "<th>best speedup</th><th>by status</th></tr>";
   for (const auto& t : r["tasks"])
     out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                       task_link(r["run_id"], t["task"]), str(t["evaluations"]), str(t["kernels"]), str(t["correct"]),
+                       task_link(v, r["run_id"], t["task"]), str(t["evaluations"]), str(t["kernels"]), str(t["correct"]),
                        str(t["failed"]), num(t["best_speedup"], 3, "x"), by_status[str(t["task"])]);
   out += "</table>";
   if (!r["llm"].empty()) {
@@ -355,131 +406,183 @@ std::string run_html(const json& r) {
   return out;
 }
 
-std::string task_html(const json& t) {
+// The curve, tree and grids (first page only: they show every evaluation), then a page of the
+// evaluations table.
+std::string task_html(const json& t, const View& v) {
   const double best = t["best_so_far"].empty() ? 0 : real(t["best_so_far"].back());
+  const json& evaluations = t["evaluations"];
   std::string out = fmt::format("<p>run {} · {} evaluations of {} kernels · best {} (re-verified)</p>",
-                                run_link(t["run_id"]), t["evaluations"].size(), t["kernels"].size(), num(json(best), 3, "x"));
-  out += "<h2>Speedup by evaluation</h2><p>Each evaluation's speedup (a failure on the axis); the line: the best "
-         "re-verified so far.</p>" + legend() + "<div class=\"scroll\">" +
-         curve_svg(t["evaluations"], t["best_so_far"]) + "</div>";
-  out += "<h2>Lineage</h2><div class=\"scroll\">" + tree_svg(t["kernels"]) + "</div>";
-  out += "<h2>MAP-Elites grids</h2>";
-  if (t["islands"].empty()) out += "<p>No saved search state for this task.</p>";
-  out += "<div class=\"grids\">";
-  for (const auto& island : t["islands"]) out += grid_html(island, t["bins"].get<int>(), best);
-  out += "</div><h2>Evaluations</h2><table><tr><th>#</th><th>kernel</th><th>origin</th><th>operator</th><th>status</th>"
+                                run_link(v, t["run_id"]), thousands(evaluations.size()), thousands(t["kernels"].size()),
+                                num(json(best), 3, "x"));
+  if (v.page == 1) {
+    out += "<h2>Speedup by evaluation</h2><p>Each evaluation's speedup (a failure on the axis); the line: the best "
+           "re-verified so far.</p>" + legend() + "<div class=\"scroll\">" +
+           curve_svg(v, evaluations, t["best_so_far"]) + "</div>";
+    out += "<h2>Lineage</h2><div class=\"scroll\">" + tree_svg(v, t["kernels"]) + "</div>";
+    out += "<h2>MAP-Elites grids</h2>";
+    if (t["islands"].empty()) out += "<p>No saved search state for this task.</p>";
+    out += "<div class=\"grids\">";
+    for (const auto& island : t["islands"]) out += grid_html(v, island, t["bins"].get<int>(), best);
+    out += "</div>";
+  }
+  out += "<h2>Evaluations</h2>" + pager(v, evaluations.size(), "evaluations") +
+         "<table class=\"evaluations\"><tr><th>#</th><th>kernel</th><th>origin</th><th>operator</th><th>status</th>"
          "<th>speedup</th><th>verified</th><th>at</th></tr>";
-  int n = 0;
-  for (const auto& e : t["evaluations"])
+  const auto [first, last] = v.range(evaluations.size());
+  for (std::size_t i = first; i < last; ++i) {
+    const json& e = evaluations[i];
     out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                       ++n, kernel_link(e["kernel_key"]), text(e["origin"]), text(e["operator"]), status_span(e["status"]),
-                       num(e["speedup"], 3, "x"), real(e["verified"]) > 0 ? "yes" : "", text(e["created_at"]));
-  return out + "</table>";
+                       i + 1, kernel_link(v, e["kernel_key"]), text(e["origin"]), text(e["operator"]),
+                       status_span(e["status"]), num(e["speedup"], 3, "x"), real(e["verified"]) > 0 ? "yes" : "",
+                       text(e["created_at"]));
+  }
+  return out + "</table>" + pager(v, evaluations.size(), "evaluations");
 }
 
-std::string kernel_html(const json& k) {
+namespace {
+
+// One evaluation of a kernel: its result and every measurement, compiler and kernel output.
+std::string evaluation_html(const json& e, const View& v) {
+  std::string out = fmt::format(
+      "<div class=\"evaluation\"><h3>#{} {} on {} · {}</h3><p>{}</p><p>speedup {} over {} · verified {} · run {} · "
+      "registers {} · spill {} B · shared {} B · binary {} B</p>",
+      str(e["evaluation_id"]), status_span(e["status"]), device_link(v, e["device_key"]), text(e["created_at"]),
+      text(e["message"]), num(e["speedup"], 3, "x"), text(e["baseline"]), real(e["verified"]) > 0 ? "yes" : "no",
+      str(e["run_id"]).empty() ? "-" : run_link(v, e["run_id"]), text_or_dash(e["registers"]),
+      text_or_dash(e["spill_bytes"]), text_or_dash(e["shared_bytes"]), text_or_dash(e["code_bytes"]));
+  out += "<table><tr><th>shape</th><th>kind</th><th>correct</th><th>max abs err</th><th>n</th><th>median us</th>"
+         "<th>p20</th><th>p80</th><th>cv</th><th>GB/s</th><th>GFLOP/s</th><th>baseline us</th><th>speedup</th>"
+         "<th>% roofline</th></tr>";
+  for (const auto& m : e["measurements"])
+    out += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3g}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        text(m["shape"]), text(m["kind"]), real(m["correct"]) > 0 ? "yes" : "no", real(m["max_abs_error"]),
+        text(m["n"]), num(m["median_us"], 2), num(m["p20_us"], 2), num(m["p80_us"], 2), num(m["cv"], 3),
+        num(m["gbps"], 1), num(m["gflops"], 1), num(m["baseline_median_us"], 2), num(m["speedup"], 3, "x"),
+        num(m["roofline_pct"], 1));
+  out += "</table>";
+  if (!str(e["log"]).empty()) out += "<h4>Compiler output</h4>" + pre(e["log"]);
+  if (!str(e["output"]).empty()) out += "<h4>Kernel output</h4>" + pre(e["output"]);
+  return out + "</div>";
+}
+
+// The LLM call whose reply is the kernel: what was sent and what came back.
+std::string llm_call_html(const json& k) {
+  const json& call = k["llm_call"];
+  if (call.is_null())
+    return str(k["operator"]).rfind("llm", 0) == 0 ? "<p>No stored LLM call of its run yields this kernel.</p>" : "";
+  std::string out = fmt::format("<h2>The LLM call that made it</h2><p>{} · {} + {} tokens · ${:.4f} · {} ms · {}</p>",
+                                text(call["model"]), str(call["prompt_tokens"]), str(call["completion_tokens"]),
+                                real(call["cost_usd"]), num(call["latency_ms"], 0), text(call["created_at"]));
+  for (const auto& m : call["messages"]) out += fmt::format("<h4>{}</h4>{}", text(m["role"]), pre(m["content"], "prompt"));
+  return out + "<h4>reply</h4>" + pre(call["reply"], "reply");
+}
+
+}  // namespace
+
+// The kernel's facts; on the first page its source, diff and LLM call; a page of its evaluations.
+std::string kernel_html(const json& k, const View& v) {
   std::string out = fmt::format(
       "<dl><dt>key</dt><dd><code>{}</code></dd><dt>task</dt><dd>{}</dd><dt>backend</dt><dd>{}</dd><dt>entry</dt>"
       "<dd>{}</dd><dt>origin</dt><dd>{}</dd><dt>operator</dt><dd>{}</dd><dt>parent</dt><dd>{}</dd><dt>run</dt><dd>{}</dd>"
       "<dt>params</dt><dd><code>{}</code></dd></dl>",
       text(k["kernel_key"]), text(k["task"]), text(k["backend"]), text(k["entry"]), text(k["origin"]), text(k["operator"]),
-      kernel_link(k["parent_key"]), str(k["run_id"]).empty() ? "-" : run_link(k["run_id"]), text(k["params_json"]));
-  if (!k["children"].empty()) {
-    out += "<p>children: ";
-    for (const auto& c : k["children"])
-      out += kernel_link(c["kernel_key"], short_key(c["kernel_key"]) + " (" + text(c["operator"]) + ")") + " ";
-    out += "</p>";
+      kernel_link(v, k["parent_key"]), str(k["run_id"]).empty() ? "-" : run_link(v, k["run_id"]), text(k["params_json"]));
+  const json& evaluations = k["evaluations"];
+  if (v.page == 1) {
+    if (!k["children"].empty()) {
+      out += "<p>children: ";
+      for (const auto& c : k["children"])
+        out += kernel_link(v, c["kernel_key"], short_key(c["kernel_key"]) + " (" + text(c["operator"]) + ")") + " ";
+      out += "</p>";
+    }
+    out += fmt::format("<h2>Source</h2><pre><code class=\"source language-cpp\">{}</code></pre>", text(k["source"]));
+    if (!k["parent"].is_null())
+      out += "<h2>Diff against its parent</h2>" + diff_html(str(k["parent"]["source"]), str(k["source"]));
   }
-  out += fmt::format("<h2>Source</h2><pre><code class=\"source language-cpp\">{}</code></pre>", text(k["source"]));
-  if (!k["parent"].is_null())
-    out += "<h2>Diff against its parent</h2>" + diff_html(str(k["parent"]["source"]), str(k["source"]));
-  out += "<h2>Evaluations</h2>";
-  for (const auto& e : k["evaluations"]) {
-    out += fmt::format(
-        "<div class=\"evaluation\"><h3>#{} {} on {} · {}</h3><p>{}</p><p>speedup {} over {} · verified {} · run {} · "
-        "registers {} · spill {} B · shared {} B · binary {} B</p>",
-        str(e["evaluation_id"]), status_span(e["status"]), device_link(e["device_key"]), text(e["created_at"]),
-        text(e["message"]), num(e["speedup"], 3, "x"), text(e["baseline"]), real(e["verified"]) > 0 ? "yes" : "no",
-        str(e["run_id"]).empty() ? "-" : run_link(e["run_id"]), text(e["registers"]), text(e["spill_bytes"]),
-        text(e["shared_bytes"]), text(e["code_bytes"]));
-    out += "<table><tr><th>shape</th><th>kind</th><th>correct</th><th>max abs err</th><th>n</th><th>median us</th>"
-           "<th>p20</th><th>p80</th><th>cv</th><th>GB/s</th><th>GFLOP/s</th><th>baseline us</th><th>speedup</th>"
-           "<th>% roofline</th></tr>";
-    for (const auto& m : e["measurements"])
-      out += fmt::format(
-          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3g}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-          "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-          text(m["shape"]), text(m["kind"]), real(m["correct"]) > 0 ? "yes" : "no", real(m["max_abs_error"]),
-          text(m["n"]), num(m["median_us"], 2), num(m["p20_us"], 2), num(m["p80_us"], 2), num(m["cv"], 3),
-          num(m["gbps"], 1), num(m["gflops"], 1), num(m["baseline_median_us"], 2), num(m["speedup"], 3, "x"),
-          num(m["roofline_pct"], 1));
-    out += "</table>";
-    if (!str(e["log"]).empty()) out += "<h4>Compiler output</h4>" + pre(e["log"]);
-    if (!str(e["output"]).empty()) out += "<h4>Kernel output</h4>" + pre(e["output"]);
-    out += "</div>";
-  }
-  const json& call = k["llm_call"];
-  if (!call.is_null()) {
-    out += fmt::format("<h2>The LLM call that made it</h2><p>{} · {} + {} tokens · ${:.4f} · {} ms · {}</p>",
-                       text(call["model"]), str(call["prompt_tokens"]), str(call["completion_tokens"]),
-                       real(call["cost_usd"]), num(call["latency_ms"], 0), text(call["created_at"]));
-    for (const auto& m : call["messages"])
-      out += fmt::format("<h4>{}</h4>{}", text(m["role"]), pre(m["content"], "prompt"));
-    out += "<h4>reply</h4>" + pre(call["reply"], "reply");
-  } else if (str(k["operator"]).rfind("llm", 0) == 0) {
-    out += "<p>No stored LLM call of its run yields this kernel.</p>";
-  }
-  return out;
+  out += "<h2>Evaluations</h2>" + pager(v, evaluations.size(), "evaluations");
+  const auto [first, last] = v.range(evaluations.size());
+  for (std::size_t i = first; i < last; ++i) out += evaluation_html(evaluations[i], v);
+  out += pager(v, evaluations.size(), "evaluations");
+  return v.page == 1 ? out + llm_call_html(k) : out;
 }
 
-std::string device_html(const json& d) {
-  int placed = 0;
-  const std::string svg = roofline_svg(d, placed);
+std::string device_html(const json& d, const View& v) {
+  const json& kernels = d["kernels"];
   std::string out = fmt::format(
       "<dl><dt>name</dt><dd>{}</dd><dt>vendor / arch / units</dt><dd>{} / {} / {}</dd><dt>bandwidth</dt><dd>{}</dd>"
       "<dt>peak</dt><dd>{}</dd></dl>",
       text(d["name"]), text(d["vendor"]), text(d["arch"]), str(d["units"]), num(d["bandwidth_gbps"], 1, " GB/s (measured)"),
       num(d["peak_gflops"], 1, " GFLOP/s (measured)"));
-  out += fmt::format("<h2>Roofline</h2><p>{} of {} published kernels placed (the others have no GB/s or GFLOP/s).{}</p>",
-                     placed, d["kernels"].size(),
-                     real(d["bandwidth_gbps"]) > 0 || real(d["peak_gflops"]) > 0
-                         ? ""
-                         : " This library holds no measured bandwidth or peak for the device: no roof is drawn.");
-  out += svg + "<table><tr><th>op</th><th>problem</th><th>kernel</th><th>median us</th><th>GB/s</th><th>GFLOP/s</th>"
-               "<th>speedup</th><th>% roofline</th></tr>";
-  for (const auto& k : d["kernels"])
+  if (v.page == 1) {
+    int placed = 0;
+    const std::string svg = roofline_svg(v, d, placed);
+    out += fmt::format("<h2>Roofline</h2><p>{} of {} published kernels placed (the others have no GB/s or GFLOP/s).{}</p>",
+                       placed, kernels.size(),
+                       real(d["bandwidth_gbps"]) > 0 || real(d["peak_gflops"]) > 0
+                           ? ""
+                           : " This library holds no measured bandwidth or peak for the device: no roof is drawn.");
+    out += svg;
+  }
+  out += pager(v, kernels.size(), "published kernels") +
+         "<table><tr><th>op</th><th>problem</th><th>kernel</th><th>median us</th><th>GB/s</th><th>GFLOP/s</th>"
+         "<th>speedup</th><th>% roofline</th></tr>";
+  const auto [first, last] = v.range(kernels.size());
+  for (std::size_t i = first; i < last; ++i) {
+    const json& k = kernels[i];
     out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                       text(k["op"]), text(k["problem_key"]), kernel_link(k["kernel_key"]), num(k["median_us"], 2),
+                       text(k["op"]), text(k["problem_key"]), kernel_link(v, k["kernel_key"]), num(k["median_us"], 2),
                        num(k["gbps"], 1), num(k["gflops"], 1), num(k["speedup"], 3, "x"), num(k["roofline_pct"], 1));
-  return out + "</table>";
+  }
+  return out + "</table>" + pager(v, kernels.size(), "published kernels");
 }
 
-std::string library_html(const json& l) {
+std::string library_html(const json& l, const View& v) {
   const json& c = l["counts"];
+  const json& best = l["best"];
   std::string out = fmt::format(
       "<p>{} kernels · {} evaluations · {} measurements · {} problems · {} runs · {} LLM calls</p>"
       "<h2>Published (<code>best</code>): {} rows, {} stale</h2>",
       str(c["kernels"]), str(c["evaluations"]), str(c["measurements"]), str(c["problems"]), str(c["runs"]),
       str(c["llm_calls"]), str(c["best"]), str(c["stale_best"]));
-  out += "<table><tr><th>problem</th><th>device</th><th>kernel</th><th>median us</th><th>speedup</th><th>% roofline</th>"
+  if (!str(l["run_id"]).empty())
+    out += fmt::format("<p>The {} rows for the tasks of run {}.</p>", thousands(best.size()), run_link(v, l["run_id"]));
+  out += pager(v, best.size(), "rows") +
+         "<table><tr><th>problem</th><th>device</th><th>kernel</th><th>median us</th><th>speedup</th><th>% roofline</th>"
          "<th>samples</th><th>stale</th><th>published</th></tr>";
-  for (const auto& b : l["best"])
+  const auto [first, last] = v.range(best.size());
+  for (std::size_t i = first; i < last; ++i) {
+    const json& b = best[i];
     out += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        text(b["problem_key"]), device_link(b["device_key"]), kernel_link(b["kernel_key"], short_key(b["kernel_key"]) + " " + text(b["origin"])),
-        num(b["median_us"], 2), num(b["speedup"], 3, "x"), num(b["roofline_pct"], 1), str(b["samples"]),
-        real(b["stale"]) > 0 ? "stale" : "", text(b["published_at"]));
-  out += fmt::format("</table><h2>Lookups that missed: {} problems, {} lookups</h2>", str(c["misses"]),
-                     num(c["missed_lookups"], 0));
+        text(b["problem_key"]), device_link(v, b["device_key"]),
+        kernel_link(v, b["kernel_key"], short_key(b["kernel_key"]) + " " + text(b["origin"])), num(b["median_us"], 2),
+        num(b["speedup"], 3, "x"), num(b["roofline_pct"], 1), str(b["samples"]), real(b["stale"]) > 0 ? "stale" : "",
+        text(b["published_at"]));
+  }
+  out += "</table>" + pager(v, best.size(), "rows");
+  if (v.page > 1) return out;
+  // The misses: the most looked-up first, as many as a page holds (all of them in the JSON).
+  const json& misses = l["misses"];
+  out += fmt::format("<h2>Lookups that missed: {} problems, {} lookups</h2>", str(c["misses"]),
+                     real(c["missed_lookups"]) > 0 ? num(c["missed_lookups"], 0) : "0");
+  if (misses.empty()) return out + "<p>None.</p>";
+  if (misses.size() > v.per_page)
+    out += fmt::format("<p>showing the {} most looked up of {} (all of them in <a href=\"api/{}.json\">JSON</a>)</p>",
+                       v.per_page, thousands(misses.size()), v.name);
   out += "<table><tr><th>problem</th><th>device</th><th>lookups</th><th>first</th><th>last</th></tr>";
-  for (const auto& m : l["misses"])
+  for (std::size_t i = 0; i < std::min(misses.size(), v.per_page); ++i) {
+    const json& m = misses[i];
     out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", text(m["problem_key"]),
                        text(m["device_key"]), str(m["count"]), text(m["first_seen"]), text(m["last_seen"]));
+  }
   return out + "</table>";
 }
 
-std::string not_found_html(const std::string& what) {
-  return layout("not found", "<p>" + esc(what) + "</p>", "index", false);
+std::string not_found_html(const std::string& what, bool highlight) {
+  View v{.name = "index", .highlight = highlight};
+  return layout("not found", "<p>" + esc(what) + "</p>", v, false);
 }
 
 }  // namespace kforge::web

@@ -56,7 +56,7 @@ pre { background: #f6f6f6; padding: 6px; overflow: auto; max-height: 40em; }
 pre.reply, pre.prompt { white-space: pre-wrap; } .scroll { overflow: auto; max-width: 100%; }
 .diff .add { background: #e6ffec; } .diff .del { background: #ffebe9; } .diff .ctx { color: #666; }
 .axis { stroke: #444; } .gridline { stroke: #e4e4e4; } .tick { font-size: 11px; fill: #444; }
-.best { fill: none; stroke: #1f5fbf; stroke-width: 2; } .edge { stroke: #aaa; } .op { font-size: 9px; fill: #777; }
+.best { fill: none; stroke: #1f5fbf; stroke-width: 2; } .edge { stroke: #aaa; } .op { font-size: 10px; fill: #555; }
 .roof { fill: none; stroke: #c33; stroke-width: 2; } .roof-point { fill: #1f5fbf; }
 .grids { display: flex; flex-wrap: wrap; gap: 1em; } .grid td { width: 3.2em; height: 1.6em; font-size: 11px; }
 .legend .dot { display: inline-block; width: .8em; height: .8em; border-radius: 50%; margin: 0 3px 0 8px; }
@@ -64,7 +64,7 @@ pre.reply, pre.prompt { white-space: pre-wrap; } .scroll { overflow: auto; max-w
 .s-compile_error { fill: #d62728; background: #d62728; } .s-crash { fill: #8e44ad; background: #8e44ad; }
 .s-timeout { fill: #888; background: #888; } .s-runtime_error { fill: #8c564b; background: #8c564b; }
 .s-rejected_cheat { fill: #000; background: #000; } span.st { color: #fff; padding: 0 4px; border-radius: 3px; }
-.js-error { color: #fff; background: #c00; }
+.js-error { color: #fff; background: #c00; } .pager .off { color: #999; } .absent { color: #555; }
 )css";
 
 std::string read_file(const std::string& path) {
@@ -72,6 +72,11 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return in ? s.str() : "";
+}
+
+bool highlight_installed() {
+  static const bool installed = fs::exists(kHighlightDir + "highlight.min.js") && fs::exists(kHighlightDir + "styles/default.css");
+  return installed;
 }
 
 // The static files every page loads: ours, and highlight.js from its package.
@@ -85,11 +90,22 @@ std::optional<Response> static_file(const std::string& name) {
   return Response{200, name.ends_with(".js") ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8", body};
 }
 
+// Rows of a long table per page: a page stays a few hundred KiB beside its charts.
+constexpr std::size_t kRowsPerPage = 200;
+constexpr std::size_t kEvaluationsPerKernelPage = 50;  // each with its measurements and logs
+
 struct Document {
   std::string title;
   json data;
-  std::string (*render)(const json&);
-  bool live = false;  // a page of a run still being written
+  std::string (*render)(const json&, const View&);
+  bool live = false;             // a page of a run still being written
+  const char* rows = nullptr;    // the array of data shown a page at a time
+  std::size_t per_page = kRowsPerPage;
+
+  int pages() const {
+    const std::size_t n = rows && data.contains(rows) ? data[rows].size() : 0;
+    return std::max<int>(1, static_cast<int>((n + per_page - 1) / per_page));
+  }
 };
 
 // The document a page name stands for; data null when the library has no such thing.
@@ -101,9 +117,9 @@ std::optional<Document> document(const Reader& reader, const std::string& name, 
     json runs = reader.runs(only_run);
     bool live = false;
     for (const auto& r : runs["runs"]) live |= r["status"] == "running";
-    return Document{"kforge runs", runs, index_html, live};
+    return Document{"kforge runs", runs, index_html, live, "runs"};
   }
-  if (name == "library") return Document{"the kernel library", reader.library(), library_html};
+  if (name == "library") return Document{"the kernel library", reader.library(only_run), library_html, false, "best"};
   if (auto id = after("run-")) {
     json r = reader.run_page(decode_name(*id));
     const bool live = !r.is_null() && r["status"] == "running";
@@ -115,19 +131,31 @@ std::optional<Document> document(const Reader& reader, const std::string& name, 
     const std::string run_id = decode_name(rest->substr(0, dash)), task = decode_name(rest->substr(dash + 1));
     json t = reader.task(run_id, task);
     const bool live = !t.is_null() && !t["ended"].get<bool>();
-    return Document{task + " in run " + run_id, t, task_html, live};
+    return Document{task + " in run " + run_id, t, task_html, live, "evaluations"};
   }
   if (auto key = after("kernel-")) {
     json k = reader.kernel(decode_name(*key));
     return Document{k.is_null() ? "" : "kernel " + k["origin"].get<std::string>() + " (" + k["task"].get<std::string>() + ")",
-                    k, kernel_html};
+                    k, kernel_html, false, "evaluations", kEvaluationsPerKernelPage};
   }
-  if (auto key = after("device-")) return Document{"device " + decode_name(*key), reader.device(decode_name(*key)), device_html};
+  if (auto key = after("device-"))
+    return Document{"device " + decode_name(*key), reader.device(decode_name(*key), only_run), device_html, false, "kernels"};
   return std::nullopt;
 }
 
 Response not_found(const std::string& path) {
-  return {404, "text/html; charset=utf-8", not_found_html("nothing at " + path + " in this library")};
+  return {404, "text/html; charset=utf-8", not_found_html("nothing at " + path + " in this library", highlight_installed())};
+}
+
+// "task-R-T-p3" -> {"task-R-T", 3}. Encoded keys hold no '-', so a trailing "-pN" is a page number;
+// the first page has no suffix ("-p1" names nothing).
+std::pair<std::string, int> split_page(const std::string& name) {
+  const auto dash = name.rfind("-p");
+  if (dash == std::string::npos || dash + 2 == name.size()) return {name, 1};
+  const std::string digits = name.substr(dash + 2);
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return {name, 1};
+  const int page = std::stoi(digits);
+  return page >= 2 ? std::pair(name.substr(0, dash), page) : std::pair(name, 1);
 }
 
 }  // namespace
@@ -180,7 +208,7 @@ Result<Site> Site::open(const std::string& db_path, const std::string& run_id) {
   return site;
 }
 
-Response Site::get(const std::string& path, bool live) const {
+Response Site::get(const std::string& path, bool live, const std::set<std::string>* written) const {
   std::string name = path;
   while (!name.empty() && name.front() == '/') name.erase(0, 1);
   if (name.empty()) name = "index.html";
@@ -191,6 +219,8 @@ Response Site::get(const std::string& path, bool live) const {
   const bool api = name.rfind("api/", 0) == 0 && name.ends_with(".json");
   if (!api && !name.ends_with(".html")) return not_found(path);
   name = api ? name.substr(4, name.size() - 9) : name.substr(0, name.size() - 5);
+  // A page's JSON is the whole document: only its HTML comes in pages.
+  const auto [base, page] = api ? std::pair(name, 1) : split_page(name);
 
   std::lock_guard lock(*mutex_);
   Reader reader(db_->db);
@@ -199,7 +229,7 @@ Response Site::get(const std::string& path, bool live) const {
   std::optional<Document> doc;
   std::string failure;
   try {
-    doc = document(reader, name, db_->run_id);
+    doc = document(reader, base, db_->run_id);
   } catch (const std::exception& e) {
     failure = e.what();
   }
@@ -207,8 +237,12 @@ Response Site::get(const std::string& path, bool live) const {
   if (!failure.empty())
     return {500, "text/plain; charset=utf-8", fmt::format("kforge: cannot read the library: {}\n", failure)};
   if (!doc || doc->data.is_null()) return not_found(path);
-  if (api) return {200, "application/json", doc->data.dump(1, ' ', false, json::error_handler_t::replace)};
-  return {200, "text/html; charset=utf-8", layout(doc->title, doc->render(doc->data), name, live && doc->live)};
+  const int pages = doc->pages();
+  if (api) return {200, "application/json", doc->data.dump(1, ' ', false, json::error_handler_t::replace), pages};
+  if (page > pages) return not_found(path);
+  const View view{base, page, pages, doc->per_page, written, highlight_installed()};
+  const std::string title = page == 1 ? doc->title : fmt::format("{} (page {} of {})", doc->title, page, pages);
+  return {200, "text/html; charset=utf-8", layout(title, doc->render(doc->data, view), view, live && doc->live), pages};
 }
 
 Result<std::vector<std::string>> Site::page_names() const {
@@ -229,14 +263,19 @@ Result<std::vector<std::string>> Site::page_names() const {
                                      "WHERE e.run_id <> '' AND (?1 = '' OR e.run_id = ?1) ORDER BY e.run_id, k.task",
                                      {run_id}))
       names.push_back("task-" + encode_name(t["run_id"]) + "-" + encode_name(t["task"]));
-    // A run's kernels, the parents they link to, and the published ones the library page links to.
+    // A run's kernels, the parents they are diffed against, and the ones published for its tasks
+    // (its library and device pages show those); its devices. Any other page they would link to
+    // (a child or parent made by another run, another run) is named as text.
     const std::string kernels = run_id.empty() ? "SELECT kernel_key FROM kernel" : R"sql(
 WITH evaluated AS (SELECT DISTINCT kernel_key FROM evaluation WHERE run_id = ?1)
 SELECT kernel_key FROM evaluated
 UNION SELECT parent_key FROM kernel WHERE kernel_key IN evaluated AND parent_key IN (SELECT kernel_key FROM kernel)
-UNION SELECT kernel_key FROM best)sql";
+UNION SELECT b.kernel_key FROM best b JOIN kernel k USING(kernel_key)
+      WHERE k.task IN (SELECT task FROM kernel WHERE kernel_key IN evaluated))sql";
     for (const auto& k : reader.rows(kernels + " ORDER BY 1", {run_id})) names.push_back("kernel-" + encode_name(k["kernel_key"]));
-    for (const auto& d : reader.rows("SELECT device_key FROM device ORDER BY device_key"))
+    for (const auto& d : reader.rows("SELECT device_key FROM device WHERE ?1 = '' OR device_key IN "
+                                     "(SELECT device_key FROM evaluation WHERE run_id = ?1) ORDER BY device_key",
+                                     {run_id}))
       names.push_back("device-" + encode_name(d["device_key"]));
   } catch (const std::exception& e) {
     sqlite3_exec(db_->db, "COMMIT", nullptr, nullptr, nullptr);
@@ -295,13 +334,24 @@ Result<int> write_report(const Site& site, const std::string& out_dir) {
     if (r.status != 200) continue;  // no highlight.js installed: pages work without it
     if (auto s = write(std::string("static/") + file, r.body); !s) return s.error();
   }
-  for (const auto& name : *names)
-    for (const std::string& path : {name + ".html", "api/" + name + ".json"}) {
-      Response r = site.get(path);
+  // Links to pages not written here are drawn as text; a long table's further pages (NAME-p2.html
+  // ...) are written after its first, which says how many there are.
+  const std::set<std::string> written(names->begin(), names->end());
+  int files = 0;
+  for (const auto& name : *names) {
+    int pages = 1;
+    for (int page = 1; page <= pages; ++page) {
+      const std::string path = page == 1 ? name + ".html" : fmt::format("{}-p{}.html", name, page);
+      Response r = site.get(path, /*live=*/false, &written);
       if (r.status != 200) return make_error(ErrorKind::database, "{}: {}", path, r.body);
       if (auto s = write(path, r.body); !s) return s.error();
+      pages = r.pages, ++files;
     }
-  return static_cast<int>(names->size());
+    Response r = site.get("api/" + name + ".json");
+    if (r.status != 200) return make_error(ErrorKind::database, "api/{}.json: {}", name, r.body);
+    if (auto s = write("api/" + name + ".json", r.body); !s) return s.error();
+  }
+  return files;
 }
 
 }  // namespace kforge::web

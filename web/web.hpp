@@ -8,7 +8,9 @@
 // curve, every evaluation by status, the lineage tree, each island's MAP-Elites grid), a kernel
 // (kernel-KEY.html: source, diff against its parent, evaluations, compiler output, the LLM call
 // that made it), a device (device-KEY.html: roofline) and the library (library.html: `best`,
-// misses). Charts are SVG drawn here; the only script is highlight.js from its Debian package plus
+// misses). A long table (a task's evaluations, the runs, `best`, a kernel's evaluations, a device's
+// kernels) comes a page at a time: NAME.html with the charts over every row and the first rows,
+// then NAME-p2.html ...; api/NAME.json holds every row. Charts are SVG drawn here; the only script is highlight.js from its Debian package plus
 // a few lines of ours. Everything the library holds is untrusted text and is escaped.
 // File names are flat and links relative, so the static copy browses like the server.
 #pragma once
@@ -16,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,7 @@ struct Response {
   int status = 200;
   std::string content_type;
   std::string body;
+  int pages = 1;  // how many pages the document's HTML takes (NAME.html, NAME-p2.html, ...)
 };
 
 class Site {
@@ -35,12 +39,14 @@ class Site {
   // of another schema version. With `run_id`, the site is that run's: the runs page lists it alone.
   static Result<Site> open(const std::string& db_path, const std::string& run_id = "");
 
-  // The page "NAME.html" or the document "api/NAME.json"; a 404 page for anything else.
-  // `live` pages of an unfinished run reload themselves every few seconds.
-  Response get(const std::string& path, bool live = false) const;
+  // The page "NAME.html" (its further pages "NAME-pN.html") or the document "api/NAME.json"; a 404
+  // page for anything else. `live` pages of an unfinished run reload themselves every few seconds.
+  // With `written` (page names without .html), a link to any other page is drawn as text.
+  Response get(const std::string& path, bool live = false, const std::set<std::string>* written = nullptr) const;
 
-  // The names of the site's pages: the runs, library and device pages, each run's and task's, and
-  // every kernel they link to.
+  // The names of the site's documents (their first pages): the runs, library and device pages,
+  // each run's and task's, and the kernels; for one run's site, its kernels, their parents, the
+  // kernels published for its tasks and the devices it ran on.
   Result<std::vector<std::string>> page_names() const;
 
   Site(Site&&) noexcept;
@@ -62,8 +68,8 @@ std::string decode_name(const std::string& name);
 // only, any other method is answered 405. `on_listening` gets the bound port.
 Status serve(const Site& site, const std::string& host, int port, const std::function<void(int)>& on_listening);
 
-// Writes every page of the site, its JSON under api/, and the scripts into `out_dir`. Returns the
-// number of pages written.
+// Writes every page of the site, its JSON under api/, and the scripts into `out_dir`; a page links
+// only to pages written. Returns the number of HTML files written.
 Result<int> write_report(const Site& site, const std::string& out_dir);
 
 }  // namespace kforge::web

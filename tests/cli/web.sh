@@ -14,7 +14,7 @@ rm -rf "$work"
 mkdir -p "$work/screens"
 db=$work/k.db
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 q() { sqlite3 "$db" "$1"; }
@@ -53,6 +53,23 @@ browse() {
 }
 count() { grep -o "$1" "$work/dom.html" | wc -l; }
 
+# Every href and src of every page a report wrote names a file it wrote (or an anchor in the page);
+# sets $crawled to how many pages it read.
+crawl() {
+  local dir=$1 page target
+  crawled=0
+  for page in "$dir"/*.html; do
+    crawled=$((crawled + 1))
+    for target in $(grep -o -E '(href|src)="[^"]*"' "$page" | cut -d'"' -f2 | sort -u); do
+      case $target in
+        '#'*) continue ;;
+        '' | /* | *:*) fail "report $dir: $(basename "$page") links out of the report: '$target'" ;;
+      esac
+      [ -f "$dir/${target%%#*}" ] || fail "report $dir: $(basename "$page") links to $target, which it did not write"
+    done
+  done
+}
+
 search() {  # search DB EVALS [more options]
   local d=$1 n=$2
   shift 2
@@ -76,9 +93,12 @@ if [ "$mode" = live ]; then
   done
   [ -n "$run" ] || fail "the second search never started"
   page="$base/task-$(enc "$run")-$(enc search/scale).html"
+  # The search is held (SIGSTOP) while the page loads: a fast machine would otherwise end it first.
+  kill -STOP "$searcher"
   browse "$page"
   first=$(count 'class="eval ')
   grep -q 'http-equiv="refresh"' "$work/dom.html" || fail "a running search's page does not refresh itself"
+  kill -CONT "$searcher"
   timeout 300 tail --pid="$searcher" -f /dev/null || fail "the second search did not end"
   wait "$searcher" || fail "the second search failed: $(tail -3 "$work/search2.out")"
   browse "$page"
@@ -149,6 +169,19 @@ if [ "$mode" = api ]; then
   "$kforge" report --db "$db" --out "$work/report" | grep -q "pages in" || fail "report"
   [ -f "$work/report/$task_page.html" ] && [ -f "$work/report/api/$task_page.json" ] || fail "report: no task page"
   [ "$(sha256sum <"$db")" = "$sum" ] || fail "the library file changed"
+  # A second run that re-evaluates kernels the first made: a report of either run alone, and of
+  # both, links only to pages it wrote.
+  search "$db" 6 --seed 7 || fail "the second search failed: $(cat "$work/search.out")"
+  for r in $(q "SELECT run_id FROM run"); do
+    "$kforge" report --db "$db" --run "$r" --out "$work/report-$r" >/dev/null || fail "report --run $r"
+    crawl "$work/report-$r"
+    [ -f "$work/report-$r/task-$(enc "$r")-$(enc $task).html" ] || fail "report --run $r: no task page"
+    echo "report --run $r: $crawled pages, no dangling link"
+  done
+  rm -rf "$work/report"
+  "$kforge" report --db "$db" --out "$work/report" >/dev/null || fail "report"
+  crawl "$work/report"
+  echo "report: $crawled pages, no dangling link"
   echo "api: $evaluations evaluations, $kernels kernels, read-only"
   exit 0
 fi
