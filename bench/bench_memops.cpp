@@ -1,26 +1,29 @@
 // The memory-bound llm ops against the memory roofline measured in the same run. For each op
 // (rmsnorm, add_rmsnorm, swiglu, softmax, rope, kv_append), every cpu seed but the naive one, with
-// its default params, goes through the evaluator (caches flushed before every call, interleaved
-// with the baseline, robust statistics) at two of its bench shapes: the largest, whose working set
-// exceeds the last-level cache (each task's comment says so), and the smallest, where the cost of a
-// call dominates. Between the
-// evaluations the evaluator's probe measures, on every core and a buffer of at least 4x the LLC,
-// the read rate and the copy rate (non-temporal stores); each keeps its best of the run. Printed
-// per shape: median, GB/s, % of the roofline at this run's rates (evaluator/physics.cpp,
-// roofline_seconds) and, at the small shape, the fixed cost of a call (median less roofline time).
+// its default params, and with --db the library's best kernels for the op on this machine (what a
+// search found), go through the evaluator (caches flushed before every call, interleaved with the
+// baseline, robust statistics) at every bench shape: the largest has a working set beyond the
+// last-level cache (each task's comment says so), the smallest is where the cost of a call
+// dominates. Between the evaluations the evaluator's probe measures, on every core and a buffer of
+// at least 4x the LLC, the read rate and the copy rate (non-temporal stores); each keeps its best
+// of the run. Printed per shape: median, GB/s, % of the roofline at this run's rates
+// (evaluator/physics.cpp, roofline_seconds) and, at the smallest shape, the fixed cost of a call
+// (median less roofline time).
 //
-//   build/bench/bench_memops [--tasks rmsnorm,softmax,...]
+//   build/bench/bench_memops [--tasks rmsnorm,softmax,...] [--db kforge.db]
 #include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include "evaluator/evaluator.hpp"
 #include "evaluator/internal.hpp"
+#include "kernels_db/kernels_db.hpp"
 
 using namespace kforge;
 
@@ -61,14 +64,39 @@ struct Row {
   std::string failure;
 };
 
+// The library's best cpu kernels for `task` on this machine: one per kernel, whatever problems it
+// is best at, labelled by where it came from.
+Result<std::vector<std::pair<std::string, Candidate>>> tuned_kernels(const std::string& db, const Task& task) {
+  std::vector<std::pair<std::string, Candidate>> found;
+  auto store = KernelStore::open(db, /*read_only=*/true);
+  if (!store) return store.error();
+  auto rows = store->best("cpu:" + host_cpu_name(), task.id());
+  if (!rows) return rows.error();
+  std::set<std::string> seen;
+  for (const BestRecord& row : *rows) {
+    if (row.stale || !seen.insert(row.kernel_key).second) continue;
+    auto kernel = store->find_kernel(row.kernel_key);
+    if (!kernel) return kernel.error();
+    if (!*kernel) continue;
+    auto candidate = parse_candidate((*kernel)->source, (*kernel)->origin);
+    if (!candidate) return candidate.error();
+    const auto params = nlohmann::json::parse((*kernel)->params_json, nullptr, false);
+    for (auto& param : candidate->params)
+      if (params.is_object() && params.contains(param.name)) param.value = params[param.name].get<std::int64_t>();
+    found.emplace_back("tuned:" + (*kernel)->origin.substr((*kernel)->origin.rfind('/') + 1), *candidate);
+  }
+  return found;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "worker") return worker_main();  // its own evaluation worker
-  std::string task_list = "rmsnorm,add_rmsnorm,swiglu,softmax,rope,kv_append";
+  std::string task_list = "rmsnorm,add_rmsnorm,swiglu,softmax,rope,kv_append", db;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--tasks") == 0 && i + 1 < argc) task_list = argv[++i];
-    else return fail("usage: bench_memops [--tasks rmsnorm,softmax,...]");
+    else if (std::strcmp(argv[i], "--db") == 0 && i + 1 < argc) db = argv[++i];
+    else return fail("usage: bench_memops [--tasks rmsnorm,softmax,...] [--db kforge.db]");
   }
   auto host = make_host_backend();
   auto probe_binary = compile_probe(*host);
@@ -87,28 +115,32 @@ int main(int argc, char** argv) {
   for (std::string name; std::getline(names, name, ',');) {
     auto task = find_task(std::string(KFORGE_SOURCE_DIR) + "/tasks", "llm/" + name);
     if (!task) return fail(task.error().message);
-    auto by_bytes = [&](const Bindings& a, const Bindings& b) { return bytes_at(*task, a) < bytes_at(*task, b); };
-    const auto [small, large] = std::minmax_element(task->bench_shapes.begin(), task->bench_shapes.end(), by_bytes);
-    Task timed = *task;
-    timed.bench_shapes = {*small, *large};
-    auto evaluator = Evaluator::create(timed, *host);
-    if (!evaluator) return fail(evaluator.error().message);
+    std::vector<std::pair<std::string, Candidate>> kernels;
     for (const auto& path : task->seed_paths) {
       const std::string file = path.substr(path.rfind('/') + 1);
       if (file.rfind("cpu_", 0) != 0 || file == "cpu_naive.cpp") continue;
-      probe.measure();
       auto source = read_file(path);
       auto candidate = source ? parse_candidate(*source, path) : Result<Candidate>(source.error());
       if (!candidate) return fail(candidate.error().message);
-      std::fprintf(stderr, "%s %s...\n", task->id().c_str(), file.c_str());
-      const EvalResult result = evaluator->evaluate(*candidate, file);
-      for (const auto& shape : result.shapes)
-        if (shape.bench && shape.timing)
-          rows.push_back({name, file, shape.dims, shape.timing->median_us, ""});
-      if (result.status != EvalStatus::ok)
-        rows.push_back({name, file, {}, 0, to_string(result.status) + ": " + result.message});
+      kernels.emplace_back(file, *candidate);
     }
-    tasks.push_back(timed);
+    if (!db.empty()) {
+      auto tuned = tuned_kernels(db, *task);
+      if (!tuned) return fail(db + ": " + tuned.error().message);
+      kernels.insert(kernels.end(), tuned->begin(), tuned->end());
+    }
+    auto evaluator = Evaluator::create(*task, *host);
+    if (!evaluator) return fail(evaluator.error().message);
+    for (const auto& [label, candidate] : kernels) {
+      probe.measure();
+      std::fprintf(stderr, "%s %s...\n", task->id().c_str(), label.c_str());
+      const EvalResult result = evaluator->evaluate(candidate, label);
+      for (const auto& shape : result.shapes)
+        if (shape.bench && shape.timing) rows.push_back({name, label, shape.dims, shape.timing->median_us, ""});
+      if (result.status != EvalStatus::ok)
+        rows.push_back({name, label, {}, 0, to_string(result.status) + ": " + result.message});
+    }
+    tasks.push_back(*task);
   }
   probe.measure();
 
@@ -116,18 +148,18 @@ int main(int argc, char** argv) {
   std::printf("memory, every core, on %.0f MiB (the best of the probes in this run): read %.1f GB/s, copy %.1f GB/s "
               "(read + written)\n",
               memory_probe_bytes() / 1048576.0, probe.read_best / 1e9, probe.copy_best / 1e9);
-  std::printf("%-12s %-20s %-28s %9s %11s %8s %8s %14s\n", "op", "seed", "shape", "MiB", "median us", "GB/s",
+  std::printf("%-12s %-26s %-28s %9s %11s %8s %8s %14s\n", "op", "kernel", "shape", "MiB", "median us", "GB/s",
               "% roof", "fixed us/call");
   for (const Row& row : rows) {
     if (!row.failure.empty()) {
-      std::printf("%-12s %-20s %s\n", row.op.c_str(), row.seed.c_str(), row.failure.c_str());
+      std::printf("%-12s %-26s %s\n", row.op.c_str(), row.seed.c_str(), row.failure.c_str());
       continue;
     }
     const Task& task = *std::find_if(tasks.begin(), tasks.end(), [&](const Task& t) { return t.name == row.op; });
     const double bytes = bytes_at(task, row.dims), roof_us = roofline_seconds(task, row.dims, roofline) * 1e6;
     // The smallest shape, where a call's own cost shows: what the median spends beyond the roofline.
     const bool smallest = row.dims == task.bench_shapes.front();
-    std::printf("%-12s %-20s %-28s %9.2f %11.1f %8.1f %7.1f%% %14s\n", row.op.c_str(), row.seed.c_str(),
+    std::printf("%-12s %-26s %-28s %9.2f %11.1f %8.1f %7.1f%% %14s\n", row.op.c_str(), row.seed.c_str(),
                 shape_label(row.dims).c_str(), bytes / 1048576.0, row.median_us, bytes / row.median_us / 1e3,
                 100 * roof_us / row.median_us,
                 smallest ? fmt::format("{:.2f}", std::max(0.0, row.median_us - roof_us)).c_str() : "");
