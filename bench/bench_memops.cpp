@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "evaluator/evaluator.hpp"
 #include "evaluator/internal.hpp"
@@ -38,11 +39,13 @@ struct Probe {
   double (*read)(long, int) = nullptr;
   double (*copy)(long, int) = nullptr;
   double read_best = 0, copy_best = 0;
+  std::vector<double> copies;  // every copy rate measured, to show how much the machine varied
   void measure() {
     const long bytes = memory_probe_bytes();
     const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     read_best = std::max(read_best, read(bytes, threads));
-    copy_best = std::max(copy_best, copy(bytes, threads));
+    copies.push_back(copy(bytes, threads));
+    copy_best = std::max(copy_best, copies.back());
   }
   MachineLimits roofline() const {
     MachineLimits m;
@@ -148,6 +151,11 @@ int main(int argc, char** argv) {
   std::printf("memory, every core, on %.0f MiB (the best of the probes in this run): read %.1f GB/s, copy %.1f GB/s "
               "(read + written)\n",
               memory_probe_bytes() / 1048576.0, probe.read_best / 1e9, probe.copy_best / 1e9);
+  // % of roofline is against the best: a kernel's median meets the memory at its fastest moment of
+  // the run. How far the machine moved meanwhile:
+  std::sort(probe.copies.begin(), probe.copies.end());
+  std::printf("copy rate over the run's %zu probes: worst %.1f, median %.1f, best %.1f GB/s\n", probe.copies.size(),
+              probe.copies.front() / 1e9, probe.copies[probe.copies.size() / 2] / 1e9, probe.copies.back() / 1e9);
   std::printf("%-12s %-26s %-28s %9s %11s %8s %8s %14s\n", "op", "kernel", "shape", "MiB", "median us", "GB/s",
               "% roof", "fixed us/call");
   for (const Row& row : rows) {
