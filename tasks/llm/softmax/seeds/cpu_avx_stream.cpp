@@ -2,7 +2,7 @@
 // @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp in base 2 (degree EXP_DEGREE) + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more y is written once with non-temporal stores, the exps kept in a per-thread scratch row in cache or (RECOMPUTE) computed again as y streams out; with PREFETCH_NEXT each thread takes a contiguous block of rows and prefetches its next row while it computes the exps of the current one
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
-// @kforge param: PAR_THRESHOLD=262144 in {65536,262144,1048576,4194304,2147483647}
+// @kforge param: PAR_THRESHOLD=65536 in {65536,262144,1048576,4194304,2147483647}
 // @kforge param: CHUNK_ROWS=1 in {1,4,16}
 // @kforge param: NT_MIN_BYTES=33554432 in {0,4194304,33554432,134217728,1099511627776}
 // @kforge param: PREFETCH_NEXT=1 in {0,1}
