@@ -18,14 +18,14 @@
 //
 // Without --model the synthetic checkpoint is written once to build/bench-infer-110m.bin (440 MB,
 // deterministic) and reused. Each library gets a warm-up (compiles and resolves), then timed runs:
-// <s>, then --steps greedy steps; the libraries take turns, --repeat times, and each keeps its
-// fastest run (the C decoder takes its turn after them): on a shared machine the load of the moment moves a single run by tens of percent.
+// <s>, then --steps greedy steps; the libraries take turns, then the C decoder, --repeat times, and
+// each keeps its fastest run: on a shared machine the load of the moment moves a single run by tens
+// of percent.
 //
 // Kernels run with OpenMP as compiled (-fopenmp). On a busy machine, run with
 // OMP_WAIT_POLICY=passive: libgomp's workers spin between parallel regions by default, and with
 // ~100 kernel calls per token that spinning takes the cores the other calls need.
 #include <dlfcn.h>
-#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
@@ -131,7 +131,8 @@ std::string shell_quote(const std::string& s) {
 
 // One run of build/bench/c_decoder: <s>, then `steps` timed greedy steps on the checkpoint.
 Result<CRun> run_c_decoder(const std::string& model_path, int steps) {
-  const std::string command = shell_quote(KFORGE_C_DECODER) + " " + shell_quote(model_path) + " " + std::to_string(steps);
+  const std::string command =
+      shell_quote(KFORGE_C_DECODER) + " " + shell_quote(model_path) + " " + std::to_string(steps);
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return make_error(ErrorKind::io, "cannot run {}: {}", KFORGE_C_DECODER, std::strerror(errno));
   std::string out;
@@ -159,7 +160,8 @@ std::string compare_tokens(const std::vector<int>& kforge, const std::vector<int
   for (std::size_t i = 0; i < std::max(kforge.size(), c.size()); ++i)
     if (i >= kforge.size() || i >= c.size() || kforge[i] != c[i])
       return fmt::format("DIFFER from token {} on (kforge {}, C decoder {})", i,
-                         i < kforge.size() ? std::to_string(kforge[i]) : "none", i < c.size() ? std::to_string(c[i]) : "none");
+                         i < kforge.size() ? std::to_string(kforge[i]) : "none",
+                         i < c.size() ? std::to_string(c[i]) : "none");
   return fmt::format("identical, all {}", c.size());
 }
 
@@ -199,12 +201,14 @@ struct Library {
 // whether their greedy tokens are its tokens.
 void print_c_decoder(const CRun& c, const std::vector<double>& runs, const std::vector<Library>& libraries,
                      double roofline, int steps) {
-  std::printf("hand-written C decoder (bench/c_decoder.c: scalar loops, OpenMP over rows; -Ofast -march=native -fopenmp):\n");
+  std::printf(
+      "hand-written C decoder (bench/c_decoder.c: scalar loops, OpenMP over rows; -Ofast -march=native -fopenmp):\n");
   std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s)\n", c.decode_tokens_per_s,
               100 * c.decode_tokens_per_s / roofline, steps, list(runs).c_str());
   for (const auto& lib : libraries)
     std::printf("%s / C decoder (fastest runs): decode %.2fx; greedy tokens %s\n", lib.name.c_str(),
-                lib.best->decode_tokens_per_s / c.decode_tokens_per_s, compare_tokens(lib.best->tokens, c.tokens).c_str());
+                lib.best->decode_tokens_per_s / c.decode_tokens_per_s,
+                compare_tokens(lib.best->tokens, c.tokens).c_str());
 }
 
 }  // namespace

@@ -70,7 +70,8 @@ static void read_config(Config* c, const int32_t h[7], const char* path, size_t 
   const int64_t d = c->dim, hd = c->hidden, l = c->layers, v = c->vocab, kv = c->kv_dim;
   const int64_t floats = v * d + l * (2 * d + 2 * d * d + 2 * kv * d + 3 * hd * d) + d +
                          (int64_t)c->seq_len * c->head_size + (c->shared_classifier ? 0 : v * d);
-  if ((int64_t)file_bytes != 28 + 4 * floats) die(path, "its size does not match its header (truncated, or not a checkpoint)");
+  if ((int64_t)file_bytes != 28 + 4 * floats)
+    die(path, "its size does not match its header (truncated, or not a checkpoint)");
 }
 
 /* Pointers into the mapped floats, in the file's order. */
