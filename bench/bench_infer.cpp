@@ -8,14 +8,19 @@
 //   - prefill: tokens/s of one 64-token prompt chunk, and its ratio to decode;
 //   - the decoder's own overhead: kernel calls per token, and the time per token spent outside
 //     the kernels (profiled pass: wall time less the kernels' time);
-//   - with --db, the tuned library beside the baseline kernels (each op's naive seed), and their ratio.
+//   - with --db, the tuned library beside the baseline kernels (each op's naive seed), and their ratio;
+//   - with f32 weights, a hand-written C decoder (bench/c_decoder.c: llama2.c's style, scalar loops
+//     with OpenMP over the rows, -Ofast -march=native -fopenmp) on the same checkpoint and steps,
+//     timed the same way and in the same rounds: kforge's tokens/s as a ratio to it, and whether the
+//     greedy tokens are the same.
 //
 //   build/bench/bench_infer [--db kforge.db] [--steps 32] [--repeat 3] [--model FILE] [--formats f32,q8_0]
 //
 // Without --model the synthetic checkpoint is written once to build/bench-infer-110m.bin (440 MB,
 // deterministic) and reused. Each library gets a warm-up (compiles and resolves), then timed runs:
-// <s>, then --steps greedy steps; the libraries take turns, --repeat times, and each keeps its
-// fastest run: on a shared machine the load of the moment moves a single run by tens of percent.
+// <s>, then --steps greedy steps; the libraries take turns, then the C decoder, --repeat times, and
+// each keeps its fastest run: on a shared machine the load of the moment moves a single run by tens
+// of percent.
 //
 // Kernels run with OpenMP as compiled (-fopenmp). On a busy machine, run with
 // OMP_WAIT_POLICY=passive: libgomp's workers spin between parallel regions by default, and with
@@ -57,19 +62,23 @@ struct Timed {
   double calls_per_token = 0, kernel_s_per_token = 0, wall_s_per_token = 0;  // the profiled pass
   std::vector<LlamaDecoder::OpTime> ops;
   std::vector<std::string> kernels;
+  std::vector<int> tokens;  // the greedy tokens of the timed decode: after <s>, then one per step
 };
 
-// `steps` greedy decode steps after <s>: tokens/s.
-Result<double> decode_steps(LlamaDecoder& decoder, int steps) {
+// `steps` greedy decode steps after <s>: tokens/s (the <s> step is not timed, as in the C
+// decoder). With `tokens`, the greedy tokens go there.
+Result<double> decode_steps(LlamaDecoder& decoder, int steps, std::vector<int>* tokens = nullptr) {
   int token = 1;
   auto first = decoder.forward_greedy(std::span(&token, 1));
   if (!first) return first.error();
   token = *first;
+  if (tokens) tokens->assign(1, token);
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) {
     auto next = decoder.forward_greedy(std::span(&token, 1));
     if (!next) return next.error();
     token = *next;
+    if (tokens) tokens->push_back(token);
   }
   return steps / since(start);
 }
@@ -80,7 +89,7 @@ Result<Timed> run(const LlamaModel& model, KernelLibrary& library, int steps) {
   {
     auto decoder = LlamaDecoder::create(model, library);
     if (!decoder) return decoder.error();
-    auto tokens_per_s = decode_steps(*decoder, steps);
+    auto tokens_per_s = decode_steps(*decoder, steps, &t.tokens);
     if (!tokens_per_s) return tokens_per_s.error();
     t.decode_tokens_per_s = *tokens_per_s;
   }
@@ -106,6 +115,54 @@ Result<Timed> run(const LlamaModel& model, KernelLibrary& library, int steps) {
   if (auto logits = decoder->forward(prompt); !logits) return logits.error();
   t.prefill_tokens_per_s = kChunk / since(start);
   return t;
+}
+
+// The hand-written C decoder's run: its tokens/s and greedy tokens, as it prints them.
+struct CRun {
+  double decode_tokens_per_s = 0;
+  std::vector<int> tokens;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// One run of build/bench/c_decoder: <s>, then `steps` timed greedy steps on the checkpoint.
+Result<CRun> run_c_decoder(const std::string& model_path, int steps) {
+  const std::string command =
+      shell_quote(KFORGE_C_DECODER) + " " + shell_quote(model_path) + " " + std::to_string(steps);
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return make_error(ErrorKind::io, "cannot run {}: {}", KFORGE_C_DECODER, std::strerror(errno));
+  std::string out;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
+  const int status = pclose(pipe);
+  CRun r;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string key;
+    words >> key;
+    if (key == "tokens:")
+      for (int t; words >> t;) r.tokens.push_back(t);
+    else if (key == "decode:")
+      std::sscanf(line.c_str(), "decode: %*d steps in %*f s, %lf tokens/s", &r.decode_tokens_per_s);
+  }
+  if (status != 0 || r.tokens.size() != static_cast<std::size_t>(steps) + 1 || !(r.decode_tokens_per_s > 0))
+    return make_error(ErrorKind::io, "{} failed (wait status {}); it printed: {}", command, status, out);
+  return r;
+}
+
+// Where kforge's greedy tokens part from the C decoder's, or that they do not.
+std::string compare_tokens(const std::vector<int>& kforge, const std::vector<int>& c) {
+  for (std::size_t i = 0; i < std::max(kforge.size(), c.size()); ++i)
+    if (i >= kforge.size() || i >= c.size() || kforge[i] != c[i])
+      return fmt::format("DIFFER from token {} on (kforge {}, C decoder {})", i,
+                         i < kforge.size() ? std::to_string(kforge[i]) : "none",
+                         i < c.size() ? std::to_string(c[i]) : "none");
+  return fmt::format("identical, all {}", c.size());
 }
 
 // The bytes one decode step at position `pos` reads: every projection and the classifier in the
@@ -139,6 +196,20 @@ struct Library {
   std::optional<Timed> best;
   std::vector<double> decode_runs;
 };
+
+// The C decoder's fastest run against the roofline, kforge's libraries as a ratio to it, and
+// whether their greedy tokens are its tokens.
+void print_c_decoder(const CRun& c, const std::vector<double>& runs, const std::vector<Library>& libraries,
+                     double roofline, int steps) {
+  std::printf(
+      "hand-written C decoder (bench/c_decoder.c: scalar loops, OpenMP over rows; -Ofast -march=native -fopenmp):\n");
+  std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s)\n", c.decode_tokens_per_s,
+              100 * c.decode_tokens_per_s / roofline, steps, list(runs).c_str());
+  for (const auto& lib : libraries)
+    std::printf("%s / C decoder (fastest runs): decode %.2fx; greedy tokens %s\n", lib.name.c_str(),
+                lib.best->decode_tokens_per_s / c.decode_tokens_per_s,
+                compare_tokens(lib.best->tokens, c.tokens).c_str());
+}
 
 }  // namespace
 
@@ -205,6 +276,8 @@ int main(int argc, char** argv) {
     // roofline is the most this machine was seen to read while the model ran.
     const double bytes = bytes_per_token(c, format, steps / 2);
     double bandwidth = 0;
+    std::optional<CRun> c_best;  // the C decoder reads the f32 file as it is: f32 only
+    std::vector<double> c_runs;
     for (int r = 0; r < repeat; ++r) {
       bandwidth = std::max(bandwidth, probe_read(static_cast<long>(bytes), threads));
       for (auto& lib : libraries) {
@@ -215,6 +288,11 @@ int main(int argc, char** argv) {
         lib.decode_runs.push_back(t->decode_tokens_per_s);
         if (!lib.best || t->decode_tokens_per_s > lib.best->decode_tokens_per_s) lib.best = std::move(*t);
       }
+      if (format != LlamaWeightFormat::f32) continue;
+      auto c_run = run_c_decoder(model_path, steps);
+      if (!c_run) return fail(c_run.error().message);
+      c_runs.push_back(c_run->decode_tokens_per_s);
+      if (!c_best || c_run->decode_tokens_per_s > c_best->decode_tokens_per_s) c_best = std::move(*c_run);
     }
     const double roofline = bandwidth / bytes;
     std::printf("memory roofline: %.1f MB read per token / %.1f GB/s read bandwidth (the best of %d probes "
@@ -242,6 +320,7 @@ int main(int argc, char** argv) {
       std::printf("tuned / baseline (fastest runs): decode %.2fx, prefill %.2fx\n",
                   t.decode_tokens_per_s / b.decode_tokens_per_s, t.prefill_tokens_per_s / b.prefill_tokens_per_s);
     }
+    if (c_best) print_c_decoder(*c_best, c_runs, libraries, roofline, steps);
     decode_by_format.push_back(libraries.back().best->decode_tokens_per_s);
   }
   if (decode_by_format.size() == 2)

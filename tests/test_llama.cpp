@@ -25,7 +25,9 @@ namespace {
 
 const std::string kTasks = std::string(KFORGE_SOURCE_DIR) + "/tasks";
 
-// llama2.c's run.c forward(), on the file's floats as they are.
+// llama2.c's run.c forward(), on the file's floats as they are. Not bench/c_decoder.c's, which is
+// the same algorithm built to be timed (-Ofast, float sums, weights mmap'd read-only): a reference
+// sums in double under strict IEEE math, and rewrites its weights for the Q8_0 round trip.
 class Reference {
  public:
   Reference(const std::string& path) {
