@@ -76,6 +76,7 @@ struct Task {
   std::string suite, name;  // id() = "suite/name"
   std::string dir;          // the task folder
   std::string category, description;
+  std::string dynamic_dim;  // `dynamic`, else "M" where M is a size, else empty
   std::vector<TaskArg> args;
   double atol = 0, rtol = 0;         // for f32 outputs; i32 outputs compare exactly
   std::optional<Expr> flops, bytes;  // per call, over the size symbols
@@ -126,7 +127,8 @@ bool is_seed_for(const std::string& backend, const std::string& file_name);
 std::string shape_label(const Bindings& dims);
 
 // How the kernel library files a task's shapes as problems: the dtype of its first tensor ("f32"),
-// and the size that varies at run time ("M", tokens, where the task has one; else empty).
+// and the size that varies at run time (the task's `dynamic`, by default M, tokens, where the task
+// has one; else empty).
 std::string problem_dtype(const Task& task);
 std::string problem_dynamic_dim(const Task& task);
 

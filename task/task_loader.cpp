@@ -15,7 +15,7 @@ namespace {
 
 const std::set<std::string> kTopLevelKeys = {"name",  "category",  "description", "args",        "bench",
                                              "check", "tolerance", "flops",       "bytes", "constraints",
-                                             "baseline"};
+                                             "baseline", "dynamic"};
 // Tensors of one shape (each allocated twice: the reference's copy and the candidate's).
 constexpr std::int64_t kMaxTaskBytes = std::int64_t{4} << 30;
 const std::set<std::string> kArgKeys = {"name", "type", "role", "shape", "dist", "value"};
@@ -370,6 +370,16 @@ Result<Task> load_task(const std::string& dir) {
       if (auto c = parse_formula(list->get(i), fmt::format("constraints[{}]", i), size_set, problems))
         task.constraints.push_back(*c);
   }
+  // The size that varies from call to call at run time; the kernel library files it apart and
+  // serves its nearest tuned value (the token count M by default).
+  task.dynamic_dim = size_set.count("M") ? "M" : "";
+  if (const toml::node* node = table.get("dynamic")) {
+    const auto dim = node->value<std::string>();
+    if (!dim || !size_set.count(*dim))
+      problems.add("dynamic", "expected the name of a size argument (one of {})", fmt::join(sizes, ", "));
+    else
+      task.dynamic_dim = *dim;
+  }
   task.flops = parse_formula(table.get("flops"), "flops", size_set, problems);
   task.bytes = parse_formula(table.get("bytes"), "bytes", size_set, problems);
 
@@ -481,10 +491,7 @@ std::string problem_dtype(const Task& task) {
   return "f32";
 }
 
-std::string problem_dynamic_dim(const Task& task) {
-  const auto symbols = task.size_symbols();
-  return std::find(symbols.begin(), symbols.end(), "M") != symbols.end() ? "M" : "";
-}
+std::string problem_dynamic_dim(const Task& task) { return task.dynamic_dim; }
 
 std::optional<std::string> shape_problem(const Task& task, const Bindings& dims) {
   const auto symbols = task.size_symbols();

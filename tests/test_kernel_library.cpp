@@ -166,6 +166,27 @@ TEST_F(KernelLibraryTest, NearestDynamicDim) {
   }
 }
 
+// A decode asks for attention at every context length and a KV append at every position: the
+// tasks name L and pos as their dynamic sizes, so each step finds the kernel tuned at one length.
+TEST_F(KernelLibraryTest, EveryDecodeStepFindsTheAttentionTunedAtOneLength) {
+  const std::string attn = read(kTasks + "/llm/attn_decode/seeds/cpu_omp_simd.cpp");
+  const std::string key = publish("llm/attn_decode", here_, attn, "cpu_omp_simd.cpp", {{"D=64,H=4,KVH=2,L=256", 1.0}}, "L");
+  const std::string append = read(kTasks + "/llm/kv_append/seeds/cpu_avx_stream.cpp");
+  const std::string append_key =
+      publish("llm/kv_append", here_, append, "cpu_avx_stream.cpp", {{"D=64,KVH=2,L=257,pos=256", 1.0}}, "pos");
+  KernelLibrary lib = open(kTasks);
+  for (std::int64_t length : {1, 7, 256}) {
+    auto k = lib.resolve("llm/attn_decode", {{"H", 4}, {"KVH", 2}, {"L", length}, {"D", 64}});
+    ASSERT_TRUE(k.ok()) << k.error().message;
+    EXPECT_EQ(k->info().key, key) << lib.explain("llm/attn_decode", {{"H", 4}, {"KVH", 2}, {"L", length}, {"D", 64}});
+    auto a = lib.resolve("llm/kv_append", {{"L", 257}, {"KVH", 2}, {"D", 64}, {"pos", length}});
+    ASSERT_TRUE(a.ok()) << a.error().message;
+    EXPECT_EQ(a->info().key, append_key);
+  }
+  EXPECT_EQ(lib.resolve("llm/attn_decode", {{"H", 8}, {"KVH", 2}, {"L", 7}, {"D", 64}})->info().match,
+            KernelMatch::baseline);
+}
+
 TEST_F(KernelLibraryTest, NearestDeviceUnitCount) {
   const std::string near = publish("tiny/scale", "testvendor:zen:8", scale_tuned("8 units"), "eight.cpp", {{"N=1024", 1}});
   publish("tiny/scale", "testvendor:zen:64", scale_tuned("64 units"), "sixtyfour.cpp", {{"N=1024", 1}});

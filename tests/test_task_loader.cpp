@@ -76,6 +76,17 @@ TEST_F(TaskLoaderTest, ValidTaskLoads) {
   EXPECT_EQ(fs::path(task->seed_paths[0]).filename(), "cpu_a.cpp");
 }
 
+// `dynamic` names the size the kernel library files apart (default M where M is a size).
+TEST_F(TaskLoaderTest, DynamicNamesASize) {
+  ASSERT_EQ(load_error(), "");
+  EXPECT_EQ(problem_dynamic_dim(*load_task(dir_.string())), "");  // no M here
+  ASSERT_EQ(load_error("flops = \"N\"", "dynamic = \"N\"\nflops = \"N\""), "");
+  EXPECT_EQ(problem_dynamic_dim(*load_task(dir_.string())), "N");
+  EXPECT_CONTAINS(load_error("flops = \"N\"", "dynamic = \"K\"\nflops = \"N\""),
+                  "dynamic: expected the name of a size argument (one of N)");
+  EXPECT_CONTAINS(load_error("flops = \"N\"", "dynamic = 3\nflops = \"N\""), "dynamic: expected the name");
+}
+
 TEST_F(TaskLoaderTest, MissingFolderOrFile) {
   EXPECT_CONTAINS(load_task((root_ / "nope").string()).error().message, "no such task folder");
   EXPECT_CONTAINS(load_task(dir_.string()).error().message, "task.toml: missing");
