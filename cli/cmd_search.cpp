@@ -207,8 +207,9 @@ class SearchCommand {
     if (!pool) return pool.error();
     pool_ = std::move(*pool);
     for (int i = 0; i < pool_->size(); ++i)
-      fmt::print(stderr, "worker {}: {}, {:.1f} ms round trip\n", pool_->info(i).label(), pool_->info(i).device,
-                 pool_->info(i).latency_ms);
+      fmt::print(stderr, "worker {}: {}, {:.1f} ms round trip{}\n", pool_->info(i).label(), pool_->info(i).device,
+                 pool_->info(i).latency_ms,
+                 pool_->info(i).compiles_itself ? ", compiles for itself (target " + pool_->info(i).target + ")" : "");
     return {};
   }
 
