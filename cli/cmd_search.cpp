@@ -333,7 +333,9 @@ class SearchCommand {
     prompts.prompts_dir = context_.resolved_prompts_dir();
     prompts.backend = args_.backend;
     prompts.device = target_->name;
-    prompts.arch = target_->backend->conventions().runs_on_host() ? cpu_arch() : target_->arch;
+    // The ISA kernels may use: this CPU's for -march=native, else the arch compiled for.
+    const bool native = target_->arch == "native";
+    prompts.arch = target_->backend->conventions().runs_on_host() && native ? cpu_arch() : target_->arch;
     prompts.exemplar = category_exemplar(task, all_tasks_, args_.backend, prompts.prompts_dir);
     prompts.retrieved = retrieved_for(*store_, task, target_->device);
     return prompts;

@@ -72,7 +72,7 @@ Status HostCompiler::check_arch(const std::string& arch) const {
     else if (run->exit_code != 0) it->second = run->output.empty() ? "refused" : first_line(run->output);
   }
   if (it->second.empty()) return {};
-  return make_error(ErrorKind::invalid_input, "cpu: --arch {}: {} does not take it: {}", arch, options_.compiler,
+  return make_error(ErrorKind::invalid_input, "cpu: arch {}: {} refuses -march={}: {}", arch, options_.compiler, arch,
                     it->second);
 }
 

@@ -134,7 +134,7 @@ remote)
 arch)
   out=$("$kforge" worker --arch bogus </dev/null 2>&1)
   code=$?
-  [ $code -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "arch bogus: .*bogus.*-march" ||
+  [ $code -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^kforge: cpu: arch bogus: .* refuses -march=bogus: .*bogus" ||
     fail "worker --arch bogus: exit $code, '$out'"
   export KFORGE_CACHE_DIR=$dir/cache  # the coordinator's and the native worker's
   spec="cmd:env KFORGE_CACHE_DIR=$dir/wcache $kforge worker --arch x86-64-v2"
