@@ -319,12 +319,17 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const std::vector<WorkerSp
     }
   }
 
+  // What this side compiles for: each worker says its own target, and one that differs compiles for itself.
+  auto cache = CompileCache::open();
+  auto own = cache ? make_backend(backend, *cache) : Result<std::unique_ptr<Backend>>(cache.error());
+  if (!own) return own.error();
+  pool->target_ = compile_target(**own);
   // Each started and asked who it is, all at once: ssh logins and srun steps take seconds.
   std::vector<std::future<Status>> started;
   for (auto& member : pool->members_)
-    started.push_back(std::async(std::launch::async, [&member, &backend]() {
+    started.push_back(std::async(std::launch::async, [&member, &backend, &pool]() {
       Status status;
-      member.thread->run([&] { status = hello(member, backend); });
+      member.thread->run([&] { status = hello(member, backend, pool->target_); });
       return status;
     }));
   for (auto& s : started)
@@ -333,7 +338,7 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const std::vector<WorkerSp
 }
 
 // Starts a worker with a ping, and reads who it is from the answer; a second ping times the round trip.
-Status WorkerPool::hello(Member& member, const std::string& backend) {
+Status WorkerPool::hello(Member& member, const std::string& backend, const std::string& target) {
   PoolWorkerInfo& info = member.info;
   auto who = member.worker->call({{"type", "ping"}, {"backend", backend}}, kStartTimeoutS);
   if (!who) return make_error(ErrorKind::invalid_input, "worker {} did not start: {}", info.name, who.error().message);
@@ -349,6 +354,8 @@ Status WorkerPool::hello(Member& member, const std::string& backend) {
   for (const auto& d : (*who)["devices"])
     info.devices.push_back(fmt::format("{} ({})", d.value("key", ""), d.value("name", "")));
   info.device = (*who)["devices"][0].value("key", "");
+  info.target = who->value("target", "?");
+  info.compiles_itself = info.target != target;
   const auto sent = std::chrono::steady_clock::now();
   if (auto again = member.worker->call({{"type", "ping"}}, 30); !again)
     return make_error(ErrorKind::invalid_input, "worker {}: {}", info.name, again.error().message);
@@ -433,6 +440,7 @@ Result<std::unique_ptr<PoolEvaluator>> PoolEvaluator::create(const Task& task, c
   for (int i = 0; i < pool.size(); ++i) {
     auto evaluator = Evaluator::create(task, backend, pool.worker(i));  // the compiles after the first are cache hits
     if (!evaluator) return evaluator.error();
+    evaluator->compile_on_worker(pool.info(i).compiles_itself);
     evaluators.push_back(std::move(*evaluator));
   }
   return std::unique_ptr<PoolEvaluator>(new PoolEvaluator(pool, std::move(evaluators), std::move(log)));

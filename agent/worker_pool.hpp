@@ -5,7 +5,9 @@
 // time (so at most one timed evaluation per device), counts their failures, and retires a worker
 // that fails three times in a row. PoolEvaluator is the search's CandidateEvaluator over a pool:
 // candidates compile here, through the compile cache, and the requests carry the binaries and the
-// task's files (Worker::ship_files): a worker needs no shared filesystem.
+// task's files (Worker::ship_files): a worker needs no shared filesystem. A worker whose compile
+// target (compile_target(): the cpu's ISA, a GPU's arch) differs from this side's is sent the
+// compile requests instead, and compiles for itself.
 #pragma once
 
 #include <condition_variable>
@@ -54,6 +56,8 @@ struct PoolWorkerInfo {
   std::string version;  // its kforge's
   std::vector<std::string> devices;  // every device it sees, "key (name)"
   std::vector<std::string> command;  // how it is started
+  std::string target;                // its compile target for the pool's backend (compile_target())
+  bool compiles_itself = false;      // its target is not the coordinator's: it is sent what to compile
   int cores = 0;                     // the cores it may run on
   double latency_ms = 0;             // a ping's round trip, once started
   std::string label() const { return name + "@" + host; }
@@ -73,6 +77,8 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   int size() const { return static_cast<int>(members_.size()); }
+  // The coordinator's compile target for the pool's backend, which workers' are compared with.
+  const std::string& target() const { return target_; }
   const PoolWorkerInfo& info(int index) const { return members_.at(index).info; }
   const std::shared_ptr<Worker>& worker(int index) const { return members_.at(index).worker; }
   // Workers not retired.
@@ -98,8 +104,9 @@ class WorkerPool {
     int failures_in_row = 0;
   };
   WorkerPool() = default;
-  static Status hello(Member& member, const std::string& backend);
+  static Status hello(Member& member, const std::string& backend, const std::string& target);
   std::vector<Member> members_;
+  std::string target_;
   std::string allocation_;  // a Slurm job this pool obtained and releases
   // A process that releases allocation_ once this one ends, even by kill -9, and the pipe whose end it waits for.
   int watcher_ = -1, watcher_pipe_ = -1;

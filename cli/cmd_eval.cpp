@@ -274,7 +274,21 @@ void add_eval_command(CLI::App& app, Context& context) {
 
   auto* worker = app.add_subcommand(
       "worker", "Serve evaluations on stdin/stdout, one frame each way (started by eval and search)");
-  worker->callback([&context] { context.run = [] { return worker_main(STDIN_FILENO, STDOUT_FILENO); }; });
+  auto cpu_arch = std::make_shared<std::string>();
+  worker->add_option("--arch", *cpu_arch,
+                     "The cpu's -march for what this worker compiles itself (default: native, or $KFORGE_CPU_ARCH)");
+  worker->callback([&context, cpu_arch] {
+    context.run = [cpu_arch] {
+      if (!cpu_arch->empty()) {
+        // The compiler's own check, once, before serving: a bad arch is one line, exit 2.
+        HostCompilerOptions options;
+        options.arch = *cpu_arch;
+        if (auto compiler = HostCompiler::create(options); !compiler) return report(compiler.error());
+        setenv("KFORGE_CPU_ARCH", cpu_arch->c_str(), 1);  // every cpu backend of this worker compiles for it
+      }
+      return worker_main(STDIN_FILENO, STDOUT_FILENO);
+    };
+  });
 }
 
 }  // namespace kforge::cli

@@ -207,8 +207,9 @@ class SearchCommand {
     if (!pool) return pool.error();
     pool_ = std::move(*pool);
     for (int i = 0; i < pool_->size(); ++i)
-      fmt::print(stderr, "worker {}: {}, {:.1f} ms round trip\n", pool_->info(i).label(), pool_->info(i).device,
-                 pool_->info(i).latency_ms);
+      fmt::print(stderr, "worker {}: {}, {:.1f} ms round trip{}\n", pool_->info(i).label(), pool_->info(i).device,
+                 pool_->info(i).latency_ms,
+                 pool_->info(i).compiles_itself ? ", compiles for itself (target " + pool_->info(i).target + ")" : "");
     return {};
   }
 
@@ -332,7 +333,9 @@ class SearchCommand {
     prompts.prompts_dir = context_.resolved_prompts_dir();
     prompts.backend = args_.backend;
     prompts.device = target_->name;
-    prompts.arch = target_->backend->conventions().runs_on_host() ? cpu_arch() : target_->arch;
+    // The ISA kernels may use: this CPU's for -march=native, else the arch compiled for.
+    const bool native = target_->arch == "native";
+    prompts.arch = target_->backend->conventions().runs_on_host() && native ? cpu_arch() : target_->arch;
     prompts.exemplar = category_exemplar(task, all_tasks_, args_.backend, prompts.prompts_dir);
     prompts.retrieved = retrieved_for(*store_, task, target_->device);
     return prompts;

@@ -35,6 +35,13 @@ int check_workers(const WorkersArgs& args) {
     fmt::print("{:<18} {:<16} {:<10} {:>6} {:>8.2f} ms  {}\n", w.name, w.host, w.version, w.cores, w.latency_ms,
                fmt::join(w.devices, ", "));
   }
+  // Who is sent binaries and who compiles for itself: the compile targets compared.
+  fmt::print("compile target here: {}\n", (*pool)->target());
+  for (int i = 0; i < (*pool)->size(); ++i) {
+    const PoolWorkerInfo& w = (*pool)->info(i);
+    fmt::print("{:<18} target {}: {}\n", w.name, w.target,
+               w.compiles_itself ? "differs, compiles for itself" : "the same, receives binaries");
+  }
   fmt::print("{} worker(s) ready for --backend {}\n", (*pool)->size(), args.backend);
   return kExitOk;
 }

@@ -135,9 +135,10 @@ struct DeviceInfo {
   int warp_size = 0;
 };
 
-// The key a kernel library files the device's kernels under: "cpu:<model name>" for the cpu,
-// "<vendor>:<arch>:<units>" for a GPU ("nvidia:sm_90:132", "amd:gfx942:304"); its lookup parses
-// vendor, arch and unit count from it.
+// The key a kernel library files the device's kernels under: "cpu:<model name>" for the cpu
+// (compiled with -march=native; "cpu:<model name>:<arch>" for another -march, so kernels built for
+// different ISAs never compete), "<vendor>:<arch>:<units>" for a GPU ("nvidia:sm_90:132",
+// "amd:gfx942:304"); its lookup parses vendor, arch and unit count from it.
 std::string device_key(const DeviceInfo& info);
 
 // ---- running on a device ----------------------------------------------------------------------
@@ -243,6 +244,10 @@ class Backend {
   virtual std::string compiler_version() const = 0;
   // The arch compiled for when a request names none: the first device's, else a fixed default.
   virtual std::string default_arch() const = 0;
+  // What a binary compiled for default_arch() asks of the machine that runs it: two backends of
+  // one name with the same target run each other's binaries. Default: the arch (cpu: the ISA
+  // that -march resolves to, HostCompiler::target()).
+  virtual std::string target() const { return default_arch(); }
   // Source -> binary through the shared cache; a compiler error is ErrorKind::compile with the log.
   virtual Result<Binary> compile(const CompileRequest& request) const = 0;
   // The devices present; the error says why there are none ("libcuda.so.1 not found").
@@ -263,6 +268,7 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& name, const Com
 
 struct HostCompilerOptions {
   std::string compiler;    // empty: $CXX, else g++
+  std::string arch = "";   // -march value; empty: $KFORGE_CPU_ARCH, else native
   std::string cache_dir;   // empty: default_cache_dir()
   double timeout_s = 120;  // a compile running longer is killed and reported
 };
@@ -272,19 +278,27 @@ class HostCompiler {
   // Finds the compiler and its version, and opens the cache.
   static Result<HostCompiler> create(HostCompilerOptions options = {});
 
-  // Compiles to a shared object with -O3 -march=native -fopenmp -shared -fPIC, or returns the
-  // cached one. A compiler error is an ErrorKind::compile Error whose message is the full log.
+  // Compiles to a shared object with -O3 -march=ARCH -fopenmp -shared -fPIC (ARCH: the request's,
+  // else the options'), or returns the cached one. A compiler error is an ErrorKind::compile Error
+  // whose message is the full log; an arch the compiler does not know, one invalid_input line.
   Result<Binary> compile(const CompileRequest& request) const;
 
   std::string cache_key(const CompileRequest& request) const;
   const std::string& version() const { return version_; }
+  // The -march value compiled for when a request names none ("native", "x86-64-v3").
+  const std::string& arch() const { return options_.arch; }
+  // What the default arch's binaries need of a CPU: "x86-64-v3" as given; for native, what the
+  // compiler resolves it to here ("native:znver3:<hash of the enabled ISA extensions>").
+  std::string target() const;
+  // Whether the compiler takes -march=`arch`: its own error line when it does not.
+  Status check_arch(const std::string& arch) const;
 
  private:
   HostCompilerOptions options_;
   std::optional<CompileCache> cache_;
   std::string version_;   // first line of `compiler --version`
   std::string host_cpu_;  // -march=native means the binary is only good for this CPU
-  std::vector<std::string> flags() const;
+  std::vector<std::string> flags(const std::string& arch) const;
 };
 
 // The cpu backend over a host compiler of `options` (make_backend("cpu", cache) takes the defaults).
@@ -292,6 +306,9 @@ std::unique_ptr<Backend> make_host_backend(HostCompilerOptions options = {});
 
 // The host CPU's model name, e.g. "AMD EPYC 7B13".
 std::string host_cpu_name();
+
+// The cpu backend's arch when none is given: $KFORGE_CPU_ARCH, else "native".
+std::string default_cpu_arch();
 
 // $KFORGE_CACHE_DIR, else $XDG_CACHE_HOME/kforge, else ~/.cache/kforge.
 std::string default_cache_dir();

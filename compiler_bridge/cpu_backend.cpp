@@ -4,6 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
 
 #include "compiler_bridge/backends.hpp"
 
@@ -29,11 +32,17 @@ std::string host_cpu_name() {
   return "unknown cpu";
 }
 
+std::string default_cpu_arch() {
+  const char* arch = getenv("KFORGE_CPU_ARCH");
+  return arch && *arch ? arch : "native";
+}
+
 Result<HostCompiler> HostCompiler::create(HostCompilerOptions options) {
   if (options.compiler.empty()) {
     const char* cxx = getenv("CXX");
     options.compiler = cxx && *cxx ? cxx : "g++";
   }
+  if (options.arch.empty()) options.arch = default_cpu_arch();
   auto cache = CompileCache::open(options.cache_dir);
   if (!cache) return cache.error();
 
@@ -46,19 +55,69 @@ Result<HostCompiler> HostCompiler::create(HostCompilerOptions options) {
   compiler.cache_.emplace(std::move(*cache));
   compiler.version_ = first_line(version->output);
   compiler.host_cpu_ = host_cpu_name();
+  if (Status s = compiler.check_arch(compiler.options_.arch); !s) return s.error();
   return compiler;
 }
 
-std::vector<std::string> HostCompiler::flags() const {
-  return {"-std=c++17", "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC",
+Status HostCompiler::check_arch(const std::string& arch) const {
+  if (arch == "native") return {};
+  // Asked of the compiler once per arch and process: it knows its own -march values.
+  static std::mutex mutex;
+  static std::map<std::string, std::string> checked;  // compiler and arch -> its error, empty if none
+  std::lock_guard lock(mutex);
+  auto [it, added] = checked.try_emplace(options_.compiler + "\n" + arch);
+  if (added) {
+    auto run = run_process({options_.compiler, "-march=" + arch, "-x", "c++", "-fsyntax-only", "/dev/null"}, "", 30);
+    if (!run) it->second = run.error().message;
+    else if (run->exit_code != 0) it->second = run->output.empty() ? "refused" : first_line(run->output);
+  }
+  if (it->second.empty()) return {};
+  return make_error(ErrorKind::invalid_input, "cpu: arch {}: {} refuses -march={}: {}", arch, options_.compiler, arch,
+                    it->second);
+}
+
+std::string HostCompiler::target() const {
+  if (options_.arch != "native") return options_.arch;
+  // What -march=native turns into here: the compiler's own -march and ISA switches (gcc's cc1
+  // line; clang's -target-cpu and -target-feature), so two hosts whose CPUs differ only in a
+  // masked extension (a VM's) differ too. Failing that, the CPU's model name.
+  static std::mutex mutex;
+  static std::map<std::string, std::string> resolved;  // compiler -> target
+  std::lock_guard lock(mutex);
+  auto [it, added] = resolved.try_emplace(options_.compiler, "native:" + host_cpu_);
+  if (!added) return it->second;
+  auto run = run_process({options_.compiler, "-march=native", "-E", "-v", "-x", "c++", "/dev/null", "-o", "/dev/null"},
+                         "", 30);
+  if (!run || run->exit_code != 0) return it->second;
+  std::istringstream lines(run->output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("cc1") == std::string::npos) continue;
+    std::istringstream words(line);
+    std::string cpu, isa, word, previous;
+    while (words >> word) {
+      if (word.rfind("-march=", 0) == 0) cpu = word.substr(7);
+      if (previous == "-target-cpu") cpu = word;
+      if (word.rfind("-m", 0) == 0 || previous == "-target-feature") isa += word + " ";
+      previous = word;
+    }
+    if (!cpu.empty()) return it->second = fmt::format("native:{}:{}", cpu, content_hash(isa).substr(0, 8));
+  }
+  return it->second;
+}
+
+std::vector<std::string> HostCompiler::flags(const std::string& arch) const {
+  return {"-std=c++17", "-O3", "-march=" + arch, "-fopenmp", "-shared", "-fPIC",
           // Every symbol must resolve at link time, so a missing entry is a compile error
           // rather than a dlopen failure later.
           "-Wl,-z,defs"};
 }
 
 std::string HostCompiler::cache_key(const CompileRequest& request) const {
-  std::string material = "cpu\n" + options_.compiler + "\n" + version_ + "\n" + host_cpu_ + "\n";
-  for (const auto& flag : flags()) material += flag + " ";
+  const std::string arch = request.arch.empty() ? options_.arch : request.arch;
+  // -march=native is good for this CPU model only; another arch for any CPU that has its ISA.
+  std::string material =
+      "cpu\n" + options_.compiler + "\n" + version_ + "\n" + (arch == "native" ? host_cpu_ : "any cpu") + "\n";
+  for (const auto& flag : flags(arch)) material += flag + " ";
   for (const auto& [name, value] : request.defines) material += fmt::format("-D{}={} ", name, value);
   for (const auto& library : request.libraries) material += "-l" + library + " ";
   material += "\n" + request.file_name + "\n" + request.source;
@@ -66,6 +125,8 @@ std::string HostCompiler::cache_key(const CompileRequest& request) const {
 }
 
 Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
+  const std::string arch = request.arch.empty() ? options_.arch : request.arch;
+  if (Status s = check_arch(arch); !s) return s.error();
   auto binary =
       cache_->get_or_build("cpu", cache_key(request), "so", [&](const std::string& output) -> Result<std::string> {
         const fs::path scratch = fs::path(output).parent_path();
@@ -77,7 +138,7 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
         if (auto s = write_file(scratch / file_name, request.source); !s) return s.error();
 
         std::vector<std::string> argv = {options_.compiler};
-        for (const auto& flag : flags()) argv.push_back(flag);
+        for (const auto& flag : flags(arch)) argv.push_back(flag);
         for (const auto& [name, value] : request.defines) argv.push_back(fmt::format("-D{}={}", name, value));
         argv.insert(argv.end(), {"./" + file_name, "-o", output});
         for (const auto& library : request.libraries) argv.push_back("-l" + library);
@@ -92,7 +153,7 @@ Result<Binary> HostCompiler::compile(const CompileRequest& request) const {
                        run->output.empty() ? fmt::format("{} failed with no output", argv[0]) : run->output};
         return run->output;
       });
-  if (binary) binary->arch = "native";
+  if (binary) binary->arch = arch;
   return binary;
 }
 
@@ -138,19 +199,17 @@ class CpuBackend final : public Backend {
     return {};
   }
   std::string compiler_version() const override { return compiler_ ? compiler_->version() : "(no host compiler)"; }
-  std::string default_arch() const override { return "native"; }
+  std::string default_arch() const override { return compiler_ ? compiler_->arch() : default_cpu_arch(); }
+  std::string target() const override { return compiler_ ? compiler_->target() : default_arch(); }
   Result<Binary> compile(const CompileRequest& request) const override {
     if (!compiler_) return compiler_.error();
-    if (!request.arch.empty() && request.arch != "native")
-      return make_error(ErrorKind::invalid_input,
-                        "cpu: --arch {}: the cpu backend compiles for this host only (-march=native)", request.arch);
     return compiler_->compile(request);
   }
   Result<std::vector<DeviceInfo>> devices() const override {
     DeviceInfo info;
     info.backend = "cpu";
     info.name = host_cpu_name();
-    info.arch = "native";
+    info.arch = default_arch();  // part of the device key unless native
     info.compute_units = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
     info.memory_bytes = static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
     info.l2_bytes = std::max(0L, sysconf(_SC_LEVEL2_CACHE_SIZE));

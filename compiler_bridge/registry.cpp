@@ -93,7 +93,8 @@ const KernelConventions& Backend::conventions() const {
 std::string device_key(const DeviceInfo& info) {
   const auto conventions = kernel_conventions(info.backend);
   const std::string vendor = conventions ? conventions->vendor : info.backend;
-  if (vendor == "cpu") return "cpu:" + info.name;
+  // Native keys stay as they were, so the libraries that hold them stay valid.
+  if (vendor == "cpu") return "cpu:" + info.name + (info.arch.empty() || info.arch == "native" ? "" : ":" + info.arch);
   return fmt::format("{}:{}:{}", vendor, info.arch, info.compute_units);
 }
 

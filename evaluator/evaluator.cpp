@@ -69,6 +69,36 @@ Result<nlohmann::json> compile_for_worker(const Backend& backend, const Task& ta
                         {"binary", {{"path", binary->path}, {"format", binary->format}, {"arch", binary->arch}}}};
 }
 
+// What a worker that compiles for itself gets instead of a binary: the compile request, which it
+// compiles with its own backend `backend` (serve.cpp, compile_requested).
+nlohmann::json compile_spec(const std::string& backend, const CompileRequest& request) {
+  nlohmann::json defines = nlohmann::json::object();
+  for (const auto& [name, value] : request.defines) defines[name] = value;
+  return {{"compile",
+           {{"backend", backend},
+            {"source", request.source},
+            {"file_name", request.file_name},
+            {"defines", defines},
+            {"libraries", request.libraries},
+            {"arch", request.arch}}}};
+}
+
+// The same for a binary the worker builds from its own sources: the machine probe, a GPU's copy probe.
+nlohmann::json builtin_spec(const std::string& backend, const std::string& name) {
+  return {{"compile", {{"backend", backend}, {"builtin", name}}}};
+}
+
+// The JSON pointers of the values of `j` that are compile specs, below `at`.
+void find_compile_specs(const nlohmann::json& j, const std::string& at, nlohmann::json& pointers) {
+  if (!j.is_object()) return;
+  if (j.contains("compile") && j["compile"].is_object()) {
+    pointers.push_back(at);
+    return;
+  }
+  for (const auto& [key, value] : j.items())
+    if (!at.empty() || key != "compiles") find_compile_specs(value, at + "/" + key, pointers);
+}
+
 // A file of the task's, parsed as a kernel.
 Result<Candidate> read_kernel(const std::string& path) {
   auto source = read_file(path);
@@ -94,6 +124,10 @@ Result<Evaluator> Evaluator::create(Task task, const Backend& backend, std::shar
   if (!worker) worker = std::make_shared<Worker>();
   Evaluator evaluator(std::move(task), backend, std::move(own_host), binary->path, std::move(worker));
   evaluator.probe_binary_ = probe->path;
+  evaluator.for_worker_compile_["reference"] =
+      compile_spec(on_host.name(), kernel_compile_request(on_host, evaluator.task_, *reference, "reference.cpp"));
+  if (backend.conventions().runs_on_host())
+    evaluator.for_worker_compile_["probe"] = builtin_spec(on_host.name(), "probe");
   Status baseline = backend.conventions().runs_on_host() ? evaluator.compile_host_baseline()
                                                          : evaluator.compile_device_baselines();
   if (!baseline) return baseline.error();
@@ -111,6 +145,8 @@ Status Evaluator::compile_host_baseline() {
     if (auto binary = compile_kernel(*backend_, t, *vendor, name, "", t.cpu_baseline_libraries)) {
       baseline_binary_ = binary->path;
       baseline_name_ = name;
+      for_worker_compile_["baseline"] = compile_spec(
+          backend_->name(), kernel_compile_request(*backend_, t, *vendor, name, "", t.cpu_baseline_libraries));
       return {};
     }
   }
@@ -125,6 +161,8 @@ Status Evaluator::compile_host_baseline() {
                       binary.error().message);
   baseline_binary_ = binary->path;
   baseline_name_ = name;
+  for_worker_compile_["baseline"] =
+      compile_spec(backend_->name(), kernel_compile_request(*backend_, t, *baseline, name));
   return {};
 }
 
@@ -144,10 +182,14 @@ Status Evaluator::compile_device_baselines() {
                         backend_->name(), described.error().message);
     device_baseline_ = std::move(*described);
     baseline_name_ = name;
+    nlohmann::json remote = device_baseline_;
+    remote["binary"] = compile_spec(backend_->name(), kernel_compile_request(*backend_, t, *baseline, name));
+    for_worker_compile_["baseline"] = std::move(remote);
   }
   auto copy = compile_copy_probe(*backend_);
   if (!copy) return make_error(ErrorKind::internal, "the GPU bandwidth probe does not compile:\n{}", copy.error().message);
   copy_probe_ = {{"path", copy->path}, {"format", copy->format}, {"arch", copy->arch}};
+  for_worker_compile_["copy_probe"] = builtin_spec(backend_->name(), "copy_probe");
   // baseline.cuda calls cuBLAS on a CUstream: CUDA's alone.
   if (backend_->conventions().vendor == "nvidia" && !t.cuda_baseline_path.empty()) {
     auto binary = compile_gpu_host_baseline(host(), t);
@@ -156,8 +198,18 @@ Status Evaluator::compile_device_baselines() {
                         binary.error().message);
     vendor_baseline_ = {{"file_name", std::filesystem::path(t.cuda_baseline_path).filename().string()},
                         {"path", binary->path}};
+    auto request = gpu_host_baseline_request(t);
+    if (!request) return request.error();
+    for_worker_compile_["vendor_baseline"] = {{"file_name", vendor_baseline_["file_name"]},
+                                              {"path", compile_spec(host().name(), *request)}};
   }
   return {};
+}
+
+std::string compile_target(const Backend& backend) {
+  if (backend.conventions().runs_on_host()) return backend.target();
+  const auto host = make_host_backend({.compiler = "", .cache_dir = backend.cache().dir()});
+  return fmt::format("{}, host {}", backend.target(), host->target());
 }
 
 Result<std::string> Evaluator::code_hash(const Candidate& candidate, const std::string& file_name) const {
@@ -184,6 +236,8 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
         "scratch memory inside the kernel";
     return result;
   }
+  if (compile_on_worker_)  // nothing compiled here: what it compiles for itself it reports itself
+    return finish(request_for_worker_compile(candidate, file_name, options, result.seed), result, options);
   auto described = compile_for_worker(*backend_, task_, candidate, file_name, &result);
   if (!described) {
     result.status = described.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
@@ -211,9 +265,39 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
   return finish(request, result, options);
 }
 
+nlohmann::json Evaluator::request_for_worker_compile(const Candidate& candidate, const std::string& file_name,
+                                                    const EvalOptions& options, std::uint64_t seed) const {
+  const CompileRequest compile = kernel_compile_request(*backend_, task_, candidate, file_name);
+  nlohmann::json request = {{"type", "eval"},
+                            {"task_dir", task_.dir},
+                            {"options", to_json(options)},
+                            {"seed", seed},
+                            {"backend", backend_->name()}};
+  if (backend_->conventions().runs_on_host()) {
+    request["candidate"] = compile_spec(backend_->name(), compile);
+  } else {
+    request["candidate"] = {{"source", candidate.source}, {"file_name", file_name},
+                            {"binary", compile_spec(backend_->name(), compile)}};
+    request["device"] = 0;
+  }
+  // The same fields as evaluate() sends, each binary as what to compile; untimed, no baselines.
+  const bool timed = options.time_bench_shapes;
+  for (const auto& [key, spec] : for_worker_compile_.items())
+    request[key] = timed || key == "reference" || key == "probe" ? spec : nlohmann::json();
+  if (backend_->conventions().runs_on_host() && request["baseline"].is_null()) request["baseline"] = "";
+  nlohmann::json pointers = nlohmann::json::array();
+  find_compile_specs(request, "", pointers);
+  request["compiles"] = pointers;
+  return request;
+}
+
 Status Evaluator::check_reference() const {
-  auto answer = worker_->call({{"type", "validate"}, {"task_dir", task_.dir}, {"reference", reference_binary_}}, 90,
-                              kRequestFiles);
+  nlohmann::json request = {{"type", "validate"}, {"task_dir", task_.dir}, {"reference", reference_binary_}};
+  if (compile_on_worker_) {
+    request["reference"] = for_worker_compile_.at("reference");
+    request["compiles"] = nlohmann::json::array({"/reference"});
+  }
+  auto answer = worker_->call(request, 90, kRequestFiles);
   if (!answer) return answer.error();
   if (answer->contains("error"))
     return make_error(ErrorKind::internal, "validating the reference: {}", (*answer)["error"].get<std::string>());
@@ -264,11 +348,14 @@ EvalResult Evaluator::finish(const nlohmann::json& request, EvalResult result, c
     result.message = "worker: " + decoded.error().message;
     return result;
   }
-  decoded->log = result.log;
   decoded->output = result.output;
   // What the compiler said, from this side's compile: nothing the kernel runs beside can forge it.
-  decoded->usage = result.usage;
-  decoded->code_bytes = result.code_bytes;
+  // A worker that compiled for itself says it from its own compile, outside what ran the kernel.
+  if (!compile_on_worker_) {
+    decoded->log = result.log;
+    decoded->usage = result.usage;
+    decoded->code_bytes = result.code_bytes;
+  }
   // A GPU worker names the baseline it timed (the vendor's, or the naive seed and why).
   if (decoded->speedup > 0 && decoded->baseline.empty()) decoded->baseline = baseline_name_;
   return *decoded;

@@ -200,6 +200,11 @@ class Evaluator {
   const Backend& backend() const { return *backend_; }
   Worker& worker() const { return *worker_; }
 
+  // Whether the worker compiles every binary itself, from the compile requests, with its own
+  // backend and compile cache, rather than receiving them compiled here: for a worker whose
+  // compile target (compile_target()) differs from this side's.
+  void compile_on_worker(bool yes) { compile_on_worker_ = yes; }
+
  private:
   Evaluator(Task task, const Backend& backend, std::shared_ptr<const Backend> own_host, std::string reference_path,
             std::shared_ptr<Worker> worker)
@@ -220,9 +225,21 @@ class Evaluator {
   nlohmann::json device_baseline_;  // the GPU baseline (the naive seed) as the worker's request describes it
   nlohmann::json vendor_baseline_;  // the task's baseline.cuda, compiled, timed instead where the worker loads it
   nlohmann::json copy_probe_;       // the GPU's bandwidth probe (compile_copy_probe), as the worker's request names it
+  bool compile_on_worker_ = false;
+  // The request's binaries (reference, probe, baseline, vendor_baseline, copy_probe) as a worker
+  // that compiles for itself gets them: each binary a {"compile": ...} spec.
+  nlohmann::json for_worker_compile_ = nlohmann::json::object();
+  // An eval request with every binary as what to compile (the protocol: evaluator.md).
+  nlohmann::json request_for_worker_compile(const Candidate& candidate, const std::string& file_name,
+                                            const EvalOptions& options, std::uint64_t seed) const;
   // Sends the request to the worker and reads its answer into `result`.
   EvalResult finish(const nlohmann::json& request, EvalResult result, const EvalOptions& options) const;
 };
+
+// What a worker must have to run the binaries compiled with `backend` here: its compile target
+// (Backend::target()), and for a GPU backend the host's too (the reference and the baselines are
+// host code). A worker whose compile target differs compiles for itself.
+std::string compile_target(const Backend& backend);
 
 // ---- records (records.cpp) --------------------------------------------------------------------
 

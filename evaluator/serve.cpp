@@ -2,7 +2,8 @@
 // "eval", which loads the task (once per worker) and runs the evaluation where its backend runs
 // kernels: in a sandboxed child for native code (run_sandboxed, host_target.cpp), the reported
 // times then checked against the machine's physics here, outside that child; or in the worker
-// itself for a GPU (evaluate_on_device, on a device_target.cpp target).
+// itself for a GPU (evaluate_on_device, on a device_target.cpp target). A request whose binaries
+// come as what to compile ("compiles") is compiled here first (compile_requested).
 #include <sched.h>
 #include <unistd.h>
 
@@ -56,6 +57,68 @@ EvalResult evaluate_on_device(const Task& task, const nlohmann::json& request, c
   return result;
 }
 
+// ---- compiles for a worker whose target differs from the coordinator's ----
+
+// This worker's backend called `name`, opened once, over its own compile cache.
+Result<const Backend*> own_backend(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<Backend>> opened;
+  if (auto it = opened.find(name); it != opened.end()) return it->second.get();
+  auto cache = CompileCache::open();
+  if (!cache) return cache.error();
+  auto backend = make_backend(name, *cache);
+  if (!backend) return backend.error();
+  return opened.emplace(name, std::move(*backend)).first->second.get();
+}
+
+// Compiles one {"compile": SPEC} of a request (evaluator.md says what SPEC holds) for this worker.
+Result<Binary> compile_here(const nlohmann::json& spec) {
+  auto backend = own_backend(spec.at("backend"));
+  if (!backend) return backend.error();
+  const std::string builtin = spec.value("builtin", "");
+  if (builtin == "probe") return compile_probe(**backend);
+  if (builtin == "copy_probe") return compile_copy_probe(**backend);
+  if (!builtin.empty()) return make_error(ErrorKind::invalid_input, "no built-in binary '{}'", builtin);
+  CompileRequest request;
+  request.source = spec.at("source");
+  request.file_name = spec.at("file_name");
+  for (const auto& [name, value] : spec.at("defines").items()) request.defines[name] = integer<std::int64_t>(value);
+  request.libraries = spec.at("libraries").get<std::vector<std::string>>();
+  request.arch = spec.value("arch", "");
+  return (*backend)->compile(request);
+}
+
+// Replaces every value that the request's "compiles" points at by the binary compiled here, as a
+// request names binaries: a host binary by its path, a GPU binary as {"path", "format", "arch"}.
+// What to answer instead, if anything: a candidate that does not compile is a result (its
+// compile_error), anything else that does not an error. `candidate`: the candidate's binary.
+std::optional<nlohmann::json> compile_requested(nlohmann::json& request, std::optional<Binary>& candidate) {
+  for (const auto& pointer : request.at("compiles")) {
+    const nlohmann::json::json_pointer at(pointer.get<std::string>());
+    const nlohmann::json spec = request.at(at).at("compile");
+    auto binary = compile_here(spec);
+    const bool is_candidate = pointer.get<std::string>().rfind("/candidate", 0) == 0;
+    if (!binary && is_candidate) {
+      EvalResult result;
+      result.seed = integer<std::uint64_t>(request.at("seed"));
+      result.status = binary.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
+      result.log = binary.error().message;
+      result.message = first_error_line(result.log);
+      return nlohmann::json{{"result", to_json(result)}};
+    }
+    if (!binary) {
+      const std::string what = spec.value("file_name", spec.value("builtin", ""));
+      return nlohmann::json{{"error", fmt::format("compiling {} here: {}", what, first_error_line(binary.error().message))}};
+    }
+    auto backend = own_backend(spec.at("backend"));
+    if ((*backend)->conventions().runs_on_host())
+      request[at] = binary->path;
+    else
+      request[at] = {{"path", binary->path}, {"format", binary->format}, {"arch", binary->arch}};
+    if (is_candidate) candidate = std::move(*binary);
+  }
+  return std::nullopt;
+}
+
 // The answer to a ping: who this worker is, so that a pool can file each result under the host and
 // device that produced it. With a "backend", its devices' keys (a GPU worker sees the devices its
 // CUDA_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES leaves it); an error there is said, not fatal.
@@ -76,14 +139,14 @@ nlohmann::json pong(const nlohmann::json& request) {
     } else {
       answer["devices"] = nlohmann::json::array();
       for (const auto& d : *devices) answer["devices"].push_back({{"key", device_key(d)}, {"name", d.name}});
+      answer["target"] = compile_target(**opened);  // a coordinator with another compiles nothing for us
     }
   }
   return answer;
 }
 
-}  // namespace
-
-nlohmann::json serve_request(const nlohmann::json& request) {
+// The answer to a request whose binaries are all at hand.
+nlohmann::json serve_compiled(const nlohmann::json& request) {
   // Whatever is malformed in a request, a wrong type included, is one error answer.
   std::string type;
   try {
@@ -129,6 +192,29 @@ nlohmann::json serve_request(const nlohmann::json& request) {
   } catch (const nlohmann::json::exception& e) {
     return {{"error", fmt::format("malformed {}request: {}", type.empty() ? "" : type + " ", e.what())}};
   }
+}
+
+}  // namespace
+
+nlohmann::json serve_request(const nlohmann::json& request) {
+  if (!request.is_object() || !request.contains("compiles")) return serve_compiled(request);
+  nlohmann::json compiled = request;
+  std::optional<Binary> candidate;
+  try {
+    if (auto answer = compile_requested(compiled, candidate)) return *answer;
+  } catch (const nlohmann::json::exception& e) {
+    return {{"error", fmt::format("malformed compile request: {}", e.what())}};
+  }
+  nlohmann::json answer = serve_compiled(compiled);
+  // What the compiler said, from this process's compile: the child that ran the kernel cannot forge it.
+  if (candidate && answer.contains("result"))
+    if (auto result = eval_result_from_json(answer["result"])) {
+      result->log = candidate->log;
+      result->usage = candidate->usage;
+      result->code_bytes = candidate->size_bytes;
+      answer["result"] = to_json(*result);
+    }
+  return answer;
 }
 
 }  // namespace kforge

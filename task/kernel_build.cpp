@@ -22,6 +22,12 @@ std::string first_error_line(const std::string& log) {
 }
 
 Result<Binary> compile_gpu_host_baseline(const Backend& host, const Task& task) {
+  auto request = gpu_host_baseline_request(task);
+  if (!request) return request.error();
+  return host.compile(*request);
+}
+
+Result<CompileRequest> gpu_host_baseline_request(const Task& task) {
   const std::string& path = task.cuda_baseline_path;
   auto source = read_file(path);
   auto baseline = source ? parse_candidate(std::move(*source), path) : Result<Candidate>(source.error());
@@ -35,7 +41,7 @@ Result<Binary> compile_gpu_host_baseline(const Backend& host, const Task& task) 
                    "extern \"C\" const char* kforge_baseline_open(void* stream);\n"
                    "__attribute__((used)) static const char* (*const kforge_open)(void*) = &kforge_baseline_open;\n";
   request.defines = baseline->param_bindings();
-  return host.compile(request);
+  return request;
 }
 
 namespace {
@@ -80,6 +86,12 @@ std::string trampoline_source(const Task& task, const std::string& entry, const 
 Result<Binary> compile_kernel(const Backend& backend, const Task& task, const Candidate& candidate,
                               const std::string& file_name, const std::string& arch,
                               const std::vector<std::string>& libraries) {
+  return backend.compile(kernel_compile_request(backend, task, candidate, file_name, arch, libraries));
+}
+
+CompileRequest kernel_compile_request(const Backend& backend, const Task& task, const Candidate& candidate,
+                                      const std::string& file_name, const std::string& arch,
+                                      const std::vector<std::string>& libraries) {
   CompileRequest request;
   request.file_name = file_name;
   request.arch = arch;
@@ -92,7 +104,7 @@ Result<Binary> compile_kernel(const Backend& backend, const Task& task, const Ca
   else  // the declaration after the kernel turns a signature that differs from the task's into an error
     request.source = candidate.source + "\n#line 1 \"kforge-signature\"\n" +
                      gpu_entry_declaration(task, candidate.entry, candidate.workspace_bytes.has_value());
-  return backend.compile(request);
+  return request;
 }
 
 std::optional<std::string> source_check(const Backend& backend, const std::string& source) {

@@ -167,6 +167,12 @@ std::string gpu_entry_declaration(const Task& task, const std::string& entry, bo
 Result<Binary> compile_kernel(const Backend& backend, const Task& task, const Candidate& candidate,
                               const std::string& file_name, const std::string& arch = "",
                               const std::vector<std::string>& libraries = {});
+// What compile_kernel asks of the backend, without compiling: for a worker that compiles for itself.
+CompileRequest kernel_compile_request(const Backend& backend, const Task& task, const Candidate& candidate,
+                                      const std::string& file_name, const std::string& arch = "",
+                                      const std::vector<std::string>& libraries = {});
+// What compile_gpu_host_baseline asks of the host backend, without compiling.
+Result<CompileRequest> gpu_host_baseline_request(const Task& task);
 
 // A GPU kernel of a task, loaded on a device, and how one call of it is launched: what the
 // evaluator's device target and the kernel library share. A call's arguments follow kforge_call's

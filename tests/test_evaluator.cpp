@@ -738,4 +738,79 @@ TEST(TaskLoaderBaseline, ACudaBaselineIsAFileOfTheTaskFolder) {
   fs::remove_all(dir);
 }
 
+
+// A worker whose compile target differs from this side's (a pool's, agent/worker_pool.cpp) is sent
+// the compile requests and compiles every binary itself, through its own compile cache; a candidate
+// that does not compile there is its compile_error, with what its compiler said.
+class WorkerCompilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cache_ = fs::path(::testing::TempDir()) / ("kforge-worker-compiles-" + std::to_string(getpid()));
+    fs::remove_all(cache_);
+    worker_ = std::make_shared<Worker>(std::vector<std::string>{
+        "env", "KFORGE_CACHE_DIR=" + cache_.string(), fs::read_symlink("/proc/self/exe").string(), "worker"});
+  }
+  void TearDown() override { fs::remove_all(cache_); }
+  // The binaries in the worker's compile cache, by extension (.so, .cubin).
+  int binaries(const std::string& backend, const std::string& extension) const {
+    std::error_code ec;
+    int n = 0;
+    for (const auto& f : fs::directory_iterator(cache_ / backend, ec)) n += f.path().extension() == extension;
+    return n;
+  }
+  fs::path cache_;
+  std::shared_ptr<Worker> worker_;
+};
+
+TEST_F(WorkerCompilesTest, OnTheCpu) {
+  auto evaluator = Evaluator::create(find_task(kSource + "/tests/data/tasks", "search/scale").value(), compiler(), worker_);
+  ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
+  evaluator->compile_on_worker(true);
+  const std::string seed = kSource + "/tests/data/tasks/search/scale/seeds/cpu_naive.cpp";
+  EvalResult r = evaluator->evaluate(load_kernel(seed), "cpu_naive.cpp", check_only());
+  EXPECT_EQ(r.status, EvalStatus::ok) << r.message;
+  EXPECT_GT(r.code_bytes, 0) << "the worker's own compile's";
+  EXPECT_EQ(binaries("cpu", ".so"), 3) << "the reference, the machine probe and the candidate, compiled there";
+  EXPECT_TRUE(evaluator->check_reference().ok());
+
+  auto broken = parse_candidate(
+      "// @kforge entry: f\nextern \"C\" void f(const float* x, float* y, int N, float alpha) { oops; }\n", "broken.cpp");
+  ASSERT_TRUE(broken.ok());
+  r = evaluator->evaluate(*broken, "broken.cpp", check_only());
+  EXPECT_EQ(r.status, EvalStatus::compile_error) << r.message;
+  EXPECT_NE(r.message.find("was not declared"), std::string::npos) << r.message;
+  EXPECT_NE(r.log.find("broken.cpp:2"), std::string::npos) << r.log;
+  EXPECT_TRUE(worker_->running()) << "a compile error costs the worker nothing";
+}
+
+// Without a GPU the evaluation fails in the worker, but only after the worker compiled the CUDA
+// candidate, its baseline and copy probe, and the host's reference itself.
+TEST_F(WorkerCompilesTest, OnCuda) {
+  auto cuda = make_backend("cuda", CompileCache::open(KFORGE_TEST_CACHE_DIR).value()).value();
+  if (Status s = cuda->compiler_status(); !s) GTEST_SKIP() << s.error().message;
+  if (cuda->devices().ok()) GTEST_SKIP() << "a GPU is here: tests/test_gpu.cpp evaluates on it";
+  auto evaluator = Evaluator::create(find_task(kSource + "/tasks", "llm/rmsnorm").value(), *cuda, worker_);
+  ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
+  evaluator->compile_on_worker(true);
+  const std::string seed = kSource + "/tasks/llm/rmsnorm/seeds/cuda_naive.cu";
+  EvalOptions timed = check_only();
+  timed.time_bench_shapes = true;
+  EvalResult r = evaluator->evaluate(load_kernel(seed), "cuda_naive.cu", timed);
+  EXPECT_EQ(r.status, EvalStatus::runtime_error) << r.message;
+  EXPECT_NE(r.message.find("libcuda"), std::string::npos) << r.message;
+  EXPECT_GE(r.usage.registers, 1) << "from the worker's compile";
+  EXPECT_GT(r.code_bytes, 0);
+  EXPECT_EQ(binaries("cuda", ".cubin"), 2) << "the candidate (the naive baseline too) and the copy probe";
+  EXPECT_GE(binaries("cpu", ".so"), 1) << "the reference";
+
+  auto broken = parse_candidate("// @kforge entry: f\n// @kforge launch: grid=(1) block=(1)\n"
+                                "extern \"C\" __global__ void f(const float* x, const float* w, float* y, int M, int N,"
+                                " float eps) { oops; }\n",
+                                "broken.cu");
+  ASSERT_TRUE(broken.ok()) << broken.error().message;
+  r = evaluator->evaluate(*broken, "broken.cu", check_only());
+  EXPECT_EQ(r.status, EvalStatus::compile_error) << r.message;
+  EXPECT_NE(r.log.find("oops"), std::string::npos) << r.log;
+}
+
 }  // namespace

@@ -54,6 +54,46 @@ TEST_F(HostCompilerTest, SecondCompileIsACacheHitAndDefinesChangeTheKey) {
   EXPECT_TRUE(fs::is_empty(cache_ / "tmp")) << "scratch directories must be removed";
 }
 
+TEST_F(HostCompilerTest, AnExplicitArchIsPassedOnAndPartOfTheKey) {
+  auto native = compiler_->compile({kAdd, "add.cpp", {{"OFFSET", 1}}, ""});
+  auto v2 = compiler_->compile({kAdd, "add.cpp", {{"OFFSET", 1}}, "x86-64-v2"});
+  ASSERT_TRUE(native.ok() && v2.ok()) << (v2.ok() ? "" : v2.error().message);
+  EXPECT_EQ(native->arch, "native");
+  EXPECT_EQ(v2->arch, "x86-64-v2");
+  EXPECT_NE(native->key, v2->key);
+  // AVX intrinsics do not compile for a target without AVX.
+  const std::string avx = "#include <immintrin.h>\nextern \"C\" void f(float* y) { _mm256_storeu_ps(y, _mm256_set1_ps(1)); }\n";
+  auto refused = compiler_->compile({avx, "avx.cpp", {}, "x86-64-v2"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().kind, ErrorKind::compile);
+  EXPECT_NE(refused.error().message.find("target specific option mismatch"), std::string::npos) << refused.error().message;
+}
+
+TEST_F(HostCompilerTest, ANonsenseArchIsOneInvalidInputLineFromTheCompiler) {
+  auto binary = compiler_->compile({kAdd, "add.cpp", {{"OFFSET", 1}}, "pentium-9000"});
+  ASSERT_FALSE(binary.ok());
+  EXPECT_EQ(binary.error().kind, ErrorKind::invalid_input);
+  EXPECT_EQ(binary.error().message.find('\n'), std::string::npos) << binary.error().message;
+  EXPECT_NE(binary.error().message.find("cpu: arch pentium-9000: "), std::string::npos) << binary.error().message;
+  EXPECT_NE(binary.error().message.find("error"), std::string::npos) << "the compiler's own words";
+  auto created = HostCompiler::create({.compiler = "", .arch = "pentium-9000", .cache_dir = cache_.string()});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().kind, ErrorKind::invalid_input);
+}
+
+TEST_F(HostCompilerTest, TheTargetIsTheArchOrWhatNativeResolvesTo) {
+  EXPECT_EQ(compiler_->arch(), "native");
+  EXPECT_EQ(compiler_->target().rfind("native:", 0), 0u) << compiler_->target();
+  auto v3 = HostCompiler::create({.compiler = "", .arch = "x86-64-v3", .cache_dir = cache_.string()});
+  ASSERT_TRUE(v3.ok()) << v3.error().message;
+  EXPECT_EQ(v3->target(), "x86-64-v3");
+  // The device key: unchanged for native, the arch appended for another.
+  DeviceInfo cpu{.backend = "cpu", .name = "Some CPU", .arch = "native"};
+  EXPECT_EQ(device_key(cpu), "cpu:Some CPU");
+  cpu.arch = "x86-64-v3";
+  EXPECT_EQ(device_key(cpu), "cpu:Some CPU:x86-64-v3");
+}
+
 TEST_F(HostCompilerTest, CompileErrorReturnsTheFullLog) {
   auto binary = compiler_->compile({"extern \"C\" int f() { return undefined_name; }\n", "broken.cpp", {}, ""});
   ASSERT_FALSE(binary.ok());

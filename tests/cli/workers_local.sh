@@ -15,6 +15,11 @@
 #   remote a worker that cannot see the coordinator's files (another user, `cmd:runuser -u nobody`,
 #          its own compile cache; the coordinator's cache and tasks are root's, mode 0700): `eval`
 #          and a search evaluate correctly on it from the files the requests carry.
+#   arch   a worker whose cpu target differs (`kforge worker --arch x86-64-v2`, its own compile
+#          cache) beside a native one: `workers check` says which compiles for itself; in an eval
+#          and a search it compiles every candidate itself and receives no binary, the native
+#          worker receives them; its results carry its own device key; a kernel that does not
+#          compile for its target is a compile_error from it. A bad --arch is one line, exit 2.
 set -u
 mode=$1 kforge=$2 dir=$3 tasks=$4
 rm -rf "$dir" && mkdir -p "$dir"
@@ -125,6 +130,55 @@ remote)
     fail "search on the remote worker: $(q "SELECT worker, status, message FROM evaluation")"
   # What it ran came in the requests, into its own store.
   [ "$(find "$away/home/cache/received" -maxdepth 1 -type f -user nobody | wc -l)" -ge 4 ] || fail "nothing received"
+  ;;
+arch)
+  out=$("$kforge" worker --arch bogus </dev/null 2>&1)
+  code=$?
+  [ $code -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^kforge: cpu: arch bogus: .* refuses -march=bogus: .*bogus" ||
+    fail "worker --arch bogus: exit $code, '$out'"
+  export KFORGE_CACHE_DIR=$dir/cache  # the coordinator's and the native worker's
+  spec="cmd:env KFORGE_CACHE_DIR=$dir/wcache $kforge worker --arch x86-64-v2"
+  out=$(timeout 60 "$kforge" workers check local:1 "$spec") || fail "workers check: $out"
+  echo "$out" | grep -Eq "^local#0 +target native:[^ ]+: the same, receives binaries" &&
+    echo "$out" | grep -Eq "^cmd#0 +target x86-64-v2: differs, compiles for itself" || fail "workers check: $out"
+  # eval: the task's two seeds at once, one on each worker (correctness only: exact statuses).
+  out=$(timeout 120 "$kforge" --tasks-dir "$tasks" eval --task search/scale --check-only --db "$db" \
+    --workers local:1 --workers "$spec" 2>&1) || fail "eval: $out"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE status = 'ok'")" -eq 2 ] &&
+    [ "$(q "SELECT count(*) FROM evaluation WHERE worker GLOB 'cmd#0@*' AND device_key GLOB 'cpu:?*:x86-64-v2'")" -eq 1 ] &&
+    [ "$(q "SELECT count(*) FROM evaluation WHERE worker GLOB 'local#0@*' AND device_key NOT GLOB '*:x86-64-v2'")" -eq 1 ] ||
+    fail "eval: $(q "SELECT worker, device_key, status, message FROM evaluation")"
+  # A search (timed: a busy machine may reject a timing, so only what compiled where is asserted).
+  rm -f "$db"
+  search --evals 8 --workers local:1 --workers "$spec" >"$dir/out" || fail "search: $(cat "$dir/log")"
+  grep -q "worker cmd#0@.*:x86-64-v2, .*compiles for itself (target x86-64-v2)" "$dir/log" || fail "log: $(cat "$dir/log")"
+  # Each result names its worker's device key: the other target's apart from the native one's.
+  on_arch=$(q "SELECT count(*) FROM evaluation WHERE worker GLOB 'cmd#0@*' AND device_key GLOB 'cpu:?*:x86-64-v2'")
+  [ "$on_arch" -ge 1 ] && [ "$(q "SELECT count(*) FROM evaluation WHERE worker GLOB 'cmd#0@*'")" -eq "$on_arch" ] &&
+    [ "$(q "SELECT count(*) FROM evaluation WHERE worker GLOB 'local#0@*' AND device_key NOT GLOB '*:x86-64-v2'")" -ge 1 ] ||
+    fail "device keys: $(q "SELECT worker, device_key FROM evaluation")"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE status IN ('compile_error', 'crash', 'runtime_error', 'timeout')")" -eq 0 ] ||
+    fail "a failed evaluation: $(q "SELECT worker, status, message FROM evaluation WHERE status != 'ok'")"
+  # It compiled its candidates, the reference and the probe itself, and was sent no binary; the
+  # native worker was sent binaries (into the store it shares with the coordinator here).
+  elf() { for f in "$1"/*; do [ -f "$f" ] && [ "$(head -c 4 "$f" | tail -c 3)" = ELF ] && echo "$f"; done | wc -l; }
+  [ "$(ls "$dir/wcache/cpu/"*.so 2>/dev/null | wc -l)" -ge $((on_arch + 2)) ] ||
+    fail "the worker compiled $(ls "$dir/wcache/cpu/"*.so 2>/dev/null | wc -l) binaries for $on_arch evaluations"
+  [ "$(elf "$dir/wcache/received")" -eq 0 ] || fail "the self-compiling worker was sent binaries"
+  [ "$(elf "$dir/cache/received")" -ge 3 ] || fail "the native worker was sent no binaries"
+  # A kernel that its target cannot compile: compile_error from it, with the compiler's reason.
+  rm -f "$db"
+  out=$(timeout 120 "$kforge" --tasks-dir "$tasks" eval --task search/scale --kernel "$here/../kernels/scale_avx2.cpp" \
+    --check-only --db "$db" --workers "$spec" 2>&1)
+  [ $? -eq 1 ] || fail "eval on the x86-64-v2 worker: $out"
+  [ "$(q "SELECT count(*) FROM evaluation WHERE status = 'compile_error' AND worker GLOB 'cmd#0@*'
+          AND message LIKE '%target specific option mismatch%'")" -eq 1 ] ||
+    fail "no compile_error: $(q "SELECT worker, status, message FROM evaluation")"
+  if grep -qw avx2 /proc/cpuinfo; then  # natively it compiles, and is right
+    rm -f "$db"
+    out=$(timeout 120 "$kforge" --tasks-dir "$tasks" eval --task search/scale --kernel "$here/../kernels/scale_avx2.cpp" \
+      --check-only --db "$db" --workers local:1 2>&1) || fail "eval on the native worker: $out"
+  fi
   ;;
 *) fail "unknown mode $mode" ;;
 esac
