@@ -37,7 +37,6 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 
@@ -127,9 +126,12 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// Durable: hours of measurements, which an interrupted run resumes from.
 void save(const nlohmann::json& landscape, const std::string& path) {
-  std::ofstream(path + ".tmp") << landscape.dump(1) << "\n";
-  fs::rename(path + ".tmp", path);
+  if (Status s = write_file_atomically(path, landscape.dump(1) + "\n", Durability::durable); !s) {
+    fmt::print(stderr, "bench_search: {}\n", s.error().message);
+    std::exit(1);
+  }
 }
 
 // Fills in the code hash of every config that has none yet, through `evaluator`'s compile cache.

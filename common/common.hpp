@@ -4,8 +4,9 @@
 // values, not exceptions: functions that can fail that way return Result<T>, whose Error names
 // the kind of failure and carries one message that says which file, field or value is at fault.
 // Exceptions and asserts are kept for bugs. This header also gathers the small shared tools:
-// content hashing, child processes with time limits, and integer expressions over symbols
-// (see expr.hpp), which task shapes and kernel launch lines are written in.
+// content hashing, whole-file reads and atomic writes, child processes with time limits, and
+// integer expressions over symbols (see expr.hpp), which task shapes and kernel launch lines are
+// written in.
 #pragma once
 
 #include <fmt/format.h>
@@ -104,5 +105,14 @@ std::string signal_name(int signal);
 
 // Reads a whole file; an io Error names the path.
 Result<std::string> read_file(const std::string& path);
+
+enum class Durability {
+  cache,    // a power loss may lose the new file (or leave it empty): for what can be made again
+  durable,  // synced before and after the rename: for what would be lost or trusted corrupt
+};
+// Writes `bytes` to `path` through a temporary file beside it and a rename: a reader (or a process
+// killed mid-write) sees the old file or the new one whole, never a part. On failure `path` is
+// untouched, no temporary is left, and an io Error names the path.
+Status write_file_atomically(const std::string& path, std::string_view bytes, Durability durability);
 
 }  // namespace kforge

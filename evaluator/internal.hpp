@@ -272,9 +272,18 @@ struct MachineLimits {
 Result<Binary> compile_probe(const Backend& host);
 // The buffer size the probe measures memory on (at least 4x the last-level cache).
 long memory_probe_bytes();
+// What the probe measured on this machine, for two uses that want different numbers.
+struct ProbedLimits {
+  // The best of every run: the cheat floor. A busy machine only makes a probe slower, so the
+  // highest rate ever seen is the floor least likely to call an honest kernel impossible.
+  MachineLimits best;
+  // The latest run alone: % of roofline. Memory bandwidth varies by a third from run to run, and
+  // a past lucky maximum would make every later % look low.
+  MachineLimits latest;
+};
 // The machine's limits: measured by the probe once, then kept beside its binary; `measure_again`
-// runs it anyway and keeps the best of old and new.
-Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again = false);
+// runs it anyway (the best kept grows, the latest is replaced).
+Result<ProbedLimits> probe_limits(const std::string& probe_binary, bool measure_again = false);
 // The copy kernel that measures a GPU's memory bandwidth, compiled for `gpu` like a candidate.
 Result<Binary> compile_copy_probe(const Backend& gpu);
 // `device`'s memory bandwidth in bytes/s: the best of five copies between two buffers of twice its
@@ -300,7 +309,8 @@ MachineLimits host_roofline(const MachineLimits& limits);
 // (inout both), the reads go at the read rate and all of them at most at the copy rate.
 double roofline_seconds(const Task& task, const Bindings& dims, const MachineLimits& roofline);
 // Sets each timed shape's floor and % of roofline against `roofline` (else `limits`); a median
-// under half the ideal time under `limits` turns an ok result into rejected_cheat.
+// under half the cheat floor under `limits` (every byte at the read rate of its cache level, the
+// copy rate ignored: a lower bound) turns an ok result into rejected_cheat.
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,
                    const std::optional<MachineLimits>& roofline = std::nullopt);
 EvalOptions eval_options_from_json(const nlohmann::json& j);

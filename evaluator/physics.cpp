@@ -172,52 +172,46 @@ Result<MachineLimits> limits_from_json(const json& j) {
   }
 }
 
-// Writes `text` to `path` by a rename, so a concurrent reader sees the old file or the new one;
-// a failure leaves no file, and only costs measuring again.
-void save_atomically(const std::string& path, const std::string& text) {
-  const std::string temp = fmt::format("{}.{}.tmp", path, getpid());
-  if (FILE* f = std::fopen(temp.c_str(), "w")) {
-    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-    if (std::fclose(f) == 0 && ok) std::rename(temp.c_str(), path.c_str());
-    std::remove(temp.c_str());
-  }
+// The file beside the probe: the best of every run at the top level (as files from before the
+// latest was kept hold it), the latest run under "latest".
+json probed_to_json(const ProbedLimits& p) {
+  json j = limits_to_json(p.best);
+  j["latest"] = limits_to_json(p.latest);
+  return j;
 }
 
-}  // namespace
-
-long memory_probe_bytes() { return read_ladder().back(); }
-
-Result<Binary> compile_probe(const Backend& host) {
-  CompileRequest request;
-  request.source = kProbeSource;
-  request.file_name = "kforge_probe.cpp";
-  return host.compile(request);
+// A saved file; nothing if it is unreadable.
+struct SavedLimits {
+  MachineLimits best;
+  std::optional<MachineLimits> latest;  // missing in files from before it was kept
+};
+std::optional<SavedLimits> load_probed(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return std::nullopt;
+  const json j = json::parse(*text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  auto best = limits_from_json(j);
+  if (!best) return std::nullopt;
+  SavedLimits saved{*best, std::nullopt};
+  if (j.contains("latest"))
+    if (auto latest = limits_from_json(j["latest"])) saved.latest = *latest;
+  return saved;
 }
 
-double MachineLimits::read_rate(double bytes) const {
-  // The rate of the largest probed buffer that fits in `bytes` (the smallest buffer's when none
-  // does): a working set of `bytes` sits at that level of the cache hierarchy or below it.
-  double rate = read_bytes_per_s.front().second;
-  for (const auto& [size, r] : read_bytes_per_s)
-    if (size <= bytes) rate = r;
-  return rate;
+// Each rate the higher of `a`'s and `b`'s; `a` alone when their ladders differ (another machine's).
+MachineLimits best_of(MachineLimits a, const MachineLimits& b) {
+  if (a.read_bytes_per_s.size() != b.read_bytes_per_s.size()) return a;
+  for (size_t i = 0; i < a.read_bytes_per_s.size(); ++i)
+    a.read_bytes_per_s[i].second = std::max(a.read_bytes_per_s[i].second, b.read_bytes_per_s[i].second);
+  a.flops_per_s = std::max(a.flops_per_s, b.flops_per_s);
+  a.memory_read_bytes_per_s = std::max(a.memory_read_bytes_per_s, b.memory_read_bytes_per_s);
+  a.memory_copy_bytes_per_s = std::max(a.memory_copy_bytes_per_s, b.memory_copy_bytes_per_s);
+  return a;
 }
 
-Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure_again) {
-  static std::map<std::string, MachineLimits> probed;  // per worker
-  if (auto it = probed.find(probe_binary); it != probed.end() && !measure_again) return it->second;
-  // Kept beside the probe in the compile cache; measuring again keeps the best of both, since a
-  // busy machine can only make a probe slower.
-  const std::string saved = probe_binary + ".limits.json";
-  std::optional<MachineLimits> before;
-  if (auto text = read_file(saved)) {
-    auto parsed = json::parse(*text, nullptr, false);
-    if (!parsed.is_discarded())
-      if (auto limits = limits_from_json(parsed)) before = *limits;
-  }
-  if (before && before->memory_copy_bytes_per_s > 0 && !measure_again) return probed[probe_binary] = *before;
-  // In a child: the probe starts OpenMP threads, and a worker that forks evaluations must not
-  // hold any (libgomp does not survive fork).
+// Runs the probe in a child: it starts OpenMP threads, and a worker that forks evaluations must
+// not hold any (libgomp does not survive fork).
+Result<MachineLimits> measure(const std::string& probe_binary) {
   auto child = run_in_child(
       [&](int fd) {
         auto library = SharedLibrary::open(probe_binary);
@@ -250,18 +244,46 @@ Result<MachineLimits> probe_limits(const std::string& probe_binary, bool measure
     return make_error(ErrorKind::internal, "the machine probe failed (exit {}, signal {})", child->exit_code,
                       child->signal);
   auto parsed = json::parse(child->output, nullptr, false);
-  auto limits = parsed.is_discarded() ? Result<MachineLimits>(make_error(ErrorKind::internal, "unreadable probe"))
-                                      : limits_from_json(parsed);
-  if (!limits) return limits.error();
-  if (before && before->read_bytes_per_s.size() == limits->read_bytes_per_s.size()) {
-    for (size_t i = 0; i < limits->read_bytes_per_s.size(); ++i)
-      limits->read_bytes_per_s[i].second = std::max(limits->read_bytes_per_s[i].second, before->read_bytes_per_s[i].second);
-    limits->flops_per_s = std::max(limits->flops_per_s, before->flops_per_s);
-    limits->memory_read_bytes_per_s = std::max(limits->memory_read_bytes_per_s, before->memory_read_bytes_per_s);
-    limits->memory_copy_bytes_per_s = std::max(limits->memory_copy_bytes_per_s, before->memory_copy_bytes_per_s);
-  }
-  save_atomically(saved, limits_to_json(*limits).dump());
-  return probed[probe_binary] = *limits;
+  return parsed.is_discarded() ? Result<MachineLimits>(make_error(ErrorKind::internal, "unreadable probe"))
+                               : limits_from_json(parsed);
+}
+
+}  // namespace
+
+long memory_probe_bytes() { return read_ladder().back(); }
+
+Result<Binary> compile_probe(const Backend& host) {
+  CompileRequest request;
+  request.source = kProbeSource;
+  request.file_name = "kforge_probe.cpp";
+  return host.compile(request);
+}
+
+double MachineLimits::read_rate(double bytes) const {
+  // The rate of the largest probed buffer that fits in `bytes` (the smallest buffer's when none
+  // does): a working set of `bytes` sits at that level of the cache hierarchy or below it.
+  double rate = read_bytes_per_s.front().second;
+  for (const auto& [size, r] : read_bytes_per_s)
+    if (size <= bytes) rate = r;
+  return rate;
+}
+
+Result<ProbedLimits> probe_limits(const std::string& probe_binary, bool measure_again) {
+  static std::map<std::string, ProbedLimits> probed;  // per worker
+  if (auto it = probed.find(probe_binary); it != probed.end() && !measure_again) return it->second;
+  // Kept beside the probe in the compile cache. A file without a latest run is from before it was
+  // kept (or before the copy rate was measured): measured again, its best kept.
+  const std::string saved = probe_binary + ".limits.json";
+  const auto before = load_probed(saved);
+  if (before && before->latest && !measure_again)
+    return probed[probe_binary] = ProbedLimits{before->best, *before->latest};
+  auto latest = measure(probe_binary);
+  if (!latest) return latest.error();
+  const ProbedLimits limits{before ? best_of(*latest, before->best) : *latest, *latest};
+  // Losing the file only costs measuring again.
+  if (Status s = write_file_atomically(saved, probed_to_json(limits).dump(), Durability::cache); !s)
+    fmt::print(stderr, "kforge: the machine's limits are not kept: {}\n", s.error().message);
+  return probed[probe_binary] = limits;
 }
 
 Result<Binary> compile_copy_probe(const Backend& gpu) {
@@ -329,7 +351,10 @@ Result<double> copy_bandwidth(Device& device, const Binary& copy_probe) {
   if (best_ms <= 0 || std::any_of(std::begin(last), std::end(last), [](std::uint8_t b) { return b != kPattern; }))
     return make_error(ErrorKind::internal, "{}: the copy kernel did not copy", info.name);
   const double rate = 2.0 * static_cast<double>(bytes) / (best_ms * 1e-3);  // each byte read once, written once
-  save_atomically(saved, json{{"device", info.name}, {"copy_bytes_per_s", rate}}.dump());
+  // Losing the file only costs measuring again.
+  const std::string text = json{{"device", info.name}, {"copy_bytes_per_s", rate}}.dump();
+  if (Status s = write_file_atomically(saved, text, Durability::cache); !s)
+    fmt::print(stderr, "kforge: the device's bandwidth is not kept: {}\n", s.error().message);
   return rate;
 }
 
@@ -380,38 +405,50 @@ double read_share(const Task& task, const Bindings& dims) {
   return read + written > 0 ? read / (read + written) : 1.0;
 }
 
+double bytes_of(const Task& task, const Bindings& dims) {
+  return task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
+}
+
+double flops_of(const Task& task, const Bindings& dims) {
+  return task.flops ? static_cast<double>(task.flops->eval(dims).value()) : 0;
+}
+
+enum class Ideal { cheat_floor, roofline };
+
+// The least time a shape of `task` can take on `m`: its FLOPs at the peak, and its bytes
+// - cheat_floor: all at the read rate of the cache level they fit in, ignoring the copy rate, so
+//   that the bound stays low enough never to reject an honest kernel;
+// - roofline: the reads at the read rate and, where a copy rate was measured, reads and writes
+//   together at it (a machine may read and write at once faster than it reads alone, or slower).
+double ideal_seconds(const Task& task, const Bindings& dims, const MachineLimits& m, Ideal ideal) {
+  const double bytes = bytes_of(task, dims), flops = flops_of(task, dims);
+  const double compute_s = m.flops_per_s > 0 ? flops / m.flops_per_s : 0;
+  if (m.read_bytes_per_s.empty()) return compute_s;
+  if (ideal == Ideal::cheat_floor || m.memory_copy_bytes_per_s <= 0)
+    return std::max(bytes / m.read_rate(bytes), compute_s);
+  return std::max({bytes * read_share(task, dims) / m.read_rate(bytes), bytes / m.memory_copy_bytes_per_s, compute_s});
+}
+
 }  // namespace
 
 double roofline_seconds(const Task& task, const Bindings& dims, const MachineLimits& roofline) {
-  const double bytes = task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
-  const double flops = task.flops ? static_cast<double>(task.flops->eval(dims).value()) : 0;
-  const double compute_s = roofline.flops_per_s > 0 ? flops / roofline.flops_per_s : 0;
-  if (roofline.read_bytes_per_s.empty()) return compute_s;
-  if (roofline.memory_copy_bytes_per_s <= 0) return std::max(bytes / roofline.read_rate(bytes), compute_s);
-  // Reading the reads at the memory's read rate, and moving every byte at the rate a copy moves
-  // them (a machine may read and write at once faster than it reads alone, or slower).
-  return std::max({bytes * read_share(task, dims) / roofline.read_rate(bytes),
-                   bytes / roofline.memory_copy_bytes_per_s, compute_s});
+  return ideal_seconds(task, dims, roofline, Ideal::roofline);
 }
 
 void apply_physics(const Task& task, const MachineLimits& limits, EvalResult& result,
                    const std::optional<MachineLimits>& roofline) {
-  auto ideal_s = [](const MachineLimits& m, double bytes, double flops) {
-    return std::max(bytes / m.read_rate(bytes), flops / m.flops_per_s);
-  };
   const MachineLimits& honest = roofline ? *roofline : limits;
   if (!honest.read_bytes_per_s.empty()) result.roof_gbps = honest.read_bytes_per_s.back().second / 1e9;
   result.roof_gflops = honest.flops_per_s / 1e9;
   for (auto& shape : result.shapes) {
     if (!shape.timing || shape.timing->median_us <= 0) continue;
-    const double bytes = task.bytes ? static_cast<double>(task.bytes->eval(shape.dims).value()) : 0;
-    const double flops = task.flops ? static_cast<double>(task.flops->eval(shape.dims).value()) : 0;
-    const double floor_us = ideal_s(limits, bytes, flops) * 1e6;
+    const double floor_us = ideal_seconds(task, shape.dims, limits, Ideal::cheat_floor) * 1e6;
     if (floor_us <= 0) continue;
     shape.floor_us = roofline_seconds(task, shape.dims, honest) * 1e6;
     shape.roofline_pct = 100 * shape.floor_us / shape.timing->median_us;
     // Half the ideal time: room for a kernel that beats our probe loops, none for a broken timer.
     if (result.status == EvalStatus::ok && shape.timing->median_us < 0.5 * floor_us) {
+      const double bytes = bytes_of(task, shape.dims), flops = flops_of(task, shape.dims);
       result.status = EvalStatus::rejected_cheat;
       result.message = fmt::format(
           "faster than physics at {}: median {:.3g} us, but {:.3g} bytes and {:.3g} FLOPs take at least {:.3g} us "

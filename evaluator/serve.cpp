@@ -173,15 +173,16 @@ nlohmann::json serve_compiled(const nlohmann::json& request) {
                                       request.at("candidate"), options, seed);
     // Here, outside the child that ran the candidate: what it reported is checked against physics.
     if (const std::string probe = request.value("probe", ""); !probe.empty() && result.status == EvalStatus::ok) {
+      // The floor from the best the probe ever saw, the roofline from its latest run.
       if (auto limits = probe_limits(probe)) {
         EvalResult checked = result;
-        apply_physics(it->second, *limits, checked, host_roofline(*limits));
+        apply_physics(it->second, limits->best, checked, host_roofline(limits->latest));
         // Before calling a kernel faster than physics, measure the machine again: the saved
-        // numbers may come from a busy moment (they only ever grow).
+        // numbers may come from a busy moment (the best only ever grows).
         if (checked.status == EvalStatus::rejected_cheat)
           if (auto again = probe_limits(probe, true)) {
             checked = result;
-            apply_physics(it->second, *again, checked, host_roofline(*again));
+            apply_physics(it->second, again->best, checked, host_roofline(again->latest));
           }
         result = std::move(checked);
       } else {

@@ -111,19 +111,6 @@ Result<std::filesystem::path> received_store() {
   return store;
 }
 
-// Writes `bytes` to `path` whole or not at all (a worker killed mid-write leaves no half file).
-Status write_atomically(const std::filesystem::path& path, const std::string& bytes) {
-  const std::string temporary = fmt::format("{}.{}.part", path.string(), getpid());
-  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
-  if (fd < 0) return make_error(ErrorKind::internal, "{}: {}", temporary, std::strerror(errno));
-  Status written = write_all(fd, bytes);
-  close(fd);
-  if (written && rename(temporary.c_str(), path.c_str()) != 0)
-    written = make_error(ErrorKind::internal, "{}: {}", path.string(), std::strerror(errno));
-  if (!written) unlink(temporary.c_str());
-  return written;
-}
-
 // Replaces each shipped value of `request` by the path of its copy here (a task folder is laid out
 // from its files once); returns the hashes this worker lacks, or why the request is malformed.
 Result<std::vector<std::string>> unpack_shipped(nlohmann::json& request, const std::filesystem::path& store) {
@@ -242,8 +229,9 @@ int worker_main(int in_fd, int out_fd) {
                     : !*bytes ? "the parent closed before its files"
                     : !store ? store.error().message
                              : fmt::format("file {} of {} is not the one named", i + 1, blobs.size());
-        else if (!std::filesystem::exists(*store / blobs[i].get<std::string>()))
-          if (Status kept = write_atomically(*store / blobs[i].get<std::string>(), **bytes); !kept)
+        else if (const auto path = *store / blobs[i].get<std::string>(); !std::filesystem::exists(path))
+          // Durable: a file in the store is trusted by its name from then on.
+          if (Status kept = write_file_atomically(path, **bytes, Durability::durable); !kept)
             trouble = kept.error().message;
       }
       if (!trouble.empty()) {

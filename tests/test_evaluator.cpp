@@ -636,6 +636,93 @@ TEST(Physics, ACpusRooflineReadsAtEveryCoresRateAndCopiesAtTheCopysRate) {
   EXPECT_NEAR(pct(softmax, softmax_dims, 5000), 100 * softmax_bytes / 20e9 / 5000e-6, 1e-6);
 }
 
+// The probe's saved file keeps the best of every run (the floor: a busy machine only makes a probe
+// slower) and the latest run (the roofline: a lucky past maximum must not make every later % look
+// low). A file from a lucky past: the floor takes its rates, the % of roofline the latest's.
+TEST(Physics, TheFloorUsesTheBestProbeEverSavedAndTheRooflineTheLatest) {
+  const fs::path dir = fs::temp_directory_path() / ("kforge-probed-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string probe = (dir / "never-run.so").string();  // absent: any measuring would fail
+  auto rates = [](double memory, double flops) {
+    return nlohmann::json{{"read_bytes_per_s", {{16e3, 300e9}, {128e6, memory}}},
+                          {"flops_per_s", flops},
+                          {"memory_read_bytes_per_s", memory},
+                          {"memory_copy_bytes_per_s", memory}};
+  };
+  nlohmann::json saved = rates(1e15, 1e15);
+  saved["latest"] = rates(20e9, 200e9);
+  std::ofstream(probe + ".limits.json") << saved.dump();
+  auto limits = probe_limits(probe);
+  ASSERT_TRUE(limits.ok()) << limits.error().message;
+  EXPECT_EQ(limits->best.memory_read_bytes_per_s, 1e15);
+  EXPECT_EQ(limits->latest.memory_read_bytes_per_s, 20e9);
+
+  Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
+  const Bindings dims = {{"N", 8192}, {"K", 8192}};  // 268 MB, past the ladder's top: 13.4 ms at 20 GB/s
+  auto physics = [&](const MachineLimits& floor, const MachineLimits& roofline, double median_us) {
+    EvalResult r;
+    r.status = EvalStatus::ok;
+    ShapeResult shape;
+    shape.dims = dims;
+    shape.timing = TimingStats{.n = 100, .min_us = median_us, .median_us = median_us, .p20_us = median_us,
+                               .p80_us = median_us, .mean_us = median_us};
+    r.shapes.push_back(shape);
+    apply_physics(gemv, floor, r, host_roofline(roofline));
+    return r;
+  };
+  const EvalResult honest = physics(limits->best, limits->latest, 16000);
+  EXPECT_EQ(honest.status, EvalStatus::ok);
+  EXPECT_NEAR(honest.shapes[0].roofline_pct,
+              100 * roofline_seconds(gemv, dims, host_roofline(limits->latest)) / 16000e-6, 1e-9);
+  EXPECT_GT(honest.shapes[0].roofline_pct, 80) << "against the lucky past it would be next to nothing";
+  // 5 ms: under half the latest rates' floor, but the floor is the best's, which rejects less.
+  EXPECT_EQ(physics(limits->best, limits->latest, 5000).status, EvalStatus::ok);
+  EXPECT_EQ(physics(limits->latest, limits->latest, 5000).status, EvalStatus::rejected_cheat);
+
+  // A file from before the latest run was kept is measured again (here: the probe cannot run).
+  const std::string old_probe = (dir / "old-never-run.so").string();
+  std::ofstream(old_probe + ".limits.json") << rates(1e15, 1e15).dump();
+  EXPECT_FALSE(probe_limits(old_probe).ok());
+  fs::remove_all(dir);
+}
+
+// With the real probe: an old file's best survives a fresh run, whose rates become the latest.
+TEST(Physics, AFreshProbeRunKeepsTheSavedBestAndBecomesTheLatest) {
+  auto binary = compile_probe(compiler());
+  ASSERT_TRUE(binary.ok()) << binary.error().message;
+  const fs::path dir = fs::temp_directory_path() / ("kforge-probe-run-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string probe = (dir / "probe.so").string();  // a copy: the shared cache's file stays as it is
+  fs::copy_file(binary->path, probe);
+  // A file from before the latest was kept, with a lucky past no machine reaches: its ladder's
+  // steps as the probe's (each level of the cache, then memory: see read_ladder).
+  nlohmann::json ladder = nlohmann::json::array();
+  for (long bytes : {16l << 10, 256l << 10, 2l << 20, 16l << 20, 128l << 20}) ladder.push_back({bytes, 1e18});
+  if (memory_probe_bytes() > (128l << 20)) ladder.push_back({memory_probe_bytes(), 1e18});
+  const nlohmann::json old = {{"read_bytes_per_s", ladder},
+                             {"flops_per_s", 1e18},
+                             {"memory_read_bytes_per_s", 1e18},
+                             {"memory_copy_bytes_per_s", 1e18}};
+  std::ofstream(probe + ".limits.json") << old.dump();
+  auto limits = probe_limits(probe);
+  ASSERT_TRUE(limits.ok()) << limits.error().message;
+  EXPECT_EQ(limits->best.read_bytes_per_s.back().second, 1e18);
+  EXPECT_EQ(limits->best.memory_read_bytes_per_s, 1e18);
+  EXPECT_EQ(limits->best.flops_per_s, 1e18);
+  const MachineLimits& latest = limits->latest;
+  EXPECT_GT(latest.memory_read_bytes_per_s, 0);
+  EXPECT_LT(latest.memory_read_bytes_per_s, 1e15);
+  EXPECT_GT(latest.memory_copy_bytes_per_s, 0);
+  EXPECT_LT(latest.flops_per_s, 1e15);
+  // Saved so: the best at the top level (as older kforge reads it), the latest beside it.
+  const auto saved = nlohmann::json::parse(read_file(probe + ".limits.json").value());
+  EXPECT_EQ(saved.at("memory_read_bytes_per_s").get<double>(), 1e18);
+  EXPECT_EQ(saved.at("latest").at("memory_read_bytes_per_s").get<double>(), latest.memory_read_bytes_per_s);
+  fs::remove_all(dir);
+}
+
 TEST(Physics, AGpusRooflineIsItsMeasuredBandwidthWhileItsFloorStaysGenerous) {
   DeviceInfo h100;
   h100.compute_units = 132, h100.clock_khz = 1980000, h100.memory_clock_khz = 2619000, h100.memory_bus_bits = 5120;
