@@ -535,6 +535,18 @@ TEST(Evaluator, AFailedReverificationSaysSo) {
       << r.message;
 }
 
+// A result with one ok shape at `dims`, timed at `median_us` (every statistic the median).
+static EvalResult timed_at(const Bindings& dims, double median_us) {
+  EvalResult r;
+  r.status = EvalStatus::ok;
+  ShapeResult shape;
+  shape.dims = dims;
+  shape.timing = TimingStats{.n = 100, .min_us = median_us, .median_us = median_us, .p20_us = median_us,
+                             .p80_us = median_us, .mean_us = median_us};
+  r.shapes.push_back(shape);
+  return r;
+}
+
 TEST(Evaluator, ThePerCallWatchdogStopsAnEndlessKernelLongBeforeTheTimeout) {
   auto start = std::chrono::steady_clock::now();
   EvalResult r = eval_rmsnorm("rmsnorm_endless.cpp", check_only(120));
@@ -556,12 +568,7 @@ TEST(Physics, AGpuFloorComesFromItsAttributes) {
 
   // gemv 4096x4096 moves 67 MB: 20 us on an H100, so a 5 us median is not a kernel but a cheat.
   Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
-  EvalResult r;
-  r.status = EvalStatus::ok;
-  ShapeResult shape;
-  shape.dims = {{"N", 4096}, {"K", 4096}};
-  shape.timing = TimingStats{.n = 100, .min_us = 5, .median_us = 5, .p20_us = 5, .p80_us = 5, .mean_us = 5};
-  r.shapes.push_back(shape);
+  EvalResult r = timed_at({{"N", 4096}, {"K", 4096}}, 5);
   apply_physics(gemv, *limits, r);
   EXPECT_EQ(r.status, EvalStatus::rejected_cheat);
   EXPECT_NE(r.message.find("faster than physics"), std::string::npos) << r.message;
@@ -584,13 +591,8 @@ TEST(Physics, ACpusRooflineIsTheMemorysRateWhileItsFloorIsTheCachesRate) {
   EXPECT_EQ(roofline.flops_per_s, 200e9);
 
   Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();  // 768 x 768: 2.4 MB, L2-sized
-  EvalResult r;
-  r.status = EvalStatus::ok;
-  ShapeResult shape;
-  shape.dims = {{"N", 768}, {"K", 768}};
-  shape.timing = TimingStats{.n = 100, .min_us = 60, .median_us = 60, .p20_us = 60, .p80_us = 60, .mean_us = 60};
-  r.shapes.push_back(shape);
-  const double bytes = static_cast<double>(gemv.bytes->eval(shape.dims).value());
+  EvalResult r = timed_at({{"N", 768}, {"K", 768}}, 60);
+  const double bytes = static_cast<double>(gemv.bytes->eval(r.shapes[0].dims).value());
   apply_physics(gemv, limits, r, roofline);
   EXPECT_EQ(r.status, EvalStatus::ok);
   EXPECT_NEAR(r.shapes[0].roofline_pct, 100 * bytes / 40e9 / 60e-6, 1e-6);  // ~98%, not the L2's ~26%
@@ -612,13 +614,7 @@ TEST(Physics, ACpusRooflineReadsAtEveryCoresRateAndCopiesAtTheCopysRate) {
   const MachineLimits roofline = host_roofline(limits);
   EXPECT_EQ(roofline.read_rate(1e9), 20e9);
   auto pct = [&](const Task& task, const Bindings& dims, double median_us) {
-    EvalResult r;
-    r.status = EvalStatus::ok;
-    ShapeResult shape;
-    shape.dims = dims;
-    shape.timing = TimingStats{.n = 100, .min_us = median_us, .median_us = median_us, .p20_us = median_us,
-                               .p80_us = median_us, .mean_us = median_us};
-    r.shapes.push_back(shape);
+    EvalResult r = timed_at(dims, median_us);
     apply_physics(task, limits, r, host_roofline(limits));
     EXPECT_EQ(r.status, EvalStatus::ok);
     return r.shapes[0].roofline_pct;
@@ -661,13 +657,7 @@ TEST(Physics, TheFloorUsesTheBestProbeEverSavedAndTheRooflineTheLatest) {
   Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
   const Bindings dims = {{"N", 8192}, {"K", 8192}};  // 268 MB, past the ladder's top: 13.4 ms at 20 GB/s
   auto physics = [&](const MachineLimits& floor, const MachineLimits& roofline, double median_us) {
-    EvalResult r;
-    r.status = EvalStatus::ok;
-    ShapeResult shape;
-    shape.dims = dims;
-    shape.timing = TimingStats{.n = 100, .min_us = median_us, .median_us = median_us, .p20_us = median_us,
-                               .p80_us = median_us, .mean_us = median_us};
-    r.shapes.push_back(shape);
+    EvalResult r = timed_at(dims, median_us);
     apply_physics(gemv, floor, r, host_roofline(roofline));
     return r;
   };
@@ -738,15 +728,10 @@ TEST(Physics, AGpusRooflineIsItsMeasuredBandwidthWhileItsFloorStaysGenerous) {
   EXPECT_EQ(device_roofline(*limits, 0).read_rate(1e9), limits->read_rate(1e9)) << "nothing measured";
 
   Task gemv = find_task(kSource + "/tasks", "llm/gemv").value();
-  EvalResult r;
-  r.status = EvalStatus::ok;
-  ShapeResult shape;
-  shape.dims = {{"N", 4096}, {"K", 4096}};
-  shape.timing = TimingStats{.n = 100, .min_us = 30, .median_us = 30, .p20_us = 30, .p80_us = 30, .mean_us = 30};
-  r.shapes.push_back(shape);
+  EvalResult r = timed_at({{"N", 4096}, {"K", 4096}}, 30);
   apply_physics(gemv, *limits, r, roofline);
   EXPECT_EQ(r.status, EvalStatus::ok);
-  const double bytes = static_cast<double>(gemv.bytes->eval(shape.dims).value());
+  const double bytes = static_cast<double>(gemv.bytes->eval(r.shapes[0].dims).value());
   EXPECT_NEAR(r.shapes[0].floor_us, bytes / copy * 1e6, 1e-6);
   EXPECT_NEAR(r.shapes[0].roofline_pct, 100 * bytes / copy / 30e-6, 1e-6);  // 75%, not the attributes' 67%
   // 10.5 us: under half the measured floor (11.2 us), above half the attributes' (10 us): the generous
