@@ -81,11 +81,9 @@ Result<std::vector<std::pair<std::string, Candidate>>> tuned_kernels(const std::
     auto kernel = store->find_kernel(row.kernel_key);
     if (!kernel) return kernel.error();
     if (!*kernel) continue;
+    // A stored source carries its params as its header's values (the search writes them there).
     auto candidate = parse_candidate((*kernel)->source, (*kernel)->origin);
     if (!candidate) return candidate.error();
-    const auto params = nlohmann::json::parse((*kernel)->params_json, nullptr, false);
-    for (auto& param : candidate->params)
-      if (params.is_object() && params.contains(param.name)) param.value = params[param.name].get<std::int64_t>();
     found.emplace_back("tuned:" + (*kernel)->origin.substr((*kernel)->origin.rfind('/') + 1), *candidate);
   }
   return found;
