@@ -1,19 +1,26 @@
 // The memory-bound llm ops against the memory roofline measured in the same run. For each op
 // (rmsnorm, add_rmsnorm, swiglu, softmax, rope, kv_append), every cpu seed but the naive one, with
 // its default params, and with --db the library's best kernels for the op on this machine (what a
-// search found), go through the evaluator (caches flushed before every call, interleaved with the
-// baseline, robust statistics) at every bench shape: the largest has a working set beyond the
-// last-level cache (each task's comment says so), the smallest is where the cost of a call
-// dominates. Between the evaluations the evaluator's probe measures, on every core and a buffer of
-// at least 4x the LLC, the read rate and the copy rate (non-temporal stores); each keeps its best
-// of the run. Printed per shape: median, GB/s, % of the roofline at this run's rates
-// (evaluator/physics.cpp, roofline_seconds) and, at the smallest shape, the fixed cost of a call
-// (median less roofline time).
+// search found), go through the evaluator (caches flushed before every call, robust statistics)
+// at every bench shape: the largest has a working set beyond the last-level cache (each task's
+// comment says so), the smallest is where the cost of a call dominates.
+//
+// Two rooflines. (1) The op's memory twin (bench/memops_twins.cpp: the op's signature, its bytes
+// moved as a copy moves them, no arithmetic) is each kernel's baseline, timed call for call with
+// it under the same flush, so "% twin" (twin median / kernel median) is the share of the copy
+// roofline reached at the same moments of the run: on a shared machine whose bandwidth swings,
+// the measure to trust; printed at the largest shape, where the twin streams to memory. (2) Between
+// the evaluations the evaluator's probe measures, on every core and a buffer of at least 4x the
+// LLC, the read rate and the copy rate; each keeps its best of the run, and "% roof" and "best"
+// are the kernel's median and fastest call against that (evaluator/physics.cpp, roofline_seconds).
+// At the smallest shape: the fixed cost of a call (median less roofline time).
 //
 //   build/bench/bench_memops [--tasks rmsnorm,softmax,...] [--db kforge.db]
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -63,7 +70,8 @@ double bytes_at(const Task& task, const Bindings& dims) {
 struct Row {
   std::string op, seed;
   Bindings dims;
-  double median_us = 0;
+  double median_us = 0, min_us = 0;
+  double of_twin = 0;  // the op's memory twin's median / this median, timed call for call
   std::string failure;
 };
 
@@ -89,6 +97,22 @@ Result<std::vector<std::pair<std::string, Candidate>>> tuned_kernels(const std::
   return found;
 }
 
+constexpr const char* kTwinName = "memops_twin.cpp";
+
+// `task` with its baseline replaced by its memory twin: bench/memops_twins.cpp under the entry line
+// of the task's kernels, written to `dir`.
+Result<Task> timed_against_twin(const Task& task, const std::string& entry, const std::string& dir) {
+  auto twins = read_file(std::string(KFORGE_SOURCE_DIR) + "/bench/memops_twins.cpp");
+  if (!twins) return twins.error();
+  Task timed = task;
+  timed.cpu_baseline_path = dir + "/" + kTwinName;
+  timed.cpu_baseline_libraries.clear();
+  const std::string source = "// @kforge entry: " + entry + "\n" + *twins;
+  if (auto written = write_file_atomically(timed.cpu_baseline_path, source, Durability::cache); !written)
+    return written.error();
+  return timed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,6 +134,8 @@ int main(int argc, char** argv) {
   }
   if (!probe.read || !probe.copy) return fail("the probe " + probe_binary->path + " does not load");
 
+  char twin_dir[] = "/tmp/kforge-memops-XXXXXX";
+  if (!mkdtemp(twin_dir)) return fail(std::string("mkdtemp: ") + std::strerror(errno));
   std::vector<Row> rows;
   std::vector<Task> tasks;
   std::stringstream names(task_list);
@@ -130,16 +156,24 @@ int main(int argc, char** argv) {
       if (!tuned) return fail(db + ": " + tuned.error().message);
       kernels.insert(kernels.end(), tuned->begin(), tuned->end());
     }
-    auto evaluator = Evaluator::create(*task, *host);
+    if (kernels.empty()) return fail(task->id() + " has no cpu seed but the naive one");
+    auto timed = timed_against_twin(*task, kernels.front().second.entry, twin_dir);
+    if (!timed) return fail(timed.error().message);
+    auto evaluator = Evaluator::create(*timed, *host);
     if (!evaluator) return fail(evaluator.error().message);
     for (const auto& [label, candidate] : kernels) {
       probe.measure();
       std::fprintf(stderr, "%s %s...\n", task->id().c_str(), label.c_str());
-      const EvalResult result = evaluator->evaluate(candidate, label);
+      EvalOptions options;
+      options.check_baseline = false;  // the twin moves the bytes without computing the op
+      const EvalResult result = evaluator->evaluate(candidate, label, options);
+      // A twin that does not build leaves the naive seed as the baseline: then there is no twin.
+      if (result.status == EvalStatus::ok && result.baseline.rfind(kTwinName, 0) != 0) return fail("the memory twin is not the baseline: " + result.baseline);
       for (const auto& shape : result.shapes)
-        if (shape.bench && shape.timing) rows.push_back({name, label, shape.dims, shape.timing->median_us, ""});
+        if (shape.bench && shape.timing) rows.push_back({name, label, shape.dims, shape.timing->median_us, shape.timing->min_us,
+                          shape.speedup, ""});
       if (result.status != EvalStatus::ok)
-        rows.push_back({name, label, {}, 0, to_string(result.status) + ": " + result.message});
+        rows.push_back({name, label, {}, 0, 0, 0, to_string(result.status) + ": " + result.message});
     }
     tasks.push_back(*task);
   }
@@ -149,13 +183,14 @@ int main(int argc, char** argv) {
   std::printf("memory, every core, on %.0f MiB (the best of the probes in this run): read %.1f GB/s, copy %.1f GB/s "
               "(read + written)\n",
               memory_probe_bytes() / 1048576.0, probe.read_best / 1e9, probe.copy_best / 1e9);
-  // % of roofline is against the best: a kernel's median meets the memory at its fastest moment of
-  // the run. How far the machine moved meanwhile:
+  // % of roofline is against the best probe: a kernel's median meets the memory at its fastest moment
+  // of the run; "best" is the kernel's fastest call against it, best against best as the probe is.
+  // How far the machine moved meanwhile:
   std::sort(probe.copies.begin(), probe.copies.end());
   std::printf("copy rate over the run's %zu probes: worst %.1f, median %.1f, best %.1f GB/s\n", probe.copies.size(),
               probe.copies.front() / 1e9, probe.copies[probe.copies.size() / 2] / 1e9, probe.copies.back() / 1e9);
-  std::printf("%-12s %-26s %-28s %9s %11s %8s %8s %14s\n", "op", "kernel", "shape", "MiB", "median us", "GB/s",
-              "% roof", "fixed us/call");
+  std::printf("%-12s %-26s %-28s %9s %11s %8s %8s %8s %8s %14s\n", "op", "kernel", "shape", "MiB", "median us",
+              "GB/s", "% roof", "best", "% twin", "fixed us/call");
   for (const Row& row : rows) {
     if (!row.failure.empty()) {
       std::printf("%-12s %-26s %s\n", row.op.c_str(), row.seed.c_str(), row.failure.c_str());
@@ -164,11 +199,14 @@ int main(int argc, char** argv) {
     const Task& task = *std::find_if(tasks.begin(), tasks.end(), [&](const Task& t) { return t.name == row.op; });
     const double bytes = bytes_at(task, row.dims), roof_us = roofline_seconds(task, row.dims, roofline) * 1e6;
     // The smallest shape, where a call's own cost shows: what the median spends beyond the roofline.
-    const bool smallest = row.dims == task.bench_shapes.front();
-    std::printf("%-12s %-26s %-28s %9.2f %11.1f %8.1f %7.1f%% %14s\n", row.op.c_str(), row.seed.c_str(),
+    // The largest, beyond the last-level cache, where the twin (streaming to memory) is the roofline.
+    const bool smallest = row.dims == task.bench_shapes.front(), largest = row.dims == task.bench_shapes.back();
+    std::printf("%-12s %-26s %-28s %9.2f %11.1f %8.1f %7.1f%% %7.1f%% %8s %14s\n", row.op.c_str(), row.seed.c_str(),
                 shape_label(row.dims).c_str(), bytes / 1048576.0, row.median_us, bytes / row.median_us / 1e3,
-                100 * roof_us / row.median_us,
+                100 * roof_us / row.median_us, 100 * roof_us / row.min_us,
+                largest ? fmt::format("{:.1f}%", 100 * row.of_twin).c_str() : "",
                 smallest ? fmt::format("{:.2f}", std::max(0.0, row.median_us - roof_us)).c_str() : "");
   }
+  std::filesystem::remove_all(twin_dir);
   return 0;
 }

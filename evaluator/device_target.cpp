@@ -237,12 +237,12 @@ class DeviceTiming {
     return std::nullopt;
   }
 
-  // One more checked call of the candidate after the last, then the baseline's output on the same
-  // inputs against the reference's.
-  std::optional<TimedFailure> last_check() {
+  // One more checked call of the candidate after the last, then (with `baseline_too`) the baseline's
+  // output on the same inputs against the reference's.
+  std::optional<TimedFailure> last_check(bool baseline_too) {
     const size_t e = next_ % pool_.size();
     if (Status s = redraw(e); !s) return fail(s.error());
-    if (auto failure = checked_call(e, nullptr); failure || !has_baseline()) return failure;
+    if (auto failure = checked_call(e, nullptr); failure || !has_baseline() || !baseline_too) return failure;
     if (Status s = call(1, e, nullptr); !s) return fail(s.error());
     CallArgs got = pool_[e].clone();
     for (size_t i = 0; i < task_.args.size(); ++i)
@@ -385,7 +385,7 @@ class DeviceTarget final : public Target {
     if (auto failure = timing.warm_up(options)) return failure;
     if (auto failure = timing.timed_loop(options, candidate_us, baseline_us)) return failure;
     if (auto failure = timing.clock_check()) return failure;
-    return timing.last_check();
+    return timing.last_check(options.check_baseline);
   }
 
  private:

@@ -43,6 +43,9 @@ struct EvalOptions {
   std::uint64_t memory_limit_bytes = std::uint64_t{16} << 30;  // the child's address space
   bool sandbox = true;  // rlimits and the seccomp filter around the child (tests/sandbox/)
   bool flush_cache = true;            // read 2x the last-level cache (at most 64 MiB) between calls
+  // false: the baseline is timed only, its outputs not compared with the reference's (bench_memops'
+  // memory twins, which move an op's bytes without computing it). A task's own baseline is checked.
+  bool check_baseline = true;
 };
 
 // Confines the calling process (the evaluation child, before loading the kernels): rlimits on core

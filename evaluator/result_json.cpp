@@ -135,7 +135,8 @@ json to_json(const EvalOptions& o) {
           {"target_relative_se", o.target_relative_se},
           {"memory_limit_bytes", o.memory_limit_bytes},
           {"sandbox", o.sandbox},
-          {"flush_cache", o.flush_cache}};
+          {"flush_cache", o.flush_cache},
+          {"check_baseline", o.check_baseline}};
 }
 
 // Missing fields keep their defaults: an older parent may talk to a newer worker.
@@ -152,6 +153,7 @@ EvalOptions eval_options_from_json(const json& j) {
   o.memory_limit_bytes = integer_or(j, "memory_limit_bytes", o.memory_limit_bytes);
   o.sandbox = j.value("sandbox", o.sandbox);
   o.flush_cache = j.value("flush_cache", o.flush_cache);
+  o.check_baseline = j.value("check_baseline", o.check_baseline);
   return o;
 }
 

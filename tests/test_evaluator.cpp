@@ -774,6 +774,28 @@ TEST(Evaluator, ABaselineThatComputesSomethingElseFailsTheEvaluationAndBlamesThe
             EvalStatus::ok);
 }
 
+// A timing-only baseline (bench_memops' memory twins move an op's bytes without computing it): the
+// same wrong baseline is timed, not compared, and the candidate is still checked.
+TEST(Evaluator, ATimingOnlyBaselineIsTimedButNotCompared) {
+  const std::string root = kSource + "/tests/data/tasks";
+  EvalOptions options;
+  options.max_time_per_shape_s = 0.1;
+  options.check_baseline = false;
+  Evaluator e = evaluator_for(root, "tiny/wrong_baseline");
+  EvalResult r = e.evaluate(load_kernel(root + "/tiny/wrong_baseline/seeds/cpu_naive.cpp"), "k.cpp", options);
+  ASSERT_EQ(r.status, EvalStatus::ok) << r.message;
+  for (const auto& s : r.shapes)
+    if (s.bench) {
+      EXPECT_GT(s.speedup, 0) << "the baseline was timed";
+    }
+  auto forgets_alpha = parse_candidate(
+      "// @kforge entry: scale_f32\n"
+      "extern \"C\" void scale_f32(const float* x, float* y, int N, float) { for (int i = 0; i < N; ++i) y[i] = x[i]; }\n",
+      "forgets_alpha.cpp");
+  ASSERT_TRUE(forgets_alpha) << forgets_alpha.error().message;
+  EXPECT_EQ(e.evaluate(*forgets_alpha, "forgets_alpha.cpp", options).status, EvalStatus::incorrect);
+}
+
 TEST(TaskLoaderBaseline, ABadBaselineTableIsRefusedWithItsField) {
   const fs::path dir = fs::temp_directory_path() / ("kforge-baseline-" + std::to_string(getpid()));
   fs::remove_all(dir);
