@@ -56,10 +56,6 @@ struct Probe {
   }
 };
 
-double bytes_at(const Task& task, const Bindings& dims) {
-  return task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
-}
-
 struct Row {
   std::string op, seed;
   Bindings dims;
@@ -162,7 +158,7 @@ int main(int argc, char** argv) {
       continue;
     }
     const Task& task = *std::find_if(tasks.begin(), tasks.end(), [&](const Task& t) { return t.name == row.op; });
-    const double bytes = bytes_at(task, row.dims), roof_us = roofline_seconds(task, row.dims, roofline) * 1e6;
+    const double bytes = bytes_of(task, row.dims), roof_us = roofline_seconds(task, row.dims, roofline) * 1e6;
     // The smallest shape, where a call's own cost shows: what the median spends beyond the roofline.
     const bool smallest = row.dims == task.bench_shapes.front();
     std::printf("%-12s %-26s %-28s %9.2f %11.1f %8.1f %7.1f%% %14s\n", row.op.c_str(), row.seed.c_str(),
