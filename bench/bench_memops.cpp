@@ -63,10 +63,6 @@ struct Probe {
   }
 };
 
-double bytes_at(const Task& task, const Bindings& dims) {
-  return task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
-}
-
 struct Row {
   std::string op, seed;
   Bindings dims;
@@ -197,7 +193,7 @@ int main(int argc, char** argv) {
       continue;
     }
     const Task& task = *std::find_if(tasks.begin(), tasks.end(), [&](const Task& t) { return t.name == row.op; });
-    const double bytes = bytes_at(task, row.dims), roof_us = roofline_seconds(task, row.dims, roofline) * 1e6;
+    const double bytes = bytes_of(task, row.dims), roof_us = roofline_seconds(task, row.dims, roofline) * 1e6;
     // The smallest shape, where a call's own cost shows: what the median spends beyond the roofline.
     // The largest, beyond the last-level cache, where the twin (streaming to memory) is the roofline.
     const bool smallest = row.dims == task.bench_shapes.front(), largest = row.dims == task.bench_shapes.back();

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -17,6 +18,17 @@ namespace {
 
 std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
+}
+
+// `ask()`'s answer to the question `key`, asked once per process: what a compiler says of its own
+// flags does not change while we run.
+std::string asked_once(const std::string& key, const std::function<std::string()>& ask) {
+  static std::mutex mutex;
+  static std::map<std::string, std::string> answers;
+  std::lock_guard lock(mutex);
+  auto it = answers.find(key);
+  if (it == answers.end()) it = answers.emplace(key, ask()).first;
+  return it->second;
 }
 
 }  // namespace
@@ -61,19 +73,16 @@ Result<HostCompiler> HostCompiler::create(HostCompilerOptions options) {
 
 Status HostCompiler::check_arch(const std::string& arch) const {
   if (arch == "native") return {};
-  // Asked of the compiler once per arch and process: it knows its own -march values.
-  static std::mutex mutex;
-  static std::map<std::string, std::string> checked;  // compiler and arch -> its error, empty if none
-  std::lock_guard lock(mutex);
-  auto [it, added] = checked.try_emplace(options_.compiler + "\n" + arch);
-  if (added) {
+  // Asked of the compiler: it knows its own -march values. Its error, empty if none.
+  const std::string refusal = asked_once(options_.compiler + "\n-march=" + arch, [&]() -> std::string {
     auto run = run_process({options_.compiler, "-march=" + arch, "-x", "c++", "-fsyntax-only", "/dev/null"}, "", 30);
-    if (!run) it->second = run.error().message;
-    else if (run->exit_code != 0) it->second = run->output.empty() ? "refused" : first_line(run->output);
-  }
-  if (it->second.empty()) return {};
+    if (!run) return run.error().message;
+    if (run->exit_code != 0) return run->output.empty() ? "refused" : first_line(run->output);
+    return "";
+  });
+  if (refusal.empty()) return {};
   return make_error(ErrorKind::invalid_input, "cpu: arch {}: {} refuses -march={}: {}", arch, options_.compiler, arch,
-                    it->second);
+                    refusal);
 }
 
 std::string HostCompiler::target() const {
@@ -81,28 +90,25 @@ std::string HostCompiler::target() const {
   // What -march=native turns into here: the compiler's own -march and ISA switches (gcc's cc1
   // line; clang's -target-cpu and -target-feature), so two hosts whose CPUs differ only in a
   // masked extension (a VM's) differ too. Failing that, the CPU's model name.
-  static std::mutex mutex;
-  static std::map<std::string, std::string> resolved;  // compiler -> target
-  std::lock_guard lock(mutex);
-  auto [it, added] = resolved.try_emplace(options_.compiler, "native:" + host_cpu_);
-  if (!added) return it->second;
-  auto run = run_process({options_.compiler, "-march=native", "-E", "-v", "-x", "c++", "/dev/null", "-o", "/dev/null"},
-                         "", 30);
-  if (!run || run->exit_code != 0) return it->second;
-  std::istringstream lines(run->output);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.find("cc1") == std::string::npos) continue;
-    std::istringstream words(line);
-    std::string cpu, isa, word, previous;
-    while (words >> word) {
-      if (word.rfind("-march=", 0) == 0) cpu = word.substr(7);
-      if (previous == "-target-cpu") cpu = word;
-      if (word.rfind("-m", 0) == 0 || previous == "-target-feature") isa += word + " ";
-      previous = word;
+  return asked_once(options_.compiler + "\ntarget", [&]() -> std::string {
+    auto run = run_process(
+        {options_.compiler, "-march=native", "-E", "-v", "-x", "c++", "/dev/null", "-o", "/dev/null"}, "", 30);
+    if (!run || run->exit_code != 0) return "native:" + host_cpu_;
+    std::istringstream lines(run->output);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("cc1") == std::string::npos) continue;
+      std::istringstream words(line);
+      std::string cpu, isa, word, previous;
+      while (words >> word) {
+        if (word.rfind("-march=", 0) == 0) cpu = word.substr(7);
+        if (previous == "-target-cpu") cpu = word;
+        if (word.rfind("-m", 0) == 0 || previous == "-target-feature") isa += word + " ";
+        previous = word;
+      }
+      if (!cpu.empty()) return fmt::format("native:{}:{}", cpu, content_hash(isa).substr(0, 8));
     }
-    if (!cpu.empty()) return it->second = fmt::format("native:{}:{}", cpu, content_hash(isa).substr(0, 8));
-  }
-  return it->second;
+    return "native:" + host_cpu_;
+  });
 }
 
 std::vector<std::string> HostCompiler::flags(const std::string& arch) const {

@@ -83,6 +83,15 @@ nlohmann::json compile_spec(const std::string& backend, const CompileRequest& re
             {"arch", request.arch}}}};
 }
 
+// `candidate` as a worker that compiles for itself gets it: as compile_for_worker() names it, with
+// the compile request in place of the binary.
+nlohmann::json compile_spec_for_worker(const Backend& backend, const Task& task, const Candidate& candidate,
+                                       const std::string& file_name) {
+  nlohmann::json spec = compile_spec(backend.name(), kernel_compile_request(backend, task, candidate, file_name));
+  if (backend.conventions().runs_on_host()) return spec;
+  return {{"source", candidate.source}, {"file_name", file_name}, {"binary", std::move(spec)}};
+}
+
 // The same for a binary the worker builds from its own sources: the machine probe, a GPU's copy probe.
 nlohmann::json builtin_spec(const std::string& backend, const std::string& name) {
   return {{"compile", {{"backend", backend}, {"builtin", name}}}};
@@ -122,12 +131,14 @@ Result<Evaluator> Evaluator::create(Task task, const Backend& backend, std::shar
   auto probe = compile_probe(on_host);
   if (!probe) return make_error(ErrorKind::internal, "the machine probe does not compile:\n{}", probe.error().message);
   if (!worker) worker = std::make_shared<Worker>();
-  Evaluator evaluator(std::move(task), backend, std::move(own_host), binary->path, std::move(worker));
-  evaluator.probe_binary_ = probe->path;
+  Evaluator evaluator(std::move(task), backend, std::move(own_host), std::move(worker));
+  evaluator.compiled_here_["reference"] = binary->path;
   evaluator.for_worker_compile_["reference"] =
       compile_spec(on_host.name(), kernel_compile_request(on_host, evaluator.task_, *reference, "reference.cpp"));
-  if (backend.conventions().runs_on_host())
+  if (backend.conventions().runs_on_host()) {
+    evaluator.compiled_here_["probe"] = probe->path;
     evaluator.for_worker_compile_["probe"] = builtin_spec(on_host.name(), "probe");
+  }
   Status baseline = backend.conventions().runs_on_host() ? evaluator.compile_host_baseline()
                                                          : evaluator.compile_device_baselines();
   if (!baseline) return baseline.error();
@@ -143,7 +154,7 @@ Status Evaluator::compile_host_baseline() {
     auto vendor = read_kernel(t.cpu_baseline_path);
     if (!vendor) return vendor.error();
     if (auto binary = compile_kernel(*backend_, t, *vendor, name, "", t.cpu_baseline_libraries)) {
-      baseline_binary_ = binary->path;
+      compiled_here_["baseline"] = binary->path;
       baseline_name_ = name;
       for_worker_compile_["baseline"] = compile_spec(
           backend_->name(), kernel_compile_request(*backend_, t, *vendor, name, "", t.cpu_baseline_libraries));
@@ -159,7 +170,7 @@ Status Evaluator::compile_host_baseline() {
   if (!binary)
     return make_error(ErrorKind::invalid_input, "{}: the baseline does not compile:\n{}", baseline_path,
                       binary.error().message);
-  baseline_binary_ = binary->path;
+  compiled_here_["baseline"] = binary->path;
   baseline_name_ = name;
   for_worker_compile_["baseline"] =
       compile_spec(backend_->name(), kernel_compile_request(*backend_, t, *baseline, name));
@@ -180,15 +191,15 @@ Status Evaluator::compile_device_baselines() {
     if (!described)
       return make_error(ErrorKind::invalid_input, "{}: the baseline does not compile for {}:\n{}", baseline_path,
                         backend_->name(), described.error().message);
-    device_baseline_ = std::move(*described);
+    compiled_here_["baseline"] = *described;
     baseline_name_ = name;
-    nlohmann::json remote = device_baseline_;
+    nlohmann::json remote = std::move(*described);
     remote["binary"] = compile_spec(backend_->name(), kernel_compile_request(*backend_, t, *baseline, name));
     for_worker_compile_["baseline"] = std::move(remote);
   }
   auto copy = compile_copy_probe(*backend_);
   if (!copy) return make_error(ErrorKind::internal, "the GPU bandwidth probe does not compile:\n{}", copy.error().message);
-  copy_probe_ = {{"path", copy->path}, {"format", copy->format}, {"arch", copy->arch}};
+  compiled_here_["copy_probe"] = {{"path", copy->path}, {"format", copy->format}, {"arch", copy->arch}};
   for_worker_compile_["copy_probe"] = builtin_spec(backend_->name(), "copy_probe");
   // baseline.cuda calls cuBLAS on a CUstream: CUDA's alone.
   if (backend_->conventions().vendor == "nvidia" && !t.cuda_baseline_path.empty()) {
@@ -196,11 +207,11 @@ Status Evaluator::compile_device_baselines() {
     if (!binary)
       return make_error(ErrorKind::invalid_input, "{}: the baseline does not compile:\n{}", t.cuda_baseline_path,
                         binary.error().message);
-    vendor_baseline_ = {{"file_name", std::filesystem::path(t.cuda_baseline_path).filename().string()},
-                        {"path", binary->path}};
+    const std::string file_name = std::filesystem::path(t.cuda_baseline_path).filename().string();
+    compiled_here_["vendor_baseline"] = {{"file_name", file_name}, {"path", binary->path}};
     auto request = gpu_host_baseline_request(t);
     if (!request) return request.error();
-    for_worker_compile_["vendor_baseline"] = {{"file_name", vendor_baseline_["file_name"]},
+    for_worker_compile_["vendor_baseline"] = {{"file_name", file_name},
                                               {"path", compile_spec(host().name(), *request)}};
   }
   return {};
@@ -236,67 +247,48 @@ EvalResult Evaluator::evaluate(const Candidate& candidate, const std::string& fi
         "scratch memory inside the kernel";
     return result;
   }
-  if (compile_on_worker_)  // nothing compiled here: what it compiles for itself it reports itself
-    return finish(request_for_worker_compile(candidate, file_name, options, result.seed), result, options);
-  auto described = compile_for_worker(*backend_, task_, candidate, file_name, &result);
-  if (!described) {
-    result.status = described.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
-    result.log = described.error().message;
-    result.message = first_error_line(result.log);
-    return result;
-  }
-  nlohmann::json request = {{"type", "eval"},
-                            {"task_dir", task_.dir},
-                            {"reference", reference_binary_},
-                            {"options", to_json(options)},
-                            {"seed", result.seed},
-                            {"backend", backend_->name()},
-                            {"candidate", *described}};
-  const bool timed = options.time_bench_shapes;
-  if (on_host) {
-    request["baseline"] = timed ? baseline_binary_ : "";
-    request["probe"] = probe_binary_;
+  nlohmann::json described;
+  if (compile_on_worker_) {  // nothing compiled here: what it compiles for itself it reports itself
+    described = compile_spec_for_worker(*backend_, task_, candidate, file_name);
   } else {
-    request["device"] = 0;
-    request["baseline"] = timed ? device_baseline_ : nlohmann::json();
-    request["vendor_baseline"] = timed ? vendor_baseline_ : nlohmann::json();
-    request["copy_probe"] = timed ? copy_probe_ : nlohmann::json();
+    auto compiled = compile_for_worker(*backend_, task_, candidate, file_name, &result);
+    if (!compiled) {
+      result.status = compiled.error().kind == ErrorKind::compile ? EvalStatus::compile_error : EvalStatus::runtime_error;
+      result.log = compiled.error().message;
+      result.message = first_error_line(result.log);
+      return result;
+    }
+    described = std::move(*compiled);
   }
-  return finish(request, result, options);
+  return finish(eval_request(described, options, result.seed), result, options);
 }
 
-nlohmann::json Evaluator::request_for_worker_compile(const Candidate& candidate, const std::string& file_name,
-                                                    const EvalOptions& options, std::uint64_t seed) const {
-  const CompileRequest compile = kernel_compile_request(*backend_, task_, candidate, file_name);
+nlohmann::json Evaluator::eval_request(const nlohmann::json& candidate, const EvalOptions& options,
+                                       std::uint64_t seed) const {
   nlohmann::json request = {{"type", "eval"},
                             {"task_dir", task_.dir},
                             {"options", to_json(options)},
                             {"seed", seed},
-                            {"backend", backend_->name()}};
-  if (backend_->conventions().runs_on_host()) {
-    request["candidate"] = compile_spec(backend_->name(), compile);
-  } else {
-    request["candidate"] = {{"source", candidate.source}, {"file_name", file_name},
-                            {"binary", compile_spec(backend_->name(), compile)}};
-    request["device"] = 0;
-  }
-  // The same fields as evaluate() sends, each binary as what to compile; untimed, no baselines.
+                            {"backend", backend_->name()},
+                            {"candidate", candidate}};
+  const bool on_host = backend_->conventions().runs_on_host();
+  if (!on_host) request["device"] = 0;
+  // Untimed, no baselines; the host worker reads its baseline as a path, "" for none.
   const bool timed = options.time_bench_shapes;
-  for (const auto& [key, spec] : for_worker_compile_.items())
-    request[key] = timed || key == "reference" || key == "probe" ? spec : nlohmann::json();
-  if (backend_->conventions().runs_on_host() && request["baseline"].is_null()) request["baseline"] = "";
-  nlohmann::json pointers = nlohmann::json::array();
-  find_compile_specs(request, "", pointers);
-  request["compiles"] = pointers;
+  for (const auto& [key, binary] : binaries().items())
+    request[key] = timed || key == "reference" || key == "probe" ? binary : nlohmann::json();
+  if (on_host && request["baseline"].is_null()) request["baseline"] = "";
+  if (compile_on_worker_) {
+    nlohmann::json pointers = nlohmann::json::array();
+    find_compile_specs(request, "", pointers);
+    request["compiles"] = pointers;
+  }
   return request;
 }
 
 Status Evaluator::check_reference() const {
-  nlohmann::json request = {{"type", "validate"}, {"task_dir", task_.dir}, {"reference", reference_binary_}};
-  if (compile_on_worker_) {
-    request["reference"] = for_worker_compile_.at("reference");
-    request["compiles"] = nlohmann::json::array({"/reference"});
-  }
+  nlohmann::json request = {{"type", "validate"}, {"task_dir", task_.dir}, {"reference", binaries().at("reference")}};
+  if (compile_on_worker_) request["compiles"] = nlohmann::json::array({"/reference"});
   auto answer = worker_->call(request, 90, kRequestFiles);
   if (!answer) return answer.error();
   if (answer->contains("error"))

@@ -209,10 +209,8 @@ class Evaluator {
   void compile_on_worker(bool yes) { compile_on_worker_ = yes; }
 
  private:
-  Evaluator(Task task, const Backend& backend, std::shared_ptr<const Backend> own_host, std::string reference_path,
-            std::shared_ptr<Worker> worker)
-      : task_(std::move(task)), backend_(&backend), own_host_(std::move(own_host)),
-        reference_binary_(std::move(reference_path)), worker_(std::move(worker)) {}
+  Evaluator(Task task, const Backend& backend, std::shared_ptr<const Backend> own_host, std::shared_ptr<Worker> worker)
+      : task_(std::move(task)), backend_(&backend), own_host_(std::move(own_host)), worker_(std::move(worker)) {}
   // Compiles what host code is: backend_ itself on the cpu, else a cpu backend of the evaluator's own.
   const Backend& host() const { return own_host_ ? *own_host_ : *backend_; }
   Status compile_host_baseline();
@@ -220,21 +218,21 @@ class Evaluator {
   Task task_;
   const Backend* backend_;                   // the candidates'
   std::shared_ptr<const Backend> own_host_;  // a cpu backend, when backend_ is a GPU's
-  std::string reference_binary_;
-  std::string baseline_binary_;                  // the cpu baseline (a vendor kernel, or seeds/cpu_naive.cpp)
-  std::string baseline_name_;                    // the baseline's file name
-  std::string probe_binary_;                     // measures the machine for the physics floor
+  std::string baseline_name_;                // the baseline's file name
   std::shared_ptr<Worker> worker_;
-  nlohmann::json device_baseline_;  // the GPU baseline (the naive seed) as the worker's request describes it
-  nlohmann::json vendor_baseline_;  // the task's baseline.cuda, compiled, timed instead where the worker loads it
-  nlohmann::json copy_probe_;       // the GPU's bandwidth probe (compile_copy_probe), as the worker's request names it
   bool compile_on_worker_ = false;
-  // The request's binaries (reference, probe, baseline, vendor_baseline, copy_probe) as a worker
-  // that compiles for itself gets them: each binary a {"compile": ...} spec.
+  // The request's binaries, by their keys in it, as compiled here: the reference; on the cpu the
+  // machine probe (it measures the machine for the physics floor) and the baseline (a vendor
+  // kernel, or seeds/cpu_naive.cpp), by their paths; on a GPU the baseline (the naive seed), the
+  // task's baseline.cuda (timed instead where the worker loads it) and the bandwidth probe
+  // (compile_copy_probe), as the worker's request describes them.
+  nlohmann::json compiled_here_ = nlohmann::json::object();
+  // The same binaries as a worker that compiles for itself gets them: each a {"compile": ...} spec.
   nlohmann::json for_worker_compile_ = nlohmann::json::object();
-  // An eval request with every binary as what to compile (the protocol: evaluator.md).
-  nlohmann::json request_for_worker_compile(const Candidate& candidate, const std::string& file_name,
-                                            const EvalOptions& options, std::uint64_t seed) const;
+  const nlohmann::json& binaries() const { return compile_on_worker_ ? for_worker_compile_ : compiled_here_; }
+  // The eval request of `candidate`, as the worker's request names it, with binaries() and, for a
+  // worker that compiles for itself, where its compile specs stand (the protocol: evaluator.md).
+  nlohmann::json eval_request(const nlohmann::json& candidate, const EvalOptions& options, std::uint64_t seed) const;
   // Sends the request to the worker and reads its answer into `result`.
   EvalResult finish(const nlohmann::json& request, EvalResult result, const EvalOptions& options) const;
 };

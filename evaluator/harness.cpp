@@ -80,10 +80,10 @@ void record_timing(const Task& task, ShapeResult& shape, const std::vector<doubl
     shape.speedup = shape.baseline_timing->median_us / shape.timing->median_us;
   }
   const double seconds = shape.timing->median_us * 1e-6;
-  if (task.bytes && seconds > 0)
-    shape.gbps = static_cast<double>(task.bytes->eval(shape.dims).value()) / seconds / 1e9;
-  if (task.flops && seconds > 0)
-    shape.gflops = static_cast<double>(task.flops->eval(shape.dims).value()) / seconds / 1e9;
+  if (seconds > 0) {
+    shape.gbps = bytes_of(task, shape.dims) / seconds / 1e9;
+    shape.gflops = flops_of(task, shape.dims) / seconds / 1e9;
+  }
 }
 
 }  // namespace

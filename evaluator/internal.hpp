@@ -303,6 +303,9 @@ MachineLimits device_roofline(const MachineLimits& limits, double copy_bytes_per
 // measured it (else the largest probed buffer's), and moved at most at the copy rate; the floor
 // keeps the generous rate of the cache level the working set would fit in.
 MachineLimits host_roofline(const MachineLimits& limits);
+// The bytes a shape of `task` moves and the FLOPs it does, by the task's formulas; 0 without one.
+double bytes_of(const Task& task, const Bindings& dims);
+double flops_of(const Task& task, const Bindings& dims);
 // The time a shape of `task` takes at best against `roofline` (host_roofline's or
 // device_roofline's): max(bytes / read rate, FLOPs / peak); where a copy rate was measured, the
 // bytes are split into reads and writes in the ratio of the task's input and output tensors

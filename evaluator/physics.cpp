@@ -405,14 +405,6 @@ double read_share(const Task& task, const Bindings& dims) {
   return read + written > 0 ? read / (read + written) : 1.0;
 }
 
-double bytes_of(const Task& task, const Bindings& dims) {
-  return task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
-}
-
-double flops_of(const Task& task, const Bindings& dims) {
-  return task.flops ? static_cast<double>(task.flops->eval(dims).value()) : 0;
-}
-
 enum class Ideal { cheat_floor, roofline };
 
 // The least time a shape of `task` can take on `m`: its FLOPs at the peak, and its bytes
@@ -430,6 +422,14 @@ double ideal_seconds(const Task& task, const Bindings& dims, const MachineLimits
 }
 
 }  // namespace
+
+double bytes_of(const Task& task, const Bindings& dims) {
+  return task.bytes ? static_cast<double>(task.bytes->eval(dims).value()) : 0;
+}
+
+double flops_of(const Task& task, const Bindings& dims) {
+  return task.flops ? static_cast<double>(task.flops->eval(dims).value()) : 0;
+}
 
 double roofline_seconds(const Task& task, const Bindings& dims, const MachineLimits& roofline) {
   return ideal_seconds(task, dims, roofline, Ideal::roofline);
