@@ -181,8 +181,8 @@ static void open_model(Model* m, const char* path, int int8) {
   quantize_matrix(&w->wv, l * kv, c->dim), quantize_matrix(&w->wo, l * d, c->dim);
   quantize_matrix(&w->w1, l * hd, c->dim), quantize_matrix(&w->w2, l * d, c->hidden);
   quantize_matrix(&w->w3, l * hd, c->dim), quantize_matrix(&w->wcls, c->vocab, c->dim);
-  s->xq = allocate((size_t)c->hidden > (size_t)c->dim ? (size_t)c->hidden : (size_t)c->dim);
-  s->xs = zeros((size_t)(c->hidden > c->dim ? c->hidden : c->dim) / GS);
+  const size_t widest = (size_t)(c->hidden > c->dim ? c->hidden : c->dim); /* the longest input vector */
+  s->xq = allocate(widest), s->xs = zeros(widest / GS);
 }
 
 static void rmsnorm(float* out, const float* x, const float* weight, int n) {
