@@ -9,10 +9,11 @@
 //   - the decoder's own overhead: kernel calls per token, and the time per token spent outside
 //     the kernels (profiled pass: wall time less the kernels' time);
 //   - with --db, the tuned library beside the baseline kernels (each op's naive seed), and their ratio;
-//   - with f32 weights, a hand-written C decoder (bench/c_decoder.c: llama2.c's style, scalar loops
-//     with OpenMP over the rows, -Ofast -march=native -fopenmp) on the same checkpoint and steps,
-//     timed the same way and in the same rounds: kforge's tokens/s as a ratio to it, and whether the
-//     greedy tokens are the same.
+//   - a hand-written C decoder (bench/c_decoder.c: llama2.c's style, scalar loops with OpenMP over
+//     the rows, -Ofast -march=native -fopenmp) on the same checkpoint and steps, timed the same way
+//     and in the same rounds: kforge's tokens/s as a ratio to it, and whether the greedy tokens are
+//     the same. Beside the Q8_0 libraries it runs as its int8 sibling (c_decoder --int8, llama2.c's
+//     runq.c style: weights and activations int8 in groups of 32, an f32 scale each).
 //
 //   build/bench/bench_infer [--db kforge.db] [--steps 32] [--repeat 3] [--model FILE] [--formats f32,q8_0]
 //
@@ -129,10 +130,11 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-// One run of build/bench/c_decoder: <s>, then `steps` timed greedy steps on the checkpoint.
-Result<CRun> run_c_decoder(const std::string& model_path, int steps) {
+// One run of build/bench/c_decoder (with --int8, its int8 mode): <s>, then `steps` timed greedy
+// steps on the checkpoint.
+Result<CRun> run_c_decoder(const std::string& model_path, int steps, bool int8) {
   const std::string command =
-      shell_quote(KFORGE_C_DECODER) + " " + shell_quote(model_path) + " " + std::to_string(steps);
+      shell_quote(KFORGE_C_DECODER) + (int8 ? " --int8 " : " ") + shell_quote(model_path) + " " + std::to_string(steps);
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return make_error(ErrorKind::io, "cannot run {}: {}", KFORGE_C_DECODER, std::strerror(errno));
   std::string out;
@@ -165,10 +167,9 @@ std::string compare_tokens(const std::vector<int>& kforge, const std::vector<int
   return fmt::format("identical, all {}", c.size());
 }
 
-// The bytes one decode step at position `pos` reads: every projection and the classifier in the
-// weights' format, the two norms' weights, one embedding row, and the KV cache up to pos.
-double bytes_per_token(const LlamaConfig& c, LlamaWeightFormat format, int pos) {
-  const double per_weight = format == LlamaWeightFormat::q8_0 ? q8_0_bytes(1, 32) / 32.0 : 4;
+// The bytes one decode step at position `pos` reads: every projection and the classifier at
+// `per_weight` bytes a weight, the two norms' weights, one embedding row, and the KV cache up to pos.
+double bytes_per_token(const LlamaConfig& c, double per_weight, int pos) {
   const double d = c.dim, kv = c.kv_dim(), h = c.hidden_dim, l = c.n_layers;
   const double projections = l * (d * (d + 2 * kv) + d * d + 3 * d * h) + c.vocab_size * d;
   const double kv_cache = 2 * l * kv * 4 * (pos + 1);
@@ -197,12 +198,18 @@ struct Library {
   std::vector<double> decode_runs;
 };
 
-// The C decoder's fastest run against the roofline, kforge's libraries as a ratio to it, and
-// whether their greedy tokens are its tokens.
-void print_c_decoder(const CRun& c, const std::vector<double>& runs, const std::vector<Library>& libraries,
-                     double roofline, int steps) {
+// The C decoder's fastest run against its roofline (`bytes` per token at `bandwidth`), kforge's
+// libraries as a ratio to it, and whether their greedy tokens are its tokens.
+void print_c_decoder(const CRun& c, bool int8, const std::vector<double>& runs, const std::vector<Library>& libraries,
+                     double bytes, double bandwidth, int steps) {
   std::printf(
-      "hand-written C decoder (bench/c_decoder.c: scalar loops, OpenMP over rows; -Ofast -march=native -fopenmp):\n");
+      "hand-written C decoder (bench/c_decoder.c%s: scalar loops, OpenMP over rows; -Ofast -march=native "
+      "-fopenmp)%s:\n",
+      int8 ? " --int8" : "", int8 ? "; int8 weights and activations, an f32 scale per 32" : "");
+  const double roofline = bandwidth / bytes;
+  if (int8)
+    std::printf("  its memory roofline: %.1f MB read per token (36 bytes per 32 weights) = %.1f tokens/s\n",
+                bytes / 1e6, roofline);
   std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s)\n", c.decode_tokens_per_s,
               100 * c.decode_tokens_per_s / roofline, steps, list(runs).c_str());
   for (const auto& lib : libraries)
@@ -274,9 +281,12 @@ int main(int argc, char** argv) {
     if (tuned) libraries.push_back({"tuned library " + db, &*tuned, {}, {}});
     // The bandwidth too is measured at every round and its best kept, as the decode runs are: the
     // roofline is the most this machine was seen to read while the model ran.
-    const double bytes = bytes_per_token(c, format, steps / 2);
+    // Q8_0: 34 bytes per 32 weights (an f16 scale); the C decoder's int8: 36 (an f32 scale).
+    const bool q8 = format == LlamaWeightFormat::q8_0;
+    const double bytes = bytes_per_token(c, q8 ? q8_0_bytes(1, 32) / 32.0 : 4, steps / 2);
+    const double c_bytes = bytes_per_token(c, q8 ? (32 + 4) / 32.0 : 4, steps / 2);
     double bandwidth = 0;
-    std::optional<CRun> c_best;  // the C decoder reads the f32 file as it is: f32 only
+    std::optional<CRun> c_best;
     std::vector<double> c_runs;
     for (int r = 0; r < repeat; ++r) {
       bandwidth = std::max(bandwidth, probe_read(static_cast<long>(bytes), threads));
@@ -288,8 +298,7 @@ int main(int argc, char** argv) {
         lib.decode_runs.push_back(t->decode_tokens_per_s);
         if (!lib.best || t->decode_tokens_per_s > lib.best->decode_tokens_per_s) lib.best = std::move(*t);
       }
-      if (format != LlamaWeightFormat::f32) continue;
-      auto c_run = run_c_decoder(model_path, steps);
+      auto c_run = run_c_decoder(model_path, steps, q8);
       if (!c_run) return fail(c_run.error().message);
       c_runs.push_back(c_run->decode_tokens_per_s);
       if (!c_best || c_run->decode_tokens_per_s > c_best->decode_tokens_per_s) c_best = std::move(*c_run);
@@ -320,7 +329,7 @@ int main(int argc, char** argv) {
       std::printf("tuned / baseline (fastest runs): decode %.2fx, prefill %.2fx\n",
                   t.decode_tokens_per_s / b.decode_tokens_per_s, t.prefill_tokens_per_s / b.prefill_tokens_per_s);
     }
-    if (c_best) print_c_decoder(*c_best, c_runs, libraries, roofline, steps);
+    print_c_decoder(*c_best, q8, c_runs, libraries, c_bytes, bandwidth, steps);
     decode_by_format.push_back(libraries.back().best->decode_tokens_per_s);
   }
   if (decode_by_format.size() == 2)

@@ -5,9 +5,15 @@
  * cache, SwiGLU, and a greedy argmax. It is the baseline kforge's decoder is measured against
  * (bench_infer runs it in alternation with kforge's libraries), so it stays plain: no tuning here.
  *
- *   c_decoder CHECKPOINT STEPS
+ *   c_decoder [--int8] CHECKPOINT STEPS
  *
- * feeds <s> (token 1) at position 0, then STEPS greedy steps, and prints
+ * With --int8 it is the int8 sibling (the style of llama2.c's runq.c): at load every projection
+ * and the classifier are quantised in groups of 32 weights (the grouping of ggml's Q8_0), each
+ * group an f32 scale max|w| / 127 and int8 values round(w / scale); every matmul quantises its
+ * input vector the same way and sums, per group, the int32 dot of the int8 pairs times both
+ * scales. The embedding and the norms stay f32. The quantisation at load is not timed.
+ *
+ * It feeds <s> (token 1) at position 0, then STEPS greedy steps, and prints
  *   tokens: T0 T1 ... TSTEPS          (the greedy token after <s>, then one per step)
  *   decode: STEPS steps in S s, R tokens/s
  * where S is the wall time of the STEPS steps (the <s> step, which also faults the weights in, is
@@ -33,12 +39,24 @@ typedef struct {
   int head_size, kv_dim;
 } Config;
 
+enum { GS = 32 }; /* --int8: the weights and activations per f32 scale */
+
+/* A matrix of rows of n weights: f32 as mapped, or (--int8) int8 with one scale per GS weights. */
 typedef struct {
-  const float *embedding, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final, *wcls;
+  const float* f;
+  const int8_t* q;
+  const float* s;
+} Matrix;
+
+typedef struct {
+  const float *embedding, *rms_att, *rms_ffn, *rms_final;
+  Matrix wq, wk, wv, wo, w1, w2, w3, wcls;
 } Weights;
 
 typedef struct {
   float *x, *xb, *xb2, *hb, *hb2, *q, *att, *logits, *key_cache, *value_cache;
+  int8_t* xq; /* --int8: a matmul's input vector quantised, with its scales in xs */
+  float* xs;
 } State;
 
 typedef struct {
@@ -79,17 +97,17 @@ static void map_weights(Weights* w, const Config* c, const float* p) {
   const int64_t d = c->dim, hd = c->hidden, l = c->layers, kv = c->kv_dim;
   w->embedding = p, p += (int64_t)c->vocab * d;
   w->rms_att = p, p += l * d;
-  w->wq = p, p += l * d * d;
-  w->wk = p, p += l * kv * d;
-  w->wv = p, p += l * kv * d;
-  w->wo = p, p += l * d * d;
+  w->wq.f = p, p += l * d * d;
+  w->wk.f = p, p += l * kv * d;
+  w->wv.f = p, p += l * kv * d;
+  w->wo.f = p, p += l * d * d;
   w->rms_ffn = p, p += l * d;
-  w->w1 = p, p += l * hd * d;
-  w->w2 = p, p += l * d * hd;
-  w->w3 = p, p += l * hd * d;
+  w->w1.f = p, p += l * hd * d;
+  w->w2.f = p, p += l * d * hd;
+  w->w3.f = p, p += l * hd * d;
   w->rms_final = p, p += d;
   p += (int64_t)c->seq_len * c->head_size; /* freq_cis_real and _imag: rope is computed instead */
-  w->wcls = c->shared_classifier ? w->embedding : p;
+  w->wcls.f = c->shared_classifier ? w->embedding : p;
 }
 
 static float* zeros(size_t n) {
@@ -98,7 +116,43 @@ static float* zeros(size_t n) {
   return p;
 }
 
-static void open_model(Model* m, const char* path) {
+static void* allocate(size_t bytes) {
+  void* p = malloc(bytes);
+  if (!p) die("c_decoder", "out of memory");
+  return p;
+}
+
+/* n values (a multiple of GS) in groups of GS: scale[g] = max|x| / 127 over the group, q = the
+ * values over their group's scale rounded to nearest (0 where the group is all zeros). */
+static void quantize(int8_t* q, float* scale, const float* x, int64_t n) {
+  for (int64_t g = 0; g < n / GS; ++g) {
+    float amax = 0;
+    for (int j = 0; j < GS; ++j) amax = fmaxf(amax, fabsf(x[g * GS + j]));
+    const float s = amax / 127.0f, inverse = s != 0 ? 1.0f / s : 0;
+#ifdef F16_SCALES
+    scale[g] = (float)(_Float16)s; /* ggml's Q8_0 stores the scale as f16: see bench/CMakeLists.txt */
+#else
+    scale[g] = s;
+#endif
+    for (int j = 0; j < GS; ++j) q[g * GS + j] = (int8_t)roundf(x[g * GS + j] * inverse);
+  }
+}
+
+/* --int8 at load: the rows x n f32 weights of w quantised into new memory. */
+static void quantize_matrix(Matrix* w, int64_t rows, int n) {
+  int8_t* q = allocate((size_t)(rows * n));
+  float* s = allocate(sizeof(float) * (size_t)(rows * n / GS));
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows; ++r) quantize(q + r * n, s + r * n / GS, w->f + r * n, n);
+  w->f = NULL, w->q = q, w->s = s;
+}
+
+/* Rows of w from its element `offset` (a whole number of rows) on, in either format. */
+static Matrix at(Matrix w, int64_t offset) {
+  return (Matrix){w.f ? w.f + offset : NULL, w.q ? w.q + offset : NULL, w.s ? w.s + offset / GS : NULL};
+}
+
+static void open_model(Model* m, const char* path, int int8) {
   const int fd = open(path, O_RDONLY);
   if (fd < 0) die(path, strerror(errno));
   struct stat st;
@@ -119,6 +173,16 @@ static void open_model(Model* m, const char* path) {
   s->att = zeros((size_t)c->heads * c->seq_len), s->logits = zeros(c->vocab);
   s->key_cache = zeros((size_t)c->layers * c->seq_len * c->kv_dim);
   s->value_cache = zeros((size_t)c->layers * c->seq_len * c->kv_dim);
+  if (!int8) return;
+  if (c->dim % GS || c->hidden % GS) die(path, "--int8 needs dim and hidden_dim in whole groups of 32");
+  const int64_t d = c->dim, hd = c->hidden, l = c->layers, kv = c->kv_dim;
+  Weights* w = &m->w;
+  quantize_matrix(&w->wq, l * d, c->dim), quantize_matrix(&w->wk, l * kv, c->dim);
+  quantize_matrix(&w->wv, l * kv, c->dim), quantize_matrix(&w->wo, l * d, c->dim);
+  quantize_matrix(&w->w1, l * hd, c->dim), quantize_matrix(&w->w2, l * d, c->hidden);
+  quantize_matrix(&w->w3, l * hd, c->dim), quantize_matrix(&w->wcls, c->vocab, c->dim);
+  const size_t widest = (size_t)(c->hidden > c->dim ? c->hidden : c->dim); /* the longest input vector */
+  s->xq = allocate(widest), s->xs = zeros(widest / GS);
 }
 
 static void rmsnorm(float* out, const float* x, const float* weight, int n) {
@@ -135,13 +199,30 @@ static void softmax(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] /= sum;
 }
 
-/* out (d) = W (d rows of n) @ x (n): one row per iteration, the rows split across the threads. */
-static void matmul(float* out, const float* x, const float* w, int n, int d) {
+/* out (d) = W (d rows of n) @ x (n): one row per iteration, the rows split across the threads.
+ * int8 W: x quantised first, then per group the int32 dot of the int8 pairs times both scales. */
+static void matmul(State* s, float* out, const float* x, Matrix w, int n, int d) {
+  if (w.f) {
+#pragma omp parallel for
+    for (int i = 0; i < d; ++i) {
+      const float* row = w.f + (int64_t)i * n;
+      float sum = 0;
+      for (int j = 0; j < n; ++j) sum += row[j] * x[j];
+      out[i] = sum;
+    }
+    return;
+  }
+  quantize(s->xq, s->xs, x, n);
 #pragma omp parallel for
   for (int i = 0; i < d; ++i) {
-    const float* row = w + (int64_t)i * n;
+    const int8_t* row = w.q + (int64_t)i * n;
+    const float* scale = w.s + (int64_t)i * (n / GS);
     float sum = 0;
-    for (int j = 0; j < n; ++j) sum += row[j] * x[j];
+    for (int g = 0; g < n / GS; ++g) {
+      int32_t dot = 0;
+      for (int j = 0; j < GS; ++j) dot += (int32_t)row[g * GS + j] * (int32_t)s->xq[g * GS + j];
+      sum += (float)dot * scale[g] * s->xs[g];
+    }
     out[i] = sum;
   }
 }
@@ -202,22 +283,22 @@ static void forward(Model* m, int token, int pos) {
     rmsnorm(s->xb, s->x, w->rms_att + (int64_t)l * d, d);
     float* k = s->key_cache + ((int64_t)l * c->seq_len + pos) * kv;
     float* v = s->value_cache + ((int64_t)l * c->seq_len + pos) * kv;
-    matmul(s->q, s->xb, w->wq + (int64_t)l * d * d, d, d);
-    matmul(k, s->xb, w->wk + (int64_t)l * kv * d, d, kv);
-    matmul(v, s->xb, w->wv + (int64_t)l * kv * d, d, kv);
+    matmul(s, s->q, s->xb, at(w->wq, (int64_t)l * d * d), d, d);
+    matmul(s, k, s->xb, at(w->wk, (int64_t)l * kv * d), d, kv);
+    matmul(s, v, s->xb, at(w->wv, (int64_t)l * kv * d), d, kv);
     rope(s->q, k, c, pos);
     attention(m, l, pos);
-    matmul(s->xb2, s->xb, w->wo + (int64_t)l * d * d, d, d);
+    matmul(s, s->xb2, s->xb, at(w->wo, (int64_t)l * d * d), d, d);
     for (int i = 0; i < d; ++i) s->x[i] += s->xb2[i];
     rmsnorm(s->xb, s->x, w->rms_ffn + (int64_t)l * d, d);
-    matmul(s->hb, s->xb, w->w1 + (int64_t)l * hd * d, d, hd);
-    matmul(s->hb2, s->xb, w->w3 + (int64_t)l * hd * d, d, hd);
+    matmul(s, s->hb, s->xb, at(w->w1, (int64_t)l * hd * d), d, hd);
+    matmul(s, s->hb2, s->xb, at(w->w3, (int64_t)l * hd * d), d, hd);
     for (int i = 0; i < hd; ++i) s->hb[i] = s->hb[i] / (1.0f + expf(-s->hb[i])) * s->hb2[i]; /* SwiGLU */
-    matmul(s->xb, s->hb, w->w2 + (int64_t)l * d * hd, hd, d);
+    matmul(s, s->xb, s->hb, at(w->w2, (int64_t)l * d * hd), hd, d);
     for (int i = 0; i < d; ++i) s->x[i] += s->xb[i];
   }
   rmsnorm(s->x, s->x, w->rms_final, d);
-  matmul(s->logits, s->x, w->wcls, d, c->vocab);
+  matmul(s, s->logits, s->x, w->wcls, d, c->vocab);
 }
 
 static int argmax(const float* v, int n) {
@@ -234,14 +315,16 @@ static double now(void) {
 }
 
 int main(int argc, char** argv) {
+  const int int8 = argc > 1 && strcmp(argv[1], "--int8") == 0;
+  argc -= int8, argv += int8;
   char* end = NULL;
   const long steps = argc == 3 ? strtol(argv[2], &end, 10) : 0;
   if (argc != 3 || *end != '\0' || steps < 1) {
-    fprintf(stderr, "usage: c_decoder CHECKPOINT STEPS (STEPS >= 1 greedy steps after <s>)\n");
+    fprintf(stderr, "usage: c_decoder [--int8] CHECKPOINT STEPS (STEPS >= 1 greedy steps after <s>)\n");
     return 2;
   }
   Model m;
-  open_model(&m, argv[1]);
+  open_model(&m, argv[1], int8);
   if (steps + 1 > m.c.seq_len) die(argv[1], "STEPS + 1 tokens do not fit in the model's context (seq_len)");
   int* tokens = malloc(sizeof(int) * (size_t)(steps + 1));
   if (!tokens) die("c_decoder", "out of memory");

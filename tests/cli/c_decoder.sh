@@ -29,8 +29,9 @@ expect() {
   [ "$rc" -eq "$code" ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && printf '%s\n' "$out" | grep -Eq "$regex" ||
     { echo "expected exit $code and one line matching '$regex' from: $*"; printf 'got %s: %s\n' "$rc" "$out"; exit 1; }
 }
-expect 2 "^usage: c_decoder CHECKPOINT STEPS" "$c_decoder" "$dir/gqa.bin"
-expect 2 "^usage: c_decoder CHECKPOINT STEPS" "$c_decoder" "$dir/gqa.bin" 3x
+expect 2 "^usage: c_decoder \[--int8\] CHECKPOINT STEPS" "$c_decoder" "$dir/gqa.bin"
+expect 2 "^usage: c_decoder \[--int8\] CHECKPOINT STEPS" "$c_decoder" "$dir/gqa.bin" 3x
+expect 2 "^usage: c_decoder \[--int8\] CHECKPOINT STEPS" "$c_decoder" --int8 "$dir/gqa.bin"
 head -c 1000 "$dir/gqa.bin" > "$dir/cut.bin"
 expect 1 "cut.bin: its size does not match its header" "$c_decoder" "$dir/cut.bin" 4
 expect 1 "STEPS \+ 1 tokens do not fit" "$c_decoder" "$dir/gqa.bin" 64
