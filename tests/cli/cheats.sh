@@ -10,7 +10,8 @@ for kernel in "$cheats"/*.cpp; do
   want=$(sed -n 's|^// expect: *||p' "$kernel")
   # One "// expect-message:" line or more: the message must hold one of them (grep -F takes each
   # line as a pattern of its own). A thread left running is caught by whichever check sees its
-  # late writes first: the re-comparison after the reference, or the determinism re-run.
+  # late writes first: the re-comparison after the reference, the determinism re-run, or the
+  # held-out shape's check.
   want_message=$(sed -n 's|^// expect-message: *||p' "$kernel")
   json=$("$kforge" eval --task llm/rmsnorm --kernel "$kernel" --db "$db" --json 2>/dev/null)
   got=$(printf '%s\n' "$json" | sed -n 's|^  "status": "\(.*\)",|\1|p')
