@@ -95,6 +95,15 @@ Result<std::vector<std::pair<std::string, Candidate>>> tuned_kernels(const std::
 
 constexpr const char* kTwinName = "memops_twin.cpp";
 
+// A temporary folder for the twins, removed on every way out of main.
+struct TwinDir {
+  std::string path;
+  ~TwinDir() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove_all(path, ignored);
+  }
+};
+
 // `task` with its baseline replaced by its memory twin: bench/memops_twins.cpp under the entry line
 // of the task's kernels, written to `dir`.
 Result<Task> timed_against_twin(const Task& task, const std::string& entry, const std::string& dir) {
@@ -130,8 +139,9 @@ int main(int argc, char** argv) {
   }
   if (!probe.read || !probe.copy) return fail("the probe " + probe_binary->path + " does not load");
 
-  char twin_dir[] = "/tmp/kforge-memops-XXXXXX";
-  if (!mkdtemp(twin_dir)) return fail(std::string("mkdtemp: ") + std::strerror(errno));
+  std::string pattern = (std::filesystem::temp_directory_path() / "kforge-memops-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) return fail("mkdtemp: " + std::string(std::strerror(errno)));
+  const TwinDir twin_dir{pattern};
   std::vector<Row> rows;
   std::vector<Task> tasks;
   std::stringstream names(task_list);
@@ -153,7 +163,7 @@ int main(int argc, char** argv) {
       kernels.insert(kernels.end(), tuned->begin(), tuned->end());
     }
     if (kernels.empty()) return fail(task->id() + " has no cpu seed but the naive one");
-    auto timed = timed_against_twin(*task, kernels.front().second.entry, twin_dir);
+    auto timed = timed_against_twin(*task, kernels.front().second.entry, twin_dir.path);
     if (!timed) return fail(timed.error().message);
     auto evaluator = Evaluator::create(*timed, *host);
     if (!evaluator) return fail(evaluator.error().message);
@@ -164,10 +174,11 @@ int main(int argc, char** argv) {
       options.check_baseline = false;  // the twin moves the bytes without computing the op
       const EvalResult result = evaluator->evaluate(candidate, label, options);
       // A twin that does not build leaves the naive seed as the baseline: then there is no twin.
-      if (result.status == EvalStatus::ok && result.baseline.rfind(kTwinName, 0) != 0) return fail("the memory twin is not the baseline: " + result.baseline);
+      if (result.status == EvalStatus::ok && result.baseline.rfind(kTwinName, 0) != 0)
+        return fail("the memory twin is not the baseline: " + result.baseline);
       for (const auto& shape : result.shapes)
-        if (shape.bench && shape.timing) rows.push_back({name, label, shape.dims, shape.timing->median_us, shape.timing->min_us,
-                          shape.speedup, ""});
+        if (shape.bench && shape.timing)
+          rows.push_back({name, label, shape.dims, shape.timing->median_us, shape.timing->min_us, shape.speedup, ""});
       if (result.status != EvalStatus::ok)
         rows.push_back({name, label, {}, 0, 0, 0, to_string(result.status) + ": " + result.message});
     }
@@ -203,6 +214,5 @@ int main(int argc, char** argv) {
                 largest ? fmt::format("{:.1f}%", 100 * row.of_twin).c_str() : "",
                 smallest ? fmt::format("{:.2f}", std::max(0.0, row.median_us - roof_us)).c_str() : "");
   }
-  std::filesystem::remove_all(twin_dir);
   return 0;
 }
