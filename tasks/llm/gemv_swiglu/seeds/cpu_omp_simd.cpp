@@ -1,12 +1,14 @@
 // @kforge entry: gemv_swiglu_f32
-// @kforge about: ROWS rows of W1 and the same ROWS of W3 per step share each load of x (2*ROWS vector accumulators, masked K tail); row blocks across OpenMP threads; silu of each block's outputs with a polynomial exp
+// @kforge about: ROWS rows of W1 and the same ROWS of W3 per step share each load of x (2*ROWS vector accumulators, masked K tail); row blocks across OpenMP threads; silu of each block's outputs with a polynomial exp; with SPREAD each thread cuts its rows into ROWS parts read side by side, long sequential streams
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: ROWS=4 in {1,2,4,8}
+// @kforge param: SPREAD=1 in {0,1}
 // @kforge param: PAR_THRESHOLD=65536 in {16384,65536,262144,1048576}
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
+#include <omp.h>
 
 // VEC=16 takes AVX-512 where the compiler targets it; otherwise (or with VEC=8) AVX2 + FMA;
 // otherwise a scalar `omp simd` loop, so the file is correct on any x86-64 and a search can pick
@@ -51,11 +53,13 @@ static inline float hsum(__m256 v) {
 }
 #endif
 
-// Outputs y[0..R) from rows 0..R of w1 and w3 (each row K floats). R is a template argument so the
-// 2R accumulators live in registers (16 of 32 zmm at R = 4 with AVX-512; at R = 8 AVX2's 16 ymm spill).
+// Outputs y[r * step] for r in [0, R) from the rows r * step of w1 and w3 (each row K floats). R is a
+// template argument so the 2R accumulators live in registers (16 of 32 zmm at R = 4 with AVX-512; at
+// R = 8 AVX2's 16 ymm spill).
 template <int R>
 static inline void rows_block(const float* __restrict w1, const float* __restrict w3, const float* __restrict x,
-                              float* __restrict y, int K) {
+                              float* __restrict y, int K, long step = 1) {
+  const long stride = step * K;
   float g[R], u[R];
 #if SIMD_WIDTH == 16
   __m512 ag[R], au[R];
@@ -64,16 +68,16 @@ static inline void rows_block(const float* __restrict w1, const float* __restric
   for (; k + 16 <= K; k += 16) {
     const __m512 xv = _mm512_loadu_ps(x + k);
     for (int r = 0; r < R; ++r) {
-      ag[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + (long)r * K + k), xv, ag[r]);
-      au[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + (long)r * K + k), xv, au[r]);
+      ag[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + r * stride + k), xv, ag[r]);
+      au[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + r * stride + k), xv, au[r]);
     }
   }
   if (k < K) {  // the last K % 16: masked loads read nothing past the row and cannot fault
     const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
     const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
     for (int r = 0; r < R; ++r) {
-      ag[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w1 + (long)r * K + k), xv, ag[r]);
-      au[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w3 + (long)r * K + k), xv, au[r]);
+      ag[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w1 + r * stride + k), xv, ag[r]);
+      au[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w3 + r * stride + k), xv, au[r]);
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -87,16 +91,16 @@ static inline void rows_block(const float* __restrict w1, const float* __restric
   for (; k + 8 <= K; k += 8) {
     const __m256 xv = _mm256_loadu_ps(x + k);
     for (int r = 0; r < R; ++r) {
-      ag[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + (long)r * K + k), xv, ag[r]);
-      au[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + (long)r * K + k), xv, au[r]);
+      ag[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + r * stride + k), xv, ag[r]);
+      au[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + r * stride + k), xv, au[r]);
     }
   }
   if (k < K) {  // the last K % 8: lanes j < K - k on, masked-off lanes are not read
     const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(K - k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     const __m256 xv = _mm256_maskload_ps(x + k, m);
     for (int r = 0; r < R; ++r) {
-      ag[r] = _mm256_fmadd_ps(_mm256_maskload_ps(w1 + (long)r * K + k, m), xv, ag[r]);
-      au[r] = _mm256_fmadd_ps(_mm256_maskload_ps(w3 + (long)r * K + k, m), xv, au[r]);
+      ag[r] = _mm256_fmadd_ps(_mm256_maskload_ps(w1 + r * stride + k, m), xv, ag[r]);
+      au[r] = _mm256_fmadd_ps(_mm256_maskload_ps(w3 + r * stride + k, m), xv, au[r]);
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -108,12 +112,12 @@ static inline void rows_block(const float* __restrict w1, const float* __restric
 #pragma omp simd reduction(+ : g[:R], u[:R])
   for (int k = 0; k < K; ++k)
     for (int r = 0; r < R; ++r) {
-      g[r] += w1[(long)r * K + k] * x[k];
-      u[r] += w3[(long)r * K + k] * x[k];
+      g[r] += w1[r * stride + k] * x[k];
+      u[r] += w3[r * stride + k] * x[k];
     }
 #endif
 #pragma omp simd
-  for (int r = 0; r < R; ++r) y[r] = g[r] / (1.0f + exp_clamped(-g[r])) * u[r];
+  for (int r = 0; r < R; ++r) y[r * step] = g[r] / (1.0f + exp_clamped(-g[r])) * u[r];
 }
 
 static void rows_range(const float* W1, const float* W3, const float* x, float* y, int N, int K) {
@@ -128,6 +132,18 @@ extern "C" void gemv_swiglu_f32(const float* W1, const float* W3, const float* x
     rows_range(W1, W3, x, y, N, K);
     return;
   }
+#if SPREAD
+  // Each thread's rows cut in ROWS parts, row j of every part done together: 2 * ROWS long
+  // sequential streams (W1's and W3's) for the whole call, not 2 * ROWS one-row streams per block.
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const long n0 = (long)N * t / nt, n1 = (long)N * (t + 1) / nt, part = (n1 - n0) / ROWS;
+    for (long j = 0; j < part; ++j) rows_block<ROWS>(W1 + (n0 + j) * K, W3 + (n0 + j) * K, x, y + n0 + j, K, part);
+    for (long n = n0 + part * ROWS; n < n1; ++n) rows_block<1>(W1 + n * K, W3 + n * K, x, y + n, K);
+  }
+  return;
+#endif
   const int blocks = N / ROWS, full = blocks * ROWS;
   // One parallel region for the whole FFN half (the unfused path has three): contiguous runs of
   // row blocks per thread, so each thread streams one stretch of W1 and the same stretch of W3.
