@@ -2,9 +2,12 @@
 // 12 heads, 12 kv heads, hidden 2048, vocab 32000) against physics and against the baseline
 // kernels, with f32 weights and with Q8_0 weights, in one run:
 //   - the memory roofline: the bytes a decode step must read (every projection and the
-//     classifier, in the weights' format, plus the KV cache) over the read bandwidth that the
-//     evaluator's probe measures in this run, on a buffer of that size (compiled like a candidate,
-//     every core; the best of one probe per round); decode tokens/s as a % of it;
+//     classifier, in the weights' format, plus the KV cache) over the read bandwidth of this
+//     machine; decode tokens/s as a % of it. Each decode run is set against its own read: right
+//     after it, the evaluator's probe (compiled like a candidate, every core) reads a buffer of a
+//     step's bytes once per step, in one timed go. This VM's bandwidth moves by a third within
+//     minutes, so a run against the best read of the bench says more about the neighbours' load
+//     than about the decoder; the % printed is the median of the runs' own shares;
 //   - prefill: tokens/s of one 64-token prompt chunk, and its ratio to decode;
 //   - the decoder's own overhead: kernel calls per token, and the time per token spent outside
 //     the kernels (profiled pass: wall time less the kernels' time);
@@ -28,6 +31,7 @@
 // ~100 kernel calls per token that spinning takes the cores the other calls need.
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -184,10 +188,13 @@ void print_ops(const Timed& t) {
                 100 * op.seconds / total);
 }
 
-std::string list(const std::vector<double>& v) {
+std::string list(const std::vector<double>& v, const char* format = "%.2f") {
   std::string out;
   char buffer[32];
-  for (double x : v) std::snprintf(buffer, sizeof buffer, "%s%.2f", out.empty() ? "" : ", ", x), out += buffer;
+  for (double x : v) {
+    std::snprintf(buffer, sizeof buffer, format, x);
+    out += (out.empty() ? "" : ", ") + std::string(buffer);
+  }
   return out;
 }
 
@@ -196,22 +203,32 @@ struct Library {
   KernelLibrary* library;
   std::optional<Timed> best;
   std::vector<double> decode_runs;
+  std::vector<double> shares;  // each run's tokens/s over the roofline read right after it
 };
 
-// The C decoder's fastest run against its roofline (`bytes` per token at `bandwidth`), kforge's
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::string percents(const std::vector<double>& shares) {
+  std::vector<double> p;
+  for (double s : shares) p.push_back(100 * s);
+  return list(p, "%.0f%%");
+}
+
+// The C decoder's fastest run and its runs' shares of their rooflines (`bytes` per token), kforge's
 // libraries as a ratio to it, and whether their greedy tokens are its tokens.
-void print_c_decoder(const CRun& c, bool int8, const std::vector<double>& runs, const std::vector<Library>& libraries,
-                     double bytes, double bandwidth, int steps) {
+void print_c_decoder(const CRun& c, bool int8, const Library& runs, const std::vector<Library>& libraries,
+                     double bytes, int steps) {
   std::printf(
       "hand-written C decoder (bench/c_decoder.c%s: scalar loops, OpenMP over rows; -Ofast -march=native "
       "-fopenmp)%s:\n",
       int8 ? " --int8" : "", int8 ? "; int8 weights and activations, an f32 scale per 32" : "");
-  const double roofline = bandwidth / bytes;
-  if (int8)
-    std::printf("  its memory roofline: %.1f MB read per token (36 bytes per 32 weights) = %.1f tokens/s\n",
-                bytes / 1e6, roofline);
-  std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s)\n", c.decode_tokens_per_s,
-              100 * c.decode_tokens_per_s / roofline, steps, list(runs).c_str());
+  if (int8) std::printf("  its memory roofline: %.1f MB read per token (36 bytes per 32 weights)\n", bytes / 1e6);
+  std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s; their shares: %s)\n",
+              c.decode_tokens_per_s, 100 * median(runs.shares), steps, list(runs.decode_runs).c_str(),
+              percents(runs.shares).c_str());
   for (const auto& lib : libraries)
     std::printf("%s / C decoder (fastest runs): decode %.2fx; greedy tokens %s\n", lib.name.c_str(),
                 lib.best->decode_tokens_per_s / c.decode_tokens_per_s,
@@ -243,13 +260,14 @@ int main(int argc, char** argv) {
     }
   }
 
-  // This machine's read bandwidth: the evaluator's probe (compiled like a candidate), called here
-  // on a buffer the size of what a decode step reads, on every core.
+  // This machine's read bandwidth: the evaluator's probe (compiled like a candidate), called after
+  // each run on a buffer the size of what a decode step reads, once per step, on every core.
   auto host = make_host_backend();
   auto probe = compile_probe(*host);
   if (!probe) return fail(probe.error().message);
   void* probe_library = dlopen(probe->path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  auto probe_read = probe_library ? reinterpret_cast<double (*)(long, int)>(dlsym(probe_library, "kforge_probe_read"))
+  auto probe_read = probe_library ? reinterpret_cast<double (*)(long, int, long)>(
+                                        dlsym(probe_library, "kforge_probe_read_passes"))
                                   : nullptr;
   if (!probe_read) return fail("the bandwidth probe " + probe->path + " does not load: " + dlerror());
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -277,41 +295,48 @@ int main(int argc, char** argv) {
     std::printf("\n== %s weights: %s, %.1fM parameters\n", name.c_str(), c.describe().c_str(),
                 static_cast<double>(c.parameters()) / 1e6);
 
-    std::vector<Library> libraries = {{"baseline kernels", &*baseline, {}, {}}};
-    if (tuned) libraries.push_back({"tuned library " + db, &*tuned, {}, {}});
-    // The bandwidth too is measured at every round and its best kept, as the decode runs are: the
-    // roofline is the most this machine was seen to read while the model ran.
+    std::vector<Library> libraries = {{"baseline kernels", &*baseline, {}, {}, {}}};
+    if (tuned) libraries.push_back({"tuned library " + db, &*tuned, {}, {}, {}});
     // Q8_0: 34 bytes per 32 weights (an f16 scale); the C decoder's int8: 36 (an f32 scale).
     const bool q8 = format == LlamaWeightFormat::q8_0;
     const double bytes = bytes_per_token(c, q8 ? q8_0_bytes(1, 32) / 32.0 : 4, steps / 2);
     const double c_bytes = bytes_per_token(c, q8 ? (32 + 4) / 32.0 : 4, steps / 2);
-    double bandwidth = 0;
+    // The roofline of the run just done: the machine's rate reading a step's bytes `steps` times.
+    std::vector<double> reads;
+    auto share = [&](double tokens_per_s, double step_bytes) {
+      const double rate = probe_read(static_cast<long>(step_bytes), threads, steps);
+      reads.push_back(rate);
+      return tokens_per_s * step_bytes / rate;
+    };
     std::optional<CRun> c_best;
-    std::vector<double> c_runs;
+    Library c_runs{"C decoder", nullptr, {}, {}, {}};
     for (int r = 0; r < repeat; ++r) {
-      bandwidth = std::max(bandwidth, probe_read(static_cast<long>(bytes), threads));
       for (auto& lib : libraries) {
         if (r == 0)  // warm-up: compiles and resolves every kernel
           if (auto warm = run(*model, *lib.library, 2); !warm) return fail(warm.error().message);
         auto t = run(*model, *lib.library, steps);
         if (!t) return fail(t.error().message);
         lib.decode_runs.push_back(t->decode_tokens_per_s);
+        lib.shares.push_back(share(t->decode_tokens_per_s, bytes));
         if (!lib.best || t->decode_tokens_per_s > lib.best->decode_tokens_per_s) lib.best = std::move(*t);
       }
       auto c_run = run_c_decoder(model_path, steps, q8);
       if (!c_run) return fail(c_run.error().message);
-      c_runs.push_back(c_run->decode_tokens_per_s);
+      c_runs.decode_runs.push_back(c_run->decode_tokens_per_s);
+      c_runs.shares.push_back(share(c_run->decode_tokens_per_s, c_bytes));
       if (!c_best || c_run->decode_tokens_per_s > c_best->decode_tokens_per_s) c_best = std::move(*c_run);
     }
-    const double roofline = bandwidth / bytes;
-    std::printf("memory roofline: %.1f MB read per token / %.1f GB/s read bandwidth (the best of %d probes "
-                "between the runs) = %.1f tokens/s\n",
-                bytes / 1e6, bandwidth / 1e9, repeat, roofline);
+    std::vector<double> gb_per_s;
+    for (double rate : reads) gb_per_s.push_back(rate / 1e9);
+    std::printf("memory roofline: %.1f MB read per token; this machine read %s GB/s right after each run (median "
+                "%.1f GB/s = %.1f tokens/s)\n",
+                bytes / 1e6, list(gb_per_s, "%.1f").c_str(), median(reads) / 1e9, median(reads) / bytes);
     for (const auto& lib : libraries) {
       const Timed& t = *lib.best;
       std::printf("%s:\n", lib.name.c_str());
-      std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s)\n",
-                  t.decode_tokens_per_s, 100 * t.decode_tokens_per_s / roofline, steps, list(lib.decode_runs).c_str());
+      std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s; their shares: %s)\n",
+                  t.decode_tokens_per_s, 100 * median(lib.shares), steps, list(lib.decode_runs).c_str(),
+                  percents(lib.shares).c_str());
       std::printf("  prefill %7.2f tokens/s  (one %d-token chunk)  %.2fx decode\n", t.prefill_tokens_per_s, kChunk,
                   t.prefill_tokens_per_s / t.decode_tokens_per_s);
       std::printf("  per token: %.0f kernel calls, %.2f ms in kernels, %.3f ms outside them (profiled pass)\n",
@@ -329,7 +354,7 @@ int main(int argc, char** argv) {
       std::printf("tuned / baseline (fastest runs): decode %.2fx, prefill %.2fx\n",
                   t.decode_tokens_per_s / b.decode_tokens_per_s, t.prefill_tokens_per_s / b.prefill_tokens_per_s);
     }
-    print_c_decoder(*c_best, q8, c_runs, libraries, c_bytes, bandwidth, steps);
+    print_c_decoder(*c_best, q8, c_runs, libraries, c_bytes, steps);
     decode_by_format.push_back(libraries.back().best->decode_tokens_per_s);
   }
   if (decode_by_format.size() == 2)

@@ -268,7 +268,8 @@ struct MachineLimits {
 };
 
 // The probe, compiled like a candidate: kforge_probe_read(bytes, threads) and
-// kforge_probe_copy(bytes, threads) in bytes/s, kforge_probe_fma(threads) in FLOP/s.
+// kforge_probe_copy(bytes, threads) in bytes/s (the best of several), kforge_probe_fma(threads) in
+// FLOP/s, and kforge_probe_read_passes(bytes, threads, passes) in bytes/s (one timed read).
 Result<Binary> compile_probe(const Backend& host);
 // The buffer size the probe measures memory on (at least 4x the last-level cache).
 long memory_probe_bytes();
