@@ -229,10 +229,14 @@ void print_c_decoder(const CRun& c, bool int8, const Library& runs, const std::v
   std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s; their shares: %s)\n",
               c.decode_tokens_per_s, 100 * median(runs.shares), steps, list(runs.decode_runs).c_str(),
               percents(runs.shares).c_str());
-  for (const auto& lib : libraries)
-    std::printf("%s / C decoder (fastest runs): decode %.2fx; greedy tokens %s\n", lib.name.c_str(),
-                lib.best->decode_tokens_per_s / c.decode_tokens_per_s,
-                compare_tokens(lib.best->tokens, c.tokens).c_str());
+  for (const auto& lib : libraries) {
+    std::vector<double> rounds;  // the library's run over the C decoder's, round by round
+    for (size_t r = 0; r < lib.decode_runs.size() && r < runs.decode_runs.size(); ++r)
+      rounds.push_back(lib.decode_runs[r] / runs.decode_runs[r]);
+    std::printf("%s / C decoder: decode %.2fx (fastest runs), %.2fx (the median round; rounds: %s); greedy tokens %s\n",
+                lib.name.c_str(), lib.best->decode_tokens_per_s / c.decode_tokens_per_s, median(rounds),
+                list(rounds).c_str(), compare_tokens(lib.best->tokens, c.tokens).c_str());
+  }
 }
 
 }  // namespace
