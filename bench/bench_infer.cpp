@@ -198,41 +198,44 @@ std::string list(const std::vector<double>& v, const char* format = "%.2f") {
   return out;
 }
 
-struct Library {
-  std::string name;
-  KernelLibrary* library;
-  std::optional<Timed> best;
-  std::vector<double> decode_runs;
-  std::vector<double> shares;  // each run's tokens/s over the roofline read right after it
-};
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-std::string percents(const std::vector<double>& shares) {
-  std::vector<double> p;
-  for (double s : shares) p.push_back(100 * s);
-  return list(p, "%.0f%%");
-}
+// A decoder's timed runs: tokens/s, and each run's share of the roofline read right after it.
+struct Runs {
+  std::vector<double> tokens_per_s, shares;
+  // "% of the memory roofline (steps; runs; shares)" after the fastest run's tokens/s.
+  void print(double fastest, int steps) const {
+    std::vector<double> percent;
+    for (double share : shares) percent.push_back(100 * share);
+    std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s; their shares: %s)\n",
+                fastest, 100 * median(shares), steps, list(tokens_per_s).c_str(), list(percent, "%.0f%%").c_str());
+  }
+};
+
+struct Library {
+  std::string name;
+  KernelLibrary* library;
+  std::optional<Timed> best;
+  Runs runs;
+};
 
 // The C decoder's fastest run and its runs' shares of their rooflines (`bytes` per token), kforge's
 // libraries as a ratio to it, and whether their greedy tokens are its tokens.
-void print_c_decoder(const CRun& c, bool int8, const Library& runs, const std::vector<Library>& libraries,
+void print_c_decoder(const CRun& c, bool int8, const Runs& runs, const std::vector<Library>& libraries,
                      double bytes, int steps) {
   std::printf(
       "hand-written C decoder (bench/c_decoder.c%s: scalar loops, OpenMP over rows; -Ofast -march=native "
       "-fopenmp)%s:\n",
       int8 ? " --int8" : "", int8 ? "; int8 weights and activations, an f32 scale per 32" : "");
   if (int8) std::printf("  its memory roofline: %.1f MB read per token (36 bytes per 32 weights)\n", bytes / 1e6);
-  std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s; their shares: %s)\n",
-              c.decode_tokens_per_s, 100 * median(runs.shares), steps, list(runs.decode_runs).c_str(),
-              percents(runs.shares).c_str());
+  runs.print(c.decode_tokens_per_s, steps);
   for (const auto& lib : libraries) {
     std::vector<double> rounds;  // the library's run over the C decoder's, round by round
-    for (size_t r = 0; r < lib.decode_runs.size() && r < runs.decode_runs.size(); ++r)
-      rounds.push_back(lib.decode_runs[r] / runs.decode_runs[r]);
+    for (size_t r = 0; r < lib.runs.tokens_per_s.size() && r < runs.tokens_per_s.size(); ++r)
+      rounds.push_back(lib.runs.tokens_per_s[r] / runs.tokens_per_s[r]);
     std::printf("%s / C decoder: decode %.2fx (fastest runs), %.2fx (the median round; rounds: %s); greedy tokens %s\n",
                 lib.name.c_str(), lib.best->decode_tokens_per_s / c.decode_tokens_per_s, median(rounds),
                 list(rounds).c_str(), compare_tokens(lib.best->tokens, c.tokens).c_str());
@@ -299,8 +302,8 @@ int main(int argc, char** argv) {
     std::printf("\n== %s weights: %s, %.1fM parameters\n", name.c_str(), c.describe().c_str(),
                 static_cast<double>(c.parameters()) / 1e6);
 
-    std::vector<Library> libraries = {{"baseline kernels", &*baseline, {}, {}, {}}};
-    if (tuned) libraries.push_back({"tuned library " + db, &*tuned, {}, {}, {}});
+    std::vector<Library> libraries = {{"baseline kernels", &*baseline, {}, {}}};
+    if (tuned) libraries.push_back({"tuned library " + db, &*tuned, {}, {}});
     // Q8_0: 34 bytes per 32 weights (an f16 scale); the C decoder's int8: 36 (an f32 scale).
     const bool q8 = format == LlamaWeightFormat::q8_0;
     const double bytes = bytes_per_token(c, q8 ? q8_0_bytes(1, 32) / 32.0 : 4, steps / 2);
@@ -313,20 +316,20 @@ int main(int argc, char** argv) {
       return tokens_per_s * step_bytes / rate;
     };
     std::optional<CRun> c_best;
-    Library c_runs{"C decoder", nullptr, {}, {}, {}};
+    Runs c_runs;
     for (int r = 0; r < repeat; ++r) {
       for (auto& lib : libraries) {
         if (r == 0)  // warm-up: compiles and resolves every kernel
           if (auto warm = run(*model, *lib.library, 2); !warm) return fail(warm.error().message);
         auto t = run(*model, *lib.library, steps);
         if (!t) return fail(t.error().message);
-        lib.decode_runs.push_back(t->decode_tokens_per_s);
-        lib.shares.push_back(share(t->decode_tokens_per_s, bytes));
+        lib.runs.tokens_per_s.push_back(t->decode_tokens_per_s);
+        lib.runs.shares.push_back(share(t->decode_tokens_per_s, bytes));
         if (!lib.best || t->decode_tokens_per_s > lib.best->decode_tokens_per_s) lib.best = std::move(*t);
       }
       auto c_run = run_c_decoder(model_path, steps, q8);
       if (!c_run) return fail(c_run.error().message);
-      c_runs.decode_runs.push_back(c_run->decode_tokens_per_s);
+      c_runs.tokens_per_s.push_back(c_run->decode_tokens_per_s);
       c_runs.shares.push_back(share(c_run->decode_tokens_per_s, c_bytes));
       if (!c_best || c_run->decode_tokens_per_s > c_best->decode_tokens_per_s) c_best = std::move(*c_run);
     }
@@ -338,9 +341,7 @@ int main(int argc, char** argv) {
     for (const auto& lib : libraries) {
       const Timed& t = *lib.best;
       std::printf("%s:\n", lib.name.c_str());
-      std::printf("  decode  %7.2f tokens/s  %5.1f%% of the memory roofline  (%d steps; runs: %s; their shares: %s)\n",
-                  t.decode_tokens_per_s, 100 * median(lib.shares), steps, list(lib.decode_runs).c_str(),
-                  percents(lib.shares).c_str());
+      lib.runs.print(t.decode_tokens_per_s, steps);
       std::printf("  prefill %7.2f tokens/s  (one %d-token chunk)  %.2fx decode\n", t.prefill_tokens_per_s, kChunk,
                   t.prefill_tokens_per_s / t.decode_tokens_per_s);
       std::printf("  per token: %.0f kernel calls, %.2f ms in kernels, %.3f ms outside them (profiled pass)\n",

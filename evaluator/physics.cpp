@@ -35,6 +35,14 @@ double seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// n floats, 64-byte aligned, written (so their pages are in) by every core. free() them.
+float* filled(long n) {
+  float* data = static_cast<float*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64));
+  #pragma omp parallel for
+  for (long i = 0; i < n; ++i) data[i] = 1.0f + (i & 7);
+  return data;
+}
+
 // The sum of data[0, n) on `threads` threads, each reading its share as kStreams interleaved
 // streams: the hardware prefetchers keep more lines in flight for several streams than for one
 // (on the AMD EPYC VM 25-30% more from memory with 8 than with 1), and a gemv reads several rows
@@ -63,9 +71,7 @@ float read_sum(const float* data, long n, int threads) {
 // Bytes per second reading `bytes` of hot memory with `threads` threads.
 extern "C" double kforge_probe_read(long bytes, int threads) {
   const long n = bytes / 4;
-  float* data = static_cast<float*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64));
-  #pragma omp parallel for
-  for (long i = 0; i < n; ++i) data[i] = 1.0f + (i & 7);
+  float* data = filled(n);
   double best = 0, start = seconds();
   volatile float sink = 0;
   for (int rep = 0; rep < 1000 && (rep < 5 || seconds() - start < 0.05); ++rep) {
@@ -86,9 +92,7 @@ extern "C" double kforge_probe_read(long bytes, int threads) {
 // about its length that reads as many bytes, timed right next to it (bench_infer's decode runs).
 extern "C" double kforge_probe_read_passes(long bytes, int threads, long passes) {
   const long n = bytes / 4;
-  float* data = static_cast<float*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64));
-  #pragma omp parallel for num_threads(threads)
-  for (long i = 0; i < n; ++i) data[i] = 1.0f + (i & 7);
+  float* data = filled(n);
   volatile float sink = 0;
   double t0 = 0;
   for (long p = -1; p < passes; ++p) {

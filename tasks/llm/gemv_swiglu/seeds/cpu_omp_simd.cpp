@@ -142,8 +142,7 @@ extern "C" void gemv_swiglu_f32(const float* W1, const float* W3, const float* x
     for (long j = 0; j < part; ++j) rows_block<ROWS>(W1 + (n0 + j) * K, W3 + (n0 + j) * K, x, y + n0 + j, K, part);
     for (long n = n0 + part * ROWS; n < n1; ++n) rows_block<1>(W1 + n * K, W3 + n * K, x, y + n, K);
   }
-  return;
-#endif
+#else
   const int blocks = N / ROWS, full = blocks * ROWS;
   // One parallel region for the whole FFN half (the unfused path has three): contiguous runs of
   // row blocks per thread, so each thread streams one stretch of W1 and the same stretch of W3.
@@ -155,4 +154,5 @@ extern "C" void gemv_swiglu_f32(const float* W1, const float* W3, const float* x
 #pragma omp for schedule(static)
     for (int n = full; n < N; ++n) rows_block<1>(W1 + (long)n * K, W3 + (long)n * K, x, y + n, K);
   }
+#endif
 }
