@@ -1,10 +1,12 @@
 // @kforge entry: gemv_q8_0_q8
-// @kforge about: x quantized once per call (SIMD, bit-exact roundf); per block an int8 x int8 dot in int32 (VNNI dpbusd, else AVX2 maddubs + madd; |qx| precomputed, its sign moved onto w), times d_w * d_x into f32 lanes; ROWS rows share each block of x, each row with 4 / ROWS independent accumulators; VEC=16 packs two blocks per zmm; rows across OpenMP threads
+// @kforge about: x quantized once per call (SIMD, bit-exact roundf); per block an int8 x int8 dot in int32 (VNNI dpbusd, else AVX2 maddubs + madd; |qx| precomputed, its sign moved onto w), times d_w * d_x into f32 lanes; ROWS rows share each block of x, each row with 4 / ROWS independent accumulators; VEC=16 packs two blocks per zmm; rows across OpenMP threads, with SPREAD each thread's range cut into ROWS parts read side by side (ROWS long sequential streams, not ROWS adjacent rows)
 // @kforge param: VEC=16 in {8,16}
-// @kforge param: ROWS=1 in {1,2,4,8}
-// @kforge param: PF=0 in {0,8,16,32}
+// @kforge param: ROWS=8 in {1,2,4,8}
+// @kforge param: PF=8 in {0,8,16,32}
+// @kforge param: SPREAD=1 in {0,1}
 // @kforge param: PAR_THRESHOLD=65536 in {65536,262144,1048576,1073741824}
 #include <immintrin.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
@@ -130,13 +132,13 @@ static inline float hsum8(__m256 v) {
 #define TWO_BLOCKS_PER_ZMM 1
 #endif
 
-// R rows n0 .. n0 + R - 1 of y. Each row keeps C independent accumulators (blocks taken in turn),
-// so that with few rows the FMA latency does not serialize the blocks.
+// R rows n0, n0 + stride, ..., n0 + (R - 1) * stride of y. Each row keeps C independent accumulators
+// (blocks taken in turn), so that with few rows the FMA latency does not serialize the blocks.
 template <int R>
-static inline void rows_dot(const block_q8_0* W, const QuantizedX& xq, int n0, int blocks, float* y) {
+static inline void rows_dot(const block_q8_0* W, const QuantizedX& xq, int n0, int blocks, float* y, int stride = 1) {
   constexpr int C = R >= 4 ? 1 : 4 / R;
   const block_q8_0* row[R];
-  for (int r = 0; r < R; ++r) row[r] = W + (long)(n0 + r) * blocks;
+  for (int r = 0; r < R; ++r) row[r] = W + (long)(n0 + r * stride) * blocks;
   const uint8_t* abs_q = xq.abs_q.data();
   const int8_t* q = xq.q.data();
   const float* dx = xq.d.data();
@@ -190,7 +192,7 @@ static inline void rows_dot(const block_q8_0* W, const QuantizedX& xq, int n0, i
     for (int c = 1; c < C; ++c) acc16[r][0] = _mm512_add_ps(acc16[r][0], acc16[r][c]);
     acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_add_ps(_mm512_castps512_ps256(acc16[r][0]), _mm512_extractf32x8_ps(acc16[r][0], 1)));
 #endif
-    y[n0 + r] = hsum8(acc[r][0]);
+    y[n0 + r * stride] = hsum8(acc[r][0]);
   }
 #else
   for (int r = 0; r < R; ++r) {
@@ -200,7 +202,7 @@ static inline void rows_dot(const block_q8_0* W, const QuantizedX& xq, int n0, i
       for (int j = 0; j < 32; ++j) dot += row[r][b].qs[j] * q[32 * b + j];
       sum += half_to_float(row[r][b].d) * dx[b] * float(dot);
     }
-    y[n0 + r] = sum;
+    y[n0 + r * stride] = sum;
   }
 #endif
 }
@@ -210,8 +212,21 @@ extern "C" void gemv_q8_0_q8(const void* W, const float* x, float* y, int N, int
   quantize_x(x, K, mine);  // K values: a few hundred ns, against N * K / 32 blocks of W
   const QuantizedX& xq = mine;  // the caller's copy: inside the parallel region 'mine' is each thread's own
   const block_q8_0* blocks = static_cast<const block_q8_0*>(W);
-  const int per_row = K / 32, full = N / ROWS * ROWS;
+  const int per_row = K / 32;
+#if SPREAD
+  // Each thread's rows [n0, n1) cut in ROWS equal parts, row j of every part done together: each
+  // part is one sequential stream for the whole call, so the prefetchers ramp up once per call.
+#pragma omp parallel if ((long)N * K >= PAR_THRESHOLD)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt), part = (n1 - n0) / ROWS;
+    for (int j = 0; j < part; ++j) rows_dot<ROWS>(blocks, xq, n0 + j, per_row, y, part);
+    for (int n = n0 + part * ROWS; n < n1; ++n) rows_dot<1>(blocks, xq, n, per_row, y);
+  }
+#else
+  const int full = N / ROWS * ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * K >= PAR_THRESHOLD)
   for (int n0 = 0; n0 < full; n0 += ROWS) rows_dot<ROWS>(blocks, xq, n0, per_row, y);
   for (int n = full; n < N; ++n) rows_dot<1>(blocks, xq, n, per_row, y);
+#endif
 }
