@@ -1,5 +1,5 @@
 // @kforge entry: softmax_f32
-// @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp in base 2 (degree EXP_DEGREE) + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more y is written once with non-temporal stores, the exps kept in a per-thread scratch row in cache or (RECOMPUTE) computed again as y streams out; with PREFETCH_NEXT each thread takes a contiguous block of rows and prefetches its next row while it computes the exps of the current one
+// @kforge about: explicit AVX-512/AVX2 (VEC) max, polynomial exp in base 2 (degree EXP_DEGREE) + sum, scale passes with UNROLL accumulators; rows in dynamic chunks across OpenMP threads (a row split across threads when there are fewer rows than threads) above PAR_THRESHOLD; for a y of NT_MIN_BYTES or more y is written once with non-temporal stores, the exps kept in a per-thread scratch row in cache or (RECOMPUTE) computed again as y streams out; with PREFETCH_NEXT each thread takes a contiguous block of rows and prefetches its next row while it computes the exps of the current one; with PIPELINE (NT rows, whole vectors) one loop streams out y of a thread's row m while it takes the exps of row m + 1, block by block, kept as f16 (relative error 2^-11, 10x inside the task's rtol) in one scratch row
 // @kforge param: VEC=16 in {8,16}
 // @kforge param: UNROLL=4 in {1,2,4}
 // @kforge param: PAR_THRESHOLD=65536 in {65536,262144,1048576,4194304,2147483647}
@@ -8,6 +8,7 @@
 // @kforge param: PREFETCH_NEXT=1 in {0,1}
 // @kforge param: RECOMPUTE=1 in {0,1}
 // @kforge param: EXP_DEGREE=4 in {3,4}
+// @kforge param: PIPELINE=1 in {0,1}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdlib>
@@ -205,6 +206,93 @@ static void softmax_row(const float* x, float* y, float* scratch, long N, const 
   scale<NT, false>(e, y, 0, N, 0.0f, 1.0f / sum);
 }
 
+// PIPELINE. A core reads or streams out at most ~14 GB/s here, and a copy reaches 28 only by doing
+// both at once; the passes above write y only in their last pass, so a core's writes wait while it
+// takes the max and the sum (about 71% of the copy by that count). Here one loop writes y of row m
+// while it reads row m + 1, block by block: the exps of row m + 1 are taken against each block's own
+// max and kept as f16 in one scratch row (half the bytes of x, so it stays in L2 beside the rows
+// streaming through), each block's max one block ahead of its exps and the block after that
+// prefetched; at the end of the row the block maxima and sums give every block's factor
+// exp(block max - row max) / row sum, by which row m + 1's y is scaled as the next row streams in.
+#if W > 1 && defined(__F16C__)
+#define PIPELINE_PATH PIPELINE
+constexpr long kBlock = 256;  // floats: 16 AVX-512 vectors, 1 KiB
+#if W == 16
+typedef __m256i vh;
+static inline vh vhalf(vf v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vunhalf(const vh* p) { return _mm512_cvtph_ps(_mm256_load_si256(p)); }
+static inline void vstore_half(vh* p, vf v) { _mm256_store_si256(p, vhalf(v)); }
+#else
+typedef __m128i vh;
+static inline vf vunhalf(const vh* p) { return _mm256_cvtph_ps(_mm_load_si128(p)); }
+static inline void vstore_half(vh* p, vf v) { _mm_store_si128(p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+#endif
+
+// The exps of x[0, n) against max_value into e (f16), and their sum.
+static float exp_sum_half(const float* x, vh* e, long n, float max_value) {
+  vf acc[UNROLL];
+  for (int u = 0; u < UNROLL; ++u) acc[u] = vset1(0.0f);
+  const vf m = vset1(max_value * 1.44269504f);
+  long i = 0;
+  for (; i + UNROLL * W <= n; i += UNROLL * W)
+    for (int u = 0; u < UNROLL; ++u) {
+      const vf v = vexp_below(vload(x + i + u * W), m);
+      vstore_half(e + (i + u * W) / W, v);
+      acc[u] = vadd(acc[u], v);
+    }
+  for (; i < n; i += W) {
+    const vf v = vexp_below(vload(x + i), m);
+    vstore_half(e + i / W, v);
+    acc[0] = vadd(acc[0], v);
+  }
+  for (int u = 1; u < UNROLL; ++u) acc[0] = vadd(acc[0], acc[u]);
+  return vsum(acc[0]);
+}
+
+// Rows [m0, m1) of a thread; N a whole number of vectors, y aligned for the streamed stores.
+static void pipelined(const float* x, float* y, int m0, int m1, long N) {
+  const long blocks = (N + kBlock - 1) / kBlock;
+  auto length = [&](long b) { return b + 1 < blocks ? kBlock : N - b * kBlock; };
+  vh* e = static_cast<vh*>(std::aligned_alloc(64, (N * 2 + 63) / 64 * 64));
+  float* block_max = static_cast<float*>(std::malloc(sizeof(float) * 3 * blocks));
+  float *block_sum = block_max + blocks, *factor = block_sum + blocks;
+  for (int m = m0 - 1; m < m1; ++m) {
+    const bool in = m + 1 < m1, out = m >= m0;  // reading row m + 1, writing row m
+    const float* xn = x + (long)(m + 1) * N;
+    float* ym = y + (long)m * N;
+    if (in) block_max[0] = row_max(xn, 0, length(0));
+    for (long b = 0; b < blocks; ++b) {
+      const long n0 = b * kBlock, n = length(b);
+      if (out) {  // e of row m, block b, before row m + 1's exps overwrite it
+        const vf f = vset1(factor[b]);
+        for (long i = 0; i < n; i += W) vstream(ym + n0 + i, vmul(vunhalf(e + (n0 + i) / W), f));
+      }
+      if (in) {
+        if (b + 1 < blocks) block_max[b + 1] = row_max(xn, n0 + kBlock, n0 + kBlock + length(b + 1));
+        if (b + 2 < blocks)
+          for (long i = 0; i < length(b + 2); i += 64 / sizeof(float))
+            _mm_prefetch((const char*)(xn + n0 + 2 * kBlock + i), _MM_HINT_NTA);
+        // (a block of -inf alone has the factor 0: its exps are taken against 0, not against -inf)
+        block_sum[b] = exp_sum_half(xn + n0, e + n0 / W, n, block_max[b] == -INFINITY ? 0.0f : block_max[b]);
+      }
+    }
+    if (in) {
+      float row_max_value = block_max[0];
+      for (long b = 1; b < blocks; ++b) row_max_value = block_max[b] > row_max_value ? block_max[b] : row_max_value;
+      float sum = 0;
+      for (long b = 0; b < blocks; ++b) sum += block_sum[b] * (factor[b] = std::exp(block_max[b] - row_max_value));
+      const float inverse = 1.0f / sum;
+      for (long b = 0; b < blocks; ++b) factor[b] *= inverse;
+    }
+  }
+  std::free(block_max);
+  std::free(e);
+}
+#else
+#define PIPELINE_PATH 0
+static void pipelined(const float*, float*, int, int, long) {}
+#endif
+
 template <bool NT>
 static void rows(const float* x, float* y, int M, long N) {
   if ((long)M * N < PAR_THRESHOLD) {
@@ -218,9 +306,11 @@ static void rows(const float* x, float* y, int M, long N) {
 #pragma omp parallel
   {
     float* scratch = NT && !RECOMPUTE ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
-    if (PREFETCH_NEXT) {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
+    if (NT && PIPELINE_PATH && N % W == 0 && (std::uintptr_t)y % (W * sizeof(float)) == 0) {
+      pipelined(x, y, m0, m1, N);
+    } else if (PREFETCH_NEXT) {
       for (int m = m0; m < m1; ++m)
         softmax_row<NT>(x + m * N, y + m * N, scratch, N, m + 1 < m1 ? x + (m + 1) * N : nullptr);
     } else {
