@@ -8,7 +8,7 @@
 // @kforge param: PREFETCH_NEXT=1 in {0,1}
 // @kforge param: RECOMPUTE=1 in {0,1}
 // @kforge param: EXP_DEGREE=4 in {3,4}
-// @kforge param: PIPELINE=1 in {0,1}
+// @kforge param: PIPELINE=0 in {0,1}
 // (PAR_THRESHOLD=2147483647 never starts threads: the choice for a machine whose other cores are busy.)
 #include <cmath>
 #include <cstdlib>
@@ -98,9 +98,10 @@ static inline vf vexp2_poly(vf f) {
 }
 #endif
 #if W == 16
-// m_log2e = max * log2(e), broadcast.
+// m_log2e = max * log2(e), broadcast. t is clamped at -150 (exp underflows to 0 below -149):
+// scalef(poly(-inf - -inf), -inf) is NaN by the ISA's rules, and a masked score is -inf.
 static inline vf vexp_below(vf x, vf m_log2e) {
-  const vf t = _mm512_fmsub_ps(x, vset1(1.44269504f), m_log2e);
+  const vf t = _mm512_max_ps(_mm512_fmsub_ps(x, vset1(1.44269504f), m_log2e), vset1(-150.0f));
   const vf k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   return _mm512_scalef_ps(vexp2_poly(_mm512_sub_ps(t, k)), k);
 }
@@ -214,6 +215,9 @@ static void softmax_row(const float* x, float* y, float* scratch, long N, const 
 // streaming through), each block's max one block ahead of its exps and the block after that
 // prefetched; at the end of the row the block maxima and sums give every block's factor
 // exp(block max - row max) / row sum, by which row m + 1's y is scaled as the next row streams in.
+// It is off by default: on the 2-vCPU EPYC VM it was ahead of the passes above when the memory
+// was the busier (10 of 11 paired runs, 1.05-1.26x) and behind when a neighbour took the cores
+// (the conversions and per-block reductions cost more arithmetic than the second exp saves).
 #if W > 1 && defined(__F16C__)
 #define PIPELINE_PATH PIPELINE
 constexpr long kBlock = 256;  // floats: 16 AVX-512 vectors, 1 KiB
@@ -228,11 +232,12 @@ static inline vf vunhalf(const vh* p) { return _mm256_cvtph_ps(_mm_load_si128(p)
 static inline void vstore_half(vh* p, vf v) { _mm_store_si128(p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
 #endif
 
-// The exps of x[0, n) against max_value into e (f16), and their sum.
-static float exp_sum_half(const float* x, vh* e, long n, float max_value) {
+// The exps of x[0, n) against a reference given as ref_log2 = reference * log2(e), into e (f16),
+// and their sum.
+static float exp_sum_half(const float* x, vh* e, long n, float ref_log2) {
   vf acc[UNROLL];
   for (int u = 0; u < UNROLL; ++u) acc[u] = vset1(0.0f);
-  const vf m = vset1(max_value * 1.44269504f);
+  const vf m = vset1(ref_log2);
   long i = 0;
   for (; i + UNROLL * W <= n; i += UNROLL * W)
     for (int u = 0; u < UNROLL; ++u) {
@@ -254,33 +259,36 @@ static void pipelined(const float* x, float* y, int m0, int m1, long N) {
   const long blocks = (N + kBlock - 1) / kBlock;
   auto length = [&](long b) { return b + 1 < blocks ? kBlock : N - b * kBlock; };
   vh* e = static_cast<vh*>(std::aligned_alloc(64, (N * 2 + 63) / 64 * 64));
+  // Per block of the row being read: its max, then that max times log2(e) (rounded once, the
+  // reference its exps were taken against); the sum of its exps; the factor its exps are scaled by.
   float* block_max = static_cast<float*>(std::malloc(sizeof(float) * 3 * blocks));
   float *block_sum = block_max + blocks, *factor = block_sum + blocks;
   for (int m = m0 - 1; m < m1; ++m) {
     const bool in = m + 1 < m1, out = m >= m0;  // reading row m + 1, writing row m
     const float* xn = x + (long)(m + 1) * N;
-    float* ym = y + (long)m * N;
     if (in) block_max[0] = row_max(xn, 0, length(0));
     for (long b = 0; b < blocks; ++b) {
       const long n0 = b * kBlock, n = length(b);
       if (out) {  // e of row m, block b, before row m + 1's exps overwrite it
         const vf f = vset1(factor[b]);
-        for (long i = 0; i < n; i += W) vstream(ym + n0 + i, vmul(vunhalf(e + (n0 + i) / W), f));
+        float* ym = y + (long)m * N + n0;
+        for (long i = 0; i < n; i += W) vstream(ym + i, vmul(vunhalf(e + (n0 + i) / W), f));
       }
       if (in) {
         if (b + 1 < blocks) block_max[b + 1] = row_max(xn, n0 + kBlock, n0 + kBlock + length(b + 1));
         if (b + 2 < blocks)
           for (long i = 0; i < length(b + 2); i += 64 / sizeof(float))
             _mm_prefetch((const char*)(xn + n0 + 2 * kBlock + i), _MM_HINT_NTA);
-        // (a block of -inf alone has the factor 0: its exps are taken against 0, not against -inf)
+        // (a block of -inf alone: its exps against 0, not -inf - -inf, and its factor 0)
+        block_max[b] = block_max[b] == -INFINITY ? -INFINITY : block_max[b] * 1.44269504f;
         block_sum[b] = exp_sum_half(xn + n0, e + n0 / W, n, block_max[b] == -INFINITY ? 0.0f : block_max[b]);
       }
     }
-    if (in) {
-      float row_max_value = block_max[0];
-      for (long b = 1; b < blocks; ++b) row_max_value = block_max[b] > row_max_value ? block_max[b] : row_max_value;
+    if (in) {  // the blocks' references against the row's, in the same rounded log2 units
+      float row_max_log2 = block_max[0];
+      for (long b = 1; b < blocks; ++b) row_max_log2 = block_max[b] > row_max_log2 ? block_max[b] : row_max_log2;
       float sum = 0;
-      for (long b = 0; b < blocks; ++b) sum += block_sum[b] * (factor[b] = std::exp(block_max[b] - row_max_value));
+      for (long b = 0; b < blocks; ++b) sum += block_sum[b] * (factor[b] = std::exp2(block_max[b] - row_max_log2));
       const float inverse = 1.0f / sum;
       for (long b = 0; b < blocks; ++b) factor[b] *= inverse;
     }
@@ -295,25 +303,27 @@ static void pipelined(const float*, float*, int, int, long) {}
 
 template <bool NT>
 static void rows(const float* x, float* y, int M, long N) {
+  const bool pipeline = NT && PIPELINE_PATH && N % W == 0 && (std::uintptr_t)y % (W * sizeof(float)) == 0;
   if ((long)M * N < PAR_THRESHOLD) {
+    if (pipeline) return pipelined(x, y, 0, M, N);
     float* scratch = NT && !RECOMPUTE ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
     for (int m = 0; m < M; ++m) softmax_row<NT>(x + m * N, y + m * N, scratch, N);
     std::free(scratch);
     return;
   }
-  // Dynamic chunks, so a thread that starts late (a busy core) takes fewer rows instead of
-  // holding up the rest.
 #pragma omp parallel
   {
-    float* scratch = NT && !RECOMPUTE ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
+    float* scratch = NT && !RECOMPUTE && !pipeline ? static_cast<float*>(std::malloc(sizeof(float) * N)) : nullptr;
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
-    if (NT && PIPELINE_PATH && N % W == 0 && (std::uintptr_t)y % (W * sizeof(float)) == 0) {
+    if (pipeline) {
       pipelined(x, y, m0, m1, N);
     } else if (PREFETCH_NEXT) {
       for (int m = m0; m < m1; ++m)
         softmax_row<NT>(x + m * N, y + m * N, scratch, N, m + 1 < m1 ? x + (m + 1) * N : nullptr);
     } else {
+      // Dynamic chunks, so a thread that starts late (a busy core) takes fewer rows instead of
+      // holding up the rest.
 #pragma omp for schedule(dynamic, CHUNK_ROWS) nowait
       for (int m = 0; m < M; ++m) softmax_row<NT>(x + m * N, y + m * N, scratch, N);
     }
