@@ -280,7 +280,7 @@ static void pipelined(const float* x, float* y, int m0, int m1, long N) {
           for (long i = 0; i < length(b + 2); i += 64 / sizeof(float))
             _mm_prefetch((const char*)(xn + n0 + 2 * kBlock + i), _MM_HINT_NTA);
         // (a block of -inf alone: its exps against 0, not -inf - -inf, and its factor 0)
-        block_max[b] = block_max[b] == -INFINITY ? -INFINITY : block_max[b] * 1.44269504f;
+        block_max[b] *= 1.44269504f;
         block_sum[b] = exp_sum_half(xn + n0, e + n0 / W, n, block_max[b] == -INFINITY ? 0.0f : block_max[b]);
       }
     }
